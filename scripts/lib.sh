@@ -1,0 +1,34 @@
+# Shared helpers for the scripts in this folder. Sourced, not run.
+
+# Installs ffmpeg (and ffprobe) from the OS packages when either is missing.
+ensure_ffmpeg() {
+  if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "==> ffmpeg not found: installing it from the OS packages"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ffmpeg >/dev/null
+  elif command -v dnf >/dev/null 2>&1; then
+    $sudo dnf install -y ffmpeg
+  elif command -v brew >/dev/null 2>&1; then
+    brew install ffmpeg
+  else
+    echo "error: no supported package manager found; install ffmpeg 5.1+ by hand" >&2
+    return 1
+  fi
+  command -v ffmpeg >/dev/null 2>&1 || { echo "error: ffmpeg install failed" >&2; return 1; }
+}
+
+ensure_cargo() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+      export PATH="$HOME/.cargo/bin:$PATH"
+    else
+      echo "error: cargo not found; install Rust 1.95+ (https://rustup.rs)" >&2
+      return 1
+    fi
+  fi
+}

@@ -1,0 +1,1 @@
+//! runware (being written).
