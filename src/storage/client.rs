@@ -177,6 +177,12 @@ impl ObjectStore {
         })
     }
 
+    /// The raw SDK client, for tests that must send what `ObjectStore` refuses.
+    #[cfg(test)]
+    pub(super) fn sdk(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
     /// Creates the bucket unless it already exists and is ours.
     #[tracing::instrument(skip(self))]
     pub async fn ensure_bucket(&self, bucket: &str) -> Result<(), StorageError> {
