@@ -299,12 +299,12 @@ impl RequestCtx {
 }
 
 impl GuardedFs {
-    /// s3s-fs renames the new file into place without fsync: flush the object
-    /// and every folder from its parent up to the bucket, and report its size.
+    /// s3s-fs renames new files into place without fsync: flush the object,
+    /// every folder from its parent up to the bucket, its sidecars and the
+    /// root, and report its size.
     async fn make_durable(&self, bucket: &str, key: &str) -> S3Result<u64> {
-        let bucket_dir = self.root.join(bucket);
-        let path = bucket_dir.join(key);
-        let res = tokio::task::spawn_blocking(move || fsync_object(&bucket_dir, &path)).await;
+        let (root, bucket, key) = (self.root.clone(), bucket.to_owned(), key.to_owned());
+        let res = tokio::task::spawn_blocking(move || fsync_object(&root, &bucket, &key)).await;
         match res {
             Ok(Ok(size)) => Ok(size),
             Ok(Err(e)) => Err(s3_error!(
@@ -347,19 +347,60 @@ impl GuardedFs {
     }
 }
 
-fn fsync_object(bucket_dir: &Path, path: &Path) -> std::io::Result<u64> {
-    let file = std::fs::File::open(path)?;
+fn fsync_object(root: &Path, bucket: &str, key: &str) -> std::io::Result<u64> {
+    let bucket_dir = root.join(bucket);
+    let path = bucket_dir.join(key);
+    let file = std::fs::File::open(&path)?;
     file.sync_all()?;
     let size = file.metadata()?.len();
     let mut dir = path.parent();
     while let Some(d) = dir {
-        if !d.starts_with(bucket_dir) {
+        if !d.starts_with(&bucket_dir) {
             break;
         }
         std::fs::File::open(d)?.sync_all()?;
         dir = d.parent();
     }
+    // Content-Type, Cache-Control and the ETag live in s3s-fs's sidecars.
+    for sidecar in sidecar_paths(root, bucket, key) {
+        match std::fs::File::open(&sidecar) {
+            Ok(f) => f.sync_all()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::File::open(root)?.sync_all()?;
     Ok(size)
+}
+
+/// Where s3s-fs 0.14 keeps an object's attributes and ETag (see its `fs.rs`).
+fn sidecar_paths(root: &Path, bucket: &str, key: &str) -> [PathBuf; 2] {
+    let stem = format!(
+        ".bucket-{}.object-{}",
+        base64url_nopad(bucket.as_bytes()),
+        base64url_nopad(key.as_bytes())
+    );
+    [
+        root.join(format!("{stem}.metadata.json")),
+        root.join(format!("{stem}.internal.json")),
+    ]
+}
+
+fn base64url_nopad(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
 }
 
 #[async_trait::async_trait]
@@ -681,6 +722,50 @@ mod tests {
         for w in seqs.windows(2) {
             assert!(w[0] < w[1], "{} !< {}", w[0], w[1]);
             assert_eq!(w[0].len(), 16);
+        }
+    }
+
+    #[test]
+    fn base64url_matches_known_vectors() {
+        for (raw, enc) in [
+            ("", ""),
+            ("f", "Zg"),
+            ("fo", "Zm8"),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg"),
+            ("\u{fb}\u{ff}", "w7vDvw"),
+        ] {
+            assert_eq!(base64url_nopad(raw.as_bytes()), enc, "{raw:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sidecar_paths_match_where_s3s_fs_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = s3s_fs::FileSystem::new(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("bkt")).unwrap();
+        let mut input = PutObjectInput::builder()
+            .bucket("bkt".into())
+            .key("a/b ~?.mp4".into())
+            .build()
+            .unwrap();
+        input.body = Some(StreamingBlob::from(s3s::Body::from("hi".to_owned())));
+        input.content_type = Some("video/mp4".into());
+        let req = S3Request {
+            input,
+            method: http::Method::PUT,
+            uri: http::Uri::from_static("/"),
+            headers: Default::default(),
+            extensions: Default::default(),
+            credentials: None,
+            region: None,
+            service: None,
+            trailing_headers: None,
+        };
+        fs.put_object(req).await.unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for p in sidecar_paths(&root, "bkt", "a/b ~?.mp4") {
+            assert!(p.exists(), "{p:?} missing: did the s3s-fs layout change?");
         }
     }
 

@@ -585,3 +585,69 @@ fn storage_config_deserializes_with_defaults_and_hides_the_secret() {
     let store = ObjectStore::new(&cfg).unwrap();
     assert!(!format!("{store:?}").contains("SUPERSECRET"));
 }
+
+#[tokio::test]
+async fn a_presigned_put_without_content_length_is_accepted() {
+    let h = harness(None).await;
+    let k = key("masters/chunked.mp4");
+    let url = h
+        .store
+        .presign_put(MASTERS, &k, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(patterned(70_000)), Ok(patterned(30_000))];
+    let resp = reqwest::Client::new()
+        .put(&url)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert_eq!(status, 200, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        h.store.head(MASTERS, &k).await.unwrap().unwrap().size,
+        100_000
+    );
+}
+
+#[tokio::test]
+async fn a_server_side_copy_is_checked_made_durable_and_notified() {
+    let mut rx = receiver(0).await;
+    let h = harness(Some(rx.target())).await;
+    let src = key("masters/src.mp4");
+    h.store
+        .put_bytes(MASTERS, &src, patterned(10), "video/mp4", "no-store")
+        .await
+        .unwrap();
+    assert_eq!(rx.next().await.records[0].event_name, EVENT_PUT);
+
+    h.store
+        .sdk()
+        .copy_object()
+        .copy_source(format!("{MASTERS}/masters/src.mp4"))
+        .bucket(CDN)
+        .key("copied.mp4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(h.object_path(CDN, "copied.mp4")).unwrap(),
+        patterned(10)
+    );
+    let event = rx.next().await;
+    assert_eq!(event.records[0].event_name, super::event::EVENT_COPY);
+    assert_eq!(event.records[0].s3.bucket.name, CDN);
+
+    let res = h
+        .store
+        .sdk()
+        .copy_object()
+        .copy_source(format!("{MASTERS}/../{CDN}/copied.mp4"))
+        .bucket(MASTERS)
+        .key("stolen.mp4")
+        .send()
+        .await;
+    assert!(res.is_err(), "a copy source outside its bucket is refused");
+    assert!(!h.object_path(MASTERS, "stolen.mp4").exists());
+}
