@@ -1,10 +1,14 @@
 //! Runware `videoInference`: wire types, validation against the model page,
 //! and the HTTP client (submit, poll).
 
+pub mod client;
 pub mod models;
 pub mod types;
 pub mod validate;
 
+pub use client::{
+    poll_delay, ClientConfig, ClientError, PollOutcome, RunwareClient, SubmitOutcome,
+};
 pub use models::{ModelSpec, KLING_O3_4K};
 pub use types::{
     ApiError, Element, Envelope, FrameImage, FramePosition, GenerationRequest, GetResponseTask,
