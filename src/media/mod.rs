@@ -1,1 +1,114 @@
-//! media (being written).
+//! Media: every ffmpeg/ffprobe run (through [`process::Runner`]), ffprobe
+//! parsing, the delivery ladder, the one-pass transcode, quality measurement
+//! and synthetic generator footage.
+//!
+//! ffmpeg is always a child process (ffmpeg-sidecar, never downloaded); the
+//! binaries are named in [`MediaConfig`].
+
+pub mod probe;
+pub mod process;
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+pub use probe::{moov_before_mdat, AudioStream, Probe, ProbeError, VideoStream};
+pub use process::{
+    input_args, path_arg, ProcessError, Progress, ProgressFn, RunOptions, RunOutput, Runner,
+};
+
+/// The `[media]` settings section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// ffmpeg binary: a name looked up on PATH or an absolute path. Default "ffmpeg".
+    pub ffmpeg_path: PathBuf,
+    /// ffprobe binary. Default "ffprobe".
+    pub ffprobe_path: PathBuf,
+    /// ffmpeg runs allowed at once; more wait for a slot. 0 (default): CPU cores.
+    pub max_concurrent: usize,
+    /// Threads per ffmpeg run (decoder, filters, encoders). 0 (default): ffmpeg decides.
+    pub threads: usize,
+    /// A transcode or measurement running longer than this is killed. Default 900.
+    pub transcode_timeout_secs: u64,
+    /// An ffprobe (or `ffmpeg -version`) running longer than this is killed. Default 30.
+    pub probe_timeout_secs: u64,
+    /// x264 preset for delivery renditions. Default "veryfast".
+    pub x264_preset: String,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            ffmpeg_path: PathBuf::from("ffmpeg"),
+            ffprobe_path: PathBuf::from("ffprobe"),
+            max_concurrent: 0,
+            threads: 0,
+            transcode_timeout_secs: 900,
+            probe_timeout_secs: 30,
+            x264_preset: "veryfast".to_owned(),
+        }
+    }
+}
+
+impl MediaConfig {
+    /// `max_concurrent` with 0 resolved to the number of CPU cores.
+    pub fn effective_max_concurrent(&self) -> usize {
+        if self.max_concurrent > 0 {
+            self.max_concurrent
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+
+    pub fn transcode_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.transcode_timeout_secs)
+    }
+
+    pub fn probe_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.probe_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Helpers for the real-ffmpeg tests: they skip (with a message) when
+    //! ffmpeg is not installed.
+    use super::{MediaConfig, Runner};
+
+    pub fn runner() -> Option<Runner> {
+        let have = |bin: &str| {
+            std::process::Command::new(bin)
+                .arg("-version")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        if !have("ffmpeg") || !have("ffprobe") {
+            eprintln!("SKIPPED: ffmpeg/ffprobe not installed (run scripts/test.sh)");
+            return None;
+        }
+        Some(Runner::new(&MediaConfig::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_match_the_documented_ones() {
+        let c: MediaConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c.ffmpeg_path, PathBuf::from("ffmpeg"));
+        assert_eq!(c.ffprobe_path, PathBuf::from("ffprobe"));
+        assert_eq!(c.max_concurrent, 0);
+        assert_eq!(c.threads, 0);
+        assert_eq!(c.transcode_timeout_secs, 900);
+        assert_eq!(c.probe_timeout_secs, 30);
+        assert_eq!(c.x264_preset, "veryfast");
+        assert!(c.effective_max_concurrent() >= 1);
+    }
+}
