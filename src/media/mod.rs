@@ -5,16 +5,20 @@
 //! ffmpeg is always a child process (ffmpeg-sidecar, never downloaded); the
 //! binaries are named in [`MediaConfig`].
 
+pub mod ladder;
 pub mod probe;
 pub mod process;
+pub mod transcode;
 
 use serde::Deserialize;
 use std::path::PathBuf;
 
+pub use ladder::{default_ladder, h264_level, Rendition};
 pub use probe::{moov_before_mdat, AudioStream, Probe, ProbeError, VideoStream};
 pub use process::{
     input_args, path_arg, ProcessError, Progress, ProgressFn, RunOptions, RunOutput, Runner,
 };
+pub use transcode::{build_args, transcode, TranscodeOutput, TranscodePlan};
 
 /// The `[media]` settings section.
 #[derive(Debug, Clone, Deserialize)]
