@@ -6,6 +6,7 @@
 //! binaries are named in [`MediaConfig`].
 
 pub mod ladder;
+pub mod measure;
 pub mod probe;
 pub mod process;
 pub mod transcode;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 pub use ladder::{default_ladder, h264_level, Rendition};
+pub use measure::{ssim_psnr, QualityScore};
 pub use probe::{moov_before_mdat, AudioStream, Probe, ProbeError, VideoStream};
 pub use process::{
     input_args, path_arg, ProcessError, Progress, ProgressFn, RunOptions, RunOutput, Runner,
