@@ -119,4 +119,79 @@ mod tests {
         assert_eq!(c.x264_preset, "veryfast");
         assert!(c.effective_max_concurrent() >= 1);
     }
+
+    /// Whole-chain timing on a 4K master; run with
+    /// `cargo test --lib -- --ignored --nocapture four_k`.
+    #[tokio::test]
+    #[ignore]
+    async fn four_k_master_through_synth_transcode_and_measure_timing() {
+        use std::time::{Duration, Instant};
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("master.mp4");
+        let spec = ClipSpec {
+            width: 3840,
+            height: 2160,
+            duration_secs: 5,
+            shots: vec![2, 3],
+            ..ClipSpec::default()
+        };
+
+        let t = Instant::now();
+        render_clip(&runner, &spec, &master, Duration::from_secs(600))
+            .await
+            .unwrap();
+        eprintln!("synth 4K 5 s with sound: {:?}", t.elapsed());
+
+        let t = Instant::now();
+        let probe = runner.ffprobe(&master).await.unwrap();
+        eprintln!("ffprobe: {:?}", t.elapsed());
+
+        let plan = TranscodePlan::for_master(&probe, default_ladder(3840, 2160), runner.config());
+        let out = dir.path().join("out");
+        let last = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = last.clone();
+        let cb: ProgressFn = std::sync::Arc::new(move |p: Progress| seen.lock().unwrap().push(p));
+        let t = Instant::now();
+        let result = transcode(
+            &runner,
+            &master,
+            &probe,
+            &plan,
+            &out,
+            Some(cb),
+            Duration::from_secs(900),
+        )
+        .await
+        .unwrap();
+        {
+            let progress = last.lock().unwrap();
+            eprintln!(
+                "transcode 3 rungs + poster: {:?} ({} progress reports, last {:?})",
+                t.elapsed(),
+                progress.len(),
+                progress.last()
+            );
+        }
+
+        let renditions: Vec<_> = result
+            .renditions
+            .iter()
+            .map(|(r, p)| (r.name.clone(), p.clone(), r.width, r.height))
+            .collect();
+        let t = Instant::now();
+        let scores = ssim_psnr(&runner, &master, &renditions, Duration::from_secs(900))
+            .await
+            .unwrap();
+        eprintln!("ssim+psnr of 3 rungs: {:?}: {scores:?}", t.elapsed());
+        for (r, p) in &result.renditions {
+            eprintln!(
+                "{}: {} kB",
+                r.name,
+                std::fs::metadata(p).unwrap().len() / 1000
+            );
+        }
+    }
 }

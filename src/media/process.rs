@@ -156,6 +156,9 @@ pub enum ProcessError {
     /// ffmpeg/ffprobe reported success but its output is missing or unreadable.
     #[error("unexpected ffmpeg output: {0}")]
     BadOutput(String),
+    /// The media opened but cannot be used as asked (e.g. a master without video).
+    #[error("the media cannot be used: {0}")]
+    UnusableInput(String),
     /// The request itself cannot be run (bad plan or clip spec): a bug in the caller.
     #[error("invalid media request: {0}")]
     Invalid(String),
@@ -167,7 +170,10 @@ impl ProcessError {
     /// we must (ffmpeg missing, disk, unexpected output, a bad request built
     /// by our own code).
     pub fn is_input_fault(&self) -> bool {
-        matches!(self, Self::Failed { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Failed { .. } | Self::Timeout { .. } | Self::UnusableInput(_)
+        )
     }
 
     /// The stderr tail, when the error carries one.

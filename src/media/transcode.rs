@@ -257,12 +257,9 @@ fn validate(plan: &TranscodePlan, probe: &Probe) -> Result<(), ProcessError> {
         return bad("the plan wants audio but the master has none".into());
     }
     if probe.video.is_none() {
-        // Not our bug: the master has nothing to transcode.
-        return Err(ProcessError::Failed {
-            label: "transcode".into(),
-            code: None,
-            stderr_tail: vec!["the master has no video stream".into()],
-        });
+        return Err(ProcessError::UnusableInput(
+            "the master has no video stream".into(),
+        ));
     }
     if !plan.poster_at_secs.is_finite() || !plan.fps.is_finite() {
         return bad("poster time and fps must be finite".into());
@@ -715,5 +712,16 @@ mod tests {
         let odd = plan(vec![rung("x", 321, 180)], false);
         assert!(validate(&odd, &probe).is_err());
         assert!(validate(&plan(vec![rung("ok", 320, 180)], true), &probe).is_ok());
+    }
+
+    #[test]
+    fn a_master_without_video_is_the_inputs_fault() {
+        let mut probe =
+            crate::media::probe::parse(include_bytes!("fixtures/ffprobe-5.1.9-h264-aac.json"))
+                .unwrap();
+        probe.video = None;
+        let err = validate(&plan(vec![rung("ok", 320, 180)], true), &probe).unwrap_err();
+        assert!(matches!(err, ProcessError::UnusableInput(_)), "{err:?}");
+        assert!(err.is_input_fault());
     }
 }
