@@ -184,19 +184,36 @@ impl ProcessError {
         }
     }
 
-    /// ffmpeg's own words for what went wrong: its error-level lines from
-    /// the tail, without level tags (or the last line when none is tagged).
-    pub fn reason(&self) -> Option<String> {
+    /// ffmpeg's own words for what went wrong, fit to show a client: the
+    /// error-level lines of the tail without level tags (or the last line
+    /// when none is tagged), with our folders cut from file paths. Other
+    /// variants give their message.
+    pub fn reason(&self) -> String {
         let tail = self.stderr_tail();
-        let errors: Vec<&str> = tail
+        let errors: Vec<String> = tail
             .iter()
             .filter_map(|l| strip_level(l, &["[error]", "[fatal]"]))
+            .map(hide_folders)
             .collect();
         if !errors.is_empty() {
-            return Some(errors.join("; "));
+            return errors.join("; ");
         }
-        tail.last().map(|l| l.to_string())
+        match tail.last() {
+            Some(line) => hide_folders(line),
+            None => hide_folders(&self.to_string()),
+        }
     }
+}
+
+/// "/tmp/reelay-1/master.mp4: Invalid data" -> "master.mp4: Invalid data".
+fn hide_folders(line: &str) -> String {
+    line.split(' ')
+        .map(|word| match word.strip_prefix('/') {
+            Some(rest) => rest.rsplit('/').next().unwrap_or(rest),
+            None => word,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn strip_level<'a>(line: &'a str, levels: &[&str]) -> Option<&'a str> {
@@ -785,7 +802,25 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("b | [error] c: Invalid data | d"), "{text}");
-        assert_eq!(e.reason().as_deref(), Some("c: Invalid data"));
+        assert_eq!(e.reason(), "c: Invalid data");
+        let paths = ProcessError::Failed {
+            label: "transcode".into(),
+            code: Some(1),
+            stderr_tail: s(&[
+                "[mov @ 0x1] [error] moov atom not found",
+                "[error] /tmp/r-1/in.mp4: Invalid data",
+            ]),
+        };
+        assert_eq!(paths.reason(), "moov atom not found; in.mp4: Invalid data");
+        let timeout = ProcessError::Timeout {
+            label: "ffprobe".into(),
+            after: Duration::from_secs(3),
+            stderr_tail: vec![],
+        };
+        assert_eq!(
+            timeout.reason(),
+            "ffprobe took longer than 3s and was stopped"
+        );
         assert!(e.is_input_fault());
         assert!(!ProcessError::NotFound {
             binary: "ffmpeg".into()

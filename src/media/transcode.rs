@@ -693,7 +693,12 @@ mod tests {
         .unwrap_err();
 
         assert!(err.is_input_fault(), "{err:?}");
-        assert!(err.reason().is_some(), "{err:?}");
+        assert!(err.reason().contains("cut.mp4"), "{}", err.reason());
+        assert!(
+            !err.reason().contains(dir.path().to_str().unwrap()),
+            "{}",
+            err.reason()
+        );
         assert!(!out.join("180p.mp4").exists() && !out.join("poster.jpg").exists());
     }
 
