@@ -1,0 +1,612 @@
+//! Synthetic "AI generator" footage for the Runware simulator.
+//!
+//! Clips come from lavfi sources, so they have real motion and detail
+//! without any sample media: each shot is a different source (moving test
+//! pattern, Mandelbrot zoom, Game of Life) with a seed-dependent hue, joined
+//! with hard cuts. Sound, when asked for, is a pair of tones plus noise at
+//! about -16 LUFS, the level of web/social content and deliberately not a
+//! broadcast target (-23/-24), so loudness correction has work to do.
+
+use super::process::{path_arg, ProcessError, RunOptions, Runner};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipFormat {
+    /// H.264 (yuv420p, moov first) + AAC.
+    Mp4,
+    /// VP9 + Opus.
+    Webm,
+    /// H.264 + AAC in QuickTime.
+    Mov,
+}
+
+impl ClipFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            ClipFormat::Mp4 => "mp4",
+            ClipFormat::Webm => "webm",
+            ClipFormat::Mov => "mov",
+        }
+    }
+
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            ClipFormat::Mp4 => "video/mp4",
+            ClipFormat::Webm => "video/webm",
+            ClipFormat::Mov => "video/quicktime",
+        }
+    }
+
+    fn muxer(self) -> &'static str {
+        match self {
+            ClipFormat::Mp4 => "mp4",
+            ClipFormat::Webm => "webm",
+            ClipFormat::Mov => "mov",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipSpec {
+    /// Even, 16-8192.
+    pub width: u32,
+    /// Even, 16-8192.
+    pub height: u32,
+    /// Whole seconds, 1-600.
+    pub duration_secs: u32,
+    /// Constant frame rate, 1-120 (generators usually give 24).
+    pub fps: u32,
+    /// Stereo 48 kHz audio at about -16 LUFS; no audio stream at all when false.
+    pub sound: bool,
+    pub format: ClipFormat,
+    /// 20-99 (clamped), higher is better: see [`ClipSpec::x264_crf`] and [`ClipSpec::vp9_crf`].
+    pub quality: u8,
+    /// Picks sources, colours and tones: the same spec gives the same clip.
+    pub seed: u64,
+    /// Shot lengths in seconds, summing to `duration_secs`; empty = one shot.
+    pub shots: Vec<u32>,
+}
+
+impl Default for ClipSpec {
+    fn default() -> Self {
+        Self {
+            width: 1920,
+            height: 1080,
+            duration_secs: 5,
+            fps: 24,
+            sound: true,
+            format: ClipFormat::Mp4,
+            quality: 80,
+            seed: 0,
+            shots: Vec::new(),
+        }
+    }
+}
+
+const QUALITY_MIN: u8 = 20;
+const QUALITY_MAX: u8 = 99;
+
+impl ClipSpec {
+    fn quality_fraction(&self) -> f64 {
+        let q = self.quality.clamp(QUALITY_MIN, QUALITY_MAX);
+        f64::from(q - QUALITY_MIN) / f64::from(QUALITY_MAX - QUALITY_MIN)
+    }
+
+    /// x264 CRF for MP4/MOV: linear from 45 (quality 20) to 14 (quality 99).
+    /// Higher quality never gives a higher CRF.
+    pub fn x264_crf(&self) -> u8 {
+        (45.0 - 31.0 * self.quality_fraction()).round() as u8
+    }
+
+    /// VP9 CRF for WebM: linear from 56 (quality 20) to 16 (quality 99).
+    pub fn vp9_crf(&self) -> u8 {
+        (56.0 - 40.0 * self.quality_fraction()).round() as u8
+    }
+
+    /// Shot lengths, one shot when none were given.
+    pub fn shot_lengths(&self) -> Vec<u32> {
+        if self.shots.is_empty() {
+            vec![self.duration_secs]
+        } else {
+            self.shots.clone()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, v) in [("width", self.width), ("height", self.height)] {
+            if !(16..=8192).contains(&v) || v % 2 == 1 {
+                return Err(format!("{what} {v} must be even and within 16-8192"));
+            }
+        }
+        if !(1..=600).contains(&self.duration_secs) {
+            return Err(format!(
+                "duration {} s is outside 1-600",
+                self.duration_secs
+            ));
+        }
+        if !(1..=120).contains(&self.fps) {
+            return Err(format!("fps {} is outside 1-120", self.fps));
+        }
+        if !self.shots.is_empty() {
+            if self.shots.contains(&0) {
+                return Err("a shot cannot last 0 s".into());
+            }
+            let total: u64 = self.shots.iter().map(|&s| u64::from(s)).sum();
+            if total != u64::from(self.duration_secs) {
+                return Err(format!(
+                    "shots last {total} s in all but the clip lasts {} s",
+                    self.duration_secs
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Renders `spec` to `out` (the container follows `spec.format`, whatever
+/// the file name says).
+pub async fn render_clip(
+    runner: &Runner,
+    spec: &ClipSpec,
+    out: &Path,
+    deadline: Duration,
+) -> Result<(), ProcessError> {
+    spec.validate().map_err(ProcessError::Invalid)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let opts =
+        RunOptions::new("synthetic clip", deadline).input_duration(f64::from(spec.duration_secs));
+    runner
+        .ffmpeg(build_args(spec, out, runner.config().threads), opts)
+        .await?;
+    match tokio::fs::metadata(out).await {
+        Ok(m) if m.len() > 0 => Ok(()),
+        _ => Err(ProcessError::BadOutput(format!(
+            "{} was not written",
+            out.display()
+        ))),
+    }
+}
+
+/// A small deterministic mixer (splitmix64) so one seed gives one clip.
+fn mix(seed: u64, salt: u64) -> u64 {
+    let mut z = seed
+        .wrapping_add(salt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn even(v: u32) -> u32 {
+    (v / 2 * 2).max(2)
+}
+
+fn shot_video(spec: &ClipSpec, shot: usize, secs: u32) -> String {
+    let (w, h, fps) = (spec.width, spec.height, spec.fps);
+    // Detail-heavy sources are drawn at quarter size and scaled up: at 4K
+    // they would cost more than the encode.
+    let (qw, qh) = (even(w / 4).max(32), even(h / 4).max(32));
+    let r = mix(spec.seed, shot as u64);
+    let hue = r % 360;
+    // Consecutive shots always use different sources: the cut is visible.
+    let kind = (spec.seed.wrapping_add(shot as u64)) % 3;
+    let source = match kind {
+        0 => format!("testsrc2=s={w}x{h}:r={fps}:d={secs},hue=h={hue}"),
+        1 => format!(
+            "mandelbrot=s={qw}x{qh}:r={fps},trim=duration={secs},\
+             scale={w}:{h}:flags=bicubic,hue=h={hue}"
+        ),
+        _ => {
+            let colour = |salt: u64| format!("0x{:06X}", mix(r, salt) & 0xFF_FFFF);
+            format!(
+                "life=s={qw}x{qh}:r={fps}:seed={}:ratio=0.35:mold=8:\
+                 life_color={}:death_color={}:mold_color={},trim=duration={secs},\
+                 scale={w}:{h}:flags=neighbor",
+                r % 1_000_000,
+                colour(1),
+                colour(2),
+                colour(3)
+            )
+        }
+    };
+    format!("{source},setsar=1,format=yuv420p[v{shot}]")
+}
+
+fn shot_audio(spec: &ClipSpec, shot: usize, secs: u32) -> String {
+    // Tones between 220 and 605 Hz (where K-weighting is flat), a fifth
+    // apart left/right, gently pulsing, plus noise. Levels measured with
+    // ebur128 to land at -16 +/- 0.5 LUFS.
+    let f = 220 + (mix(spec.seed ^ 0xA0D1, shot as u64) % 8) * 55;
+    format!(
+        "aevalsrc=exprs='0.21*sin(2*PI*{f}*t)*(0.75+0.25*sin(2*PI*1.5*t))+0.034*(2*random(0)-1)|\
+         0.21*sin(2*PI*{f}*1.5*t)*(0.75+0.25*sin(2*PI*1.5*t+1))+0.034*(2*random(1)-1)'\
+         :s=48000:c=stereo:d={secs}[a{shot}]"
+    )
+}
+
+/// The ffmpeg arguments for `spec` (no inputs: the sources live in the graph).
+pub fn build_args(spec: &ClipSpec, out: &Path, threads: usize) -> Vec<String> {
+    let shots = spec.shot_lengths();
+    let mut chains = Vec::new();
+    let mut concat_in = String::new();
+    for (i, &secs) in shots.iter().enumerate() {
+        chains.push(shot_video(spec, i, secs));
+        concat_in.push_str(&format!("[v{i}]"));
+        if spec.sound {
+            chains.push(shot_audio(spec, i, secs));
+            concat_in.push_str(&format!("[a{i}]"));
+        }
+    }
+    if spec.sound {
+        // ffmpeg 5.1 does not re-chunk audio from a complex graph for
+        // fixed-frame encoders: hand them whole frames (AAC 1024, Opus 960).
+        let frame = match spec.format {
+            ClipFormat::Webm => 960,
+            ClipFormat::Mp4 | ClipFormat::Mov => 1024,
+        };
+        chains.push(format!(
+            "{concat_in}concat=n={}:v=1:a=1[v][joined];[joined]asetnsamples=n={frame}:p=0[a]",
+            shots.len()
+        ));
+    } else {
+        chains.push(format!("{concat_in}concat=n={}:v=1:a=0[v]", shots.len()));
+    }
+
+    let mut args: Vec<String> = vec!["-filter_complex".into(), chains.join(";")];
+    args.extend(["-map", "[v]"].map(String::from));
+    if spec.sound {
+        args.extend(["-map", "[a]"].map(String::from));
+    }
+    let gop = (spec.fps * 2).to_string();
+    match spec.format {
+        ClipFormat::Mp4 | ClipFormat::Mov => {
+            let crf = spec.x264_crf().to_string();
+            // ultrafast: 4K 5 s encodes in about 7 s on 2 cores (veryfast ~16 s);
+            // the price is a Constrained Baseline stream, fine for a stand-in.
+            args.extend(
+                [
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-crf",
+                    &crf,
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-g",
+                    &gop,
+                ]
+                .map(String::from),
+            );
+            if spec.sound {
+                args.extend(
+                    ["-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"].map(String::from),
+                );
+            }
+            if spec.format == ClipFormat::Mp4 {
+                args.extend(["-movflags", "+faststart"].map(String::from));
+            }
+        }
+        ClipFormat::Webm => {
+            let crf = spec.vp9_crf().to_string();
+            args.extend(
+                [
+                    "-c:v",
+                    "libvpx-vp9",
+                    "-crf",
+                    &crf,
+                    "-b:v",
+                    "0",
+                    "-deadline",
+                    "realtime",
+                    "-cpu-used",
+                    "8",
+                    "-row-mt",
+                    "1",
+                    "-tile-columns",
+                    "2",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-g",
+                    &gop,
+                ]
+                .map(String::from),
+            );
+            if spec.sound {
+                args.extend(
+                    [
+                        "-c:a", "libopus", "-b:a", "128k", "-ar", "48000", "-ac", "2",
+                    ]
+                    .map(String::from),
+                );
+            }
+        }
+    }
+    if threads > 0 {
+        args.extend(["-threads".to_owned(), threads.to_string()]);
+    }
+    args.extend([
+        "-f".to_owned(),
+        spec.format.muxer().to_owned(),
+        path_arg(out),
+    ]);
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::probe::moov_before_mdat;
+    use crate::media::testutil;
+    use std::time::Instant;
+
+    fn small(format: ClipFormat, sound: bool) -> ClipSpec {
+        ClipSpec {
+            width: 320,
+            height: 180,
+            duration_secs: 2,
+            fps: 24,
+            sound,
+            format,
+            quality: 70,
+            seed: 7,
+            shots: vec![],
+        }
+    }
+
+    #[test]
+    fn quality_maps_monotonically_to_crf() {
+        let crfs: Vec<(u8, u8)> = (0..=120u8)
+            .map(|q| {
+                let s = ClipSpec {
+                    quality: q,
+                    ..ClipSpec::default()
+                };
+                (s.x264_crf(), s.vp9_crf())
+            })
+            .collect();
+        assert!(crfs
+            .windows(2)
+            .all(|w| w[1].0 <= w[0].0 && w[1].1 <= w[0].1));
+        let at = |q| ClipSpec {
+            quality: q,
+            ..ClipSpec::default()
+        };
+        assert_eq!((at(20).x264_crf(), at(99).x264_crf()), (45, 14));
+        assert_eq!((at(20).vp9_crf(), at(99).vp9_crf()), (56, 16));
+        assert_eq!(at(5).x264_crf(), 45, "clamped below");
+    }
+
+    #[test]
+    fn invalid_specs_are_refused() {
+        let ok = small(ClipFormat::Mp4, true);
+        assert!(ok.validate().is_ok());
+        let cases = [
+            (
+                "odd width",
+                ClipSpec {
+                    width: 321,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "tiny",
+                ClipSpec {
+                    height: 8,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "no duration",
+                ClipSpec {
+                    duration_secs: 0,
+                    shots: vec![],
+                    ..ok.clone()
+                },
+            ),
+            (
+                "zero fps",
+                ClipSpec {
+                    fps: 0,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "shots too short",
+                ClipSpec {
+                    shots: vec![1],
+                    ..ok.clone()
+                },
+            ),
+            (
+                "empty shot",
+                ClipSpec {
+                    shots: vec![2, 0],
+                    ..ok.clone()
+                },
+            ),
+        ];
+        for (case, spec) in cases {
+            assert!(spec.validate().is_err(), "case: {case}");
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_arguments_and_another_seed_does_not() {
+        let a = small(ClipFormat::Mp4, true);
+        let out = Path::new("/o.mp4");
+        assert_eq!(build_args(&a, out, 0), build_args(&a.clone(), out, 0));
+        let b = ClipSpec {
+            seed: 8,
+            ..a.clone()
+        };
+        assert_ne!(build_args(&a, out, 0), build_args(&b, out, 0));
+    }
+
+    #[tokio::test]
+    async fn each_format_probes_as_promised() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                ClipFormat::Mp4,
+                true,
+                "mov,mp4,m4a,3gp,3g2,mj2",
+                "h264",
+                Some("aac"),
+            ),
+            (
+                ClipFormat::Mov,
+                false,
+                "mov,mp4,m4a,3gp,3g2,mj2",
+                "h264",
+                None,
+            ),
+            (ClipFormat::Webm, true, "matroska,webm", "vp9", Some("opus")),
+            (ClipFormat::Webm, false, "matroska,webm", "vp9", None),
+        ];
+        for (format, sound, container, vcodec, acodec) in cases {
+            let case = format!("{format:?} sound={sound}");
+            let spec = small(format, sound);
+            let out = dir
+                .path()
+                .join(format!("clip-{sound}.{}", format.extension()));
+
+            render_clip(&runner, &spec, &out, Duration::from_secs(60))
+                .await
+                .unwrap();
+
+            let p = runner.ffprobe(&out).await.unwrap();
+            assert_eq!(p.format_name, container, "{case}");
+            let v = p.video.as_ref().unwrap();
+            assert_eq!(v.codec, vcodec, "{case}");
+            assert_eq!((v.width, v.height), (320, 180), "{case}");
+            assert_eq!(v.fps, 24.0, "{case}");
+            assert_eq!(v.pix_fmt.as_deref(), Some("yuv420p"), "{case}");
+            assert!(
+                (p.duration_secs - 2.0).abs() <= 1.0 / 24.0 + 0.03,
+                "{case}: {}",
+                p.duration_secs
+            );
+            assert_eq!(p.audio.as_ref().map(|a| a.codec.as_str()), acodec, "{case}");
+            if let Some(a) = &p.audio {
+                assert_eq!((a.sample_rate, a.channels), (48000, 2), "{case}");
+            }
+            if format == ClipFormat::Mp4 {
+                assert!(moov_before_mdat(&out).unwrap(), "{case}");
+                assert_eq!(v.nb_frames, Some(48), "{case}");
+            }
+        }
+    }
+
+    /// Runs a filter over `clip` and returns ffmpeg's log.
+    async fn analyse(runner: &Runner, clip: &Path, filter: &str, audio: bool) -> Vec<String> {
+        let mut args = crate::media::input_args(clip, true);
+        args.extend(
+            [if audio { "-af" } else { "-vf" }, filter, "-f", "null", "-"].map(String::from),
+        );
+        runner
+            .ffmpeg(args, RunOptions::new("analyse", Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .log
+    }
+
+    #[tokio::test]
+    async fn a_two_shot_clip_cuts_hard_at_the_boundary_only() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ClipSpec {
+            duration_secs: 3,
+            shots: vec![2, 1],
+            sound: false,
+            ..small(ClipFormat::Mp4, false)
+        };
+        let out = dir.path().join("cut.mp4");
+        render_clip(&runner, &spec, &out, Duration::from_secs(60))
+            .await
+            .unwrap();
+
+        let log = analyse(&runner, &out, "select='gt(scene,0.3)',showinfo", false).await;
+
+        let cuts: Vec<f64> = log
+            .iter()
+            .filter(|l| l.contains("Parsed_showinfo"))
+            .filter_map(|l| l.split("pts_time:").nth(1))
+            .filter_map(|t| t.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert_eq!(cuts.len(), 1, "{cuts:?}");
+        assert!((cuts[0] - 2.0).abs() < 0.05, "{cuts:?}");
+    }
+
+    #[tokio::test]
+    async fn sound_lands_near_minus_16_lufs() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for seed in [1, 2, 3] {
+            let spec = ClipSpec {
+                seed,
+                duration_secs: 4,
+                shots: vec![2, 2],
+                ..small(ClipFormat::Mp4, true)
+            };
+            let out = dir.path().join(format!("loud{seed}.mp4"));
+            render_clip(&runner, &spec, &out, Duration::from_secs(60))
+                .await
+                .unwrap();
+
+            let log = analyse(&runner, &out, "ebur128", true).await;
+
+            // The summary's "I: -16.0 LUFS" is the last integrated value printed.
+            let i = log
+                .iter()
+                .rev()
+                .filter_map(|l| l.trim_start_matches("[info]").trim().strip_prefix("I:"))
+                .find_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+                .unwrap();
+            assert!((i - -16.0).abs() <= 1.0, "seed {seed}: {i} LUFS");
+        }
+    }
+
+    /// The 4K timing quoted in docs; run with `cargo test -- --ignored synth_4k`.
+    #[tokio::test]
+    #[ignore]
+    async fn synth_4k_five_seconds_with_sound_timing() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for format in [ClipFormat::Mp4, ClipFormat::Webm] {
+            let spec = ClipSpec {
+                width: 3840,
+                height: 2160,
+                duration_secs: 5,
+                shots: vec![2, 2, 1],
+                format,
+                ..ClipSpec::default()
+            };
+            let out = dir.path().join(format!("4k.{}", format.extension()));
+            let started = Instant::now();
+            render_clip(&runner, &spec, &out, Duration::from_secs(600))
+                .await
+                .unwrap();
+            let size = std::fs::metadata(&out).unwrap().len();
+            eprintln!(
+                "4K 5 s {format:?} with sound: {:?}, {} MB",
+                started.elapsed(),
+                size / 1_000_000
+            );
+        }
+    }
+}
