@@ -2,8 +2,15 @@
 //!
 //! Start at `ARCHITECTURE.md` for the map of modules and the flow.
 
+pub mod api;
+pub mod config;
+pub mod demo;
+pub mod jobs;
 pub mod media;
+pub mod policy;
+pub mod publish;
 pub mod runware;
 pub mod secret;
 pub mod simulator;
+pub mod startup;
 pub mod storage;

@@ -1,0 +1,215 @@
+//! Layered settings: `config/default.toml`, then `config/{environment}.toml`,
+//! then `REELAY__SECTION__KEY` environment variables. Read once into
+//! [`Settings`]; every timeout and limit is a documented key in default.toml.
+
+use crate::media::MediaConfig;
+use crate::runware::ModelSpec;
+use crate::secret::Secret;
+use crate::storage::StorageConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub data: DataSettings,
+    pub database: DatabaseSettings,
+    pub storage: StorageConfig,
+    pub runware: RunwareSettings,
+    pub simulator: SimulatorSettings,
+    pub media: MediaConfig,
+    pub worker: WorkerSettings,
+    pub policy: PolicySettings,
+    pub cdn: CdnSettings,
+    pub api: ApiSettings,
+    pub events: EventsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub public_url: String,
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunwareSettings {
+    pub api_url: String,
+    pub api_key: Secret,
+    pub model: String,
+    pub request_timeout_secs: u64,
+    pub retry_deadline_secs: u64,
+    pub task_deadline_secs: u64,
+    pub upload_url_expiry_secs: u64,
+    pub model_spec: ModelSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SimulatorSettings {
+    pub host: String,
+    pub port: u16,
+    pub api_key: Secret,
+    pub generation_secs: f64,
+    pub preset: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    pub lease_secs: u64,
+    pub idle_poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PolicySettings {
+    pub duration_tolerance_secs: f64,
+    pub max_master_bytes: u64,
+    pub ssim_floor_at_min: f64,
+    pub ssim_floor_at_max: f64,
+    pub default_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CdnSettings {
+    pub prefix: String,
+    pub base_url: String,
+    pub manifest_max_age_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    /// Hex SHA-256 of each accepted API key.
+    pub key_sha256: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventsSettings {
+    pub token: Secret,
+}
+
+impl Settings {
+    /// Loads the layers from `REELAY_CONFIG_DIR` (default `./config`) for
+    /// `REELAY_ENVIRONMENT` (default `local`).
+    pub fn load() -> anyhow::Result<Self> {
+        let dir = std::env::var("REELAY_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        let env = std::env::var("REELAY_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+        Self::load_from(Path::new(&dir), &env)
+    }
+
+    pub fn load_from(dir: &Path, environment: &str) -> anyhow::Result<Self> {
+        let base = dir.join("default.toml");
+        anyhow::ensure!(
+            base.exists(),
+            "config file {} not found (run from the repository root or set REELAY_CONFIG_DIR)",
+            base.display()
+        );
+        let settings = config::Config::builder()
+            .add_source(config::File::from(base))
+            .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
+            .add_source(
+                config::Environment::with_prefix("REELAY")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("api.key_sha256"),
+            )
+            .build()?;
+        let parsed: Settings = settings.try_deserialize()?;
+        parsed.validate()?;
+        Ok(parsed)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.policy.ssim_floor_at_min <= self.policy.ssim_floor_at_max,
+            "policy.ssim_floor_at_min must not exceed policy.ssim_floor_at_max"
+        );
+        anyhow::ensure!(
+            self.worker.concurrency > 0,
+            "worker.concurrency must be at least 1"
+        );
+        anyhow::ensure!(
+            self.worker.lease_secs >= 3,
+            "worker.lease_secs must be at least 3"
+        );
+        anyhow::ensure!(
+            self.runware.model == self.runware.model_spec.air,
+            "runware.model ({}) has no limits table: runware.model_spec.air is {}",
+            self.runware.model,
+            self.runware.model_spec.air
+        );
+        for h in &self.api.key_sha256 {
+            anyhow::ensure!(
+                h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()),
+                "api.key_sha256 entries must be 64 hex characters (the SHA-256 of a key)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The job store URL, defaulting to a SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data.dir.join("reelay.db").display()
+            )
+        } else {
+            self.database.url.expose().to_string()
+        }
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.worker.lease_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    #[test]
+    fn default_config_loads_and_test_layer_overrides_it() {
+        let local = Settings::load_from(&config_dir(), "local").unwrap();
+        assert_eq!(local.server.port, 8080);
+        let test = Settings::load_from(&config_dir(), "test").unwrap();
+        assert_eq!(test.server.port, 0);
+        assert_eq!(test.worker.lease_secs, 6);
+        // Untouched keys keep the default.
+        assert_eq!(test.storage.masters_bucket, "reelay-masters");
+    }
+
+    #[test]
+    fn production_layer_has_no_development_key() {
+        let prod = Settings::load_from(&config_dir(), "production").unwrap();
+        assert!(prod.api.key_sha256.is_empty());
+        assert!(!prod.storage.embedded);
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let s = Settings::load_from(&config_dir(), "local").unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("reelay-embedded-secret"));
+        assert!(!printed.contains("sim-local-key"));
+    }
+}

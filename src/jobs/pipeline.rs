@@ -1,0 +1,859 @@
+//! The steps of a variation's life. Each step reads the row, does its work,
+//! and writes the next state under the claim's fencing token. Every step is
+//! safe to run twice: a crash between the work and the write only repeats
+//! the work (the submit is idempotent through the task's fixed UUID, uploads
+//! overwrite the same keys, the manifest is written last).
+
+use super::store::{now_ms, AssetRow, Claim, Store, Update, VariationRow};
+use super::worker::ProgressCell;
+use super::State;
+use crate::config::Settings;
+use crate::media::ladder::default_ladder;
+use crate::media::measure::ssim_psnr;
+use crate::media::probe::{moov_before_mdat, Probe};
+use crate::media::process::{Progress, Runner};
+use crate::media::transcode::{transcode, TranscodePlan};
+use crate::policy::{self, Expected, RenditionMeasure, Verdict};
+use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
+use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
+use crate::runware::{GenerationRequest, TaskStatus};
+use crate::storage::{ObjectKey, ObjectStore};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// An error the step could not turn into a state: retried with backoff.
+pub type StepError = anyhow::Error;
+type StepResult = Result<(), StepError>;
+
+/// After the generator reports success, how long the upload may take to show.
+const UPLOAD_GRACE_MS: i64 = 60_000;
+
+pub struct Pipeline {
+    pub store: Store,
+    pub objects: ObjectStore,
+    pub runware: RunwareClient,
+    pub runner: Runner,
+    pub settings: Arc<Settings>,
+    /// Base URL the generator reaches reelay at (webhooks).
+    pub public_url: String,
+    /// Base URL of published files.
+    pub cdn_base: String,
+    pub work_dir: PathBuf,
+    pub webhook_secret: Vec<u8>,
+    pub wake: Arc<Notify>,
+}
+
+/// What the transcode produced, kept in the row so QC and publish can find it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Outputs {
+    renditions: Vec<OutputRendition>,
+    poster: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OutputRendition {
+    name: String,
+    path: PathBuf,
+    width: u32,
+    height: u32,
+}
+
+impl Pipeline {
+    pub async fn step(&self, claim: &mut Claim, progress: ProgressCell) -> StepResult {
+        let v = self
+            .store
+            .variation(&claim.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("variation {} vanished", claim.id))?;
+        let asset = self
+            .store
+            .asset(&v.asset_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("asset {} vanished", v.asset_id))?;
+        let req: GenerationRequest = serde_json::from_str(&asset.request_json)?;
+        match claim.state {
+            State::Requested => self.submit(claim, &v, &req).await,
+            State::Submitted | State::Generating => {
+                self.await_arrival(claim, &v, &asset, &req).await
+            }
+            State::Arrived | State::Transcoding => self.transcode(claim, &v, progress).await,
+            State::Checking => self.check(claim, &v, &asset, &req).await,
+            State::Publishing => self.publish(claim, &v, &asset).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves the claim on, keeping the lease when the same worker continues.
+    async fn advance(
+        &self,
+        claim: &mut Claim,
+        mut update: Update,
+        keep_lease: bool,
+    ) -> Result<bool, StepError> {
+        update.release = !keep_lease;
+        let to = update.state;
+        let ok = self.store.update(claim, update).await?;
+        if ok {
+            if let Some(s) = to {
+                claim.state = s;
+            }
+            if !keep_lease {
+                self.wake.notify_one();
+            }
+        } else {
+            tracing::warn!("lease lost before the step's result was written");
+        }
+        Ok(ok)
+    }
+
+    pub fn webhook_token(&self, variation_id: &str) -> String {
+        webhook_token(&self.webhook_secret, variation_id)
+    }
+
+    // ---- requested -> submitted -------------------------------------------------
+
+    async fn submit(
+        &self,
+        claim: &mut Claim,
+        v: &VariationRow,
+        req: &GenerationRequest,
+    ) -> StepResult {
+        let rw = &self.settings.runware;
+        let expiry = Duration::from_secs(rw.upload_url_expiry_secs);
+        let key = ObjectKey::parse(&v.master_key)?;
+        let upload_url = self
+            .objects
+            .presign_put(&self.settings.storage.masters_bucket, &key, expiry)
+            .await?;
+        let webhook_url = format!(
+            "{}/v1/webhooks/runware/{}?token={}",
+            self.public_url.trim_end_matches('/'),
+            v.id,
+            self.webhook_token(&v.id)
+        );
+        let task_uuid = Uuid::parse_str(&v.task_uuid)?;
+        let task = req.to_task(task_uuid, &rw.model, Some(&upload_url), Some(&webhook_url));
+        let now = now_ms();
+        let submitted = |note: &str| Update {
+            submitted_at: Some(now),
+            upload_expires_at: Some(now + expiry.as_millis() as i64),
+            next_run_at: Some(now + poll_delay(0).as_millis() as i64),
+            stage_detail: Some(Some("waiting for the generator".into())),
+            ..Update::to(State::Submitted).note(note)
+        };
+        match self.runware.submit(&task).await {
+            Ok(SubmitOutcome::Accepted { .. }) => {
+                self.advance(claim, submitted("task accepted by the generator"), false)
+                    .await?;
+            }
+            Ok(SubmitOutcome::AlreadyExists) => {
+                // A previous attempt got through before we could record it.
+                self.advance(
+                    claim,
+                    submitted("task already existed (conflictTaskUUID); polling it"),
+                    false,
+                )
+                .await?;
+            }
+            Err(ClientError::Rejected {
+                http_status,
+                errors,
+            }) => {
+                let (code, message) = errors
+                    .first()
+                    .map(|e| {
+                        let param = e
+                            .parameter
+                            .as_deref()
+                            .map(|p| format!(" (parameter {p})"))
+                            .unwrap_or_default();
+                        (e.code.clone(), format!("{}{}", e.message, param))
+                    })
+                    .unwrap_or_else(|| ("providerRejected".into(), format!("HTTP {http_status}")));
+                let update = Update {
+                    provider_error_json: Some(serde_json::to_string(&errors)?),
+                    ..Update::to(State::Failed)
+                        .reason(
+                            code.clone(),
+                            format!("the generator refused the task: {message}"),
+                        )
+                        .note(format!("provider error {code}"))
+                };
+                self.advance(claim, update, false).await?;
+            }
+            Err(e) => {
+                if now - v.created_at > rw.task_deadline_secs as i64 * 1000 {
+                    let update = Update::to(State::Failed).reason(
+                        "providerUnavailable",
+                        format!("could not submit before the deadline: {e}"),
+                    );
+                    self.advance(claim, update, false).await?;
+                } else {
+                    return Err(anyhow::anyhow!("submitting the task: {e}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- submitted/generating -> arrived ------------------------------------------
+
+    async fn await_arrival(
+        &self,
+        claim: &mut Claim,
+        v: &VariationRow,
+        asset: &AssetRow,
+        req: &GenerationRequest,
+    ) -> StepResult {
+        let now = now_ms();
+        let key = ObjectKey::parse(&v.master_key)?;
+        let bucket = &self.settings.storage.masters_bucket;
+
+        // Whoever came first (webhook, S3 event, poll), the object itself decides.
+        if let Some(meta) = self.objects.head(bucket, &key).await? {
+            return self.confirm_arrival(claim, v, req, meta.size).await;
+        }
+        if let Some(err) = &v.provider_error_json {
+            return self.fail_from_provider(claim, err).await;
+        }
+        let submitted_at = v.submitted_at.unwrap_or(v.created_at);
+        if now > submitted_at + self.settings.runware.task_deadline_secs as i64 * 1000 {
+            let update = Update::to(State::Failed).reason(
+                "timeoutProvider",
+                format!(
+                    "the generator did not deliver within {} s of submission",
+                    self.settings.runware.task_deadline_secs
+                ),
+            );
+            self.advance(claim, update, false).await?;
+            return Ok(());
+        }
+        if let Some(exp) = v.upload_expires_at {
+            if now > exp + UPLOAD_GRACE_MS {
+                let update = Update::to(State::Failed).reason(
+                    "uploadUrlExpired",
+                    "no upload arrived before the presigned upload URL expired",
+                );
+                self.advance(claim, update, false).await?;
+                return Ok(());
+            }
+        }
+
+        let polls = v.poll_count + 1;
+        let mut update = Update {
+            poll_count: Some(polls),
+            next_run_at: Some(now + poll_delay(polls as u32).as_millis() as i64),
+            release: true,
+            ..Default::default()
+        };
+        match self
+            .runware
+            .get_response(Uuid::parse_str(&v.task_uuid)?)
+            .await
+        {
+            Ok(poll) => {
+                if let Some(err) = poll.errors.first() {
+                    return self
+                        .fail_from_provider(claim, &serde_json::to_string(&[err])?)
+                        .await;
+                }
+                if let Some(item) = poll
+                    .items
+                    .iter()
+                    .find(|i| i.status == Some(TaskStatus::Success))
+                {
+                    update.provider_json = Some(serde_json::to_string(item)?);
+                    update.cost = item.cost;
+                    update.state = Some(State::Generating);
+                    update.stage_progress = Some(Some(100.0));
+                    let success_seen = v
+                        .provider_json
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                        .is_some_and(|j| {
+                            j.get("status").and_then(|s| s.as_str()) == Some("success")
+                        });
+                    if success_seen && now - v.updated_at > UPLOAD_GRACE_MS {
+                        let u = Update::to(State::Failed).reason(
+                            "uploadMissing",
+                            "the generator reported success but no upload reached the bucket",
+                        );
+                        self.advance(claim, u, false).await?;
+                        return Ok(());
+                    }
+                    update.stage_detail =
+                        Some(Some("generator finished; waiting for the upload".into()));
+                    update.next_run_at = Some(now + 1000);
+                } else if let Some(item) = poll.items.first() {
+                    update.state = Some(State::Generating);
+                    update.stage_progress = Some(item.progress);
+                    update.stage_detail = Some(Some("generating".into()));
+                }
+                if update.state == Some(State::Generating) && claim.state != State::Generating {
+                    update.note = Some("generator reports the task running".into());
+                }
+            }
+            Err(ClientError::Rejected { errors, .. }) => {
+                return self
+                    .fail_from_provider(claim, &serde_json::to_string(&errors)?)
+                    .await;
+            }
+            Err(e) => {
+                update.stage_detail = Some(Some(format!(
+                    "polling the generator failed, will retry: {e}"
+                )));
+            }
+        }
+        let _ = asset;
+        self.advance(claim, update, false).await?;
+        Ok(())
+    }
+
+    async fn fail_from_provider(&self, claim: &mut Claim, errors_json: &str) -> StepResult {
+        let errors: Vec<crate::runware::ApiError> =
+            serde_json::from_str(errors_json).unwrap_or_default();
+        let (code, message) = errors
+            .first()
+            .map(|e| (e.code.clone(), e.message.clone()))
+            .unwrap_or_else(|| {
+                (
+                    "providerError".into(),
+                    "the generator reported a failure".into(),
+                )
+            });
+        let update = Update {
+            provider_error_json: Some(errors_json.to_string()),
+            ..Update::to(State::Failed)
+                .reason(
+                    code.clone(),
+                    format!("the generator failed the task: {message}"),
+                )
+                .note(format!("provider error {code}"))
+        };
+        self.advance(claim, update, false).await?;
+        Ok(())
+    }
+
+    fn work(&self, v: &VariationRow) -> PathBuf {
+        self.work_dir.join(&v.id)
+    }
+
+    async fn confirm_arrival(
+        &self,
+        claim: &mut Claim,
+        v: &VariationRow,
+        req: &GenerationRequest,
+        size: u64,
+    ) -> StepResult {
+        let policy = &self.settings.policy;
+        if size == 0 || size > policy.max_master_bytes {
+            let update = Update::to(State::Rejected).reason(
+                "masterSize",
+                format!(
+                    "the master is {size} bytes (allowed 1..={})",
+                    policy.max_master_bytes
+                ),
+            );
+            self.advance(claim, update, false).await?;
+            return Ok(());
+        }
+        let dir = self.work(v);
+        tokio::fs::create_dir_all(&dir).await?;
+        let path = dir.join(master_file_name(req));
+        let key = ObjectKey::parse(&v.master_key)?;
+        let got = self
+            .objects
+            .download_to_file(&self.settings.storage.masters_bucket, &key, &path)
+            .await?;
+        let probe = match self.runner.ffprobe(&path).await {
+            Ok(p) => p,
+            Err(e) if e.is_input_fault() => {
+                let update = Update {
+                    master_size: Some(got.size as i64),
+                    master_sha256: Some(got.sha256_hex.clone()),
+                    ..Update::to(State::Rejected).reason(
+                        "masterUnreadable",
+                        format!("ffprobe cannot read the master: {e}"),
+                    )
+                };
+                self.advance(claim, update, false).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let expected = Expected::from_request(req);
+        let mismatches =
+            policy::master_mismatches(&probe, &expected, policy.duration_tolerance_secs);
+        let base = Update {
+            master_size: Some(got.size as i64),
+            master_sha256: Some(got.sha256_hex.clone()),
+            master_probe: Some(serde_json::to_string(&probe)?),
+            ..Default::default()
+        };
+        let update = if mismatches.is_empty() {
+            let video = probe.video.as_ref();
+            Update {
+                arrived_at: Some(now_ms()),
+                ..Update {
+                    state: Some(State::Arrived),
+                    stage_progress: Some(None),
+                    stage_detail: Some(None),
+                    error_count: Some(0),
+                    note: Some(format!(
+                        "master verified: {}x{}, {:.2} s, {} bytes, sha256 {}",
+                        video.map(|v| v.width).unwrap_or(0),
+                        video.map(|v| v.height).unwrap_or(0),
+                        probe.duration_secs,
+                        got.size,
+                        &got.sha256_hex[..12]
+                    )),
+                    ..base
+                }
+            }
+        } else {
+            Update {
+                state: Some(State::Rejected),
+                reason_code: Some("masterMismatch".into()),
+                reason: Some(format!(
+                    "the master does not match the request: {}",
+                    mismatches.join("; ")
+                )),
+                ..base
+            }
+        };
+        self.advance(claim, update, false).await?;
+        Ok(())
+    }
+
+    /// The verified master on local disk, fetched again if the work folder
+    /// was lost (another machine, a wiped disk).
+    async fn local_master(&self, v: &VariationRow) -> Result<PathBuf, StepError> {
+        let dir = self.work(v);
+        let mut found = None;
+        if let Ok(mut rd) = tokio::fs::read_dir(&dir).await {
+            while let Some(e) = rd.next_entry().await? {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with("master.") {
+                    found = Some(e.path());
+                }
+            }
+        }
+        let expected_sha = v.master_sha256.clone().unwrap_or_default();
+        if let Some(p) = found {
+            let (sha, _) = publish::digest_file(&p).await?;
+            if sha == expected_sha {
+                return Ok(p);
+            }
+        }
+        tokio::fs::create_dir_all(&dir).await?;
+        let path = dir.join("master.bin");
+        let key = ObjectKey::parse(&v.master_key)?;
+        let got = self
+            .objects
+            .download_to_file(&self.settings.storage.masters_bucket, &key, &path)
+            .await?;
+        anyhow::ensure!(
+            got.sha256_hex == expected_sha,
+            "the master in the bucket changed since it was verified (sha256 {} != {})",
+            got.sha256_hex,
+            expected_sha
+        );
+        Ok(path)
+    }
+
+    // ---- arrived/transcoding -> checking ------------------------------------------
+
+    async fn transcode(
+        &self,
+        claim: &mut Claim,
+        v: &VariationRow,
+        progress: ProgressCell,
+    ) -> StepResult {
+        let note = if claim.state == State::Arrived {
+            "transcode started"
+        } else {
+            "transcode resumed after an interrupted run"
+        };
+        let u = Update {
+            stage_detail: Some(Some("transcoding renditions and poster".into())),
+            stage_progress: Some(Some(0.0)),
+            // Keep counting errors across resumes, or a failing transcode would retry forever.
+            error_count: None,
+            ..Update::to(State::Transcoding).note(note)
+        };
+        if !self.advance(claim, u, true).await? {
+            return Ok(());
+        }
+        let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
+        let video = probe
+            .video
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
+        let master = self.local_master(v).await?;
+        let out_dir = self.work(v).join("out");
+        if out_dir.exists() {
+            tokio::fs::remove_dir_all(&out_dir).await?;
+        }
+        tokio::fs::create_dir_all(&out_dir).await?;
+        let plan = TranscodePlan::for_master(
+            &probe,
+            default_ladder(video.width, video.height),
+            &self.settings.media,
+        );
+        let cell = progress.clone();
+        let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
+            if let Some(pc) = p.percent {
+                cell.set(pc);
+            }
+        });
+        let deadline = Duration::from_secs(self.settings.media.transcode_timeout_secs);
+        match transcode(
+            &self.runner,
+            &master,
+            &probe,
+            &plan,
+            &out_dir,
+            Some(on_progress),
+            deadline,
+        )
+        .await
+        {
+            Ok(out) => {
+                let outputs = Outputs {
+                    renditions: out
+                        .renditions
+                        .iter()
+                        .map(|(r, p)| OutputRendition {
+                            name: r.name.clone(),
+                            path: p.clone(),
+                            width: r.width,
+                            height: r.height,
+                        })
+                        .collect(),
+                    poster: out.poster.clone(),
+                };
+                let u = Update {
+                    outputs_json: Some(Some(serde_json::to_string(&outputs)?)),
+                    ..Update::to(State::Checking).note(format!(
+                        "transcoded {} renditions",
+                        outputs.renditions.len()
+                    ))
+                };
+                self.advance(claim, u, false).await?;
+            }
+            Err(e) if e.is_input_fault() => {
+                let u = Update::to(State::Rejected).reason(
+                    "transcodeFailed",
+                    format!("ffmpeg could not transcode the master: {e}"),
+                );
+                self.advance(claim, u, false).await?;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("transcoding")),
+        }
+        Ok(())
+    }
+
+    // ---- checking -> publishing | rejected ----------------------------------------
+
+    async fn check(
+        &self,
+        claim: &mut Claim,
+        v: &VariationRow,
+        asset: &AssetRow,
+        req: &GenerationRequest,
+    ) -> StepResult {
+        // Re-read: the transcode step may have just written the outputs.
+        let v = self
+            .store
+            .variation(&v.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("variation vanished"))?;
+        let outputs: Option<Outputs> = v
+            .outputs_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok());
+        let Some(outputs) =
+            outputs.filter(|o| o.renditions.iter().all(|r| r.path.exists()) && o.poster.exists())
+        else {
+            // The work folder is gone (restart on another disk): transcode again.
+            let u = Update::to(State::Transcoding).note("outputs missing; transcoding again");
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        };
+        let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
+        let master = self.local_master(&v).await?;
+        let list: Vec<(String, PathBuf, u32, u32)> = outputs
+            .renditions
+            .iter()
+            .map(|r| (r.name.clone(), r.path.clone(), r.width, r.height))
+            .collect();
+        let deadline = Duration::from_secs(self.settings.media.transcode_timeout_secs);
+        let scores = match ssim_psnr(&self.runner, &master, &list, deadline).await {
+            Ok(s) => s,
+            Err(e) if e.is_input_fault() => {
+                let u = Update::to(State::Rejected)
+                    .reason("measureFailed", format!("quality measurement failed: {e}"));
+                self.advance(claim, u, false).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("measuring SSIM")),
+        };
+        let mut measures = Vec::new();
+        for r in &outputs.renditions {
+            let p = self.runner.ffprobe(&r.path).await?;
+            let score = scores.iter().find(|s| s.name == r.name);
+            measures.push(RenditionMeasure {
+                name: r.name.clone(),
+                expected_width: r.width,
+                expected_height: r.height,
+                size_bytes: p.size_bytes,
+                probe: p,
+                ssim: score.map(|s| s.ssim).unwrap_or(0.0),
+                psnr: score.map(|s| s.psnr).unwrap_or(0.0),
+                moov_first: moov_before_mdat(&r.path).unwrap_or(false),
+            });
+        }
+        let q = req.effective_output_quality();
+        let pol = &self.settings.policy;
+        let floor = policy::ssim_floor(q, pol.ssim_floor_at_min, pol.ssim_floor_at_max);
+        let remaining = policy::ttl_remaining_secs(
+            v.arrived_at.unwrap_or(v.created_at),
+            asset.ttl_secs,
+            now_ms(),
+        );
+        let report = policy::evaluate(measures, &probe, q, floor, remaining);
+        let qc_json = serde_json::to_string(&report)?;
+        let u = match report.verdict {
+            Verdict::Pass => Update {
+                qc_json: Some(qc_json),
+                ..Update::to(State::Publishing).note(format!("QC passed (SSIM floor {floor:.4})"))
+            },
+            Verdict::Fail => Update {
+                qc_json: Some(qc_json),
+                ..Update::to(State::Rejected)
+                    .reason("qcFailed", report.summary())
+                    .note("QC failed")
+            },
+        };
+        self.advance(claim, u, false).await?;
+        Ok(())
+    }
+
+    // ---- publishing -> published --------------------------------------------------
+
+    async fn publish(&self, claim: &mut Claim, v: &VariationRow, asset: &AssetRow) -> StepResult {
+        let v = self
+            .store
+            .variation(&v.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("variation vanished"))?;
+        let now = now_ms();
+        let arrived = v.arrived_at.unwrap_or(v.created_at);
+        let remaining = policy::ttl_remaining_secs(arrived, asset.ttl_secs, now);
+        if remaining <= 0 {
+            let u = Update::to(State::Expired)
+                .reason("ttlExpired", "the asset's ttl ran out before publishing");
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        }
+        let outputs: Option<Outputs> = v
+            .outputs_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok());
+        let Some(outputs) =
+            outputs.filter(|o| o.renditions.iter().all(|r| r.path.exists()) && o.poster.exists())
+        else {
+            let u = Update::to(State::Transcoding)
+                .note("outputs missing before publish; transcoding again");
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        };
+        let report: policy::QcReport =
+            serde_json::from_str(v.qc_json.as_deref().unwrap_or("null"))?;
+        anyhow::ensure!(
+            report.verdict == Verdict::Pass,
+            "refusing to publish a variation that did not pass QC"
+        );
+        let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
+
+        let mut files = Vec::new();
+        for r in &outputs.renditions {
+            files.push(output_file(&format!("{}.mp4", r.name), &r.path, "video/mp4").await?);
+        }
+        files.push(output_file("poster.jpg", &outputs.poster, "image/jpeg").await?);
+        let hash = publish::content_hash(&files);
+        let layout = Layout::new(&self.settings.cdn.prefix, &asset.campaign, &asset.id, v.idx);
+        let bucket = &self.settings.storage.cdn_bucket;
+
+        // An existing manifest for these bytes means the set is already live.
+        let manifest_key = ObjectKey::parse(&layout.manifest())?;
+        if let Some(existing) = self.read_manifest(bucket, &manifest_key).await? {
+            if existing.content_hash == hash {
+                let u = Update {
+                    published_json: Some(serde_json::to_string(&existing)?),
+                    ..Update::to(State::Published).note("already published (same bytes)")
+                };
+                self.advance(claim, u, false).await?;
+                return Ok(());
+            }
+        }
+
+        for f in &files {
+            publish::put_immutable(&self.objects, bucket, &layout.file(&hash, &f.name), f).await?;
+        }
+        let qc_bytes = serde_json::to_vec_pretty(&report)?;
+        let qc_key = layout.file(&hash, "qc.json");
+        self.objects
+            .put_bytes(
+                bucket,
+                &ObjectKey::parse(&qc_key)?,
+                qc_bytes.clone(),
+                "application/json",
+                publish::IMMUTABLE,
+            )
+            .await?;
+
+        let url = |k: &str| publish::public_url(&self.cdn_base, k);
+        let renditions = outputs
+            .renditions
+            .iter()
+            .zip(&files)
+            .map(|(r, f)| {
+                let m = report.renditions.iter().find(|m| m.name == r.name);
+                let vstream = m.and_then(|m| m.probe.video.clone());
+                let mut codecs = publish::avc1_codec(
+                    vstream.as_ref().and_then(|s| s.profile.as_deref()),
+                    vstream.as_ref().and_then(|s| s.level),
+                );
+                if probe.audio.is_some() {
+                    codecs.push_str(",mp4a.40.2");
+                }
+                let duration = m
+                    .map(|m| m.probe.duration_secs)
+                    .unwrap_or(probe.duration_secs)
+                    .max(0.001);
+                let key = layout.file(&hash, &f.name);
+                PublishedRendition {
+                    name: r.name.clone(),
+                    url: url(&key),
+                    key,
+                    content_type: f.content_type.clone(),
+                    width: r.width,
+                    height: r.height,
+                    bitrate_kbps: (f.size as f64 * 8.0 / duration / 1000.0).round() as u64,
+                    codecs,
+                    size: f.size,
+                    sha256: f.sha256.clone(),
+                }
+            })
+            .collect();
+        let poster = files.last().expect("poster is always present");
+        let poster_key = layout.file(&hash, &poster.name);
+        let expires_at = arrived + asset.ttl_secs * 1000;
+        let manifest = Manifest {
+            asset_id: asset.id.clone(),
+            variation: v.idx,
+            campaign: asset.campaign.clone(),
+            content_hash: hash.clone(),
+            published_at: rfc3339(now),
+            expires_at: rfc3339(expires_at),
+            duration_secs: probe.duration_secs,
+            master_sha256: v.master_sha256.clone().unwrap_or_default(),
+            renditions,
+            poster: PublishedFile {
+                url: url(&poster_key),
+                key: poster_key,
+                size: poster.size,
+                sha256: poster.sha256.clone(),
+            },
+            qc_report: PublishedFile {
+                url: url(&qc_key),
+                size: qc_bytes.len() as u64,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&qc_bytes)),
+                key: qc_key,
+            },
+            manifest_url: url(manifest_key.as_str()),
+        };
+        // The pointer never outlives the asset: max-age is capped by the ttl left.
+        let max_age = (self.settings.cdn.manifest_max_age_secs as i64)
+            .min(remaining)
+            .max(0);
+        self.objects
+            .put_bytes(
+                bucket,
+                &manifest_key,
+                serde_json::to_vec_pretty(&manifest)?,
+                "application/json",
+                &format!("public, max-age={max_age}"),
+            )
+            .await?;
+        let u = Update {
+            published_json: Some(serde_json::to_string(&manifest)?),
+            ..Update::to(State::Published)
+                .note(format!("published {} files under {hash}", files.len()))
+        };
+        self.advance(claim, u, false).await?;
+        if let Err(e) = tokio::fs::remove_dir_all(self.work(&v)).await {
+            tracing::debug!(error = %e, "work folder cleanup");
+        }
+        Ok(())
+    }
+
+    async fn read_manifest(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+    ) -> Result<Option<Manifest>, StepError> {
+        let Some(obj) = self.objects.get(bucket, key, None).await? else {
+            return Ok(None);
+        };
+        use futures::StreamExt;
+        let mut body = obj.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            bytes.extend_from_slice(&chunk?);
+        }
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+}
+
+async fn output_file(name: &str, path: &Path, content_type: &str) -> Result<OutputFile, StepError> {
+    let (sha256, size) = publish::digest_file(path).await?;
+    Ok(OutputFile {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        content_type: content_type.to_string(),
+        sha256,
+        size,
+    })
+}
+
+fn master_file_name(req: &GenerationRequest) -> String {
+    format!("master.{}", req.effective_output_format().extension())
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The per-variation webhook token: a keyed hash of the variation id, so it
+/// can be made again for a resubmission without being stored.
+pub fn webhook_token(secret: &[u8], variation_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(secret);
+    h.update([0u8]);
+    h.update(variation_id.as_bytes());
+    hex::encode(h.finalize())
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
+}

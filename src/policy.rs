@@ -1,0 +1,343 @@
+//! Quality and TTL policy: what a master must be to count as arrived, and
+//! what a rendition must measure to be published. Pure functions over
+//! measurements, so every rule is unit-tested without ffmpeg.
+
+use crate::media::probe::Probe;
+use crate::runware::{GenerationRequest, OutputFormat};
+use serde::{Deserialize, Serialize};
+
+/// What the request says the master must be.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Expected {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_secs: Option<f64>,
+    pub audio: bool,
+    pub format: OutputFormat,
+}
+
+impl Expected {
+    pub fn from_request(req: &GenerationRequest) -> Self {
+        let (width, height) = match req.dimensions() {
+            Some((w, h)) => (Some(w), Some(h)),
+            None => (None, None),
+        };
+        Expected {
+            width,
+            height,
+            duration_secs: req.effective_duration().map(f64::from),
+            audio: req.sound(),
+            format: req.effective_output_format(),
+        }
+    }
+}
+
+/// Compares the probed master with the request. Empty when it matches;
+/// otherwise one plain sentence per mismatch.
+pub fn master_mismatches(
+    probe: &Probe,
+    expected: &Expected,
+    duration_tolerance_secs: f64,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(video) = &probe.video else {
+        out.push("the master has no video stream".to_string());
+        return out;
+    };
+    let container_ok = match expected.format {
+        OutputFormat::Mp4 => probe.format_name.contains("mp4"),
+        OutputFormat::Mov => probe.format_name.contains("mov"),
+        OutputFormat::Webm => {
+            probe.format_name.contains("webm") || probe.format_name.contains("matroska")
+        }
+    };
+    if !container_ok {
+        out.push(format!(
+            "container is {} but outputFormat {} was requested",
+            probe.format_name,
+            expected.format.as_str()
+        ));
+    }
+    let codec_ok = match expected.format {
+        OutputFormat::Mp4 | OutputFormat::Mov => matches!(video.codec.as_str(), "h264" | "hevc"),
+        OutputFormat::Webm => matches!(video.codec.as_str(), "vp9" | "vp8" | "av1"),
+    };
+    if !codec_ok {
+        out.push(format!(
+            "video codec {} does not fit outputFormat {}",
+            video.codec,
+            expected.format.as_str()
+        ));
+    }
+    if let (Some(w), Some(h)) = (expected.width, expected.height) {
+        if video.width != w || video.height != h {
+            out.push(format!(
+                "resolution is {}x{} but {}x{} was requested",
+                video.width, video.height, w, h
+            ));
+        }
+    }
+    if let Some(d) = expected.duration_secs {
+        if (probe.duration_secs - d).abs() > duration_tolerance_secs {
+            out.push(format!(
+                "duration is {:.2} s but {} s was requested (tolerance {} s)",
+                probe.duration_secs, d, duration_tolerance_secs
+            ));
+        }
+    }
+    match (expected.audio, probe.audio.is_some()) {
+        (true, false) => out.push("sound was requested but the master has no audio track".into()),
+        (false, true) => {
+            out.push("sound was not requested but the master has an audio track".into())
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Minimum SSIM a rendition must reach for a request's `outputQuality`:
+/// linear and monotonic from `at_min` (quality 20) to `at_max` (quality 99).
+pub fn ssim_floor(output_quality: u32, at_min: f64, at_max: f64) -> f64 {
+    let q = output_quality.clamp(20, 99) as f64;
+    at_min + (at_max - at_min) * (q - 20.0) / 79.0
+}
+
+/// Seconds of the asset's life left at `now_ms`, counted from arrival.
+pub fn ttl_remaining_secs(arrived_at_ms: i64, ttl_secs: i64, now_ms: i64) -> i64 {
+    (arrived_at_ms + ttl_secs * 1000 - now_ms).div_euclid(1000)
+}
+
+/// One rule applied to one subject, with the numbers behind the verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Check {
+    pub subject: String,
+    pub rule: String,
+    pub threshold: String,
+    pub measured: String,
+    pub passed: bool,
+    /// Plain words, set when the check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Check {
+    pub fn new(
+        subject: &str,
+        rule: &str,
+        threshold: impl Into<String>,
+        measured: impl Into<String>,
+        passed: bool,
+        reason: impl FnOnce() -> String,
+    ) -> Self {
+        Check {
+            subject: subject.to_string(),
+            rule: rule.to_string(),
+            threshold: threshold.into(),
+            measured: measured.into(),
+            passed,
+            reason: (!passed).then(reason),
+        }
+    }
+}
+
+/// What was measured of one rendition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenditionMeasure {
+    pub name: String,
+    pub expected_width: u32,
+    pub expected_height: u32,
+    pub probe: Probe,
+    pub ssim: f64,
+    pub psnr: f64,
+    pub moov_first: bool,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QcReport {
+    pub verdict: Verdict,
+    pub output_quality: u32,
+    pub ssim_floor: f64,
+    pub ttl_remaining_secs: i64,
+    pub renditions: Vec<RenditionMeasure>,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+impl QcReport {
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+
+    /// One line naming every failed check, for the variation's `reason`.
+    pub fn summary(&self) -> String {
+        let reasons: Vec<String> = self
+            .failures()
+            .map(|c| format!("{}: {}", c.subject, c.reason.clone().unwrap_or_default()))
+            .collect();
+        if reasons.is_empty() {
+            "all checks passed".into()
+        } else {
+            reasons.join("; ")
+        }
+    }
+}
+
+/// Applies the policy to every rendition's measurements.
+pub fn evaluate(
+    renditions: Vec<RenditionMeasure>,
+    master: &Probe,
+    output_quality: u32,
+    ssim_floor: f64,
+    ttl_remaining_secs: i64,
+) -> QcReport {
+    let mut checks = Vec::new();
+    let frame = master
+        .video
+        .as_ref()
+        .map(|v| 1.0 / v.fps.max(1.0))
+        .unwrap_or(0.05);
+    for r in &renditions {
+        let s = r.name.as_str();
+        checks.push(Check::new(
+            s,
+            "ssim_floor",
+            format!(">= {ssim_floor:.4}"),
+            format!("{:.4}", r.ssim),
+            r.ssim >= ssim_floor,
+            || format!("SSIM {:.4} is below the floor {ssim_floor:.4} for outputQuality {output_quality}", r.ssim),
+        ));
+        match &r.probe.video {
+            Some(v) => {
+                checks.push(Check::new(
+                    s,
+                    "video_codec",
+                    "h264 High",
+                    format!("{} {}", v.codec, v.profile.clone().unwrap_or_default()),
+                    v.codec == "h264" && v.profile.as_deref() == Some("High"),
+                    || format!("video is {} {:?}, not H.264 High", v.codec, v.profile),
+                ));
+                checks.push(Check::new(
+                    s,
+                    "resolution",
+                    format!("{}x{}", r.expected_width, r.expected_height),
+                    format!("{}x{}", v.width, v.height),
+                    v.width == r.expected_width && v.height == r.expected_height,
+                    || format!("resolution is {}x{}", v.width, v.height),
+                ));
+            }
+            None => checks.push(Check::new(
+                s,
+                "video_stream",
+                "present",
+                "absent",
+                false,
+                || "the rendition has no video stream".into(),
+            )),
+        }
+        let dd = (r.probe.duration_secs - master.duration_secs).abs();
+        checks.push(Check::new(
+            s,
+            "duration",
+            format!("{:.3} s +/- {:.3}", master.duration_secs, frame * 1.5),
+            format!("{:.3} s", r.probe.duration_secs),
+            dd <= frame * 1.5,
+            || {
+                format!(
+                    "duration {:.3} s differs from the master's {:.3} s",
+                    r.probe.duration_secs, master.duration_secs
+                )
+            },
+        ));
+        if master.audio.is_some() {
+            let ok =
+                r.probe.audio.as_ref().is_some_and(|a| {
+                    a.codec == "aac" && a.sample_rate == 48_000 && a.channels == 2
+                });
+            checks.push(Check::new(
+                s,
+                "audio",
+                "aac 48000 Hz stereo",
+                r.probe
+                    .audio
+                    .as_ref()
+                    .map(|a| format!("{} {} Hz {} ch", a.codec, a.sample_rate, a.channels))
+                    .unwrap_or_else(|| "none".into()),
+                ok,
+                || "audio is not AAC 48 kHz stereo".into(),
+            ));
+        }
+        checks.push(Check::new(
+            s,
+            "moov_first",
+            "moov before mdat",
+            if r.moov_first { "yes" } else { "no" },
+            r.moov_first,
+            || "the moov atom is not at the front (not web optimized)".into(),
+        ));
+    }
+    checks.push(Check::new(
+        "asset",
+        "ttl",
+        "> 0 s remaining",
+        format!("{ttl_remaining_secs} s"),
+        ttl_remaining_secs > 0,
+        || "the asset's ttl ran out before it could be published".into(),
+    ));
+    if renditions.is_empty() {
+        checks.push(Check::new(
+            "asset",
+            "renditions",
+            ">= 1",
+            "0",
+            false,
+            || "no rendition was produced".into(),
+        ));
+    }
+    let verdict = if checks.iter().all(|c| c.passed) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    QcReport {
+        verdict,
+        output_quality,
+        ssim_floor,
+        ttl_remaining_secs,
+        renditions,
+        checks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssim_floor_is_monotonic_and_spans_the_configured_range() {
+        assert!((ssim_floor(20, 0.8, 0.95) - 0.8).abs() < 1e-9);
+        assert!((ssim_floor(99, 0.8, 0.95) - 0.95).abs() < 1e-9);
+        let mut last = 0.0;
+        for q in 20..=99u32 {
+            let f = ssim_floor(q, 0.8, 0.95);
+            assert!(f >= last, "floor fell at quality {q}");
+            last = f;
+        }
+        // Out-of-range inputs are clamped, not extrapolated.
+        assert_eq!(ssim_floor(5, 0.8, 0.95), ssim_floor(20, 0.8, 0.95));
+    }
+
+    #[test]
+    fn ttl_remaining_counts_from_arrival() {
+        assert_eq!(ttl_remaining_secs(0, 60, 0), 60);
+        assert_eq!(ttl_remaining_secs(0, 60, 59_000), 1);
+        assert_eq!(ttl_remaining_secs(0, 60, 60_000), 0);
+        assert!(ttl_remaining_secs(0, 60, 61_000) < 0);
+    }
+}

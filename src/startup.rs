@@ -1,0 +1,291 @@
+//! Assembles reelay from its settings: data folders, the embedded parts
+//! (object store, Runware simulator), the job store, the workers and the
+//! HTTP API. Binding port 0 works everywhere; the chosen ports are reported.
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::jobs::{worker, Pipeline, Store};
+use crate::media::process::Runner;
+use crate::runware::client::{ClientConfig, RunwareClient};
+use crate::secret::Secret;
+use crate::simulator::{self, SimConfig, SimHandle};
+use crate::storage::ObjectStore;
+use crate::storage::{start_embedded, EmbeddedOptions, EmbeddedS3, NotificationTarget};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub struct Application {
+    pub api_addr: SocketAddr,
+    pub public_url: String,
+    pub s3: Option<EmbeddedS3>,
+    pub sim: Option<SimHandle>,
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(v)
+}
+
+/// The key that derives per-variation webhook tokens. Kept in the data dir so
+/// webhook URLs handed out before a restart stay valid after it.
+async fn webhook_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("secrets").join("webhook.key");
+    if let Ok(s) = tokio::fs::read_to_string(&path).await {
+        if let Ok(k) = hex::decode(s.trim()) {
+            if k.len() >= 16 {
+                return Ok(k);
+            }
+        }
+    }
+    tokio::fs::create_dir_all(path.parent().unwrap()).await?;
+    let key = random_hex(32);
+    tokio::fs::write(&path, &key).await?;
+    Ok(hex::decode(key)?)
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let mut settings = settings;
+        let data = settings.data.dir.clone();
+        for sub in ["objects", "work", "runware-sim", "secrets"] {
+            tokio::fs::create_dir_all(data.join(sub))
+                .await
+                .with_context(|| format!("creating {}", data.join(sub).display()))?;
+        }
+
+        let runner = Runner::new(&settings.media);
+        let version = runner.version().await.context(
+            "ffmpeg is required: install it (Debian/Ubuntu: apt-get install ffmpeg) or set media.ffmpeg_path",
+        )?;
+        tracing::info!(ffmpeg = %version, "ffmpeg found");
+
+        // The API listener first: its address goes into webhook and event URLs.
+        let api_bind = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&api_bind).await.with_context(|| {
+            format!("cannot listen on {api_bind} (port taken? set REELAY__SERVER__PORT to another port)")
+        })?;
+        let api_addr = listener.local_addr()?;
+        let public_url = if settings.server.public_url.is_empty() {
+            format!("http://{api_addr}")
+        } else {
+            settings.server.public_url.trim_end_matches('/').to_string()
+        };
+
+        let events_token = if settings.events.token.is_empty() {
+            Secret::new(random_hex(24))
+        } else {
+            settings.events.token.clone()
+        };
+
+        let s3 = if settings.storage.embedded {
+            let s3 = start_embedded(EmbeddedOptions {
+                root: data.join("objects"),
+                host: settings.storage.embedded_host.clone(),
+                port: settings.storage.embedded_port,
+                access_key_id: settings.storage.access_key_id.clone(),
+                secret_access_key: settings.storage.secret_access_key.clone(),
+                region: settings.storage.region.clone(),
+                buckets: vec![settings.storage.masters_bucket.clone(), settings.storage.cdn_bucket.clone()],
+                notifications: Some(NotificationTarget {
+                    url: format!("{public_url}/v1/events/s3"),
+                    bearer_token: events_token.clone(),
+                }),
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "starting the embedded object store on {}:{} (port taken? set REELAY__STORAGE__EMBEDDED_PORT)",
+                    settings.storage.embedded_host, settings.storage.embedded_port
+                )
+            })?;
+            settings.storage.endpoint = s3.endpoint_url();
+            tracing::info!(endpoint = %settings.storage.endpoint, "embedded object store listening");
+            Some(s3)
+        } else {
+            None
+        };
+        let objects = ObjectStore::new(&settings.storage)?;
+        for b in [
+            &settings.storage.masters_bucket,
+            &settings.storage.cdn_bucket,
+        ] {
+            objects
+                .ensure_bucket(b)
+                .await
+                .with_context(|| format!("object storage bucket {b}"))?;
+        }
+
+        let (sim, api_url, api_key) = if settings.runware.api_key.is_empty() {
+            let addr: SocketAddr =
+                format!("{}:{}", settings.simulator.host, settings.simulator.port).parse()?;
+            let sim = simulator::start(
+                SimConfig {
+                    api_key: settings.simulator.api_key.clone(),
+                    generation_secs: settings.simulator.generation_secs,
+                    preset: settings.simulator.preset.clone(),
+                    model: settings.runware.model_spec.clone(),
+                    state_dir: data.join("runware-sim"),
+                },
+                runner.clone(),
+                addr,
+            )
+            .await?;
+            let url = sim.api_url();
+            tracing::info!(%url, "no Runware API key configured: using the built-in simulator");
+            (Some(sim), url, settings.simulator.api_key.clone())
+        } else {
+            (
+                None,
+                settings.runware.api_url.clone(),
+                settings.runware.api_key.clone(),
+            )
+        };
+        let runware = RunwareClient::new(ClientConfig {
+            api_url,
+            api_key,
+            request_timeout: Duration::from_secs(settings.runware.request_timeout_secs),
+            retry_deadline: Duration::from_secs(settings.runware.retry_deadline_secs),
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(10),
+        })?;
+
+        let store = Store::connect(
+            &settings.database_url(),
+            settings.database.max_connections,
+            Duration::from_secs(settings.database.acquire_timeout_secs),
+        )
+        .await
+        .context("opening the job store")?;
+
+        let webhook_secret = webhook_secret(&data).await?;
+        let cdn_base = if settings.cdn.base_url.is_empty() {
+            format!("{public_url}/cdn")
+        } else {
+            settings.cdn.base_url.trim_end_matches('/').to_string()
+        };
+        let settings = Arc::new(settings);
+        let wake = Arc::new(Notify::new());
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+
+        let pipeline = Arc::new(Pipeline {
+            store: store.clone(),
+            objects: objects.clone(),
+            runware,
+            runner,
+            settings: settings.clone(),
+            public_url: public_url.clone(),
+            cdn_base,
+            work_dir: data.join("work"),
+            webhook_secret: webhook_secret.clone(),
+            wake: wake.clone(),
+        });
+        for n in 0..settings.worker.concurrency {
+            tasks.spawn(worker::run_worker(pipeline.clone(), n, shutdown.clone()));
+        }
+
+        let state = AppState {
+            store: store.clone(),
+            objects,
+            model: settings.runware.model_spec.clone(),
+            api_key_hashes: Arc::new(
+                settings
+                    .api
+                    .key_sha256
+                    .iter()
+                    .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
+                    .collect(),
+            ),
+            events_token,
+            webhook_secret: Arc::new(webhook_secret),
+            public_url: public_url.clone(),
+            wake,
+            settings: settings.clone(),
+        };
+        let app = api::router(state);
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        tracing::info!(%api_addr, "reelay API listening");
+
+        Ok(Application {
+            api_addr,
+            public_url,
+            s3,
+            sim,
+            store,
+            settings,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn api_url(&self) -> String {
+        self.public_url.clone()
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then stops the workers and the server.
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        let signal = shutdown_signal();
+        tokio::select! {
+            _ = signal => tracing::info!("stop requested"),
+            Some(r) = self.tasks.join_next() => {
+                tracing::error!("a background task exited: {r:?}");
+            }
+        }
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Stops workers and the server; steps in flight resume on the next start.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop in time; aborting them");
+            self.tasks.abort_all();
+        }
+        if let Some(s3) = self.s3.take() {
+            s3.shutdown().await;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,140 @@
+//! Test harness: each test gets its own data dir, ports and API key, and the
+//! whole embedded stack (object store, Runware simulator, SQLite, workers).
+
+use reelay::config::Settings;
+use reelay::startup::Application;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub const KEY: &str = "test-api-key";
+
+pub fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+pub fn key_hash() -> String {
+    hex::encode(reelay::api::hash_key(KEY))
+}
+
+pub fn test_settings(data: &Path) -> Settings {
+    let mut s = Settings::load_from(&config_dir(), "test").expect("test config loads");
+    s.data.dir = data.to_path_buf();
+    s.api.key_sha256 = vec![key_hash()];
+    s
+}
+
+pub struct TestApp {
+    pub app: Option<Application>,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Application::build(test_settings(dir.path()))
+        .await
+        .expect("app starts");
+    TestApp {
+        url: app.api_url(),
+        app: Some(app),
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub async fn post_asset(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/assets", self.url))
+            .bearer_auth(KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+}
+
+/// A request the model accepts: 16:9 4K, `duration` seconds, with sound.
+pub fn request(duration: u32) -> Value {
+    json!({
+        "campaign": "test",
+        "generation": {
+            "positivePrompt": "a red car on a mountain road",
+            "width": 3840,
+            "height": 2160,
+            "duration": duration,
+            "outputQuality": 80,
+            "providerSettings": {"klingai": {"sound": true}}
+        }
+    })
+}
+
+pub async fn get_asset(http: &reqwest::Client, url: &str, id: &str) -> Value {
+    http.get(format!("{url}/v1/assets/{id}"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls until `done` says yes or the time is up; returns the last view.
+pub async fn wait_for(
+    http: &reqwest::Client,
+    url: &str,
+    id: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let a = get_asset(http, url, id).await;
+        if done(&a) {
+            return a;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?}; last view: {a:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn ffprobe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
+    probe["streams"]
+        .as_array()?
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+}

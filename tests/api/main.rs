@@ -1,0 +1,6 @@
+//! One test binary for everything that goes through the HTTP API.
+
+mod assets;
+mod helpers;
+mod pipeline;
+mod restart;

@@ -1,0 +1,144 @@
+//! The whole flow on the embedded stack with real ffmpeg: request, Runware
+//! simulator renders a 4K master and PUTs it to the presigned URL, arrival
+//! is confirmed, renditions are transcoded, measured and published.
+
+use crate::helpers::*;
+use serde_json::Value;
+use std::time::Duration;
+
+#[tokio::test]
+async fn an_asset_goes_from_request_to_playable_files_on_the_cdn() {
+    let app = spawn_app().await;
+    let res = app.post_asset(&request(3)).await;
+    assert_eq!(res.status(), 202);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(300), |a| {
+        a["status"] != "processing"
+    })
+    .await;
+    assert_eq!(a["status"], "published", "{a:#}");
+    let v = &a["variations"][0];
+
+    // Arrival was checked against the request.
+    assert_eq!(v["master"]["width"], 3840);
+    assert_eq!(v["master"]["height"], 2160);
+    assert_eq!(v["master"]["sha256"].as_str().unwrap().len(), 64);
+    // The generator's price, 0.42 USD per second.
+    assert!(
+        (a["cost_usd"].as_f64().unwrap() - 1.26).abs() < 1e-6,
+        "{}",
+        a["cost_usd"]
+    );
+    // Every stage was passed through, in order.
+    let path: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["to"].as_str().unwrap())
+        .collect();
+    for stage in [
+        "submitted",
+        "arrived",
+        "transcoding",
+        "checking",
+        "publishing",
+        "published",
+    ] {
+        assert!(path.contains(&stage), "missing {stage} in {path:?}");
+    }
+    assert_eq!(v["qc"]["verdict"], "pass");
+
+    // The manifest on the CDN names every rendition; each is what it claims.
+    let manifest_url = v["published"]["manifest_url"].as_str().unwrap();
+    let res = app.http.get(manifest_url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let cc = res.headers()["cache-control"].to_str().unwrap().to_string();
+    assert!(cc.starts_with("public, max-age="), "{cc}");
+    let max_age: u64 = cc.trim_start_matches("public, max-age=").parse().unwrap();
+    assert!(max_age <= 60, "the manifest must stay short-lived: {cc}");
+    let manifest: Value = res.json().await.unwrap();
+    let renditions = manifest["renditions"].as_array().unwrap();
+    let sizes: Vec<(u64, u64)> = renditions
+        .iter()
+        .map(|r| (r["width"].as_u64().unwrap(), r["height"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(sizes, vec![(1920, 1080), (1280, 720), (854, 480)]);
+
+    let dir = tempfile::tempdir().unwrap();
+    for r in renditions {
+        let url = r["url"].as_str().unwrap();
+        let res = app.http.get(url).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{url}");
+        assert_eq!(res.headers()["content-type"], "video/mp4");
+        assert_eq!(
+            res.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert!(res.headers().contains_key("etag"));
+        let bytes = res.bytes().await.unwrap();
+        assert_eq!(bytes.len() as u64, r["size"].as_u64().unwrap());
+        let path = dir
+            .path()
+            .join(format!("{}.mp4", r["name"].as_str().unwrap()));
+        std::fs::write(&path, &bytes).unwrap();
+        let probe = ffprobe(&path);
+        let video = stream(&probe, "video").expect("video stream");
+        assert_eq!(video["codec_name"], "h264");
+        assert_eq!(video["profile"], "High");
+        assert_eq!(video["width"].as_u64(), r["width"].as_u64());
+        assert_eq!(video["height"].as_u64(), r["height"].as_u64());
+        let audio = stream(&probe, "audio").expect("audio stream");
+        assert_eq!(audio["codec_name"], "aac");
+        assert_eq!(audio["sample_rate"], "48000");
+        let duration: f64 = probe["format"]["duration"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((duration - 3.0).abs() < 0.1, "{url}: duration {duration}");
+    }
+
+    // Byte ranges, as players and CDNs ask for them.
+    let first = renditions[0]["url"].as_str().unwrap();
+    let res = app
+        .http
+        .get(first)
+        .header("Range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    let total = renditions[0]["size"].as_u64().unwrap();
+    assert_eq!(
+        res.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 0-99/{total}")
+    );
+    assert_eq!(res.bytes().await.unwrap().len(), 100);
+    let head = app.http.head(first).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        total.to_string()
+    );
+
+    // The poster decodes as a JPEG.
+    let poster = app
+        .http
+        .get(manifest["poster"]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poster.headers()["content-type"], "image/jpeg");
+    let poster_path = dir.path().join("poster.jpg");
+    std::fs::write(&poster_path, poster.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        stream(&ffprobe(&poster_path), "video").unwrap()["codec_name"],
+        "mjpeg"
+    );
+
+    app.stop().await;
+}
