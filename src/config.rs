@@ -64,7 +64,6 @@ pub struct SimulatorSettings {
     pub port: u16,
     pub api_key: Secret,
     pub generation_secs: f64,
-    pub preset: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -28,6 +28,7 @@ pub struct Application {
     pub sim: Option<SimHandle>,
     pub store: Store,
     pub settings: Arc<Settings>,
+    events_token: Secret,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -133,7 +134,6 @@ impl Application {
                 SimConfig {
                     api_key: settings.simulator.api_key.clone(),
                     generation_secs: settings.simulator.generation_secs,
-                    preset: settings.simulator.preset.clone(),
                     model: settings.runware.model_spec.clone(),
                     state_dir: data.join("runware-sim"),
                 },
@@ -207,7 +207,7 @@ impl Application {
                     .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
                     .collect(),
             ),
-            events_token,
+            events_token: events_token.clone(),
             webhook_secret: Arc::new(webhook_secret),
             public_url: public_url.clone(),
             wake,
@@ -232,9 +232,15 @@ impl Application {
             sim,
             store,
             settings,
+            events_token,
             shutdown,
             tasks,
         })
+    }
+
+    /// The Bearer token S3 event senders must present.
+    pub fn events_token(&self) -> &Secret {
+        &self.events_token
     }
 
     pub fn api_url(&self) -> String {

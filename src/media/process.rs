@@ -462,6 +462,7 @@ impl Runner {
 
         let mut cmd = FfmpegCommand::new_with_path(&bin);
         cmd.args(["-hide_banner", "-nostdin", "-y"]).args(&args);
+        die_with_parent(cmd.as_inner_mut());
         let mut child = cmd.spawn().map_err(|e| spawn_error(&bin, e))?;
         let iter = match child.iter() {
             Ok(iter) => iter,
@@ -738,6 +739,26 @@ impl Drop for ScratchDir {
         }
     }
 }
+
+/// Kill-on-drop covers a caller that goes away; this covers a reelay process
+/// that is killed outright (SIGKILL, OOM): the kernel then sends ffmpeg
+/// SIGKILL too, so no orphan keeps burning CPU on a job that will be redone.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut std::process::Command) {}
 
 #[cfg(test)]
 mod tests {
@@ -1028,5 +1049,26 @@ mod tests {
         );
         assert!(*percents.last().unwrap() > 95.0, "{percents:?}");
         assert!(percents.iter().all(|p| (0.0..=100.0).contains(p)));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_child_dies_when_the_thread_that_started_it_is_gone() {
+        let pid = std::thread::spawn(|| {
+            let mut cmd = std::process::Command::new("sleep");
+            cmd.arg("30");
+            die_with_parent(&mut cmd);
+            cmd.spawn().unwrap().id()
+        })
+        .join()
+        .unwrap();
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // A killed child is a zombie (state Z) until reaped, or gone.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.split_whitespace().nth(2) == Some("Z"))
+                .unwrap_or(true)
+        });
+        assert!(gone, "the child outlived its parent");
     }
 }

@@ -191,6 +191,10 @@ fn shot_video(spec: &ClipSpec, shot: usize, secs: u32) -> String {
     // Detail-heavy sources are drawn at quarter size and scaled up: at 4K
     // they would cost more than the encode.
     let (qw, qh) = (even(w / 4).max(32), even(h / 4).max(32));
+    // Life cells are 16 px: finer cells are near-noise that no delivery
+    // bitrate can carry (SSIM 0.7-0.84 at 1080p/8 Mbps, measured), which no
+    // real generator produces and which would fail every QC run.
+    let (lw, lh) = (even(w / 16).max(32), even(h / 16).max(32));
     let r = mix(spec.seed, shot as u64);
     let hue = r % 360;
     // Consecutive shots always use different sources: the cut is visible.
@@ -204,7 +208,7 @@ fn shot_video(spec: &ClipSpec, shot: usize, secs: u32) -> String {
         _ => {
             let colour = |salt: u64| format!("0x{:06X}", mix(r, salt) & 0xFF_FFFF);
             format!(
-                "life=s={qw}x{qh}:r={fps}:seed={}:ratio=0.35:mold=8:\
+                "life=s={lw}x{lh}:r={fps}:seed={}:ratio=0.35:mold=8:\
                  life_color={}:death_color={}:mold_color={},trim=duration={secs},\
                  scale={w}:{h}:flags=neighbor",
                 r % 1_000_000,

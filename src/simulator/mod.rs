@@ -34,8 +34,6 @@ pub struct SimConfig {
     pub api_key: Secret,
     /// Simulated generation time before rendering starts.
     pub generation_secs: f64,
-    /// x264 preset used to render footage.
-    pub preset: String,
     pub model: ModelSpec,
     /// Where tasks and rendered files are kept.
     pub state_dir: PathBuf,
@@ -620,7 +618,6 @@ pub async fn run_standalone(
         SimConfig {
             api_key: settings.simulator.api_key.clone(),
             generation_secs: settings.simulator.generation_secs,
-            preset: settings.simulator.preset.clone(),
             model: settings.runware.model_spec.clone(),
             state_dir: settings.data.dir.join("runware-sim"),
         },

@@ -2,5 +2,6 @@
 
 mod assets;
 mod helpers;
+mod intake;
 mod pipeline;
 mod restart;
