@@ -1,7 +1,10 @@
 //! One test binary for everything that goes through the HTTP API.
 
 mod assets;
+mod callbacks;
+mod events;
 mod helpers;
 mod intake;
 mod pipeline;
+mod publishing;
 mod restart;
