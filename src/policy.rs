@@ -2,6 +2,8 @@
 //! what a rendition must measure to be published. Pure functions over
 //! measurements, so every rule is unit-tested without ffmpeg.
 
+use crate::config::{PolicySettings, ProfileSettings};
+use crate::media::analyze::{ContentAnalysis, Run};
 use crate::media::probe::Probe;
 use crate::runware::{GenerationRequest, OutputFormat};
 use serde::{Deserialize, Serialize};
@@ -146,11 +148,67 @@ pub struct RenditionMeasure {
     pub name: String,
     pub expected_width: u32,
     pub expected_height: u32,
+    /// The rung's VBV cap, kbps.
+    #[serde(default)]
+    pub max_bitrate_kbps: Option<u32>,
     pub probe: Probe,
     pub ssim: f64,
     pub psnr: f64,
     pub moov_first: bool,
     pub size_bytes: u64,
+}
+
+/// A profile's loudness requirement (ATSC A/85, EBU R128...).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LoudnessRule {
+    pub target_lufs: f64,
+    pub tolerance_lu: f64,
+    pub true_peak_max_dbtp: Option<f64>,
+}
+
+/// Every threshold the verdict uses, resolved from the settings and the
+/// request's profile, so the report can show what was applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rules {
+    pub ssim_floor: f64,
+    pub duration_tolerance_secs: f64,
+    pub edge_secs: f64,
+    pub max_black_secs: f64,
+    pub max_freeze_secs: f64,
+    pub max_silence_secs: f64,
+    pub min_master_bits_per_pixel: f64,
+    pub bitrate_tolerance: f64,
+    pub loudness: Option<LoudnessRule>,
+}
+
+impl Rules {
+    pub fn new(
+        policy: &PolicySettings,
+        profile: Option<&ProfileSettings>,
+        output_quality: u32,
+    ) -> Self {
+        Rules {
+            ssim_floor: ssim_floor(
+                output_quality,
+                policy.ssim_floor_at_min,
+                policy.ssim_floor_at_max,
+            ),
+            duration_tolerance_secs: policy.duration_tolerance_secs,
+            edge_secs: policy.edge_secs,
+            max_black_secs: policy.max_black_secs,
+            max_freeze_secs: policy.max_freeze_secs,
+            max_silence_secs: policy.max_silence_secs,
+            min_master_bits_per_pixel: policy.min_master_bits_per_pixel,
+            bitrate_tolerance: policy.bitrate_tolerance,
+            loudness: profile.and_then(|p| {
+                p.loudness_target_lufs.map(|target_lufs| LoudnessRule {
+                    target_lufs,
+                    tolerance_lu: p.loudness_tolerance_lu,
+                    true_peak_max_dbtp: p.true_peak_max_dbtp,
+                })
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,6 +217,13 @@ pub struct QcReport {
     pub output_quality: u32,
     pub ssim_floor: f64,
     pub ttl_remaining_secs: i64,
+    #[serde(default)]
+    pub profile: String,
+    #[serde(default)]
+    pub rules: Option<Rules>,
+    /// What the master's content analysis found (black, freeze, silence, loudness).
+    #[serde(default)]
+    pub content: Option<ContentAnalysis>,
     pub renditions: Vec<RenditionMeasure>,
     pub checks: Vec<Check>,
 }
@@ -189,15 +254,230 @@ impl QcReport {
     }
 }
 
-/// Applies the policy to every rendition's measurements.
-pub fn evaluate(
-    renditions: Vec<RenditionMeasure>,
-    master: &Probe,
-    output_quality: u32,
-    ssim_floor: f64,
-    ttl_remaining_secs: i64,
-) -> QcReport {
+/// Everything the verdict is made from.
+pub struct QcInput<'a> {
+    pub profile: &'a str,
+    pub master: &'a Probe,
+    pub expected: &'a Expected,
+    pub content: Option<&'a ContentAnalysis>,
+    pub renditions: Vec<RenditionMeasure>,
+    pub output_quality: u32,
+    pub rules: Rules,
+    pub ttl_remaining_secs: i64,
+}
+
+fn runs(r: &[Run]) -> String {
+    if r.is_empty() {
+        return "none".into();
+    }
+    r.iter()
+        .map(|r| format!("{:.2}-{:.2} s", r.start, r.end))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Head, tail and length checks for one detector's runs.
+fn run_checks(
+    checks: &mut Vec<Check>,
+    what: &str,
+    found: &[Run],
+    duration: f64,
+    edge: f64,
+    max: f64,
+) {
+    let head = found.iter().find(|r| r.start <= edge);
+    checks.push(Check::new(
+        "master",
+        &format!("{what}_head"),
+        "none at the head",
+        runs(
+            &found
+                .iter()
+                .filter(|r| r.start <= edge)
+                .copied()
+                .collect::<Vec<_>>(),
+        ),
+        head.is_none(),
+        || {
+            format!(
+                "the master opens on {:.2} s of {what} (no {what} lead-in allowed)",
+                head.map(Run::duration).unwrap_or(0.0)
+            )
+        },
+    ));
+    let tail = found.iter().find(|r| r.end >= duration - edge);
+    checks.push(Check::new(
+        "master",
+        &format!("{what}_tail"),
+        "none at the tail",
+        runs(
+            &found
+                .iter()
+                .filter(|r| r.end >= duration - edge)
+                .copied()
+                .collect::<Vec<_>>(),
+        ),
+        tail.is_none(),
+        || {
+            format!(
+                "the master ends on {:.2} s of {what}",
+                tail.map(Run::duration).unwrap_or(0.0)
+            )
+        },
+    ));
+    let long = found.iter().find(|r| r.duration() > max);
+    checks.push(Check::new(
+        "master",
+        &format!("{what}_max"),
+        format!("no run over {max} s"),
+        runs(found),
+        long.is_none(),
+        || {
+            let r = long.copied().unwrap_or(Run {
+                start: 0.0,
+                end: 0.0,
+            });
+            format!(
+                "{:.2} s of {what} from {:.2} s to {:.2} s (max {max} s)",
+                r.duration(),
+                r.start,
+                r.end
+            )
+        },
+    ));
+}
+
+/// Applies the policy to the master's content and every rendition.
+pub fn evaluate(input: QcInput<'_>) -> QcReport {
+    let QcInput {
+        profile,
+        master,
+        expected,
+        content,
+        renditions,
+        output_quality,
+        rules,
+        ttl_remaining_secs,
+    } = input;
+    let ssim_floor = rules.ssim_floor;
     let mut checks = Vec::new();
+
+    // The master: length, compression, and what its content analysis found.
+    if let Some(d) = expected.duration_secs {
+        let off = (master.duration_secs - d).abs();
+        checks.push(Check::new(
+            "master",
+            "duration",
+            format!("{d} s +/- {}", rules.duration_tolerance_secs),
+            format!("{:.3} s", master.duration_secs),
+            off <= rules.duration_tolerance_secs,
+            || {
+                format!(
+                    "duration {:.2} s differs from the requested {d} s",
+                    master.duration_secs
+                )
+            },
+        ));
+    }
+    if let (Some(v), Some(bits)) = (&master.video, master.bit_rate) {
+        let bpp = bits as f64 / (v.width as f64 * v.height as f64 * v.fps.max(1.0));
+        checks.push(Check::new(
+            "master",
+            "compression",
+            format!(">= {} bits/pixel", rules.min_master_bits_per_pixel),
+            format!("{bpp:.4} bits/pixel"),
+            bpp >= rules.min_master_bits_per_pixel,
+            || format!("the master is too heavily compressed to deliver from ({bpp:.4} bits per pixel, {} kbps)", bits / 1000),
+        ));
+    }
+    if let Some(c) = content {
+        let d = master.duration_secs;
+        run_checks(
+            &mut checks,
+            "black",
+            &c.black,
+            d,
+            rules.edge_secs,
+            rules.max_black_secs,
+        );
+        run_checks(
+            &mut checks,
+            "freeze",
+            &c.freeze,
+            d,
+            rules.edge_secs,
+            rules.max_freeze_secs,
+        );
+        if expected.audio {
+            let long = c
+                .silence
+                .iter()
+                .find(|r| r.duration() > rules.max_silence_secs);
+            checks.push(Check::new(
+                "master",
+                "silence_max",
+                format!("no run over {} s", rules.max_silence_secs),
+                runs(&c.silence),
+                long.is_none(),
+                || {
+                    let r = long.copied().unwrap_or(Run {
+                        start: 0.0,
+                        end: 0.0,
+                    });
+                    format!(
+                        "sound was requested but {:.2} s is silent from {:.2} s to {:.2} s",
+                        r.duration(),
+                        r.start,
+                        r.end
+                    )
+                },
+            ));
+        }
+        if let Some(rule) = rules.loudness {
+            match c.loudness {
+                Some(l) => {
+                    let off = (l.integrated_lufs - rule.target_lufs).abs();
+                    checks.push(Check::new(
+                        "master",
+                        "loudness",
+                        format!("{} LUFS +/- {} LU", rule.target_lufs, rule.tolerance_lu),
+                        format!("{:.1} LUFS", l.integrated_lufs),
+                        off <= rule.tolerance_lu,
+                        || {
+                            let dir = if l.integrated_lufs > rule.target_lufs { "too loud" } else { "too quiet" };
+                            format!(
+                                "{dir}: integrated loudness {:.1} LUFS, profile {profile} wants {} +/- {} LU",
+                                l.integrated_lufs, rule.target_lufs, rule.tolerance_lu
+                            )
+                        },
+                    ));
+                    if let Some(cap) = rule.true_peak_max_dbtp {
+                        checks.push(Check::new(
+                            "master",
+                            "true_peak",
+                            format!("<= {cap} dBTP"),
+                            format!("{:.1} dBTP", l.true_peak_dbtp),
+                            l.true_peak_dbtp <= cap,
+                            || format!("true peak {:.1} dBTP is over the cap of {cap} dBTP (clipping risk)", l.true_peak_dbtp),
+                        ));
+                    }
+                }
+                None if expected.audio => checks.push(Check::new(
+                    "master",
+                    "loudness",
+                    "measured",
+                    "no audio",
+                    false,
+                    || {
+                        "the profile sets a loudness target but the master has no measurable audio"
+                            .into()
+                    },
+                )),
+                None => {}
+            }
+        }
+    }
+
     let frame = master
         .video
         .as_ref()
@@ -255,6 +535,22 @@ pub fn evaluate(
                 )
             },
         ));
+        if let (Some(cap), Some(bits)) = (r.max_bitrate_kbps, r.probe.bit_rate) {
+            let limit = cap as f64 * rules.bitrate_tolerance;
+            let kbps = bits as f64 / 1000.0;
+            checks.push(Check::new(
+                s,
+                "bitrate",
+                format!("<= {limit:.0} kbps"),
+                format!("{kbps:.0} kbps"),
+                kbps <= limit,
+                || {
+                    format!(
+                        "average bitrate {kbps:.0} kbps is over the rung's band ({limit:.0} kbps)"
+                    )
+                },
+            ));
+        }
         if master.audio.is_some() {
             let ok =
                 r.probe.audio.as_ref().is_some_and(|a| {
@@ -310,6 +606,9 @@ pub fn evaluate(
         output_quality,
         ssim_floor,
         ttl_remaining_secs,
+        profile: profile.to_string(),
+        rules: Some(rules),
+        content: content.cloned(),
         renditions,
         checks,
     }

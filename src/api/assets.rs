@@ -15,8 +15,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// Delivery profiles reelay knows. The default ladder: 1080p, 720p, 480p.
-pub const PROFILES: &[&str] = &["default"];
 const TOP_LEVEL: &[&str] = &["generation", "profile", "campaign", "callbackUrl"];
 
 pub async fn create(
@@ -49,11 +47,15 @@ pub async fn create(
     };
     let profile = match obj.get("profile") {
         None => "default".to_string(),
-        Some(Value::String(p)) if PROFILES.contains(&p.as_str()) => p.clone(),
+        Some(Value::String(p)) if state.settings.profiles.contains_key(p) => p.clone(),
         Some(_) => {
+            let known: Vec<&str> = state.settings.profiles.keys().map(String::as_str).collect();
             errors.push(FieldError {
                 path: "profile".into(),
-                rule: format!("must be one of: {}", PROFILES.join(", ")),
+                rule: format!(
+                    "must be one of the configured profiles: {}",
+                    known.join(", ")
+                ),
             });
             String::new()
         }

@@ -8,12 +8,13 @@ use super::store::{now_ms, AssetRow, Claim, Store, Update, VariationRow};
 use super::worker::ProgressCell;
 use super::State;
 use crate::config::Settings;
+use crate::media::analyze::{analyze, DetectSettings};
 use crate::media::ladder::default_ladder;
 use crate::media::measure::ssim_psnr;
 use crate::media::probe::{moov_before_mdat, Probe};
 use crate::media::process::{Progress, Runner};
 use crate::media::transcode::{transcode, TranscodePlan};
-use crate::policy::{self, Expected, RenditionMeasure, Verdict};
+use crate::policy::{self, Expected, QcInput, RenditionMeasure, Verdict};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
 use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
 use crate::runware::{GenerationRequest, TaskStatus};
@@ -60,6 +61,8 @@ struct OutputRendition {
     path: PathBuf,
     width: u32,
     height: u32,
+    #[serde(default)]
+    max_bitrate_kbps: Option<u32>,
 }
 
 impl Pipeline {
@@ -532,6 +535,7 @@ impl Pipeline {
                             path: p.clone(),
                             width: r.width,
                             height: r.height,
+                            max_bitrate_kbps: Some(r.maxrate_kbps),
                         })
                         .collect(),
                     poster: out.poster.clone(),
@@ -592,15 +596,25 @@ impl Pipeline {
             .map(|r| (r.name.clone(), r.path.clone(), r.width, r.height))
             .collect();
         let deadline = Duration::from_secs(self.settings.media.transcode_timeout_secs);
-        let scores = match ssim_psnr(&self.runner, &master, &list, deadline).await {
-            Ok(s) => s,
-            Err(e) if e.is_input_fault() => {
-                let u = Update::to(State::Rejected)
-                    .reason("measureFailed", format!("quality measurement failed: {e}"));
+        // Quality against the master and the master's own content, side by side.
+        let detect = DetectSettings::default();
+        let (scores, content) = tokio::join!(
+            ssim_psnr(&self.runner, &master, &list, deadline),
+            analyze(&self.runner, &master, &probe, &detect, deadline)
+        );
+        let (scores, content) = match (scores, content) {
+            (Ok(s), Ok(c)) => (s, c),
+            (Err(e), _) | (_, Err(e)) if e.is_input_fault() => {
+                let u = Update::to(State::Rejected).reason(
+                    "measureFailed",
+                    format!("quality measurement failed: {}", e.reason()),
+                );
                 self.advance(claim, u, false).await?;
                 return Ok(());
             }
-            Err(e) => return Err(anyhow::Error::new(e).context("measuring SSIM")),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(anyhow::Error::new(e).context("measuring quality"))
+            }
         };
         let mut measures = Vec::new();
         for r in &outputs.renditions {
@@ -610,6 +624,7 @@ impl Pipeline {
                 name: r.name.clone(),
                 expected_width: r.width,
                 expected_height: r.height,
+                max_bitrate_kbps: r.max_bitrate_kbps,
                 size_bytes: p.size_bytes,
                 probe: p,
                 ssim: score.map(|s| s.ssim).unwrap_or(0.0),
@@ -618,14 +633,28 @@ impl Pipeline {
             });
         }
         let q = req.effective_output_quality();
-        let pol = &self.settings.policy;
-        let floor = policy::ssim_floor(q, pol.ssim_floor_at_min, pol.ssim_floor_at_max);
+        let rules = policy::Rules::new(
+            &self.settings.policy,
+            self.settings.profiles.get(&asset.profile),
+            q,
+        );
+        let floor = rules.ssim_floor;
         let remaining = policy::ttl_remaining_secs(
             v.arrived_at.unwrap_or(v.created_at),
             asset.ttl_secs,
             now_ms(),
         );
-        let report = policy::evaluate(measures, &probe, q, floor, remaining);
+        let expected = Expected::from_request(req);
+        let report = policy::evaluate(QcInput {
+            profile: &asset.profile,
+            master: &probe,
+            expected: &expected,
+            content: Some(&content),
+            renditions: measures,
+            output_quality: q,
+            rules,
+            ttl_remaining_secs: remaining,
+        });
         let qc_json = serde_json::to_string(&report)?;
         let u = match report.verdict {
             Verdict::Pass => Update {
