@@ -434,6 +434,46 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Published variations whose ttl, counted from arrival, has run out.
+    pub async fn published_due(&self, now: i64) -> Result<Vec<VariationRow>> {
+        Ok(sqlx::query_as(
+            "SELECT v.* FROM variations v JOIN assets a ON a.id = v.asset_id
+             WHERE v.state = 'published'
+               AND COALESCE(v.arrived_at, v.created_at) + a.ttl_secs * 1000 <= ?",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Marks a published variation expired; false if it no longer was published.
+    pub async fn expire(&self, id: &str, note: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE variations SET state = 'expired', reason_code = 'ttlExpired', reason = ?, updated_at = ?
+             WHERE id = ? AND state = 'published'",
+        )
+        .bind(note)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO transitions (variation_id, from_state, to_state, at, note) VALUES (?, 'published', 'expired', ?, ?)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(note)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// How many times a variation entered a state (tests and audits).
     pub async fn times_entered(&self, variation_id: &str, state: State) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as(

@@ -61,6 +61,28 @@ impl TestApp {
             app.stop().await;
         }
     }
+
+    /// Stops the app and starts a new one on the same data dir (new ports).
+    pub async fn restart(mut self) -> TestApp {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        let app = Application::build(test_settings(self._dir.path()))
+            .await
+            .expect("app restarts");
+        TestApp {
+            url: app.api_url(),
+            app: Some(app),
+            http: self.http.clone(),
+            _dir: self._dir,
+        }
+    }
+
+    /// The job store, opened beside the running app (tests that age rows).
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        let url = format!("sqlite://{}", self._dir.path().join("reelay.db").display());
+        sqlx::SqlitePool::connect(&url).await.unwrap()
+    }
 }
 
 /// A request the model accepts: 16:9 4K, `duration` seconds, with sound.
