@@ -8,14 +8,12 @@ use super::store::{now_ms, AssetRow, Claim, Store, Update, VariationRow};
 use super::worker::ProgressCell;
 use super::State;
 use crate::config::Settings;
-use crate::media::analyze::{analyze, DetectSettings};
-use crate::media::ladder::default_ladder;
-use crate::media::measure::ssim_psnr;
-use crate::media::probe::{moov_before_mdat, Probe};
+use crate::media::probe::Probe;
 use crate::media::process::{Progress, Runner};
-use crate::media::transcode::{transcode, TranscodePlan};
-use crate::policy::{self, Expected, QcInput, RenditionMeasure, Verdict};
+use crate::media::transcode::transcode;
+use crate::policy::{self, Expected, Verdict};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
+use crate::qc::{measure_and_evaluate, plan_for, QcRequest, RenditionFile};
 use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
 use crate::runware::{GenerationRequest, TaskStatus};
 use crate::storage::{ObjectKey, ObjectStore};
@@ -51,18 +49,8 @@ pub struct Pipeline {
 /// What the transcode produced, kept in the row so QC and publish can find it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Outputs {
-    renditions: Vec<OutputRendition>,
+    renditions: Vec<RenditionFile>,
     poster: PathBuf,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OutputRendition {
-    name: String,
-    path: PathBuf,
-    width: u32,
-    height: u32,
-    #[serde(default)]
-    max_bitrate_kbps: Option<u32>,
 }
 
 impl Pipeline {
@@ -492,21 +480,14 @@ impl Pipeline {
             return Ok(());
         }
         let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
-        let video = probe
-            .video
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
         let master = self.local_master(v).await?;
         let out_dir = self.work(v).join("out");
         if out_dir.exists() {
             tokio::fs::remove_dir_all(&out_dir).await?;
         }
         tokio::fs::create_dir_all(&out_dir).await?;
-        let plan = TranscodePlan::for_master(
-            &probe,
-            default_ladder(video.width, video.height),
-            &self.settings.media,
-        );
+        let plan = plan_for(&probe, &self.settings)
+            .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
         let cell = progress.clone();
         let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
             if let Some(pc) = p.percent {
@@ -530,7 +511,7 @@ impl Pipeline {
                     renditions: out
                         .renditions
                         .iter()
-                        .map(|(r, p)| OutputRendition {
+                        .map(|(r, p)| RenditionFile {
                             name: r.name.clone(),
                             path: p.clone(),
                             width: r.width,
@@ -590,21 +571,30 @@ impl Pipeline {
         };
         let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
         let master = self.local_master(&v).await?;
-        let list: Vec<(String, PathBuf, u32, u32)> = outputs
-            .renditions
-            .iter()
-            .map(|r| (r.name.clone(), r.path.clone(), r.width, r.height))
-            .collect();
-        let deadline = Duration::from_secs(self.settings.media.transcode_timeout_secs);
-        // Quality against the master and the master's own content, side by side.
-        let detect = DetectSettings::default();
-        let (scores, content) = tokio::join!(
-            ssim_psnr(&self.runner, &master, &list, deadline),
-            analyze(&self.runner, &master, &probe, &detect, deadline)
-        );
-        let (scores, content) = match (scores, content) {
-            (Ok(s), Ok(c)) => (s, c),
-            (Err(e), _) | (_, Err(e)) if e.is_input_fault() => {
+        let q = req.effective_output_quality();
+        let expected = Expected::from_request(req);
+        let qc_req = QcRequest {
+            profile: &asset.profile,
+            expected: &expected,
+            output_quality: q,
+            ttl_remaining_secs: policy::ttl_remaining_secs(
+                v.arrived_at.unwrap_or(v.created_at),
+                asset.ttl_secs,
+                now_ms(),
+            ),
+        };
+        let report = match measure_and_evaluate(
+            &self.runner,
+            &self.settings,
+            &master,
+            &probe,
+            &outputs.renditions,
+            qc_req,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) if e.is_input_fault() => {
                 let u = Update::to(State::Rejected).reason(
                     "measureFailed",
                     format!("quality measurement failed: {}", e.reason()),
@@ -612,49 +602,9 @@ impl Pipeline {
                 self.advance(claim, u, false).await?;
                 return Ok(());
             }
-            (Err(e), _) | (_, Err(e)) => {
-                return Err(anyhow::Error::new(e).context("measuring quality"))
-            }
+            Err(e) => return Err(anyhow::Error::new(e).context("measuring quality")),
         };
-        let mut measures = Vec::new();
-        for r in &outputs.renditions {
-            let p = self.runner.ffprobe(&r.path).await?;
-            let score = scores.iter().find(|s| s.name == r.name);
-            measures.push(RenditionMeasure {
-                name: r.name.clone(),
-                expected_width: r.width,
-                expected_height: r.height,
-                max_bitrate_kbps: r.max_bitrate_kbps,
-                size_bytes: p.size_bytes,
-                probe: p,
-                ssim: score.map(|s| s.ssim).unwrap_or(0.0),
-                psnr: score.map(|s| s.psnr).unwrap_or(0.0),
-                moov_first: moov_before_mdat(&r.path).unwrap_or(false),
-            });
-        }
-        let q = req.effective_output_quality();
-        let rules = policy::Rules::new(
-            &self.settings.policy,
-            self.settings.profiles.get(&asset.profile),
-            q,
-        );
-        let floor = rules.ssim_floor;
-        let remaining = policy::ttl_remaining_secs(
-            v.arrived_at.unwrap_or(v.created_at),
-            asset.ttl_secs,
-            now_ms(),
-        );
-        let expected = Expected::from_request(req);
-        let report = policy::evaluate(QcInput {
-            profile: &asset.profile,
-            master: &probe,
-            expected: &expected,
-            content: Some(&content),
-            renditions: measures,
-            output_quality: q,
-            rules,
-            ttl_remaining_secs: remaining,
-        });
+        let floor = report.ssim_floor;
         let qc_json = serde_json::to_string(&report)?;
         let u = match report.verdict {
             Verdict::Pass => Update {

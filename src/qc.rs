@@ -1,0 +1,98 @@
+//! The transcode plan and the QC run, shared by the pipeline's steps and by
+//! `reelay process` (local files), so both judge media the same way.
+
+use crate::config::Settings;
+use crate::media::analyze::{analyze, DetectSettings};
+use crate::media::ladder::default_ladder;
+use crate::media::measure::ssim_psnr;
+use crate::media::probe::{moov_before_mdat, Probe};
+use crate::media::process::{ProcessError, Runner};
+use crate::media::transcode::TranscodePlan;
+use crate::policy::{self, Expected, QcInput, QcReport, RenditionMeasure};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A rendition the transcode wrote, as QC and publishing need it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenditionFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    #[serde(default)]
+    pub max_bitrate_kbps: Option<u32>,
+}
+
+/// The profile's outputs for this master (the default ladder for now).
+pub fn plan_for(probe: &Probe, settings: &Settings) -> Option<TranscodePlan> {
+    let video = probe.video.as_ref()?;
+    Some(TranscodePlan::for_master(
+        probe,
+        default_ladder(video.width, video.height),
+        &settings.media,
+    ))
+}
+
+/// What the request (or, without one, the master itself) expects.
+pub struct QcRequest<'a> {
+    pub profile: &'a str,
+    pub expected: &'a Expected,
+    pub output_quality: u32,
+    pub ttl_remaining_secs: i64,
+}
+
+/// Measures the renditions against the master (SSIM/PSNR), analyses the
+/// master's content, probes every output, and applies the policy. The two
+/// decoding passes run side by side.
+pub async fn measure_and_evaluate(
+    runner: &Runner,
+    settings: &Settings,
+    master: &Path,
+    probe: &Probe,
+    renditions: &[RenditionFile],
+    req: QcRequest<'_>,
+) -> Result<QcReport, ProcessError> {
+    let list: Vec<(String, PathBuf, u32, u32)> = renditions
+        .iter()
+        .map(|r| (r.name.clone(), r.path.clone(), r.width, r.height))
+        .collect();
+    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
+    let detect = DetectSettings::default();
+    let (scores, content) = tokio::join!(
+        ssim_psnr(runner, master, &list, deadline),
+        analyze(runner, master, probe, &detect, deadline)
+    );
+    let (scores, content) = (scores?, content?);
+    let mut measures = Vec::new();
+    for r in renditions {
+        let p = runner.ffprobe(&r.path).await?;
+        let score = scores.iter().find(|s| s.name == r.name);
+        measures.push(RenditionMeasure {
+            name: r.name.clone(),
+            expected_width: r.width,
+            expected_height: r.height,
+            max_bitrate_kbps: r.max_bitrate_kbps,
+            size_bytes: p.size_bytes,
+            probe: p,
+            ssim: score.map(|s| s.ssim).unwrap_or(0.0),
+            psnr: score.map(|s| s.psnr).unwrap_or(0.0),
+            moov_first: moov_before_mdat(&r.path).unwrap_or(false),
+        });
+    }
+    let rules = policy::Rules::new(
+        &settings.policy,
+        settings.profiles.get(req.profile),
+        req.output_quality,
+    );
+    Ok(policy::evaluate(QcInput {
+        profile: req.profile,
+        master: probe,
+        expected: req.expected,
+        content: Some(&content),
+        renditions: measures,
+        output_quality: req.output_quality,
+        rules,
+        ttl_remaining_secs: req.ttl_remaining_secs,
+    }))
+}
