@@ -3,7 +3,7 @@
 
 use crate::config::Settings;
 use crate::media::analyze::{analyze, DetectSettings};
-use crate::media::ladder::default_ladder;
+use crate::media::ladder::{default_ladder, h264_level, max_level};
 use crate::media::measure::ssim_psnr;
 use crate::media::probe::{moov_before_mdat, Probe};
 use crate::media::process::{ProcessError, Runner};
@@ -32,6 +32,22 @@ pub fn plan_for(probe: &Probe, settings: &Settings) -> Option<TranscodePlan> {
         default_ladder(video.width, video.height),
         &settings.media,
     ))
+}
+
+/// Raises a plan's quality for a remediation pass: `boost` steps of 4 CRF
+/// lower and 50% more VBV headroom each, with the H.264 level raised to fit.
+pub fn boost_plan(plan: &mut TranscodePlan, boost: u8) {
+    if boost == 0 {
+        return;
+    }
+    for r in &mut plan.renditions {
+        r.crf = r.crf.saturating_sub(4 * boost).max(10);
+        let scale = 1.0 + 0.5 * boost as f64;
+        r.maxrate_kbps = (r.maxrate_kbps as f64 * scale) as u32;
+        r.bufsize_kbps = (r.bufsize_kbps as f64 * scale) as u32;
+        let needed = h264_level(r.width, r.height, plan.fps, r.maxrate_kbps);
+        r.level = max_level(&r.level, &needed).to_owned();
+    }
 }
 
 /// What the request (or, without one, the master itself) expects.
@@ -95,4 +111,45 @@ pub async fn measure_and_evaluate(
         rules,
         ttl_remaining_secs: req.ttl_remaining_secs,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::ladder::default_ladder;
+
+    fn plan() -> TranscodePlan {
+        TranscodePlan {
+            renditions: default_ladder(3840, 2160),
+            poster_width: 1280,
+            poster_at_secs: 1.0,
+            has_audio: true,
+            fps: 24.0,
+            preset: "veryfast".into(),
+            threads: 0,
+        }
+    }
+
+    #[test]
+    fn a_boost_lowers_crf_and_raises_the_bitrate_cap_within_a_valid_level() {
+        let base = plan();
+        let mut boosted = plan();
+        boost_plan(&mut boosted, 1);
+        for (b, r) in base.renditions.iter().zip(&boosted.renditions) {
+            assert_eq!(r.crf, b.crf - 4, "{}", r.name);
+            assert_eq!(r.maxrate_kbps, b.maxrate_kbps * 3 / 2, "{}", r.name);
+            assert!(r.bufsize_kbps > b.bufsize_kbps);
+            let needed = h264_level(r.width, r.height, 24.0, r.maxrate_kbps);
+            assert_eq!(
+                max_level(&r.level, &needed),
+                r.level,
+                "{}: level {} too low",
+                r.name,
+                r.level
+            );
+        }
+        let mut same = plan();
+        boost_plan(&mut same, 0);
+        assert_eq!(same.renditions[0].crf, base.renditions[0].crf);
+    }
 }

@@ -13,7 +13,7 @@ use crate::media::process::{Progress, Runner};
 use crate::media::transcode::transcode;
 use crate::policy::{self, Expected, Verdict};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
-use crate::qc::{measure_and_evaluate, plan_for, QcRequest, RenditionFile};
+use crate::qc::{boost_plan, measure_and_evaluate, plan_for, QcRequest, RenditionFile};
 use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
 use crate::runware::{GenerationRequest, TaskStatus};
 use crate::storage::{ObjectKey, ObjectStore};
@@ -51,6 +51,18 @@ pub struct Pipeline {
 struct Outputs {
     renditions: Vec<RenditionFile>,
     poster: PathBuf,
+    /// Quality steps added by remediation (0: the profile's own settings).
+    #[serde(default)]
+    boost: u8,
+}
+
+/// Quality steps a remediation asked for, kept across the re-transcode.
+fn requested_boost(v: &VariationRow) -> u8 {
+    v.outputs_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<Outputs>(j).ok())
+        .map(|o| o.boost)
+        .unwrap_or(0)
 }
 
 impl Pipeline {
@@ -466,6 +478,8 @@ impl Pipeline {
     ) -> StepResult {
         let note = if claim.state == State::Arrived {
             "transcode started"
+        } else if requested_boost(v) > 0 {
+            "transcode at higher quality started (remediation)"
         } else {
             "transcode resumed after an interrupted run"
         };
@@ -486,8 +500,10 @@ impl Pipeline {
             tokio::fs::remove_dir_all(&out_dir).await?;
         }
         tokio::fs::create_dir_all(&out_dir).await?;
-        let plan = plan_for(&probe, &self.settings)
+        let mut plan = plan_for(&probe, &self.settings)
             .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
+        let boost = requested_boost(v);
+        boost_plan(&mut plan, boost);
         let cell = progress.clone();
         let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
             if let Some(pc) = p.percent {
@@ -520,6 +536,7 @@ impl Pipeline {
                         })
                         .collect(),
                     poster: out.poster.clone(),
+                    boost,
                 };
                 let u = Update {
                     outputs_json: Some(Some(serde_json::to_string(&outputs)?)),
@@ -606,6 +623,26 @@ impl Pipeline {
         };
         let floor = report.ssim_floor;
         let qc_json = serde_json::to_string(&report)?;
+        // Remediation, once: when the only failures are renditions under their
+        // SSIM floor, a re-encode at higher quality can help; anything else
+        // (content, loudness, ttl) it cannot, and a second failure rejects.
+        let only_quality = report.failures().all(|c| c.rule == "ssim_floor");
+        if report.verdict == Verdict::Fail && only_quality && outputs.boost == 0 {
+            let retry = Outputs {
+                boost: 1,
+                ..outputs
+            };
+            let u = Update {
+                qc_json: Some(qc_json),
+                outputs_json: Some(Some(serde_json::to_string(&retry)?)),
+                ..Update::to(State::Transcoding).note(format!(
+                    "remediation: {}; re-encoding once at higher quality",
+                    report.summary()
+                ))
+            };
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        }
         let u = match report.verdict {
             Verdict::Pass => Update {
                 qc_json: Some(qc_json),

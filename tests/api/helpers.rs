@@ -33,10 +33,15 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like `spawn_app`, with settings changed first (policy thresholds...).
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let app = Application::build(test_settings(dir.path()))
-        .await
-        .expect("app starts");
+    let mut settings = test_settings(dir.path());
+    change(&mut settings);
+    let app = Application::build(settings).await.expect("app starts");
     TestApp {
         url: app.api_url(),
         app: Some(app),

@@ -142,3 +142,51 @@ async fn an_asset_goes_from_request_to_playable_files_on_the_cdn() {
 
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_rendition_under_its_ssim_floor_is_re_encoded_once_then_rejected_and_never_published() {
+    // A floor no lossy encode can reach: the remediation pass must fail too.
+    let app = spawn_app_with(|s| {
+        s.policy.ssim_floor_at_min = 0.9999;
+        s.policy.ssim_floor_at_max = 0.9999;
+    })
+    .await;
+    let res = app.post_asset(&request(3)).await;
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(300), |a| {
+        a["status"] != "processing"
+    })
+    .await;
+    assert_eq!(a["status"], "rejected", "{a:#}");
+    let v = &a["variations"][0];
+    assert_eq!(v["reason"]["code"], "qcFailed");
+    assert!(
+        v["reason"]["message"].as_str().unwrap().contains("SSIM"),
+        "{}",
+        v["reason"]
+    );
+    let notes: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["note"].as_str())
+        .collect();
+    let remediations = notes
+        .iter()
+        .filter(|n| n.starts_with("remediation:"))
+        .count();
+    assert_eq!(remediations, 1, "exactly one remediation: {notes:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("higher quality started")),
+        "{notes:?}"
+    );
+    assert!(v.get("published").is_none() || v["published"].is_null());
+    let checks = v["qc"]["checks"].as_array().unwrap();
+    assert!(checks
+        .iter()
+        .any(|c| c["rule"] == "ssim_floor" && c["passed"] == false));
+    app.stop().await;
+}
