@@ -178,6 +178,7 @@ pub async fn process(
             width: r.width,
             height: r.height,
             max_bitrate_kbps: Some(r.maxrate_kbps),
+            vbv_bufsize_kbps: Some(r.bufsize_kbps),
         })
         .collect();
     report.outputs = renditions
@@ -194,6 +195,7 @@ pub async fn process(
         expected: &expected,
         output_quality: request.map(|r| r.effective_output_quality()).unwrap_or(95),
         ttl_remaining_secs: ttl,
+        overrides: None,
     };
     let qc =
         match measure_and_evaluate(&runner, settings, master, &probe, &renditions, qc_req).await {

@@ -151,6 +151,9 @@ pub struct RenditionMeasure {
     /// The rung's VBV cap, kbps.
     #[serde(default)]
     pub max_bitrate_kbps: Option<u32>,
+    /// The rung's VBV buffer, kbits.
+    #[serde(default)]
+    pub vbv_bufsize_kbps: Option<u32>,
     pub probe: Probe,
     pub ssim: f64,
     pub psnr: f64,
@@ -207,6 +210,56 @@ impl Rules {
                     true_peak_max_dbtp: p.true_peak_max_dbtp,
                 })
             }),
+        }
+    }
+}
+
+/// A request's own QC thresholds. They may only make the profile stricter:
+/// a floor can be raised, a maximum lowered, never the other way.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QcOverrides {
+    pub min_ssim: Option<f64>,
+    pub max_black_secs: Option<f64>,
+    pub max_freeze_secs: Option<f64>,
+    pub max_silence_secs: Option<f64>,
+    pub loudness_tolerance_lu: Option<f64>,
+}
+
+impl QcOverrides {
+    /// Checks the values' ranges; each error is (field, rule).
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut errs = Vec::new();
+        let mut range = |name: &'static str, v: Option<f64>, lo: f64, hi: f64| {
+            if let Some(x) = v {
+                if !(lo..=hi).contains(&x) || x.is_nan() {
+                    errs.push((name, format!("must be between {lo} and {hi}")));
+                }
+            }
+        };
+        range("minSsim", self.min_ssim, 0.5, 0.999);
+        range("maxBlackSecs", self.max_black_secs, 0.0, 10.0);
+        range("maxFreezeSecs", self.max_freeze_secs, 0.0, 10.0);
+        range("maxSilenceSecs", self.max_silence_secs, 0.0, 10.0);
+        range("loudnessToleranceLu", self.loudness_tolerance_lu, 0.1, 5.0);
+        errs
+    }
+
+    /// Applies the overrides where they are stricter than the rules.
+    pub fn apply(&self, rules: &mut Rules) {
+        if let Some(v) = self.min_ssim {
+            rules.ssim_floor = rules.ssim_floor.max(v);
+        }
+        let lower = |cur: &mut f64, v: Option<f64>| {
+            if let Some(v) = v {
+                *cur = cur.min(v);
+            }
+        };
+        lower(&mut rules.max_black_secs, self.max_black_secs);
+        lower(&mut rules.max_freeze_secs, self.max_freeze_secs);
+        lower(&mut rules.max_silence_secs, self.max_silence_secs);
+        if let (Some(l), Some(t)) = (rules.loudness.as_mut(), self.loudness_tolerance_lu) {
+            l.tolerance_lu = l.tolerance_lu.min(t);
         }
     }
 }
@@ -536,19 +589,20 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
             },
         ));
         if let (Some(cap), Some(bits)) = (r.max_bitrate_kbps, r.probe.bit_rate) {
-            let limit = cap as f64 * rules.bitrate_tolerance;
-            let kbps = bits as f64 / 1000.0;
+            // VBV bounds the video over any window T to maxrate*T + bufsize,
+            // so a short clip may average above maxrate by bufsize/duration.
+            let secs = r.probe.duration_secs.max(0.1);
+            let allowance = r.vbv_bufsize_kbps.map(|b| b as f64 / secs).unwrap_or(0.0);
+            let limit = (cap as f64 + allowance) * rules.bitrate_tolerance;
+            let audio = r.probe.audio.as_ref().and_then(|a| a.bit_rate).unwrap_or(0);
+            let kbps = bits.saturating_sub(audio) as f64 / 1000.0;
             checks.push(Check::new(
                 s,
                 "bitrate",
-                format!("<= {limit:.0} kbps"),
-                format!("{kbps:.0} kbps"),
+                format!("video <= {limit:.0} kbps"),
+                format!("video {kbps:.0} kbps"),
                 kbps <= limit,
-                || {
-                    format!(
-                        "average bitrate {kbps:.0} kbps is over the rung's band ({limit:.0} kbps)"
-                    )
-                },
+                || format!("average video bitrate {kbps:.0} kbps is over the rung's VBV bound ({limit:.0} kbps)"),
             ));
         }
         if master.audio.is_some() {
@@ -638,5 +692,146 @@ mod tests {
         assert_eq!(ttl_remaining_secs(0, 60, 59_000), 1);
         assert_eq!(ttl_remaining_secs(0, 60, 60_000), 0);
         assert!(ttl_remaining_secs(0, 60, 61_000) < 0);
+    }
+
+    fn probe(duration: f64, total_kbps: u64, audio_kbps: Option<u64>) -> Probe {
+        serde_json::from_value(serde_json::json!({
+            "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
+            "duration_secs": duration,
+            "size_bytes": 1,
+            "bit_rate": total_kbps * 1000,
+            "video": {"codec": "h264", "profile": "High", "level": 40, "width": 1920, "height": 1080,
+                      "pix_fmt": "yuv420p", "fps": 24.0, "nb_frames": null},
+            "audio": audio_kbps.map(|k| serde_json::json!({"codec": "aac", "sample_rate": 48000, "channels": 2,
+                      "channel_layout": "stereo", "bit_rate": k * 1000})),
+        }))
+        .unwrap()
+    }
+
+    fn bitrate_check(duration: f64, total_kbps: u64, audio_kbps: Option<u64>) -> Check {
+        let master = probe(duration, 50_000, audio_kbps);
+        let r = RenditionMeasure {
+            name: "1080p".into(),
+            expected_width: 1920,
+            expected_height: 1080,
+            max_bitrate_kbps: Some(8000),
+            vbv_bufsize_kbps: Some(16000),
+            probe: probe(duration, total_kbps, audio_kbps),
+            ssim: 0.99,
+            psnr: 45.0,
+            moov_first: true,
+            size_bytes: 1,
+        };
+        let expected = Expected {
+            width: None,
+            height: None,
+            duration_secs: None,
+            audio: audio_kbps.is_some(),
+            format: OutputFormat::Mp4,
+        };
+        let rules = Rules {
+            ssim_floor: 0.9,
+            duration_tolerance_secs: 0.5,
+            edge_secs: 0.05,
+            max_black_secs: 2.0,
+            max_freeze_secs: 2.0,
+            max_silence_secs: 2.0,
+            min_master_bits_per_pixel: 0.0,
+            bitrate_tolerance: 1.1,
+            loudness: None,
+        };
+        let report = evaluate(QcInput {
+            profile: "default",
+            master: &master,
+            expected: &expected,
+            content: None,
+            renditions: vec![r],
+            output_quality: 80,
+            rules,
+            ttl_remaining_secs: 60,
+        });
+        report
+            .checks
+            .into_iter()
+            .find(|c| c.rule == "bitrate")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_bitrate_band_is_the_vbv_bound_on_video_not_the_muxed_total() {
+        // 30 s at 8 Mbps cap + 16 Mbit buffer: bound (8000 + 533) * 1.1 = 9387 kbps.
+        assert!(
+            bitrate_check(30.0, 9_000 + 192, Some(192)).passed,
+            "audio is not video"
+        );
+        assert!(!bitrate_check(30.0, 9_600 + 192, Some(192)).passed);
+        // 3 s: the buffer may drain into a short clip, (8000 + 5333) * 1.1 = 14667.
+        assert!(bitrate_check(3.0, 12_000, None).passed);
+        assert!(!bitrate_check(3.0, 15_000, None).passed);
+    }
+
+    #[test]
+    fn request_overrides_only_ever_make_the_rules_stricter() {
+        let base = Rules {
+            ssim_floor: 0.9,
+            duration_tolerance_secs: 0.5,
+            edge_secs: 0.05,
+            max_black_secs: 2.0,
+            max_freeze_secs: 2.0,
+            max_silence_secs: 2.0,
+            min_master_bits_per_pixel: 0.02,
+            bitrate_tolerance: 1.1,
+            loudness: Some(LoudnessRule {
+                target_lufs: -24.0,
+                tolerance_lu: 2.0,
+                true_peak_max_dbtp: Some(-2.0),
+            }),
+        };
+        let stricter = QcOverrides {
+            min_ssim: Some(0.95),
+            max_black_secs: Some(0.5),
+            max_freeze_secs: Some(1.0),
+            max_silence_secs: Some(0.0),
+            loudness_tolerance_lu: Some(1.0),
+        };
+        let mut r = base.clone();
+        stricter.apply(&mut r);
+        assert_eq!(
+            (
+                r.ssim_floor,
+                r.max_black_secs,
+                r.max_freeze_secs,
+                r.max_silence_secs
+            ),
+            (0.95, 0.5, 1.0, 0.0)
+        );
+        assert_eq!(r.loudness.unwrap().tolerance_lu, 1.0);
+        let looser = QcOverrides {
+            min_ssim: Some(0.6),
+            max_black_secs: Some(9.0),
+            max_freeze_secs: Some(9.0),
+            max_silence_secs: Some(9.0),
+            loudness_tolerance_lu: Some(5.0),
+        };
+        let mut r = base.clone();
+        looser.apply(&mut r);
+        assert_eq!(
+            (
+                r.ssim_floor,
+                r.max_black_secs,
+                r.max_freeze_secs,
+                r.max_silence_secs
+            ),
+            (0.9, 2.0, 2.0, 2.0)
+        );
+        assert_eq!(r.loudness.unwrap().tolerance_lu, 2.0);
+        assert!(stricter.validate().is_empty());
+        let bad = QcOverrides {
+            min_ssim: Some(1.5),
+            max_black_secs: Some(-1.0),
+            ..Default::default()
+        };
+        let fields: Vec<&str> = bad.validate().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["minSsim", "maxBlackSecs"]);
     }
 }

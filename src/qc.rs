@@ -8,7 +8,7 @@ use crate::media::measure::ssim_psnr;
 use crate::media::probe::{moov_before_mdat, Probe};
 use crate::media::process::{ProcessError, Runner};
 use crate::media::transcode::TranscodePlan;
-use crate::policy::{self, Expected, QcInput, QcReport, RenditionMeasure};
+use crate::policy::{self, Expected, QcInput, QcOverrides, QcReport, RenditionMeasure};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +22,8 @@ pub struct RenditionFile {
     pub height: u32,
     #[serde(default)]
     pub max_bitrate_kbps: Option<u32>,
+    #[serde(default)]
+    pub vbv_bufsize_kbps: Option<u32>,
 }
 
 /// The profile's outputs for this master (the default ladder for now).
@@ -56,6 +58,7 @@ pub struct QcRequest<'a> {
     pub expected: &'a Expected,
     pub output_quality: u32,
     pub ttl_remaining_secs: i64,
+    pub overrides: Option<&'a QcOverrides>,
 }
 
 /// Measures the renditions against the master (SSIM/PSNR), analyses the
@@ -89,6 +92,7 @@ pub async fn measure_and_evaluate(
             expected_width: r.width,
             expected_height: r.height,
             max_bitrate_kbps: r.max_bitrate_kbps,
+            vbv_bufsize_kbps: r.vbv_bufsize_kbps,
             size_bytes: p.size_bytes,
             probe: p,
             ssim: score.map(|s| s.ssim).unwrap_or(0.0),
@@ -96,11 +100,14 @@ pub async fn measure_and_evaluate(
             moov_first: moov_before_mdat(&r.path).unwrap_or(false),
         });
     }
-    let rules = policy::Rules::new(
+    let mut rules = policy::Rules::new(
         &settings.policy,
         settings.profiles.get(req.profile),
         req.output_quality,
     );
+    if let Some(o) = req.overrides {
+        o.apply(&mut rules);
+    }
     Ok(policy::evaluate(QcInput {
         profile: req.profile,
         master: probe,

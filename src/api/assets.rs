@@ -4,7 +4,7 @@ use super::{ApiError, ApiKey, AppState, JsonBody};
 use crate::jobs::pipeline::{rfc3339, sha256_hex, webhook_token};
 use crate::jobs::store::{now_ms, AssetRow, NewVariation, VariationRow};
 use crate::jobs::State as JobState;
-use crate::policy::QcReport;
+use crate::policy::{QcOverrides, QcReport};
 use crate::publish::Manifest;
 use crate::runware::validate::{parse_generation, validate_generation};
 use crate::runware::FieldError;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const TOP_LEVEL: &[&str] = &["generation", "profile", "campaign", "callbackUrl"];
+const TOP_LEVEL: &[&str] = &["generation", "profile", "campaign", "callbackUrl", "qc"];
 
 pub async fn create(
     _key: ApiKey,
@@ -71,6 +71,31 @@ pub async fn create(
             None
         }
     };
+    let qc = match obj.get("qc") {
+        None | Some(Value::Null) => None,
+        Some(q) => match serde_path_to_error::deserialize::<_, QcOverrides>(q.clone()) {
+            Ok(o) => {
+                for (field, rule) in o.validate() {
+                    errors.push(FieldError {
+                        path: format!("qc.{field}"),
+                        rule,
+                    });
+                }
+                Some(o)
+            }
+            Err(e) => {
+                let path = e.path().to_string();
+                errors.push(FieldError {
+                    path: if path == "." { "qc".into() } else { format!("qc.{path}") },
+                    rule: format!(
+                        "{} (fields: minSsim, maxBlackSecs, maxFreezeSecs, maxSilenceSecs, loudnessToleranceLu; they can only make the profile stricter)",
+                        e.inner()
+                    ),
+                });
+                None
+            }
+        },
+    };
     let generation = match obj.get("generation") {
         None => {
             errors.push(FieldError {
@@ -112,6 +137,7 @@ pub async fn create(
             .map(|t| t as i64)
             .unwrap_or(state.settings.policy.default_ttl_secs as i64),
         created_at: now,
+        qc_json: qc.map(|q| serde_json::to_string(&q)).transpose()?,
     };
     let ext = req.effective_output_format().extension();
     let variations: Vec<NewVariation> = (0..req.effective_number_results() as i64)

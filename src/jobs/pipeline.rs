@@ -533,6 +533,7 @@ impl Pipeline {
                             width: r.width,
                             height: r.height,
                             max_bitrate_kbps: Some(r.maxrate_kbps),
+                            vbv_bufsize_kbps: Some(r.bufsize_kbps),
                         })
                         .collect(),
                     poster: out.poster.clone(),
@@ -590,7 +591,12 @@ impl Pipeline {
         let master = self.local_master(&v).await?;
         let q = req.effective_output_quality();
         let expected = Expected::from_request(req);
+        let overrides: Option<policy::QcOverrides> = asset
+            .qc_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok());
         let qc_req = QcRequest {
+            overrides: overrides.as_ref(),
             profile: &asset.profile,
             expected: &expected,
             output_quality: q,

@@ -33,6 +33,8 @@ pub struct AssetRow {
     pub callback_url: Option<String>,
     pub ttl_secs: i64,
     pub created_at: i64,
+    /// The request's QC overrides (JSON of `policy::QcOverrides`).
+    pub qc_json: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -189,8 +191,8 @@ impl Store {
     pub async fn create_asset(&self, asset: &AssetRow, variations: &[NewVariation]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&asset.id)
         .bind(&asset.campaign)
@@ -199,6 +201,7 @@ impl Store {
         .bind(&asset.callback_url)
         .bind(asset.ttl_secs)
         .bind(asset.created_at)
+        .bind(&asset.qc_json)
         .execute(&mut *tx)
         .await?;
         for v in variations {
@@ -511,6 +514,7 @@ mod tests {
             callback_url: None,
             ttl_secs: 3600,
             created_at: now_ms(),
+            qc_json: None,
         };
         let vars: Vec<_> = (0..n)
             .map(|i| NewVariation {

@@ -145,13 +145,12 @@ async fn an_asset_goes_from_request_to_playable_files_on_the_cdn() {
 
 #[tokio::test]
 async fn a_rendition_under_its_ssim_floor_is_re_encoded_once_then_rejected_and_never_published() {
-    // A floor no lossy encode can reach: the remediation pass must fail too.
-    let app = spawn_app_with(|s| {
-        s.policy.ssim_floor_at_min = 0.9999;
-        s.policy.ssim_floor_at_max = 0.9999;
-    })
-    .await;
-    let res = app.post_asset(&request(3)).await;
+    // The request raises its own floor to one no lossy encode reaches, so
+    // the remediation pass must fail too.
+    let app = spawn_app().await;
+    let mut body = request(3);
+    body["qc"] = serde_json::json!({"minSsim": 0.999});
+    let res = app.post_asset(&body).await;
     let id = res.json::<Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
@@ -188,5 +187,9 @@ async fn a_rendition_under_its_ssim_floor_is_re_encoded_once_then_rejected_and_n
     assert!(checks
         .iter()
         .any(|c| c["rule"] == "ssim_floor" && c["passed"] == false));
+    assert_eq!(
+        v["qc"]["ssim_floor"], 0.999,
+        "the request's stricter floor was applied"
+    );
     app.stop().await;
 }
