@@ -201,14 +201,23 @@ fn shot_video(spec: &ClipSpec, shot: usize, secs: u32) -> String {
             "mandelbrot=s={qw}x{qh}:r={fps},trim=duration={secs},\
              scale={w}:{h}:flags=bicubic,hue=h={hue}"
         ),
-        _ => format!(
+        _ => {
             // Soft moving colour fields: Game of Life boards were tried here
             // and, with hard-edged cells, measured SSIM 0.86-0.93 at 720p
             // under a 5 Mbps cap, harder to encode than any generated ad.
-            "gradients=s={qw}x{qh}:r={fps}:d={secs}:n=4:speed=0.05:seed={},\
-             scale={w}:{h}:flags=bicubic,hue=h={hue}",
-            r % 1_000_000
-        ),
+            // The colours are given: gradients picks random ones otherwise,
+            // and one seed must give one clip.
+            let colour = |salt: u64| format!("0x{:06X}", mix(r, salt) & 0xFF_FFFF);
+            format!(
+                "gradients=s={qw}x{qh}:r={fps}:d={secs}:n=4:speed=0.05:seed={}:\
+                 c0={}:c1={}:c2={}:c3={},scale={w}:{h}:flags=bicubic,hue=h={hue}",
+                r % 1_000_000,
+                colour(1),
+                colour(2),
+                colour(3),
+                colour(4)
+            )
+        }
     };
     format!("{source},setsar=1,format=yuv420p[v{shot}]")
 }
