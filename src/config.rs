@@ -7,6 +7,7 @@ use crate::runware::ModelSpec;
 use crate::secret::Secret;
 use crate::storage::StorageConfig;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +25,22 @@ pub struct Settings {
     pub cdn: CdnSettings,
     pub api: ApiSettings,
     pub events: EventsSettings,
+    pub profiles: BTreeMap<String, ProfileSettings>,
+}
+
+/// A delivery profile's policy. (Its outputs are the default ladder for now.)
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProfileSettings {
+    #[serde(default)]
+    pub description: String,
+    pub loudness_target_lufs: Option<f64>,
+    #[serde(default = "default_loudness_tolerance")]
+    pub loudness_tolerance_lu: f64,
+    pub true_peak_max_dbtp: Option<f64>,
+}
+
+fn default_loudness_tolerance() -> f64 {
+    2.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +103,13 @@ pub struct PolicySettings {
     pub ssim_floor_at_min: f64,
     pub ssim_floor_at_max: f64,
     pub default_ttl_secs: u64,
+    pub ttl_sweep_interval_secs: u64,
+    pub edge_secs: f64,
+    pub max_black_secs: f64,
+    pub max_freeze_secs: f64,
+    pub max_silence_secs: f64,
+    pub min_master_bits_per_pixel: f64,
+    pub bitrate_tolerance: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +172,10 @@ impl Settings {
         anyhow::ensure!(
             self.worker.concurrency > 0,
             "worker.concurrency must be at least 1"
+        );
+        anyhow::ensure!(
+            self.profiles.contains_key("default"),
+            "profiles.default must exist: requests without `profile` use it"
         );
         anyhow::ensure!(
             self.worker.lease_secs >= 3,

@@ -4,7 +4,7 @@
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
-use crate::jobs::{worker, Pipeline, Store};
+use crate::jobs::{sweeper, worker, Pipeline, Store};
 use crate::media::process::Runner;
 use crate::runware::client::{ClientConfig, RunwareClient};
 use crate::secret::Secret;
@@ -189,6 +189,7 @@ impl Application {
         for n in 0..settings.worker.concurrency {
             tasks.spawn(worker::run_worker(pipeline.clone(), n, shutdown.clone()));
         }
+        tasks.spawn(sweeper::run_sweeper(pipeline.clone(), shutdown.clone()));
 
         let state = AppState {
             store: store.clone(),

@@ -4,6 +4,7 @@
 pub mod pipeline;
 pub mod state;
 pub mod store;
+pub mod sweeper;
 pub mod worker;
 
 pub use pipeline::Pipeline;

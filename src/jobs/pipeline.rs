@@ -8,13 +8,12 @@ use super::store::{now_ms, AssetRow, Claim, PreviousTask, Store, Update, Variati
 use super::worker::ProgressCell;
 use super::State;
 use crate::config::Settings;
-use crate::media::ladder::default_ladder;
-use crate::media::measure::ssim_psnr;
-use crate::media::probe::{moov_before_mdat, Probe};
+use crate::media::probe::Probe;
 use crate::media::process::{input_args, Progress, RunOptions, Runner};
-use crate::media::transcode::{transcode, TranscodePlan};
-use crate::policy::{self, Expected, RenditionMeasure, Verdict};
+use crate::media::transcode::transcode;
+use crate::policy::{self, Expected, Verdict};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
+use crate::qc::{boost_plan, measure_and_evaluate, plan_for, QcRequest, RenditionFile};
 use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
 use crate::runware::{GenerationRequest, TaskStatus};
 use crate::storage::{ObjectKey, ObjectStore};
@@ -64,16 +63,20 @@ pub struct Pipeline {
 /// What the transcode produced, kept in the row so QC and publish can find it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Outputs {
-    renditions: Vec<OutputRendition>,
+    renditions: Vec<RenditionFile>,
     poster: PathBuf,
+    /// Quality steps added by remediation (0: the profile's own settings).
+    #[serde(default)]
+    boost: u8,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OutputRendition {
-    name: String,
-    path: PathBuf,
-    width: u32,
-    height: u32,
+/// Quality steps a remediation asked for, kept across the re-transcode.
+fn requested_boost(v: &VariationRow) -> u8 {
+    v.outputs_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<Outputs>(j).ok())
+        .map(|o| o.boost)
+        .unwrap_or(0)
 }
 
 impl Pipeline {
@@ -640,6 +643,8 @@ impl Pipeline {
     ) -> StepResult {
         let note = if claim.state == State::Arrived {
             "transcode started"
+        } else if requested_boost(v) > 0 {
+            "transcode at higher quality started (remediation)"
         } else {
             "transcode resumed after an interrupted run"
         };
@@ -654,21 +659,16 @@ impl Pipeline {
             return Ok(());
         }
         let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
-        let video = probe
-            .video
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
         let master = self.local_master(v).await?;
         let out_dir = self.work(v).join("out");
         if out_dir.exists() {
             tokio::fs::remove_dir_all(&out_dir).await?;
         }
         tokio::fs::create_dir_all(&out_dir).await?;
-        let plan = TranscodePlan::for_master(
-            &probe,
-            default_ladder(video.width, video.height),
-            &self.settings.media,
-        );
+        let mut plan = plan_for(&probe, &self.settings)
+            .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
+        let boost = requested_boost(v);
+        boost_plan(&mut plan, boost);
         let cell = progress.clone();
         let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
             if let Some(pc) = p.percent {
@@ -692,14 +692,17 @@ impl Pipeline {
                     renditions: out
                         .renditions
                         .iter()
-                        .map(|(r, p)| OutputRendition {
+                        .map(|(r, p)| RenditionFile {
                             name: r.name.clone(),
                             path: p.clone(),
                             width: r.width,
                             height: r.height,
+                            max_bitrate_kbps: Some(r.maxrate_kbps),
+                            vbv_bufsize_kbps: Some(r.bufsize_kbps),
                         })
                         .collect(),
                     poster: out.poster.clone(),
+                    boost,
                 };
                 let u = Update {
                     outputs_json: Some(Some(serde_json::to_string(&outputs)?)),
@@ -751,47 +754,66 @@ impl Pipeline {
         };
         let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
         let master = self.local_master(&v).await?;
-        let list: Vec<(String, PathBuf, u32, u32)> = outputs
-            .renditions
-            .iter()
-            .map(|r| (r.name.clone(), r.path.clone(), r.width, r.height))
-            .collect();
-        let deadline = Duration::from_secs(self.settings.media.transcode_timeout_secs);
-        let scores = match ssim_psnr(&self.runner, &master, &list, deadline).await {
-            Ok(s) => s,
+        let q = req.effective_output_quality();
+        let expected = Expected::from_request(req);
+        let overrides: Option<policy::QcOverrides> = asset
+            .qc_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok());
+        let qc_req = QcRequest {
+            overrides: overrides.as_ref(),
+            profile: &asset.profile,
+            expected: &expected,
+            output_quality: q,
+            ttl_remaining_secs: policy::ttl_remaining_secs(
+                v.arrived_at.unwrap_or(v.created_at),
+                asset.ttl_secs,
+                now_ms(),
+            ),
+        };
+        let report = match measure_and_evaluate(
+            &self.runner,
+            &self.settings,
+            &master,
+            &probe,
+            &outputs.renditions,
+            qc_req,
+        )
+        .await
+        {
+            Ok(r) => r,
             Err(e) if e.is_input_fault() => {
-                let u = Update::to(State::Rejected)
-                    .reason("measureFailed", format!("quality measurement failed: {e}"));
+                let u = Update::to(State::Rejected).reason(
+                    "measureFailed",
+                    format!("quality measurement failed: {}", e.reason()),
+                );
                 self.advance(claim, u, false).await?;
                 return Ok(());
             }
-            Err(e) => return Err(anyhow::Error::new(e).context("measuring SSIM")),
+            Err(e) => return Err(anyhow::Error::new(e).context("measuring quality")),
         };
-        let mut measures = Vec::new();
-        for r in &outputs.renditions {
-            let p = self.runner.ffprobe(&r.path).await?;
-            let score = scores.iter().find(|s| s.name == r.name);
-            measures.push(RenditionMeasure {
-                name: r.name.clone(),
-                expected_width: r.width,
-                expected_height: r.height,
-                size_bytes: p.size_bytes,
-                probe: p,
-                ssim: score.map(|s| s.ssim).unwrap_or(0.0),
-                psnr: score.map(|s| s.psnr).unwrap_or(0.0),
-                moov_first: moov_before_mdat(&r.path).unwrap_or(false),
-            });
-        }
-        let q = req.effective_output_quality();
-        let pol = &self.settings.policy;
-        let floor = policy::ssim_floor(q, pol.ssim_floor_at_min, pol.ssim_floor_at_max);
-        let remaining = policy::ttl_remaining_secs(
-            v.arrived_at.unwrap_or(v.created_at),
-            asset.ttl_secs,
-            now_ms(),
-        );
-        let report = policy::evaluate(measures, &probe, q, floor, remaining);
+        let floor = report.ssim_floor;
         let qc_json = serde_json::to_string(&report)?;
+        // Remediation, once: when the only failures are renditions under their
+        // SSIM floor, a re-encode at higher quality can help; anything else
+        // (content, loudness, ttl) it cannot, and a second failure rejects.
+        let only_quality = report.failures().all(|c| c.rule == "ssim_floor");
+        if report.verdict == Verdict::Fail && only_quality && outputs.boost == 0 {
+            let retry = Outputs {
+                boost: 1,
+                ..outputs
+            };
+            let u = Update {
+                qc_json: Some(qc_json),
+                outputs_json: Some(Some(serde_json::to_string(&retry)?)),
+                ..Update::to(State::Transcoding).note(format!(
+                    "remediation: {}; re-encoding once at higher quality",
+                    report.summary()
+                ))
+            };
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        }
         let u = match report.verdict {
             Verdict::Pass => Update {
                 qc_json: Some(qc_json),

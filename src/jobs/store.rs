@@ -33,6 +33,8 @@ pub struct AssetRow {
     pub callback_url: Option<String>,
     pub ttl_secs: i64,
     pub created_at: i64,
+    /// The request's QC overrides (JSON of `policy::QcOverrides`).
+    pub qc_json: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -231,8 +233,8 @@ impl Store {
     pub async fn create_asset(&self, asset: &AssetRow, variations: &[NewVariation]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&asset.id)
         .bind(&asset.campaign)
@@ -241,6 +243,7 @@ impl Store {
         .bind(&asset.callback_url)
         .bind(asset.ttl_secs)
         .bind(asset.created_at)
+        .bind(&asset.qc_json)
         .execute(&mut *tx)
         .await?;
         for v in variations {
@@ -479,6 +482,46 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Published variations whose ttl, counted from arrival, has run out.
+    pub async fn published_due(&self, now: i64) -> Result<Vec<VariationRow>> {
+        Ok(sqlx::query_as(
+            "SELECT v.* FROM variations v JOIN assets a ON a.id = v.asset_id
+             WHERE v.state = 'published'
+               AND COALESCE(v.arrived_at, v.created_at) + a.ttl_secs * 1000 <= ?",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Marks a published variation expired; false if it no longer was published.
+    pub async fn expire(&self, id: &str, note: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE variations SET state = 'expired', reason_code = 'ttlExpired', reason = ?, updated_at = ?
+             WHERE id = ? AND state = 'published'",
+        )
+        .bind(note)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO transitions (variation_id, from_state, to_state, at, note) VALUES (?, 'published', 'expired', ?, ?)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(note)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// How many times a variation entered a state (tests and audits).
     pub async fn times_entered(&self, variation_id: &str, state: State) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as(
@@ -516,6 +559,7 @@ mod tests {
             callback_url: None,
             ttl_secs: 3600,
             created_at: now_ms(),
+            qc_json: None,
         };
         let vars: Vec<_> = (0..n)
             .map(|i| NewVariation {

@@ -37,7 +37,7 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// The embedded stack with settings changed by `change` (faults, deadlines).
+/// Like `spawn_app`, with settings changed first (policy thresholds, faults, deadlines...).
 pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
@@ -84,6 +84,28 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
+    }
+
+    /// Stops the app and starts a new one on the same data dir (new ports).
+    pub async fn restart(mut self) -> TestApp {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        let app = Application::build(test_settings(self._dir.path()))
+            .await
+            .expect("app restarts");
+        TestApp {
+            url: app.api_url(),
+            app: Some(app),
+            http: self.http.clone(),
+            _dir: self._dir,
+        }
+    }
+
+    /// The job store, opened beside the running app (tests that age rows).
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        let url = format!("sqlite://{}", self._dir.path().join("reelay.db").display());
+        sqlx::SqlitePool::connect(&url).await.unwrap()
     }
 }
 

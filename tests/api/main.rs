@@ -6,3 +6,4 @@ mod helpers;
 mod intake;
 mod pipeline;
 mod restart;
+mod ttl;
