@@ -72,6 +72,8 @@ pub struct RunwareSettings {
     pub retry_deadline_secs: u64,
     pub task_deadline_secs: u64,
     pub upload_url_expiry_secs: u64,
+    pub upload_grace_secs: u64,
+    pub resubmit_missing_upload: bool,
     pub model_spec: ModelSpec,
 }
 
@@ -81,6 +83,10 @@ pub struct SimulatorSettings {
     pub port: u16,
     pub api_key: Secret,
     pub generation_secs: f64,
+    pub webhook_retry_ms: Vec<u64>,
+    pub accept_fault_header: bool,
+    #[serde(default)]
+    pub faults: crate::simulator::Faults,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,7 +155,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("api.key_sha256"),
+                    .with_list_parse_key("api.key_sha256")
+                    .with_list_parse_key("simulator.webhook_retry_ms"),
             )
             .build()?;
         let parsed: Settings = settings.try_deserialize()?;
@@ -180,6 +187,10 @@ impl Settings {
             self.runware.model,
             self.runware.model_spec.air
         );
+        self.simulator
+            .faults
+            .validate()
+            .map_err(|e| anyhow::anyhow!("simulator.faults: {e}"))?;
         for h in &self.api.key_sha256 {
             anyhow::ensure!(
                 h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()),
@@ -223,6 +234,34 @@ mod tests {
         assert_eq!(test.worker.lease_secs, 6);
         // Untouched keys keep the default.
         assert_eq!(test.storage.masters_bucket, "reelay-masters");
+        // Fault injection is off unless asked for.
+        assert_eq!(test.simulator.faults, crate::simulator::Faults::default());
+        assert!(!test.runware.resubmit_missing_upload);
+    }
+
+    #[test]
+    fn a_bad_fault_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        std::fs::write(dir.path().join("default.toml"), base).unwrap();
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "[simulator.faults]\nburst_status = 200\n",
+        )
+        .unwrap();
+        let e = Settings::load_from(dir.path(), "bad").unwrap_err();
+        assert!(format!("{e:#}").contains("burst_status"), "{e:#}");
+        std::fs::write(
+            dir.path().join("good.toml"),
+            "[simulator.faults]\nfail_code = \"timeoutProvider\"\nupload = \"truncated\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(dir.path(), "good").unwrap();
+        assert_eq!(s.simulator.faults.fail_code, "timeoutProvider");
+        assert_eq!(
+            s.simulator.faults.upload,
+            crate::simulator::UploadFault::Truncated
+        );
     }
 
     #[test]

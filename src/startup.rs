@@ -131,12 +131,7 @@ impl Application {
             let addr: SocketAddr =
                 format!("{}:{}", settings.simulator.host, settings.simulator.port).parse()?;
             let sim = simulator::start(
-                SimConfig {
-                    api_key: settings.simulator.api_key.clone(),
-                    generation_secs: settings.simulator.generation_secs,
-                    model: settings.runware.model_spec.clone(),
-                    state_dir: data.join("runware-sim"),
-                },
+                SimConfig::from_settings(&settings, data.join("runware-sim")),
                 runner.clone(),
                 addr,
             )

@@ -248,7 +248,7 @@ fn aggregate(states: &[JobState]) -> &'static str {
 async fn asset_view(state: &AppState, a: &AssetRow, detail: bool) -> Result<Value, ApiError> {
     let rows = state.store.variations_of(&a.id).await?;
     let states: Vec<JobState> = rows.iter().map(VariationRow::state).collect();
-    let cost: f64 = rows.iter().filter_map(|v| v.cost).sum();
+    let cost: f64 = rows.iter().filter_map(VariationRow::total_cost).sum();
     let mut variations = Vec::new();
     for v in &rows {
         variations.push(variation_view(state, v, detail).await?);
@@ -285,8 +285,16 @@ async fn variation_view(
             "detail": v.stage_detail,
         },
         "task_uuid": v.task_uuid,
-        "cost_usd": v.cost,
+        "cost_usd": v.total_cost(),
     });
+    let earlier = v.previous_tasks();
+    if !earlier.is_empty() {
+        // A resubmission: the tasks this variation had before, oldest first.
+        out["previous_tasks"] = earlier
+            .iter()
+            .map(|t| json!({"task_uuid": t.task_uuid, "cost_usd": t.cost, "reason_code": t.reason_code, "at": rfc3339(t.at)}))
+            .collect();
+    }
     if let (Some(code), Some(reason)) = (&v.reason_code, &v.reason) {
         out["reason"] = json!({"code": code, "message": reason});
     }

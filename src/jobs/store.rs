@@ -69,11 +69,49 @@ pub struct VariationRow {
     pub next_run_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Earlier tasks of this variation (a resubmission), JSON.
+    pub previous_tasks: Option<String>,
+    pub success_seen_at: Option<i64>,
+}
+
+/// A task this variation had before it was resubmitted as a new one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PreviousTask {
+    #[serde(rename = "taskUUID")]
+    pub task_uuid: String,
+    /// What the generator charged for it (USD), when known.
+    pub cost: Option<f64>,
+    /// Why it was given up, e.g. `uploadUrlExpired`.
+    #[serde(rename = "reasonCode")]
+    pub reason_code: String,
+    /// Unix milliseconds.
+    pub at: i64,
 }
 
 impl VariationRow {
     pub fn state(&self) -> State {
         State::from_str(&self.state).unwrap_or(State::Failed)
+    }
+
+    pub fn previous_tasks(&self) -> Vec<PreviousTask> {
+        self.previous_tasks
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default()
+    }
+
+    /// What the generator charged for this variation: the current task's
+    /// cost plus that of any task it replaced.
+    pub fn total_cost(&self) -> Option<f64> {
+        let earlier: Vec<f64> = self
+            .previous_tasks()
+            .iter()
+            .filter_map(|t| t.cost)
+            .collect();
+        if self.cost.is_none() && earlier.is_empty() {
+            return None;
+        }
+        Some(self.cost.unwrap_or(0.0) + earlier.iter().sum::<f64>())
     }
 }
 
@@ -115,14 +153,18 @@ pub struct Update {
     pub error_count: Option<i64>,
     pub submitted_at: Option<i64>,
     pub upload_expires_at: Option<i64>,
-    pub provider_json: Option<String>,
+    pub provider_json: Option<Option<String>>,
     pub provider_error_json: Option<String>,
-    pub cost: Option<f64>,
+    pub cost: Option<Option<f64>>,
     pub arrived_at: Option<i64>,
     pub master_size: Option<i64>,
     pub master_sha256: Option<String>,
     pub master_probe: Option<String>,
     pub outputs_json: Option<Option<String>>,
+    /// A new taskUUID (resubmission only).
+    pub task_uuid: Option<String>,
+    pub previous_tasks: Option<String>,
+    pub success_seen_at: Option<Option<i64>>,
     pub qc_json: Option<String>,
     pub published_json: Option<String>,
     pub reason_code: Option<String>,
@@ -372,6 +414,9 @@ impl Store {
         set!(reason_code);
         set!(reason);
         set!(next_run_at);
+        set!(task_uuid);
+        set!(previous_tasks);
+        set!(success_seen_at);
         if u.release {
             q.push(", lease_until = 0");
         }

@@ -346,6 +346,7 @@ mod tests {
                 quality: 80,
                 seed,
                 shots: vec![],
+                ..ClipSpec::default()
             };
             let out = dir.path().join(format!("s{seed}.mp4"));
             render_clip(&runner, &spec, &out, Duration::from_secs(120))

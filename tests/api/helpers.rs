@@ -2,6 +2,7 @@
 //! whole embedded stack (object store, Runware simulator, SQLite, workers).
 
 use reelay::config::Settings;
+use reelay::simulator::Simulator;
 use reelay::startup::Application;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Like `spawn_app`, with settings changed first (policy thresholds...).
+/// Like `spawn_app`, with settings changed first (policy thresholds, faults, deadlines...).
 pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
@@ -59,6 +60,24 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The embedded Runware simulator.
+    pub fn sim(&self) -> &Simulator {
+        &self
+            .app
+            .as_ref()
+            .expect("running")
+            .sim
+            .as_ref()
+            .expect("the simulator runs when no Runware key is set")
+            .sim
+    }
+
+    /// Tasks the simulator keeps on disk (`{data}/runware-sim/{taskUUID}.json`):
+    /// every task ever created for this app, across restarts.
+    pub fn task_files(&self) -> usize {
+        task_files(self._dir.path())
     }
 
     pub async fn stop(mut self) {
@@ -164,4 +183,25 @@ pub fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|s| s["codec_type"] == kind)
+}
+
+/// Task files in a data dir's simulator state.
+pub fn task_files(data: &Path) -> usize {
+    std::fs::read_dir(data.join("runware-sim"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Posts `body` and returns the new asset's id.
+pub async fn create(app: &TestApp, body: &Value) -> String {
+    let res = app.post_asset(body).await;
+    assert_eq!(res.status(), 202);
+    res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
