@@ -7,6 +7,7 @@ use crate::runware::ModelSpec;
 use crate::secret::Secret;
 use crate::storage::StorageConfig;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,6 +27,22 @@ pub struct Settings {
     pub events: EventsSettings,
     pub callbacks: CallbackSettings,
     pub uploads: UploadSettings,
+    pub profiles: BTreeMap<String, ProfileSettings>,
+}
+
+/// A delivery profile's policy. (Its outputs are the default ladder for now.)
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProfileSettings {
+    #[serde(default)]
+    pub description: String,
+    pub loudness_target_lufs: Option<f64>,
+    #[serde(default = "default_loudness_tolerance")]
+    pub loudness_tolerance_lu: f64,
+    pub true_peak_max_dbtp: Option<f64>,
+}
+
+fn default_loudness_tolerance() -> f64 {
+    2.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +74,8 @@ pub struct RunwareSettings {
     pub retry_deadline_secs: u64,
     pub task_deadline_secs: u64,
     pub upload_url_expiry_secs: u64,
+    pub upload_grace_secs: u64,
+    pub resubmit_missing_upload: bool,
     pub model_spec: ModelSpec,
 }
 
@@ -66,6 +85,10 @@ pub struct SimulatorSettings {
     pub port: u16,
     pub api_key: Secret,
     pub generation_secs: f64,
+    pub webhook_retry_ms: Vec<u64>,
+    pub accept_fault_header: bool,
+    #[serde(default)]
+    pub faults: crate::simulator::Faults,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +105,13 @@ pub struct PolicySettings {
     pub ssim_floor_at_min: f64,
     pub ssim_floor_at_max: f64,
     pub default_ttl_secs: u64,
+    pub ttl_sweep_interval_secs: u64,
+    pub edge_secs: f64,
+    pub max_black_secs: f64,
+    pub max_freeze_secs: f64,
+    pub max_silence_secs: f64,
+    pub min_master_bits_per_pixel: f64,
+    pub bitrate_tolerance: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,7 +201,8 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("api.key_sha256")
-                    .with_list_parse_key("events.sns_topic_allowlist"),
+                    .with_list_parse_key("events.sns_topic_allowlist")
+                    .with_list_parse_key("simulator.webhook_retry_ms"),
             )
             .build()?;
         let parsed: Settings = settings.try_deserialize()?;
@@ -187,6 +218,10 @@ impl Settings {
         anyhow::ensure!(
             self.worker.concurrency > 0,
             "worker.concurrency must be at least 1"
+        );
+        anyhow::ensure!(
+            self.profiles.contains_key("default"),
+            "profiles.default must exist: requests without `profile` use it"
         );
         anyhow::ensure!(
             self.worker.lease_secs >= 3,
@@ -212,6 +247,10 @@ impl Settings {
             (20..=99).contains(&self.uploads.output_quality),
             "uploads.output_quality must be 20..=99"
         );
+        self.simulator
+            .faults
+            .validate()
+            .map_err(|e| anyhow::anyhow!("simulator.faults: {e}"))?;
         for h in &self.api.key_sha256 {
             anyhow::ensure!(
                 h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()),
@@ -255,6 +294,34 @@ mod tests {
         assert_eq!(test.worker.lease_secs, 6);
         // Untouched keys keep the default.
         assert_eq!(test.storage.masters_bucket, "reelay-masters");
+        // Fault injection is off unless asked for.
+        assert_eq!(test.simulator.faults, crate::simulator::Faults::default());
+        assert!(!test.runware.resubmit_missing_upload);
+    }
+
+    #[test]
+    fn a_bad_fault_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        std::fs::write(dir.path().join("default.toml"), base).unwrap();
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "[simulator.faults]\nburst_status = 200\n",
+        )
+        .unwrap();
+        let e = Settings::load_from(dir.path(), "bad").unwrap_err();
+        assert!(format!("{e:#}").contains("burst_status"), "{e:#}");
+        std::fs::write(
+            dir.path().join("good.toml"),
+            "[simulator.faults]\nfail_code = \"timeoutProvider\"\nupload = \"truncated\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(dir.path(), "good").unwrap();
+        assert_eq!(s.simulator.faults.fail_code, "timeoutProvider");
+        assert_eq!(
+            s.simulator.faults.upload,
+            crate::simulator::UploadFault::Truncated
+        );
     }
 
     #[test]

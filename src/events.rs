@@ -19,7 +19,7 @@
 //! that every effect looks at the object itself (HEAD), so even an event
 //! with no identity cannot make a variation redo a master it already took in.
 
-use crate::api::assets::{is_http_url, valid_campaign, PROFILES};
+use crate::api::assets::{is_http_url, valid_campaign};
 use crate::config::Settings;
 use crate::jobs::store::s3::{self as db, EventFreshness, NewUpload};
 use crate::jobs::store::{now_ms, AssetRow, Store, SOURCE_UPLOAD};
@@ -349,7 +349,7 @@ impl Intake {
             if let Some(asset) = db::asset(tx, &v.asset_id).await? {
                 if asset.is_upload() {
                     match meta.metadata.get(META_PROFILE) {
-                        Some(p) if PROFILES.contains(&p.as_str()) => {
+                        Some(p) if self.settings.profiles.contains_key(p) => {
                             db::set_asset_profile(tx, &asset.id, p).await?
                         }
                         Some(p) => {
@@ -378,12 +378,13 @@ impl Intake {
             .get(META_PROFILE)
             .cloned()
             .unwrap_or_else(|| "default".into());
-        let rejected = (!PROFILES.contains(&profile.as_str())).then(|| {
+        let known: Vec<&str> = self.settings.profiles.keys().map(String::as_str).collect();
+        let rejected = (!self.settings.profiles.contains_key(&profile)).then(|| {
             (
                 "unknownProfile".to_string(),
                 format!(
                     "the master's {META_PROFILE} metadata names profile {profile:?}; known: {}",
-                    PROFILES.join(", ")
+                    known.join(", ")
                 ),
             )
         });
@@ -405,6 +406,7 @@ impl Intake {
                 callback_url,
                 ttl_secs: self.settings.policy.default_ttl_secs as i64,
                 created_at: now_ms(),
+                qc_json: None,
                 source: SOURCE_UPLOAD.into(),
             },
             variation_id: format!("{id}_v0"),

@@ -33,6 +33,24 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Run arrival checks, transcode and QC on a local master; print the
+    /// report. Exits 0 when it passes, 3 when it is rejected.
+    Process {
+        /// The master video file.
+        master: std::path::PathBuf,
+        /// Delivery profile (see [profiles] in the config).
+        #[arg(long, default_value = "default")]
+        profile: String,
+        /// A JSON file with the `generation` request the master must match.
+        #[arg(long)]
+        request: Option<std::path::PathBuf>,
+        /// Where to write the renditions (default: a temporary folder, removed after).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective configuration (secrets redacted).
     Config,
 }
@@ -41,7 +59,10 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REELAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,reelay=info"));
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Config);
+    let quiet = matches!(
+        cli.command,
+        Command::Demo { .. } | Command::Config | Command::Process { .. }
+    );
     tracing_subscriber::fmt()
         .with_env_filter(if quiet && std::env::var("REELAY_LOG").is_err() {
             tracing_subscriber::EnvFilter::new("warn")
@@ -58,7 +79,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -66,9 +87,40 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<u8> {
     let settings = Settings::load()?;
-    match cli.command {
+    if let Command::Process {
+        master,
+        profile,
+        request,
+        out,
+        json,
+    } = &cli.command
+    {
+        let req = request
+            .as_deref()
+            .map(reelay::local::read_request)
+            .transpose()?;
+        let tmp = tempfile::tempdir()?;
+        let out_dir = out.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+        let mut report =
+            reelay::local::process(&settings, master, profile, req.as_ref(), &out_dir).await?;
+        if out.is_none() {
+            // The temporary folder goes away with this command.
+            report.outputs.clear();
+        }
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            reelay::local::print_human(&report);
+        }
+        return Ok(if report.verdict == "pass" {
+            0
+        } else {
+            reelay::local::EXIT_REJECTED
+        });
+    }
+    let done: anyhow::Result<()> = match cli.command {
         Command::Serve => {
             let app = reelay::startup::Application::build(settings).await?;
             println!("reelay listening on {}", app.api_url());
@@ -82,5 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{settings:#?}");
             Ok(())
         }
-    }
+        Command::Process { .. } => unreachable!("handled above"),
+    };
+    done.map(|()| 0)
 }

@@ -2,6 +2,8 @@
 //! what a rendition must measure to be published. Pure functions over
 //! measurements, so every rule is unit-tested without ffmpeg.
 
+use crate::config::{PolicySettings, ProfileSettings};
+use crate::media::analyze::{ContentAnalysis, Run};
 use crate::media::probe::Probe;
 use crate::runware::{GenerationRequest, OutputFormat};
 use serde::{Deserialize, Serialize};
@@ -146,11 +148,120 @@ pub struct RenditionMeasure {
     pub name: String,
     pub expected_width: u32,
     pub expected_height: u32,
+    /// The rung's VBV cap, kbps.
+    #[serde(default)]
+    pub max_bitrate_kbps: Option<u32>,
+    /// The rung's VBV buffer, kbits.
+    #[serde(default)]
+    pub vbv_bufsize_kbps: Option<u32>,
     pub probe: Probe,
     pub ssim: f64,
     pub psnr: f64,
     pub moov_first: bool,
     pub size_bytes: u64,
+}
+
+/// A profile's loudness requirement (ATSC A/85, EBU R128...).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LoudnessRule {
+    pub target_lufs: f64,
+    pub tolerance_lu: f64,
+    pub true_peak_max_dbtp: Option<f64>,
+}
+
+/// Every threshold the verdict uses, resolved from the settings and the
+/// request's profile, so the report can show what was applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rules {
+    pub ssim_floor: f64,
+    pub duration_tolerance_secs: f64,
+    pub edge_secs: f64,
+    pub max_black_secs: f64,
+    pub max_freeze_secs: f64,
+    pub max_silence_secs: f64,
+    pub min_master_bits_per_pixel: f64,
+    pub bitrate_tolerance: f64,
+    pub loudness: Option<LoudnessRule>,
+}
+
+impl Rules {
+    pub fn new(
+        policy: &PolicySettings,
+        profile: Option<&ProfileSettings>,
+        output_quality: u32,
+    ) -> Self {
+        Rules {
+            ssim_floor: ssim_floor(
+                output_quality,
+                policy.ssim_floor_at_min,
+                policy.ssim_floor_at_max,
+            ),
+            duration_tolerance_secs: policy.duration_tolerance_secs,
+            edge_secs: policy.edge_secs,
+            max_black_secs: policy.max_black_secs,
+            max_freeze_secs: policy.max_freeze_secs,
+            max_silence_secs: policy.max_silence_secs,
+            min_master_bits_per_pixel: policy.min_master_bits_per_pixel,
+            bitrate_tolerance: policy.bitrate_tolerance,
+            loudness: profile.and_then(|p| {
+                p.loudness_target_lufs.map(|target_lufs| LoudnessRule {
+                    target_lufs,
+                    tolerance_lu: p.loudness_tolerance_lu,
+                    true_peak_max_dbtp: p.true_peak_max_dbtp,
+                })
+            }),
+        }
+    }
+}
+
+/// A request's own QC thresholds. They may only make the profile stricter:
+/// a floor can be raised, a maximum lowered, never the other way.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QcOverrides {
+    pub min_ssim: Option<f64>,
+    pub max_black_secs: Option<f64>,
+    pub max_freeze_secs: Option<f64>,
+    pub max_silence_secs: Option<f64>,
+    pub loudness_tolerance_lu: Option<f64>,
+}
+
+impl QcOverrides {
+    /// Checks the values' ranges; each error is (field, rule).
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut errs = Vec::new();
+        let mut range = |name: &'static str, v: Option<f64>, lo: f64, hi: f64| {
+            if let Some(x) = v {
+                if !(lo..=hi).contains(&x) || x.is_nan() {
+                    errs.push((name, format!("must be between {lo} and {hi}")));
+                }
+            }
+        };
+        range("minSsim", self.min_ssim, 0.5, 0.999);
+        range("maxBlackSecs", self.max_black_secs, 0.0, 10.0);
+        range("maxFreezeSecs", self.max_freeze_secs, 0.0, 10.0);
+        range("maxSilenceSecs", self.max_silence_secs, 0.0, 10.0);
+        range("loudnessToleranceLu", self.loudness_tolerance_lu, 0.1, 5.0);
+        errs
+    }
+
+    /// Applies the overrides where they are stricter than the rules.
+    pub fn apply(&self, rules: &mut Rules) {
+        if let Some(v) = self.min_ssim {
+            rules.ssim_floor = rules.ssim_floor.max(v);
+        }
+        let lower = |cur: &mut f64, v: Option<f64>| {
+            if let Some(v) = v {
+                *cur = cur.min(v);
+            }
+        };
+        lower(&mut rules.max_black_secs, self.max_black_secs);
+        lower(&mut rules.max_freeze_secs, self.max_freeze_secs);
+        lower(&mut rules.max_silence_secs, self.max_silence_secs);
+        if let (Some(l), Some(t)) = (rules.loudness.as_mut(), self.loudness_tolerance_lu) {
+            l.tolerance_lu = l.tolerance_lu.min(t);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,6 +270,13 @@ pub struct QcReport {
     pub output_quality: u32,
     pub ssim_floor: f64,
     pub ttl_remaining_secs: i64,
+    #[serde(default)]
+    pub profile: String,
+    #[serde(default)]
+    pub rules: Option<Rules>,
+    /// What the master's content analysis found (black, freeze, silence, loudness).
+    #[serde(default)]
+    pub content: Option<ContentAnalysis>,
     pub renditions: Vec<RenditionMeasure>,
     pub checks: Vec<Check>,
 }
@@ -189,15 +307,230 @@ impl QcReport {
     }
 }
 
-/// Applies the policy to every rendition's measurements.
-pub fn evaluate(
-    renditions: Vec<RenditionMeasure>,
-    master: &Probe,
-    output_quality: u32,
-    ssim_floor: f64,
-    ttl_remaining_secs: i64,
-) -> QcReport {
+/// Everything the verdict is made from.
+pub struct QcInput<'a> {
+    pub profile: &'a str,
+    pub master: &'a Probe,
+    pub expected: &'a Expected,
+    pub content: Option<&'a ContentAnalysis>,
+    pub renditions: Vec<RenditionMeasure>,
+    pub output_quality: u32,
+    pub rules: Rules,
+    pub ttl_remaining_secs: i64,
+}
+
+fn runs(r: &[Run]) -> String {
+    if r.is_empty() {
+        return "none".into();
+    }
+    r.iter()
+        .map(|r| format!("{:.2}-{:.2} s", r.start, r.end))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Head, tail and length checks for one detector's runs.
+fn run_checks(
+    checks: &mut Vec<Check>,
+    what: &str,
+    found: &[Run],
+    duration: f64,
+    edge: f64,
+    max: f64,
+) {
+    let head = found.iter().find(|r| r.start <= edge);
+    checks.push(Check::new(
+        "master",
+        &format!("{what}_head"),
+        "none at the head",
+        runs(
+            &found
+                .iter()
+                .filter(|r| r.start <= edge)
+                .copied()
+                .collect::<Vec<_>>(),
+        ),
+        head.is_none(),
+        || {
+            format!(
+                "the master opens on {:.2} s of {what} (no {what} lead-in allowed)",
+                head.map(Run::duration).unwrap_or(0.0)
+            )
+        },
+    ));
+    let tail = found.iter().find(|r| r.end >= duration - edge);
+    checks.push(Check::new(
+        "master",
+        &format!("{what}_tail"),
+        "none at the tail",
+        runs(
+            &found
+                .iter()
+                .filter(|r| r.end >= duration - edge)
+                .copied()
+                .collect::<Vec<_>>(),
+        ),
+        tail.is_none(),
+        || {
+            format!(
+                "the master ends on {:.2} s of {what}",
+                tail.map(Run::duration).unwrap_or(0.0)
+            )
+        },
+    ));
+    let long = found.iter().find(|r| r.duration() > max);
+    checks.push(Check::new(
+        "master",
+        &format!("{what}_max"),
+        format!("no run over {max} s"),
+        runs(found),
+        long.is_none(),
+        || {
+            let r = long.copied().unwrap_or(Run {
+                start: 0.0,
+                end: 0.0,
+            });
+            format!(
+                "{:.2} s of {what} from {:.2} s to {:.2} s (max {max} s)",
+                r.duration(),
+                r.start,
+                r.end
+            )
+        },
+    ));
+}
+
+/// Applies the policy to the master's content and every rendition.
+pub fn evaluate(input: QcInput<'_>) -> QcReport {
+    let QcInput {
+        profile,
+        master,
+        expected,
+        content,
+        renditions,
+        output_quality,
+        rules,
+        ttl_remaining_secs,
+    } = input;
+    let ssim_floor = rules.ssim_floor;
     let mut checks = Vec::new();
+
+    // The master: length, compression, and what its content analysis found.
+    if let Some(d) = expected.duration_secs {
+        let off = (master.duration_secs - d).abs();
+        checks.push(Check::new(
+            "master",
+            "duration",
+            format!("{d} s +/- {}", rules.duration_tolerance_secs),
+            format!("{:.3} s", master.duration_secs),
+            off <= rules.duration_tolerance_secs,
+            || {
+                format!(
+                    "duration {:.2} s differs from the requested {d} s",
+                    master.duration_secs
+                )
+            },
+        ));
+    }
+    if let (Some(v), Some(bits)) = (&master.video, master.bit_rate) {
+        let bpp = bits as f64 / (v.width as f64 * v.height as f64 * v.fps.max(1.0));
+        checks.push(Check::new(
+            "master",
+            "compression",
+            format!(">= {} bits/pixel", rules.min_master_bits_per_pixel),
+            format!("{bpp:.4} bits/pixel"),
+            bpp >= rules.min_master_bits_per_pixel,
+            || format!("the master is too heavily compressed to deliver from ({bpp:.4} bits per pixel, {} kbps)", bits / 1000),
+        ));
+    }
+    if let Some(c) = content {
+        let d = master.duration_secs;
+        run_checks(
+            &mut checks,
+            "black",
+            &c.black,
+            d,
+            rules.edge_secs,
+            rules.max_black_secs,
+        );
+        run_checks(
+            &mut checks,
+            "freeze",
+            &c.freeze,
+            d,
+            rules.edge_secs,
+            rules.max_freeze_secs,
+        );
+        if expected.audio {
+            let long = c
+                .silence
+                .iter()
+                .find(|r| r.duration() > rules.max_silence_secs);
+            checks.push(Check::new(
+                "master",
+                "silence_max",
+                format!("no run over {} s", rules.max_silence_secs),
+                runs(&c.silence),
+                long.is_none(),
+                || {
+                    let r = long.copied().unwrap_or(Run {
+                        start: 0.0,
+                        end: 0.0,
+                    });
+                    format!(
+                        "sound was requested but {:.2} s is silent from {:.2} s to {:.2} s",
+                        r.duration(),
+                        r.start,
+                        r.end
+                    )
+                },
+            ));
+        }
+        if let Some(rule) = rules.loudness {
+            match c.loudness {
+                Some(l) => {
+                    let off = (l.integrated_lufs - rule.target_lufs).abs();
+                    checks.push(Check::new(
+                        "master",
+                        "loudness",
+                        format!("{} LUFS +/- {} LU", rule.target_lufs, rule.tolerance_lu),
+                        format!("{:.1} LUFS", l.integrated_lufs),
+                        off <= rule.tolerance_lu,
+                        || {
+                            let dir = if l.integrated_lufs > rule.target_lufs { "too loud" } else { "too quiet" };
+                            format!(
+                                "{dir}: integrated loudness {:.1} LUFS, profile {profile} wants {} +/- {} LU",
+                                l.integrated_lufs, rule.target_lufs, rule.tolerance_lu
+                            )
+                        },
+                    ));
+                    if let Some(cap) = rule.true_peak_max_dbtp {
+                        checks.push(Check::new(
+                            "master",
+                            "true_peak",
+                            format!("<= {cap} dBTP"),
+                            format!("{:.1} dBTP", l.true_peak_dbtp),
+                            l.true_peak_dbtp <= cap,
+                            || format!("true peak {:.1} dBTP is over the cap of {cap} dBTP (clipping risk)", l.true_peak_dbtp),
+                        ));
+                    }
+                }
+                None if expected.audio => checks.push(Check::new(
+                    "master",
+                    "loudness",
+                    "measured",
+                    "no audio",
+                    false,
+                    || {
+                        "the profile sets a loudness target but the master has no measurable audio"
+                            .into()
+                    },
+                )),
+                None => {}
+            }
+        }
+    }
+
     let frame = master
         .video
         .as_ref()
@@ -255,6 +588,23 @@ pub fn evaluate(
                 )
             },
         ));
+        if let (Some(cap), Some(bits)) = (r.max_bitrate_kbps, r.probe.bit_rate) {
+            // VBV bounds the video over any window T to maxrate*T + bufsize,
+            // so a short clip may average above maxrate by bufsize/duration.
+            let secs = r.probe.duration_secs.max(0.1);
+            let allowance = r.vbv_bufsize_kbps.map(|b| b as f64 / secs).unwrap_or(0.0);
+            let limit = (cap as f64 + allowance) * rules.bitrate_tolerance;
+            let audio = r.probe.audio.as_ref().and_then(|a| a.bit_rate).unwrap_or(0);
+            let kbps = bits.saturating_sub(audio) as f64 / 1000.0;
+            checks.push(Check::new(
+                s,
+                "bitrate",
+                format!("video <= {limit:.0} kbps"),
+                format!("video {kbps:.0} kbps"),
+                kbps <= limit,
+                || format!("average video bitrate {kbps:.0} kbps is over the rung's VBV bound ({limit:.0} kbps)"),
+            ));
+        }
         if master.audio.is_some() {
             let ok =
                 r.probe.audio.as_ref().is_some_and(|a| {
@@ -310,6 +660,9 @@ pub fn evaluate(
         output_quality,
         ssim_floor,
         ttl_remaining_secs,
+        profile: profile.to_string(),
+        rules: Some(rules),
+        content: content.cloned(),
         renditions,
         checks,
     }
@@ -339,5 +692,146 @@ mod tests {
         assert_eq!(ttl_remaining_secs(0, 60, 59_000), 1);
         assert_eq!(ttl_remaining_secs(0, 60, 60_000), 0);
         assert!(ttl_remaining_secs(0, 60, 61_000) < 0);
+    }
+
+    fn probe(duration: f64, total_kbps: u64, audio_kbps: Option<u64>) -> Probe {
+        serde_json::from_value(serde_json::json!({
+            "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
+            "duration_secs": duration,
+            "size_bytes": 1,
+            "bit_rate": total_kbps * 1000,
+            "video": {"codec": "h264", "profile": "High", "level": 40, "width": 1920, "height": 1080,
+                      "pix_fmt": "yuv420p", "fps": 24.0, "nb_frames": null},
+            "audio": audio_kbps.map(|k| serde_json::json!({"codec": "aac", "sample_rate": 48000, "channels": 2,
+                      "channel_layout": "stereo", "bit_rate": k * 1000})),
+        }))
+        .unwrap()
+    }
+
+    fn bitrate_check(duration: f64, total_kbps: u64, audio_kbps: Option<u64>) -> Check {
+        let master = probe(duration, 50_000, audio_kbps);
+        let r = RenditionMeasure {
+            name: "1080p".into(),
+            expected_width: 1920,
+            expected_height: 1080,
+            max_bitrate_kbps: Some(8000),
+            vbv_bufsize_kbps: Some(16000),
+            probe: probe(duration, total_kbps, audio_kbps),
+            ssim: 0.99,
+            psnr: 45.0,
+            moov_first: true,
+            size_bytes: 1,
+        };
+        let expected = Expected {
+            width: None,
+            height: None,
+            duration_secs: None,
+            audio: audio_kbps.is_some(),
+            format: OutputFormat::Mp4,
+        };
+        let rules = Rules {
+            ssim_floor: 0.9,
+            duration_tolerance_secs: 0.5,
+            edge_secs: 0.05,
+            max_black_secs: 2.0,
+            max_freeze_secs: 2.0,
+            max_silence_secs: 2.0,
+            min_master_bits_per_pixel: 0.0,
+            bitrate_tolerance: 1.1,
+            loudness: None,
+        };
+        let report = evaluate(QcInput {
+            profile: "default",
+            master: &master,
+            expected: &expected,
+            content: None,
+            renditions: vec![r],
+            output_quality: 80,
+            rules,
+            ttl_remaining_secs: 60,
+        });
+        report
+            .checks
+            .into_iter()
+            .find(|c| c.rule == "bitrate")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_bitrate_band_is_the_vbv_bound_on_video_not_the_muxed_total() {
+        // 30 s at 8 Mbps cap + 16 Mbit buffer: bound (8000 + 533) * 1.1 = 9387 kbps.
+        assert!(
+            bitrate_check(30.0, 9_000 + 192, Some(192)).passed,
+            "audio is not video"
+        );
+        assert!(!bitrate_check(30.0, 9_600 + 192, Some(192)).passed);
+        // 3 s: the buffer may drain into a short clip, (8000 + 5333) * 1.1 = 14667.
+        assert!(bitrate_check(3.0, 12_000, None).passed);
+        assert!(!bitrate_check(3.0, 15_000, None).passed);
+    }
+
+    #[test]
+    fn request_overrides_only_ever_make_the_rules_stricter() {
+        let base = Rules {
+            ssim_floor: 0.9,
+            duration_tolerance_secs: 0.5,
+            edge_secs: 0.05,
+            max_black_secs: 2.0,
+            max_freeze_secs: 2.0,
+            max_silence_secs: 2.0,
+            min_master_bits_per_pixel: 0.02,
+            bitrate_tolerance: 1.1,
+            loudness: Some(LoudnessRule {
+                target_lufs: -24.0,
+                tolerance_lu: 2.0,
+                true_peak_max_dbtp: Some(-2.0),
+            }),
+        };
+        let stricter = QcOverrides {
+            min_ssim: Some(0.95),
+            max_black_secs: Some(0.5),
+            max_freeze_secs: Some(1.0),
+            max_silence_secs: Some(0.0),
+            loudness_tolerance_lu: Some(1.0),
+        };
+        let mut r = base.clone();
+        stricter.apply(&mut r);
+        assert_eq!(
+            (
+                r.ssim_floor,
+                r.max_black_secs,
+                r.max_freeze_secs,
+                r.max_silence_secs
+            ),
+            (0.95, 0.5, 1.0, 0.0)
+        );
+        assert_eq!(r.loudness.unwrap().tolerance_lu, 1.0);
+        let looser = QcOverrides {
+            min_ssim: Some(0.6),
+            max_black_secs: Some(9.0),
+            max_freeze_secs: Some(9.0),
+            max_silence_secs: Some(9.0),
+            loudness_tolerance_lu: Some(5.0),
+        };
+        let mut r = base.clone();
+        looser.apply(&mut r);
+        assert_eq!(
+            (
+                r.ssim_floor,
+                r.max_black_secs,
+                r.max_freeze_secs,
+                r.max_silence_secs
+            ),
+            (0.9, 2.0, 2.0, 2.0)
+        );
+        assert_eq!(r.loudness.unwrap().tolerance_lu, 2.0);
+        assert!(stricter.validate().is_empty());
+        let bad = QcOverrides {
+            min_ssim: Some(1.5),
+            max_black_secs: Some(-1.0),
+            ..Default::default()
+        };
+        let fields: Vec<&str> = bad.validate().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["minSsim", "maxBlackSecs"]);
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
-use crate::jobs::{cdn_sweeper, worker, Pipeline, Store};
+use crate::jobs::{cdn_sweeper, sweeper, worker, Pipeline, Store};
 use crate::media::process::Runner;
 use crate::notify;
 use crate::runware::client::{ClientConfig, RunwareClient};
@@ -152,12 +152,7 @@ impl Application {
             let addr: SocketAddr =
                 format!("{}:{}", settings.simulator.host, settings.simulator.port).parse()?;
             let sim = simulator::start(
-                SimConfig {
-                    api_key: settings.simulator.api_key.clone(),
-                    generation_secs: settings.simulator.generation_secs,
-                    model: settings.runware.model_spec.clone(),
-                    state_dir: data.join("runware-sim"),
-                },
+                SimConfig::from_settings(&settings, data.join("runware-sim")),
                 runner.clone(),
                 addr,
             )
@@ -215,6 +210,7 @@ impl Application {
         for n in 0..settings.worker.concurrency {
             tasks.spawn(worker::run_worker(pipeline.clone(), n, shutdown.clone()));
         }
+        tasks.spawn(sweeper::run_sweeper(pipeline.clone(), shutdown.clone()));
         tasks.spawn(cdn_sweeper::run(pipeline.clone(), shutdown.clone()));
         let outbox = Arc::new(notify::Outbox::new(
             store.clone(),

@@ -4,7 +4,7 @@ use super::{ApiError, ApiKey, AppState, JsonBody};
 use crate::jobs::pipeline::{rfc3339, sha256_hex, webhook_token};
 use crate::jobs::store::{now_ms, AssetRow, NewVariation, VariationRow, SOURCE_GENERATED};
 use crate::jobs::State as JobState;
-use crate::policy::QcReport;
+use crate::policy::{QcOverrides, QcReport};
 use crate::publish::Manifest;
 use crate::runware::validate::{parse_generation, validate_generation};
 use crate::runware::FieldError;
@@ -15,9 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// Delivery profiles reelay knows. The default ladder: 1080p, 720p, 480p.
-pub const PROFILES: &[&str] = &["default"];
-const TOP_LEVEL: &[&str] = &["generation", "profile", "campaign", "callbackUrl"];
+const TOP_LEVEL: &[&str] = &["generation", "profile", "campaign", "callbackUrl", "qc"];
 
 pub async fn create(
     _key: ApiKey,
@@ -49,11 +47,15 @@ pub async fn create(
     };
     let profile = match obj.get("profile") {
         None => "default".to_string(),
-        Some(Value::String(p)) if PROFILES.contains(&p.as_str()) => p.clone(),
+        Some(Value::String(p)) if state.settings.profiles.contains_key(p) => p.clone(),
         Some(_) => {
+            let known: Vec<&str> = state.settings.profiles.keys().map(String::as_str).collect();
             errors.push(FieldError {
                 path: "profile".into(),
-                rule: format!("must be one of: {}", PROFILES.join(", ")),
+                rule: format!(
+                    "must be one of the configured profiles: {}",
+                    known.join(", ")
+                ),
             });
             String::new()
         }
@@ -68,6 +70,31 @@ pub async fn create(
             });
             None
         }
+    };
+    let qc = match obj.get("qc") {
+        None | Some(Value::Null) => None,
+        Some(q) => match serde_path_to_error::deserialize::<_, QcOverrides>(q.clone()) {
+            Ok(o) => {
+                for (field, rule) in o.validate() {
+                    errors.push(FieldError {
+                        path: format!("qc.{field}"),
+                        rule,
+                    });
+                }
+                Some(o)
+            }
+            Err(e) => {
+                let path = e.path().to_string();
+                errors.push(FieldError {
+                    path: if path == "." { "qc".into() } else { format!("qc.{path}") },
+                    rule: format!(
+                        "{} (fields: minSsim, maxBlackSecs, maxFreezeSecs, maxSilenceSecs, loudnessToleranceLu; they can only make the profile stricter)",
+                        e.inner()
+                    ),
+                });
+                None
+            }
+        },
     };
     let generation = match obj.get("generation") {
         None => {
@@ -110,6 +137,7 @@ pub async fn create(
             .map(|t| t as i64)
             .unwrap_or(state.settings.policy.default_ttl_secs as i64),
         created_at: now,
+        qc_json: qc.map(|q| serde_json::to_string(&q)).transpose()?,
         source: SOURCE_GENERATED.into(),
     };
     let ext = req.effective_output_format().extension();
@@ -182,11 +210,19 @@ pub async fn reprocess(
         }
         match obj.get("profile") {
             None => {}
-            Some(Value::String(p)) if PROFILES.contains(&p.as_str()) => profile = p.clone(),
-            Some(_) => errors.push(FieldError {
-                path: "profile".into(),
-                rule: format!("must be one of: {}", PROFILES.join(", ")),
-            }),
+            Some(Value::String(p)) if state.settings.profiles.contains_key(p) => {
+                profile = p.clone()
+            }
+            Some(_) => {
+                let known: Vec<&str> = state.settings.profiles.keys().map(String::as_str).collect();
+                errors.push(FieldError {
+                    path: "profile".into(),
+                    rule: format!(
+                        "must be one of the configured profiles: {}",
+                        known.join(", ")
+                    ),
+                })
+            }
         }
         if !errors.is_empty() {
             return Err(ApiError::fields(errors));
@@ -277,7 +313,7 @@ fn aggregate(states: &[JobState]) -> &'static str {
 async fn asset_view(state: &AppState, a: &AssetRow, detail: bool) -> Result<Value, ApiError> {
     let rows = state.store.variations_of(&a.id).await?;
     let states: Vec<JobState> = rows.iter().map(VariationRow::state).collect();
-    let cost: f64 = rows.iter().filter_map(|v| v.cost).sum();
+    let cost: f64 = rows.iter().filter_map(VariationRow::total_cost).sum();
     let mut variations = Vec::new();
     for v in &rows {
         variations.push(variation_view(state, v, detail).await?);
@@ -336,8 +372,16 @@ async fn variation_view(
             "detail": v.stage_detail,
         },
         "task_uuid": v.task_uuid,
-        "cost_usd": v.cost,
+        "cost_usd": v.total_cost(),
     });
+    let earlier = v.previous_tasks();
+    if !earlier.is_empty() {
+        // A resubmission: the tasks this variation had before, oldest first.
+        out["previous_tasks"] = earlier
+            .iter()
+            .map(|t| json!({"task_uuid": t.task_uuid, "cost_usd": t.cost, "reason_code": t.reason_code, "at": rfc3339(t.at)}))
+            .collect();
+    }
     if let (Some(code), Some(reason)) = (&v.reason_code, &v.reason) {
         out["reason"] = json!({"code": code, "message": reason});
     }

@@ -5,6 +5,7 @@ pub mod cdn_sweeper;
 pub mod pipeline;
 pub mod state;
 pub mod store;
+pub mod sweeper;
 pub mod worker;
 
 pub use pipeline::Pipeline;

@@ -4,17 +4,16 @@
 //! the work (the submit is idempotent through the task's fixed UUID, uploads
 //! overwrite the same keys, the manifest is written last).
 
-use super::store::{now_ms, AssetRow, Claim, Store, Update, VariationRow};
+use super::store::{now_ms, AssetRow, Claim, PreviousTask, Store, Update, VariationRow};
 use super::worker::ProgressCell;
 use super::State;
 use crate::config::Settings;
-use crate::media::ladder::default_ladder;
-use crate::media::measure::ssim_psnr;
-use crate::media::probe::{moov_before_mdat, Probe};
-use crate::media::process::{Progress, Runner};
-use crate::media::transcode::{transcode, TranscodePlan};
-use crate::policy::{self, Expected, RenditionMeasure, Verdict};
+use crate::media::probe::Probe;
+use crate::media::process::{input_args, Progress, RunOptions, Runner};
+use crate::media::transcode::transcode;
+use crate::policy::{self, Expected, Verdict};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
+use crate::qc::{boost_plan, measure_and_evaluate, plan_for, QcRequest, RenditionFile};
 use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
 use crate::runware::{GenerationRequest, TaskStatus};
 use crate::storage::{ObjectKey, ObjectStore};
@@ -29,8 +28,22 @@ use uuid::Uuid;
 pub type StepError = anyhow::Error;
 type StepResult = Result<(), StepError>;
 
-/// After the generator reports success, how long the upload may take to show.
-const UPLOAD_GRACE_MS: i64 = 60_000;
+/// What the generator said about a task whose master is already in the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reported {
+    Success,
+    Running,
+    /// Failed, or the poll did not get through.
+    Unknown,
+}
+
+/// Whether the generator's success report (webhook or poll) was recorded.
+fn success_reported(v: &VariationRow) -> bool {
+    v.provider_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+        .is_some_and(|j| j.get("status").and_then(|s| s.as_str()) == Some("success"))
+}
 
 pub struct Pipeline {
     pub store: Store,
@@ -50,16 +63,20 @@ pub struct Pipeline {
 /// What the transcode produced, kept in the row so QC and publish can find it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Outputs {
-    renditions: Vec<OutputRendition>,
+    renditions: Vec<RenditionFile>,
     poster: PathBuf,
+    /// Quality steps added by remediation (0: the profile's own settings).
+    #[serde(default)]
+    boost: u8,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct OutputRendition {
-    name: String,
-    path: PathBuf,
-    width: u32,
-    height: u32,
+/// Quality steps a remediation asked for, kept across the re-transcode.
+fn requested_boost(v: &VariationRow) -> u8 {
+    v.outputs_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<Outputs>(j).ok())
+        .map(|o| o.boost)
+        .unwrap_or(0)
 }
 
 impl Pipeline {
@@ -214,11 +231,35 @@ impl Pipeline {
         req: &GenerationRequest,
     ) -> StepResult {
         let now = now_ms();
+        let rw = &self.settings.runware;
+        let grace_ms = rw.upload_grace_secs as i64 * 1000;
         let key = ObjectKey::parse(&v.master_key)?;
         let bucket = &self.settings.storage.masters_bucket;
+        let task_uuid = Uuid::parse_str(&v.task_uuid)?;
 
         // Whoever came first (webhook, S3 event, poll), the object itself decides.
         if let Some(meta) = self.objects.head(bucket, &key).await? {
+            if v.cost.is_none() && !success_reported(v) {
+                // The upload lands before the generator reports success: give
+                // the report (it carries the cost) a moment, within the grace.
+                let seen = self.capture_result(v, task_uuid).await;
+                let uploaded_ms = meta
+                    .last_modified
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or(now);
+                if seen == Reported::Running && now < uploaded_ms + grace_ms {
+                    let update = Update {
+                        next_run_at: Some(now + 1000),
+                        stage_detail: Some(Some(
+                            "master uploaded; waiting for the generator's report".into(),
+                        )),
+                        release: true,
+                        ..Default::default()
+                    };
+                    self.advance(claim, update, false).await?;
+                    return Ok(());
+                }
+            }
             return self
                 .confirm_arrival(claim, v, req, meta.size, meta.etag.as_deref())
                 .await;
@@ -227,25 +268,42 @@ impl Pipeline {
             return self.fail_from_provider(claim, err).await;
         }
         let submitted_at = v.submitted_at.unwrap_or(v.created_at);
-        if now > submitted_at + self.settings.runware.task_deadline_secs as i64 * 1000 {
+        if now > submitted_at + rw.task_deadline_secs as i64 * 1000 {
             let update = Update::to(State::Failed).reason(
                 "timeoutProvider",
                 format!(
                     "the generator did not deliver within {} s of submission",
-                    self.settings.runware.task_deadline_secs
+                    rw.task_deadline_secs
                 ),
             );
             self.advance(claim, update, false).await?;
             return Ok(());
         }
         if let Some(exp) = v.upload_expires_at {
-            if now > exp + UPLOAD_GRACE_MS {
-                let update = Update::to(State::Failed).reason(
-                    "uploadUrlExpired",
-                    "no upload arrived before the presigned upload URL expired",
-                );
-                self.advance(claim, update, false).await?;
-                return Ok(());
+            if now > exp + grace_ms {
+                return self
+                    .upload_never_came(
+                        claim,
+                        v,
+                        "uploadUrlExpired",
+                        "no upload arrived before the presigned upload URL expired",
+                    )
+                    .await;
+            }
+        }
+        if let Some(seen) = v.success_seen_at {
+            if now > seen + grace_ms {
+                return self
+                    .upload_never_came(
+                        claim,
+                        v,
+                        "uploadMissing",
+                        &format!(
+                            "the generator reported success but no upload reached the bucket within {} s",
+                            rw.upload_grace_secs
+                        ),
+                    )
+                    .await;
             }
         }
 
@@ -256,11 +314,7 @@ impl Pipeline {
             release: true,
             ..Default::default()
         };
-        match self
-            .runware
-            .get_response(Uuid::parse_str(&v.task_uuid)?)
-            .await
-        {
+        match self.runware.get_response(task_uuid).await {
             Ok(poll) => {
                 if let Some(err) = poll.errors.first() {
                     return self
@@ -272,24 +326,12 @@ impl Pipeline {
                     .iter()
                     .find(|i| i.status == Some(TaskStatus::Success))
                 {
-                    update.provider_json = Some(serde_json::to_string(item)?);
-                    update.cost = item.cost;
+                    update.provider_json = Some(Some(serde_json::to_string(item)?));
+                    update.cost = item.cost.map(Some);
                     update.state = Some(State::Generating);
                     update.stage_progress = Some(Some(100.0));
-                    let success_seen = v
-                        .provider_json
-                        .as_deref()
-                        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
-                        .is_some_and(|j| {
-                            j.get("status").and_then(|s| s.as_str()) == Some("success")
-                        });
-                    if success_seen && now - v.updated_at > UPLOAD_GRACE_MS {
-                        let u = Update::to(State::Failed).reason(
-                            "uploadMissing",
-                            "the generator reported success but no upload reached the bucket",
-                        );
-                        self.advance(claim, u, false).await?;
-                        return Ok(());
+                    if v.success_seen_at.is_none() {
+                        update.success_seen_at = Some(Some(now));
                     }
                     update.stage_detail =
                         Some(Some("generator finished; waiting for the upload".into()));
@@ -315,6 +357,89 @@ impl Pipeline {
             }
         }
         let _ = asset;
+        self.advance(claim, update, false).await?;
+        Ok(())
+    }
+
+    /// One poll for the result item once the master is in the bucket, so
+    /// its cost is recorded even when no webhook came. Bounded: arrival never
+    /// waits long on the generator.
+    async fn capture_result(&self, v: &VariationRow, task_uuid: Uuid) -> Reported {
+        let poll = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.runware.get_response(task_uuid),
+        )
+        .await;
+        match poll {
+            Ok(Ok(p)) => match p.successes().next() {
+                Some(item) => {
+                    let json = serde_json::to_string(item).ok();
+                    if let Err(e) = self
+                        .store
+                        .record_provider_report(&v.id, json.as_deref(), None, item.cost)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "recording the generator's result");
+                    }
+                    Reported::Success
+                }
+                None if p.is_failed() => Reported::Unknown,
+                None => Reported::Running,
+            },
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "result poll after upload failed");
+                Reported::Unknown
+            }
+            Err(_) => Reported::Unknown,
+        }
+    }
+
+    /// No upload came (URL expired, or success without an upload): resubmit
+    /// once as a new task when the policy says so, else fail with `code`.
+    async fn upload_never_came(
+        &self,
+        claim: &mut Claim,
+        v: &VariationRow,
+        code: &str,
+        message: &str,
+    ) -> StepResult {
+        let mut earlier = v.previous_tasks();
+        if !self.settings.runware.resubmit_missing_upload || !earlier.is_empty() {
+            let message = match earlier.last() {
+                Some(prev) => format!(
+                    "{message} (task {}, which already replaced task {})",
+                    v.task_uuid, prev.task_uuid
+                ),
+                None => message.to_string(),
+            };
+            let update = Update::to(State::Failed)
+                .reason(code, message)
+                .note(format!("no upload ({code})"));
+            self.advance(claim, update, false).await?;
+            return Ok(());
+        }
+        // Runware's taskUUID is unique: a new task needs a new one. Both are kept.
+        let new_uuid = Uuid::new_v4();
+        let now = now_ms();
+        earlier.push(PreviousTask {
+            task_uuid: v.task_uuid.clone(),
+            cost: v.cost,
+            reason_code: code.to_string(),
+            at: now,
+        });
+        let update = Update {
+            task_uuid: Some(new_uuid.to_string()),
+            previous_tasks: Some(serde_json::to_string(&earlier)?),
+            success_seen_at: Some(None),
+            provider_json: Some(None),
+            cost: Some(None),
+            poll_count: Some(0),
+            next_run_at: Some(now),
+            ..Update::to(State::Requested).note(format!(
+                "{message} ({code}); resubmitting once as task {new_uuid} with a fresh upload URL (was task {})",
+                v.task_uuid
+            ))
+        };
         self.advance(claim, update, false).await?;
         Ok(())
     }
@@ -392,6 +517,20 @@ impl Pipeline {
             }
             Err(e) => return Err(e.into()),
         };
+        // A cut upload can still probe (the index comes first in a faststart
+        // MP4, with the whole duration): read every packet once, no decoding.
+        if let Some(problem) = self.incomplete(&path).await? {
+            let update = Update {
+                master_size: Some(got.size as i64),
+                master_sha256: Some(got.sha256_hex.clone()),
+                ..Update::to(State::Rejected).reason(
+                    "masterIncomplete",
+                    format!("the master is truncated or corrupt: {problem}"),
+                )
+            };
+            self.advance(claim, update, false).await?;
+            return Ok(());
+        }
         let expected = Expected::from_request(req);
         let mismatches =
             policy::master_mismatches(&probe, &expected, policy.duration_tolerance_secs);
@@ -496,6 +635,15 @@ impl Pipeline {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(problem) = self.incomplete(&path).await? {
+            let u = reject(
+                identity,
+                "masterIncomplete",
+                format!("the master is truncated or corrupt: {problem}"),
+            );
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        }
         let Some(video) = probe.video.clone() else {
             let u = Update {
                 master_probe: Some(serde_json::to_string(&probe)?),
@@ -527,6 +675,35 @@ impl Pipeline {
         };
         self.advance(claim, u, false).await?;
         Ok(())
+    }
+
+    /// Reads every packet of `path` (stream copy to nowhere) and returns
+    /// ffmpeg's complaints, if any: "partial file", "File ended prematurely".
+    async fn incomplete(&self, path: &Path) -> Result<Option<String>, StepError> {
+        let mut args = input_args(path, true);
+        args.extend(["-map", "0", "-c", "copy", "-f", "null", "-"].map(String::from));
+        let opts = RunOptions::new(
+            "master integrity",
+            Duration::from_secs(self.settings.media.transcode_timeout_secs),
+        )
+        .untrusted();
+        let log = match self.runner.ffmpeg(args, opts).await {
+            Ok(out) => out.log,
+            Err(e) if e.is_input_fault() => return Ok(Some(e.reason())),
+            Err(e) => return Err(e.into()),
+        };
+        let problems: Vec<&str> = log
+            .iter()
+            .filter_map(|l| {
+                ["[error]", "[fatal]"]
+                    .iter()
+                    .find_map(|lvl| l.find(lvl).map(|i| l[i + lvl.len()..].trim()))
+            })
+            .collect();
+        Ok((!problems.is_empty()).then(|| {
+            let shown: Vec<&str> = problems.iter().rev().take(3).rev().copied().collect();
+            shown.join("; ")
+        }))
     }
 
     /// The verified master on local disk, fetched again if the work folder
@@ -575,6 +752,8 @@ impl Pipeline {
     ) -> StepResult {
         let note = if claim.state == State::Arrived {
             "transcode started"
+        } else if requested_boost(v) > 0 {
+            "transcode at higher quality started (remediation)"
         } else {
             "transcode resumed after an interrupted run"
         };
@@ -589,21 +768,16 @@ impl Pipeline {
             return Ok(());
         }
         let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
-        let video = probe
-            .video
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
         let master = self.local_master(v).await?;
         let out_dir = self.work(v).join("out");
         if out_dir.exists() {
             tokio::fs::remove_dir_all(&out_dir).await?;
         }
         tokio::fs::create_dir_all(&out_dir).await?;
-        let plan = TranscodePlan::for_master(
-            &probe,
-            default_ladder(video.width, video.height),
-            &self.settings.media,
-        );
+        let mut plan = plan_for(&probe, &self.settings)
+            .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
+        let boost = requested_boost(v);
+        boost_plan(&mut plan, boost);
         let cell = progress.clone();
         let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
             if let Some(pc) = p.percent {
@@ -627,14 +801,17 @@ impl Pipeline {
                     renditions: out
                         .renditions
                         .iter()
-                        .map(|(r, p)| OutputRendition {
+                        .map(|(r, p)| RenditionFile {
                             name: r.name.clone(),
                             path: p.clone(),
                             width: r.width,
                             height: r.height,
+                            max_bitrate_kbps: Some(r.maxrate_kbps),
+                            vbv_bufsize_kbps: Some(r.bufsize_kbps),
                         })
                         .collect(),
                     poster: out.poster.clone(),
+                    boost,
                 };
                 let u = Update {
                     outputs_json: Some(Some(serde_json::to_string(&outputs)?)),
@@ -686,47 +863,66 @@ impl Pipeline {
         };
         let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
         let master = self.local_master(&v).await?;
-        let list: Vec<(String, PathBuf, u32, u32)> = outputs
-            .renditions
-            .iter()
-            .map(|r| (r.name.clone(), r.path.clone(), r.width, r.height))
-            .collect();
-        let deadline = Duration::from_secs(self.settings.media.transcode_timeout_secs);
-        let scores = match ssim_psnr(&self.runner, &master, &list, deadline).await {
-            Ok(s) => s,
+        let q = req.effective_output_quality();
+        let expected = Expected::from_request(req);
+        let overrides: Option<policy::QcOverrides> = asset
+            .qc_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok());
+        let qc_req = QcRequest {
+            overrides: overrides.as_ref(),
+            profile: &asset.profile,
+            expected: &expected,
+            output_quality: q,
+            ttl_remaining_secs: policy::ttl_remaining_secs(
+                v.arrived_at.unwrap_or(v.created_at),
+                asset.ttl_secs,
+                now_ms(),
+            ),
+        };
+        let report = match measure_and_evaluate(
+            &self.runner,
+            &self.settings,
+            &master,
+            &probe,
+            &outputs.renditions,
+            qc_req,
+        )
+        .await
+        {
+            Ok(r) => r,
             Err(e) if e.is_input_fault() => {
-                let u = Update::to(State::Rejected)
-                    .reason("measureFailed", format!("quality measurement failed: {e}"));
+                let u = Update::to(State::Rejected).reason(
+                    "measureFailed",
+                    format!("quality measurement failed: {}", e.reason()),
+                );
                 self.advance(claim, u, false).await?;
                 return Ok(());
             }
-            Err(e) => return Err(anyhow::Error::new(e).context("measuring SSIM")),
+            Err(e) => return Err(anyhow::Error::new(e).context("measuring quality")),
         };
-        let mut measures = Vec::new();
-        for r in &outputs.renditions {
-            let p = self.runner.ffprobe(&r.path).await?;
-            let score = scores.iter().find(|s| s.name == r.name);
-            measures.push(RenditionMeasure {
-                name: r.name.clone(),
-                expected_width: r.width,
-                expected_height: r.height,
-                size_bytes: p.size_bytes,
-                probe: p,
-                ssim: score.map(|s| s.ssim).unwrap_or(0.0),
-                psnr: score.map(|s| s.psnr).unwrap_or(0.0),
-                moov_first: moov_before_mdat(&r.path).unwrap_or(false),
-            });
-        }
-        let q = req.effective_output_quality();
-        let pol = &self.settings.policy;
-        let floor = policy::ssim_floor(q, pol.ssim_floor_at_min, pol.ssim_floor_at_max);
-        let remaining = policy::ttl_remaining_secs(
-            v.arrived_at.unwrap_or(v.created_at),
-            asset.ttl_secs,
-            now_ms(),
-        );
-        let report = policy::evaluate(measures, &probe, q, floor, remaining);
+        let floor = report.ssim_floor;
         let qc_json = serde_json::to_string(&report)?;
+        // Remediation, once: when the only failures are renditions under their
+        // SSIM floor, a re-encode at higher quality can help; anything else
+        // (content, loudness, ttl) it cannot, and a second failure rejects.
+        let only_quality = report.failures().all(|c| c.rule == "ssim_floor");
+        if report.verdict == Verdict::Fail && only_quality && outputs.boost == 0 {
+            let retry = Outputs {
+                boost: 1,
+                ..outputs
+            };
+            let u = Update {
+                qc_json: Some(qc_json),
+                outputs_json: Some(Some(serde_json::to_string(&retry)?)),
+                ..Update::to(State::Transcoding).note(format!(
+                    "remediation: {}; re-encoding once at higher quality",
+                    report.summary()
+                ))
+            };
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        }
         let u = match report.verdict {
             Verdict::Pass => Update {
                 qc_json: Some(qc_json),

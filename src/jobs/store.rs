@@ -46,6 +46,8 @@ pub struct AssetRow {
     pub callback_url: Option<String>,
     pub ttl_secs: i64,
     pub created_at: i64,
+    /// The request's QC overrides (JSON of `policy::QcOverrides`).
+    pub qc_json: Option<String>,
     /// [`SOURCE_GENERATED`] or [`SOURCE_UPLOAD`].
     pub source: String,
 }
@@ -90,11 +92,49 @@ pub struct VariationRow {
     pub updated_at: i64,
     /// ETag (no quotes) of the master object arrival verified.
     pub master_etag: Option<String>,
+    /// Earlier tasks of this variation (a resubmission), JSON.
+    pub previous_tasks: Option<String>,
+    pub success_seen_at: Option<i64>,
+}
+
+/// A task this variation had before it was resubmitted as a new one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PreviousTask {
+    #[serde(rename = "taskUUID")]
+    pub task_uuid: String,
+    /// What the generator charged for it (USD), when known.
+    pub cost: Option<f64>,
+    /// Why it was given up, e.g. `uploadUrlExpired`.
+    #[serde(rename = "reasonCode")]
+    pub reason_code: String,
+    /// Unix milliseconds.
+    pub at: i64,
 }
 
 impl VariationRow {
     pub fn state(&self) -> State {
         State::from_str(&self.state).unwrap_or(State::Failed)
+    }
+
+    pub fn previous_tasks(&self) -> Vec<PreviousTask> {
+        self.previous_tasks
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default()
+    }
+
+    /// What the generator charged for this variation: the current task's
+    /// cost plus that of any task it replaced.
+    pub fn total_cost(&self) -> Option<f64> {
+        let earlier: Vec<f64> = self
+            .previous_tasks()
+            .iter()
+            .filter_map(|t| t.cost)
+            .collect();
+        if self.cost.is_none() && earlier.is_empty() {
+            return None;
+        }
+        Some(self.cost.unwrap_or(0.0) + earlier.iter().sum::<f64>())
     }
 }
 
@@ -136,14 +176,18 @@ pub struct Update {
     pub error_count: Option<i64>,
     pub submitted_at: Option<i64>,
     pub upload_expires_at: Option<i64>,
-    pub provider_json: Option<String>,
+    pub provider_json: Option<Option<String>>,
     pub provider_error_json: Option<String>,
-    pub cost: Option<f64>,
+    pub cost: Option<Option<f64>>,
     pub arrived_at: Option<i64>,
     pub master_size: Option<i64>,
     pub master_sha256: Option<String>,
     pub master_probe: Option<String>,
     pub outputs_json: Option<Option<String>>,
+    /// A new taskUUID (resubmission only).
+    pub task_uuid: Option<String>,
+    pub previous_tasks: Option<String>,
+    pub success_seen_at: Option<Option<i64>>,
     pub qc_json: Option<String>,
     pub published_json: Option<String>,
     pub reason_code: Option<String>,
@@ -217,8 +261,8 @@ impl Store {
     pub async fn create_asset(&self, asset: &AssetRow, variations: &[NewVariation]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, source)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&asset.id)
         .bind(&asset.campaign)
@@ -227,6 +271,7 @@ impl Store {
         .bind(&asset.callback_url)
         .bind(asset.ttl_secs)
         .bind(asset.created_at)
+        .bind(&asset.qc_json)
         .bind(&asset.source)
         .execute(&mut *tx)
         .await?;
@@ -399,6 +444,9 @@ impl Store {
         set!(reason);
         set!(next_run_at);
         set!(master_etag);
+        set!(task_uuid);
+        set!(previous_tasks);
+        set!(success_seen_at);
         if u.release {
             q.push(", lease_until = 0");
         }
@@ -523,6 +571,57 @@ impl Store {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Published variations whose ttl, counted from arrival, has run out.
+    pub async fn published_due(&self, now: i64) -> Result<Vec<VariationRow>> {
+        Ok(sqlx::query_as(
+            "SELECT v.* FROM variations v JOIN assets a ON a.id = v.asset_id
+             WHERE v.state = 'published'
+               AND COALESCE(v.arrived_at, v.created_at) + a.ttl_secs * 1000 <= ?",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Marks a published variation expired; false if it no longer was
+    /// published. Queues its `asset.expired` callback and `notifications` (purges)
+    /// in the same transaction.
+    pub async fn expire(
+        &self,
+        id: &str,
+        note: &str,
+        notifications: Vec<NewOutbox>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE variations SET state = 'expired', reason_code = 'ttlExpired', reason = ?, updated_at = ?
+             WHERE id = ? AND state = 'published'",
+        )
+        .bind(note)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO transitions (variation_id, from_state, to_state, at, note) VALUES (?, 'published', 'expired', ?, ?)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(note)
+        .execute(&mut *tx)
+        .await?;
+        outbox::enqueue_terminal_event(&mut tx, id, State::Expired, now).await?;
+        for item in &notifications {
+            outbox::insert(&mut tx, item, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// How many times a variation entered a state (tests and audits).
     pub async fn times_entered(&self, variation_id: &str, state: State) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as(
@@ -625,6 +724,7 @@ mod tests {
             callback_url: callback_url.map(str::to_string),
             ttl_secs: 3600,
             created_at: now_ms(),
+            qc_json: None,
             source: SOURCE_GENERATED.into(),
         };
         let vars: Vec<_> = (0..n)

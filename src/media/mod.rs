@@ -5,6 +5,7 @@
 //! ffmpeg is always a child process (ffmpeg-sidecar, never downloaded); the
 //! binaries are named in [`MediaConfig`].
 
+pub mod analyze;
 pub mod ladder;
 pub mod measure;
 pub mod probe;

@@ -105,6 +105,16 @@ async fn each_bad_field_gets_400_naming_its_path_and_rule() {
         ),
         ("no generation", json!({"campaign": "x"}), "generation"),
         (
+            "qc floor out of range",
+            json!({"qc": {"minSsim": 1.5}, "generation": {"positivePrompt": "ok prompt", "width": 3840, "height": 2160}}),
+            "qc.minSsim",
+        ),
+        (
+            "unknown qc field",
+            json!({"qc": {"maxBlack": 1}, "generation": {"positivePrompt": "ok prompt", "width": 3840, "height": 2160}}),
+            "qc",
+        ),
+        (
             "unknown top-level field",
             json!({"generation": {"positivePrompt": "ok prompt", "width": 3840, "height": 2160}, "priority": 1}),
             "priority",

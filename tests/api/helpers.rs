@@ -4,6 +4,7 @@
 use reelay::config::Settings;
 use reelay::media::process::Runner;
 use reelay::media::synth::{render_clip, ClipSpec};
+use reelay::simulator::Simulator;
 use reelay::startup::Application;
 use reelay::storage::{ObjectKey, ObjectStore};
 use serde_json::{json, Value};
@@ -32,27 +33,20 @@ pub struct TestApp {
     pub app: Option<Application>,
     pub url: String,
     pub http: reqwest::Client,
-    /// The data dir, removed with the app unless the test owns it.
+    /// The data dir.
+    pub data: PathBuf,
+    /// Removes the data dir with the app, unless the test owns it.
     pub _dir: Option<tempfile::TempDir>,
 }
 
 pub async fn spawn_app() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let app = Application::build(test_settings(dir.path()))
-        .await
-        .expect("app starts");
-    TestApp {
-        url: app.api_url(),
-        app: Some(app),
-        http: reqwest::Client::new(),
-        _dir: Some(dir),
-    }
+    spawn_app_with(|_| {}).await
 }
 
-/// `spawn_app` with settings changed first.
-pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+/// Like `spawn_app`, with settings changed first (policy thresholds, faults, deadlines...).
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = spawn_app_in(dir.path(), tweak).await;
+    let mut app = spawn_app_in(dir.path(), change).await;
     app._dir = Some(dir);
     app
 }
@@ -67,6 +61,7 @@ pub async fn spawn_app_in(data: &Path, tweak: impl FnOnce(&mut Settings)) -> Tes
         url: app.api_url(),
         app: Some(app),
         http: reqwest::Client::new(),
+        data: data.to_path_buf(),
         _dir: None,
     }
 }
@@ -153,10 +148,54 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The embedded Runware simulator.
+    pub fn sim(&self) -> &Simulator {
+        &self
+            .app
+            .as_ref()
+            .expect("running")
+            .sim
+            .as_ref()
+            .expect("the simulator runs when no Runware key is set")
+            .sim
+    }
+
+    /// Tasks the simulator keeps on disk (`{data}/runware-sim/{taskUUID}.json`):
+    /// every task ever created for this app, across restarts.
+    pub fn task_files(&self) -> usize {
+        task_files(self.data.as_path())
+    }
+
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
+    }
+
+    /// Stops the app and starts a new one on the same data dir (new ports).
+    pub async fn restart(mut self) -> TestApp {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        let app = Application::build(test_settings(self.data.as_path()))
+            .await
+            .expect("app restarts");
+        TestApp {
+            url: app.api_url(),
+            app: Some(app),
+            http: self.http.clone(),
+            data: self.data.clone(),
+            _dir: self._dir,
+        }
+    }
+
+    /// The job store, opened beside the running app (tests that age rows).
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        let url = format!(
+            "sqlite://{}",
+            self.data.as_path().join("reelay.db").display()
+        );
+        sqlx::SqlitePool::connect(&url).await.unwrap()
     }
 }
 
@@ -263,4 +302,25 @@ pub fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|s| s["codec_type"] == kind)
+}
+
+/// Task files in a data dir's simulator state.
+pub fn task_files(data: &Path) -> usize {
+    std::fs::read_dir(data.join("runware-sim"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Posts `body` and returns the new asset's id.
+pub async fn create(app: &TestApp, body: &Value) -> String {
+    let res = app.post_asset(body).await;
+    assert_eq!(res.status(), 202);
+    res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

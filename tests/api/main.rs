@@ -3,8 +3,10 @@
 mod assets;
 mod callbacks;
 mod events;
+mod faults;
 mod helpers;
 mod intake;
 mod pipeline;
 mod publishing;
 mod restart;
+mod ttl;

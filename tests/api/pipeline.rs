@@ -142,3 +142,54 @@ async fn an_asset_goes_from_request_to_playable_files_on_the_cdn() {
 
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_rendition_under_its_ssim_floor_is_re_encoded_once_then_rejected_and_never_published() {
+    // The request raises its own floor to one no lossy encode reaches, so
+    // the remediation pass must fail too.
+    let app = spawn_app().await;
+    let mut body = request(3);
+    body["qc"] = serde_json::json!({"minSsim": 0.999});
+    let res = app.post_asset(&body).await;
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(300), |a| {
+        a["status"] != "processing"
+    })
+    .await;
+    assert_eq!(a["status"], "rejected", "{a:#}");
+    let v = &a["variations"][0];
+    assert_eq!(v["reason"]["code"], "qcFailed");
+    assert!(
+        v["reason"]["message"].as_str().unwrap().contains("SSIM"),
+        "{}",
+        v["reason"]
+    );
+    let notes: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["note"].as_str())
+        .collect();
+    let remediations = notes
+        .iter()
+        .filter(|n| n.starts_with("remediation:"))
+        .count();
+    assert_eq!(remediations, 1, "exactly one remediation: {notes:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("higher quality started")),
+        "{notes:?}"
+    );
+    assert!(v.get("published").is_none() || v["published"].is_null());
+    let checks = v["qc"]["checks"].as_array().unwrap();
+    assert!(checks
+        .iter()
+        .any(|c| c["rule"] == "ssim_floor" && c["passed"] == false));
+    assert_eq!(
+        v["qc"]["ssim_floor"], 0.999,
+        "the request's stricter floor was applied"
+    );
+    app.stop().await;
+}

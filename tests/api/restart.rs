@@ -130,6 +130,8 @@ async fn killing_the_process_mid_stage_still_ends_published_exactly_once() {
         1,
         "one task only: {history:?}"
     );
+    // The generator saw one task, though the process died while it ran.
+    assert_eq!(task_files(dir.path()), 1, "one task in the simulator");
     // The interrupted transcode was picked up again, not skipped.
     assert!(
         history.iter().filter(|s| **s == "transcoding").count() >= 2,

@@ -1,0 +1,90 @@
+//! The TTL sweeper: unpublishes variations whose `ttl` (counted from the
+//! master's arrival) has run out, and marks them `expired`. State lives only
+//! in the job store, so a restart just sweeps again; every step is
+//! idempotent (deleting a deleted object is fine, the state change is
+//! conditional on `published`). The pointers (manifest.json, vast.xml) go
+//! first, then the set and any replaced sets still in their grace period;
+//! the `asset.expired` callback and a purge of the pointers are queued with
+//! the state change.
+
+use super::pipeline::Pipeline;
+use super::store::now_ms;
+use crate::publish::{Layout, Manifest};
+use crate::storage::ObjectKey;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run_sweeper(pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
+    let every = Duration::from_secs(pipeline.settings.policy.ttl_sweep_interval_secs.max(1));
+    loop {
+        match sweep_once(&pipeline).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "ttl sweep"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "ttl sweep failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Expires every published variation that is due; returns how many.
+pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
+    let due = p.store.published_due(now_ms()).await?;
+    let bucket = &p.settings.storage.cdn_bucket;
+    let mut n = 0;
+    for v in due {
+        let mut purge = None;
+        if let Some(m) = v
+            .published_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Manifest>(j).ok())
+        {
+            // The pointer first: from here on no reader is sent to the set.
+            let layout = Layout::new(
+                &p.settings.cdn.prefix,
+                &m.campaign,
+                &m.asset_id,
+                m.variation,
+            );
+            let pointers = [layout.manifest(), layout.vast()];
+            let mut keys: Vec<String> = pointers.to_vec();
+            keys.extend(m.renditions.iter().map(|r| r.key.clone()));
+            keys.push(m.poster.key.clone());
+            keys.push(m.qc_report.key.clone());
+            for k in keys {
+                p.objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
+            }
+            // Sets this one replaced, still in their grace period, go too.
+            for r in p.store.retired_of(&v.id).await? {
+                for k in p.objects.list(bucket, &r.prefix).await? {
+                    p.objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
+                }
+                p.store.unretire_set(&v.id, &r.content_hash).await?;
+            }
+            purge = (!p.settings.cdn.purge_url.is_empty()).then(|| {
+                let url = |k: &str| crate::publish::public_url(&p.cdn_base, k);
+                crate::notify::purge(
+                    &p.settings.cdn.purge_url,
+                    &m.asset_id,
+                    &v.id,
+                    pointers.iter().map(|k| url(k)).collect(),
+                    pointers.to_vec(),
+                )
+            });
+        }
+        if p.store
+            .expire(
+                &v.id,
+                "the asset's ttl ran out; its CDN files were removed",
+                purge.into_iter().collect(),
+            )
+            .await?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}

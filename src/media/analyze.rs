@@ -1,0 +1,372 @@
+//! Content analysis of a master in one ffmpeg pass: black runs
+//! (`blackdetect`), frozen runs (`freezedetect`), silent runs
+//! (`silencedetect`), and loudness with true peak (`ebur128`). The video
+//! branch is scaled down first: the detectors need no 4K, and decoding is
+//! the only full-size cost.
+
+use super::probe::Probe;
+use super::process::{input_args, ProcessError, RunOptions, Runner};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+
+/// Detector thresholds (defaults from the broadcast QC practice in
+/// docs/ad-delivery-specs.md, with shorter minimum runs so head and tail
+/// defects of a few frames are found).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DetectSettings {
+    /// Shortest black run reported, seconds.
+    pub black_min_secs: f64,
+    /// Ratio of black pixels for a picture to count as black.
+    pub black_picture_ratio: f64,
+    /// Luma threshold (0-1) below which a pixel is black.
+    pub black_pixel_threshold: f64,
+    /// Shortest frozen run reported, seconds.
+    pub freeze_min_secs: f64,
+    /// Noise tolerance of freezedetect, dB.
+    pub freeze_noise_db: f64,
+    /// Level below which audio is silent, dB.
+    pub silence_db: f64,
+    /// Shortest silent run reported, seconds.
+    pub silence_min_secs: f64,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        DetectSettings {
+            black_min_secs: 0.1,
+            black_picture_ratio: 0.98,
+            black_pixel_threshold: 0.10,
+            freeze_min_secs: 0.5,
+            freeze_noise_db: -60.0,
+            silence_db: -60.0,
+            silence_min_secs: 0.5,
+        }
+    }
+}
+
+/// A stretch of the timeline where a detector fired.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub start: f64,
+    pub end: f64,
+}
+
+impl Run {
+    pub fn duration(&self) -> f64 {
+        (self.end - self.start).max(0.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Loudness {
+    /// Integrated loudness, LUFS (= LKFS).
+    pub integrated_lufs: f64,
+    /// Loudness range, LU.
+    pub range_lu: f64,
+    /// True peak, dBTP.
+    pub true_peak_dbtp: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContentAnalysis {
+    pub duration_secs: f64,
+    pub black: Vec<Run>,
+    pub freeze: Vec<Run>,
+    pub silence: Vec<Run>,
+    pub loudness: Option<Loudness>,
+}
+
+/// Width the detectors look at.
+const ANALYSIS_WIDTH: u32 = 480;
+
+pub fn build_args(
+    master: &Path,
+    has_video: bool,
+    has_audio: bool,
+    s: &DetectSettings,
+) -> Vec<String> {
+    let mut args = input_args(master, true);
+    let mut chains = Vec::new();
+    let mut maps = Vec::new();
+    if has_video {
+        chains.push(format!(
+            "[0:v:0]scale=w={ANALYSIS_WIDTH}:h=-2:flags=fast_bilinear,\
+             blackdetect=d={}:pic_th={}:pix_th={},freezedetect=n={}dB:d={}[v]",
+            s.black_min_secs,
+            s.black_picture_ratio,
+            s.black_pixel_threshold,
+            s.freeze_noise_db,
+            s.freeze_min_secs
+        ));
+        maps.push("[v]");
+    }
+    if has_audio {
+        // framelog=verbose keeps the per-frame lines below the log level;
+        // `quiet` would silence every other filter's log too.
+        chains.push(format!(
+            "[0:a:0]ebur128=peak=true:framelog=verbose,silencedetect=n={}dB:d={}[a]",
+            s.silence_db, s.silence_min_secs
+        ));
+        maps.push("[a]");
+    }
+    args.extend(["-filter_complex".to_string(), chains.join(";")]);
+    for m in maps {
+        args.extend(["-map".to_string(), m.to_string()]);
+    }
+    args.extend(["-f".to_string(), "null".to_string(), "-".to_string()]);
+    args
+}
+
+/// Number after `key` in `line`, e.g. `black_start:1.5` or `silence_end: 2`.
+fn number_after(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let rest = rest.trim_start_matches([':', ' ']);
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e' || c == '+'))
+        .unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .ok()
+        .or_else(|| rest.starts_with("-inf").then_some(f64::NEG_INFINITY))
+}
+
+/// Reads the detectors' log lines. Runs still open at the end of the file
+/// (a freeze or silence that lasts to the last frame) end at `duration`.
+pub fn parse_log<S: AsRef<str>>(lines: &[S], duration: f64) -> ContentAnalysis {
+    let mut a = ContentAnalysis {
+        duration_secs: duration,
+        ..Default::default()
+    };
+    let (mut freeze_start, mut silence_start) = (None, None);
+    let (mut i, mut lra, mut peak) = (None, None, None);
+    let mut in_summary = false;
+    for line in lines {
+        let line = line.as_ref();
+        if line.contains("black_start") {
+            if let (Some(s), Some(e)) = (
+                number_after(line, "black_start"),
+                number_after(line, "black_end"),
+            ) {
+                a.black.push(Run { start: s, end: e });
+            }
+        }
+        if let Some(s) = number_after(line, "lavfi.freezedetect.freeze_start") {
+            freeze_start = Some(s);
+        }
+        if let Some(e) = number_after(line, "lavfi.freezedetect.freeze_end") {
+            a.freeze.push(Run {
+                start: freeze_start.take().unwrap_or(0.0),
+                end: e,
+            });
+        }
+        if let Some(s) = number_after(line, "silence_start") {
+            silence_start = Some(s);
+        }
+        if let Some(e) = number_after(line, "silence_end") {
+            a.silence.push(Run {
+                start: silence_start.take().unwrap_or(0.0),
+                end: e,
+            });
+        }
+        // ebur128 prints a summary when its graph is set up and again at the
+        // end; the last one is the measurement.
+        if line.contains("Summary:") {
+            in_summary = true;
+            (i, lra, peak) = (None, None, None);
+        } else if in_summary {
+            let t = line.trim_start();
+            if t.starts_with("I:") {
+                i = number_after(t, "I:");
+            } else if t.starts_with("LRA:") {
+                lra = number_after(t, "LRA:");
+            } else if t.starts_with("Peak:") {
+                peak = number_after(t, "Peak:");
+            }
+        }
+    }
+    if let Some(s) = freeze_start {
+        a.freeze.push(Run {
+            start: s,
+            end: duration,
+        });
+    }
+    if let Some(s) = silence_start {
+        a.silence.push(Run {
+            start: s,
+            end: duration,
+        });
+    }
+    if let (Some(i), Some(lra), Some(peak)) = (i, lra, peak) {
+        a.loudness = Some(Loudness {
+            integrated_lufs: i,
+            range_lu: lra,
+            true_peak_dbtp: peak,
+        });
+    }
+    a
+}
+
+pub async fn analyze(
+    runner: &Runner,
+    master: &Path,
+    probe: &Probe,
+    settings: &DetectSettings,
+    deadline: Duration,
+) -> Result<ContentAnalysis, ProcessError> {
+    let args = build_args(
+        master,
+        probe.video.is_some(),
+        probe.audio.is_some(),
+        settings,
+    );
+    let out = runner
+        .ffmpeg(
+            args,
+            RunOptions::new("analyze", deadline)
+                .input_duration(probe.duration_secs)
+                .untrusted(),
+        )
+        .await?;
+    Ok(parse_log(&out.log, probe.duration_secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Recorded from ffmpeg 5.1 on a clip with 1.5 s black head, a frozen
+    // tail from 3.46 s and silence from 2.0 s to the end (5.5 s).
+    const LOG: &[&str] = &[
+        "[Parsed_ebur128_2 @ 0x55] Summary:",
+        "    I:         -70.0 LUFS",
+        "    LRA:         0.0 LU",
+        "    Peak:       -inf dBFS",
+        "frame=    1 fps=0.0 q=-0.0 size=N/A time=00:00:00.04 bitrate=N/A speed=18.8x    [freezedetect @ 0x56] lavfi.freezedetect.freeze_start: 0",
+        "[blackdetect @ 0x56] black_start:0 black_end:1.5 black_duration:1.5",
+        "[freezedetect @ 0x56] lavfi.freezedetect.freeze_duration: 1.5",
+        "[freezedetect @ 0x56] lavfi.freezedetect.freeze_end: 1.5",
+        "[silencedetect @ 0x56] silence_start: 2.00023",
+        "[freezedetect @ 0x56] lavfi.freezedetect.freeze_start: 3.45833",
+        "[silencedetect @ 0x56] silence_end: 5.504 | silence_duration: 3.50377",
+        "[Parsed_ebur128_2 @ 0x55] Summary:",
+        "  Integrated loudness:",
+        "    I:         -22.1 LUFS",
+        "    Threshold: -32.3 LUFS",
+        "  Loudness range:",
+        "    LRA:         9.8 LU",
+        "  True peak:",
+        "    Peak:      -16.1 dBFS",
+    ];
+
+    #[test]
+    fn runs_and_the_final_loudness_summary_are_read_from_the_log() {
+        let a = parse_log(LOG, 5.5);
+        assert_eq!(
+            a.black,
+            vec![Run {
+                start: 0.0,
+                end: 1.5
+            }]
+        );
+        assert_eq!(a.freeze.len(), 2);
+        assert_eq!(
+            a.freeze[0],
+            Run {
+                start: 0.0,
+                end: 1.5
+            }
+        );
+        // The tail freeze never ends before EOF: it is closed at the duration.
+        assert_eq!(
+            a.freeze[1],
+            Run {
+                start: 3.45833,
+                end: 5.5
+            }
+        );
+        assert_eq!(
+            a.silence,
+            vec![Run {
+                start: 2.00023,
+                end: 5.504
+            }]
+        );
+        let l = a.loudness.unwrap();
+        assert_eq!(l.integrated_lufs, -22.1);
+        assert_eq!(l.range_lu, 9.8);
+        assert_eq!(l.true_peak_dbtp, -16.1);
+    }
+
+    #[test]
+    fn no_audio_means_no_loudness() {
+        let a = parse_log(
+            &["[blackdetect @ 0x1] black_start:4.9 black_end:5 black_duration:0.1"],
+            5.0,
+        );
+        assert_eq!(a.loudness, None);
+        assert_eq!(
+            a.black,
+            vec![Run {
+                start: 4.9,
+                end: 5.0
+            }]
+        );
+    }
+
+    #[test]
+    fn the_analysis_pass_scales_video_down_and_skips_absent_streams() {
+        let args = build_args(Path::new("m.mp4"), true, false, &DetectSettings::default());
+        let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+        assert!(graph.contains("scale=w=480"));
+        assert!(graph.contains("blackdetect") && graph.contains("freezedetect"));
+        assert!(!graph.contains("ebur128"));
+    }
+
+    /// The simulator's footage stands in for a real generator's: none of its
+    /// sources may trip the content checks (a Life board that settles would
+    /// freeze, a dark Mandelbrot frame could read as black), over the
+    /// longest duration the model allows.
+    #[tokio::test]
+    async fn synthetic_footage_of_every_source_has_no_black_freeze_or_silence() {
+        use crate::media::synth::{render_clip, ClipFormat, ClipSpec};
+        let Some(runner) = crate::media::testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // Seeds 0, 1, 2 pick the three sources in turn.
+        for seed in 0..3u64 {
+            let spec = ClipSpec {
+                width: 480,
+                height: 270,
+                duration_secs: 15,
+                fps: 24,
+                sound: true,
+                format: ClipFormat::Mp4,
+                quality: 80,
+                seed,
+                shots: vec![],
+                ..ClipSpec::default()
+            };
+            let out = dir.path().join(format!("s{seed}.mp4"));
+            render_clip(&runner, &spec, &out, Duration::from_secs(120))
+                .await
+                .unwrap();
+            let probe = runner.ffprobe(&out).await.unwrap();
+            let a = analyze(
+                &runner,
+                &out,
+                &probe,
+                &DetectSettings::default(),
+                Duration::from_secs(120),
+            )
+            .await
+            .unwrap();
+            assert!(a.black.is_empty(), "seed {seed}: black {:?}", a.black);
+            assert!(a.freeze.is_empty(), "seed {seed}: freeze {:?}", a.freeze);
+            assert!(a.silence.is_empty(), "seed {seed}: silence {:?}", a.silence);
+            let l = a.loudness.expect("loudness measured");
+            assert!((l.integrated_lufs + 16.0).abs() < 1.5, "seed {seed}: {l:?}");
+        }
+    }
+}

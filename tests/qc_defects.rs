@@ -1,0 +1,320 @@
+//! Masters with one defect each, run through `reelay process` (the same
+//! arrival checks, transcode and QC as the pipeline): each is rejected with
+//! the right reason (exit 3), and clean masters pass (exit 0).
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const V: &str = "testsrc2=s=640x360:r=24";
+/// A 1 kHz stereo tone at -24 LUFS (measured with ebur128), true peak -24 dBTP.
+const TONE: &str = "aevalsrc=exprs='0.063*sin(2*PI*1000*t)|0.063*sin(2*PI*1000*t)':s=48000";
+
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Self {
+        Case {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Renders a master from a filter graph with outputs [v] and (optionally) [a].
+    fn master(&self, graph: &str, audio: bool, extra: &[&str]) -> PathBuf {
+        let out = self.path("master.mp4");
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-v", "error", "-y", "-filter_complex", graph, "-map", "[v]"]);
+        if audio {
+            cmd.args(["-map", "[a]", "-c:a", "aac", "-b:a", "192k"]);
+        }
+        cmd.args([
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        ]);
+        cmd.args(extra);
+        let status = cmd.arg(&out).status().expect("ffmpeg runs");
+        assert!(status.success(), "could not render the test master");
+        out
+    }
+
+    fn request(&self, generation: Value) -> PathBuf {
+        let p = self.path("request.json");
+        std::fs::write(
+            &p,
+            serde_json::to_vec(&json!({ "generation": generation })).unwrap(),
+        )
+        .unwrap();
+        p
+    }
+
+    fn process(&self, master: &Path, profile: &str, request: Option<&Path>) -> (i32, Value) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
+        cmd.env(
+            "REELAY_CONFIG_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        )
+        .env("REELAY_ENVIRONMENT", "test")
+        .args(["process", "--json", "--profile", profile])
+        .arg(master);
+        if let Some(r) = request {
+            cmd.arg("--request").arg(r);
+        }
+        let out = cmd.output().expect("reelay runs");
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("no JSON report: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap_or(-1), report)
+    }
+}
+
+fn failed_rules(report: &Value) -> Vec<String> {
+    report["qc"]["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["rule"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn assert_rejected_by(report: &Value, code: i32, rule: &str) {
+    assert_eq!(code, 3, "expected a rejection: {report:#}");
+    assert_eq!(report["verdict"], "rejected");
+    let failed = failed_rules(report);
+    assert!(
+        failed.contains(&rule.to_string()),
+        "expected {rule} to fail, failed: {failed:?}"
+    );
+    assert!(report["reason"]["message"].as_str().unwrap().len() > 10);
+}
+
+fn ffmpeg_present() -> bool {
+    Command::new("ffmpeg").arg("-version").output().is_ok()
+}
+
+macro_rules! need_ffmpeg {
+    () => {
+        if !ffmpeg_present() {
+            eprintln!("skipped: ffmpeg is not installed (scripts/test.sh installs it)");
+            return;
+        }
+    };
+}
+
+#[test]
+fn a_clean_master_passes_the_default_and_a_broadcast_profile() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let m = c.master(&format!("{V}:d=4[v];{TONE}:d=4[a]"), true, &[]);
+    for profile in ["default", "broadcast-us"] {
+        let (code, report) = c.process(&m, profile, None);
+        assert_eq!(code, 0, "{profile}: {report:#}");
+        assert_eq!(report["verdict"], "pass");
+        assert!(failed_rules(&report).is_empty());
+        let l = &report["qc"]["content"]["loudness"];
+        assert!(
+            (l["integrated_lufs"].as_f64().unwrap() + 24.0).abs() < 0.5,
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn a_black_lead_in_is_rejected() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let m = c.master(
+        &format!("color=black:s=640x360:r=24:d=1[b];{V}:d=3[t];[b][t]concat=n=2:v=1:a=0[v]"),
+        false,
+        &[],
+    );
+    let (code, report) = c.process(&m, "default", None);
+    assert_rejected_by(&report, code, "black_head");
+}
+
+#[test]
+fn a_black_tail_is_rejected() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let m = c.master(
+        &format!("{V}:d=3[t];color=black:s=640x360:r=24:d=1[b];[t][b]concat=n=2:v=1:a=0[v]"),
+        false,
+        &[],
+    );
+    let (code, report) = c.process(&m, "default", None);
+    assert_rejected_by(&report, code, "black_tail");
+    assert!(!failed_rules(&report).contains(&"black_head".to_string()));
+}
+
+#[test]
+fn a_frozen_middle_is_rejected() {
+    need_ffmpeg!();
+    let c = Case::new();
+    // Frames 48-120 (2 s to 5 s) all show frame 48.
+    let m = c.master(
+        &format!("{V}:d=7,split[x][y];[x][y]freezeframes=first=48:last=120:replace=48[v]"),
+        false,
+        &[],
+    );
+    let (code, report) = c.process(&m, "default", None);
+    assert_rejected_by(&report, code, "freeze_max");
+    let failed = failed_rules(&report);
+    assert!(
+        !failed.contains(&"freeze_head".to_string())
+            && !failed.contains(&"freeze_tail".to_string()),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn silence_when_sound_was_requested_is_rejected() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let m = c.master(
+        &format!("{V}:d=5[v];{TONE}:d=1[a1];anullsrc=r=48000:cl=stereo:d=4[a2];[a1][a2]concat=n=2:v=0:a=1[a]"),
+        true,
+        &[],
+    );
+    let req = c.request(
+        json!({"positivePrompt": "a tone then nothing", "duration": 5, "width": 640, "height": 360,
+        "providerSettings": {"klingai": {"sound": true}}}),
+    );
+    let (code, report) = c.process(&m, "default", Some(&req));
+    assert_rejected_by(&report, code, "silence_max");
+}
+
+#[test]
+fn too_loud_and_too_quiet_are_rejected_by_a_loudness_profile() {
+    need_ffmpeg!();
+    let c = Case::new();
+    for (amp, words) in [("0.5", "too loud"), ("0.01", "too quiet")] {
+        let m = c.master(
+            &format!("{V}:d=4[v];aevalsrc=exprs='{amp}*sin(2*PI*1000*t)|{amp}*sin(2*PI*1000*t)':s=48000:d=4[a]"),
+            true,
+            &[],
+        );
+        let (code, report) = c.process(&m, "broadcast-us", None);
+        assert_rejected_by(&report, code, "loudness");
+        assert!(
+            report["reason"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(words),
+            "{words}: {}",
+            report["reason"]
+        );
+        // The same master is fine where loudness is only measured.
+        let (code, _) = c.process(&m, "default", None);
+        assert_eq!(code, 0, "{words} under the default profile");
+    }
+}
+
+#[test]
+fn true_peak_clipping_is_rejected_even_at_the_right_loudness() {
+    need_ffmpeg!();
+    let c = Case::new();
+    // -23.6 LUFS overall, with a 4 ms burst near full scale every second.
+    let m = c.master(
+        &format!(
+            "{V}:d=4[v];aevalsrc=exprs='0.035*sin(2*PI*1000*t)+if(lt(mod(t\\,1)\\,0.004)\\,0.95*sin(2*PI*3000*t)\\,0)|0.035*sin(2*PI*1000*t)':s=48000:d=4[a]"
+        ),
+        true,
+        &[],
+    );
+    let (code, report) = c.process(&m, "broadcast-us", None);
+    assert_rejected_by(&report, code, "true_peak");
+    assert!(
+        !failed_rules(&report).contains(&"loudness".to_string()),
+        "{:?}",
+        failed_rules(&report)
+    );
+}
+
+#[test]
+fn a_wrong_duration_is_rejected_on_arrival() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let m = c.master(&format!("{V}:d=3[v]"), false, &[]);
+    let req = c.request(json!({"positivePrompt": "five seconds please", "duration": 5}));
+    let (code, report) = c.process(&m, "default", Some(&req));
+    assert_eq!(code, 3);
+    assert_eq!(report["stage"], "arrival");
+    assert_eq!(report["reason"]["code"], "masterMismatch");
+    assert!(
+        report["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duration"),
+        "{}",
+        report["reason"]
+    );
+}
+
+#[test]
+fn a_wrong_resolution_is_rejected_on_arrival() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let m = c.master(&format!("{V}:d=5[v]"), false, &[]);
+    let req = c.request(
+        json!({"positivePrompt": "in 4K please", "width": 3840, "height": 2160, "duration": 5}),
+    );
+    let (code, report) = c.process(&m, "default", Some(&req));
+    assert_eq!(code, 3);
+    assert_eq!(report["reason"]["code"], "masterMismatch");
+    assert!(
+        report["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("640x360"),
+        "{}",
+        report["reason"]
+    );
+}
+
+#[test]
+fn a_heavily_compressed_master_is_rejected() {
+    need_ffmpeg!();
+    let c = Case::new();
+    // 1280x720 at 25 kbps: about 0.001 bits per pixel.
+    let m = c.master(
+        "testsrc2=s=1280x720:r=24:d=4[v]",
+        false,
+        &["-b:v", "25k", "-maxrate", "25k", "-bufsize", "50k"],
+    );
+    let (code, report) = c.process(&m, "default", None);
+    assert_rejected_by(&report, code, "compression");
+}
+
+#[test]
+fn a_truncated_file_is_rejected_as_unreadable() {
+    need_ffmpeg!();
+    let c = Case::new();
+    // Without +faststart the moov atom is at the end, so the cut loses it.
+    let m = c.master(&format!("{V}:d=4[v]"), false, &[]);
+    let bytes = std::fs::read(&m).unwrap();
+    let cut = c.path("truncated.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 5]).unwrap();
+    let (code, report) = c.process(&cut, "default", None);
+    assert_eq!(code, 3);
+    assert_eq!(report["reason"]["code"], "masterUnreadable", "{report:#}");
+}
+
+#[test]
+fn a_file_that_is_not_a_video_is_rejected_as_unreadable() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let p = c.path("notes.mp4");
+    std::fs::write(
+        &p,
+        "this is a text file pretending to be a video\n".repeat(100),
+    )
+    .unwrap();
+    let (code, report) = c.process(&p, "default", None);
+    assert_eq!(code, 3);
+    assert_eq!(report["reason"]["code"], "masterUnreadable");
+    assert_eq!(report["stage"], "arrival");
+}
