@@ -90,6 +90,8 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// asset.published, asset.rejected and (once the ttl runs out) asset.expired,
+/// plus the CDN purges of the pointers.
 #[tokio::test]
 async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_valid_signature() {
     let rx = Receiver::default();
@@ -99,6 +101,7 @@ async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_val
         s.callbacks.secret = Secret::new(SECRET);
         s.cdn.purge_url = purge_url.clone();
         s.cdn.purge_secret = Secret::new(PURGE_SECRET);
+        s.policy.ttl_sweep_interval_secs = 1;
     })
     .await;
     let hook = format!("{base}/hook");
@@ -209,5 +212,76 @@ async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_val
         assert_eq!(n["attempts"], 3, "{n}");
         assert!(n["delivered_at"].is_string(), "{n}");
     }
+
+    // When the published asset's ttl runs out, the sweeper takes its
+    // pointers down, and the requester hears asset.expired (signed, retried)
+    // while the CDN is told to purge the pointers.
+    let vast_key = vast_url.split_once("/cdn/").unwrap().1.to_string();
+    assert_eq!(
+        app.http
+            .get(format!("{}/cdn/{vast_key}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    sqlx::query(
+        "UPDATE variations SET arrived_at = arrived_at - (SELECT ttl_secs FROM assets WHERE id = ?) * 1000 WHERE asset_id = ?",
+    )
+    .bind(good["id"].as_str().unwrap())
+    .bind(good["id"].as_str().unwrap())
+    .execute(&app.db().await)
+    .await
+    .unwrap();
+    let start = Instant::now();
+    while rx.accepted("/hook").len() < 3 || rx.accepted("/purge").len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "deliveries so far: {:#?}",
+            rx.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = rx.log();
+    let expired_id = rx.accepted("/hook")[2].clone();
+    let tries: Vec<&Got> = log.iter().filter(|g| g.event_id == expired_id).collect();
+    assert_eq!(tries.len(), 3);
+    assert!(verify(
+        SECRET.as_bytes(),
+        &tries[2].signature,
+        &tries[2].body,
+        now(),
+        300
+    ));
+    let expired: Value = serde_json::from_slice(&tries[2].body).unwrap();
+    assert_eq!(expired["type"], "asset.expired");
+    assert_eq!(expired["data"]["asset_id"], good["id"]);
+    assert_eq!(expired["data"]["reason"]["code"], "ttlExpired");
+    let purge_id = rx.accepted("/purge")[1].clone();
+    let purge = log.iter().find(|g| g.event_id == purge_id).unwrap();
+    assert!(verify(
+        PURGE_SECRET.as_bytes(),
+        &purge.signature,
+        &purge.body,
+        now(),
+        300
+    ));
+    let purge: Value = serde_json::from_slice(&purge.body).unwrap();
+    assert!(purge["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u == vast_url));
+    assert_eq!(
+        app.http
+            .get(format!("{}/cdn/{vast_key}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "vast.xml is taken down with the manifest"
+    );
     app.stop().await;
 }
