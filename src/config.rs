@@ -25,6 +25,8 @@ pub struct Settings {
     pub cdn: CdnSettings,
     pub api: ApiSettings,
     pub events: EventsSettings,
+    pub callbacks: CallbackSettings,
+    pub uploads: UploadSettings,
     pub profiles: BTreeMap<String, ProfileSettings>,
 }
 
@@ -116,7 +118,46 @@ pub struct PolicySettings {
 pub struct CdnSettings {
     pub prefix: String,
     pub base_url: String,
+    /// max-age of the mutable pointers (`manifest.json`, `vast.xml`), capped
+    /// by the asset's remaining TTL.
     pub manifest_max_age_secs: u64,
+    /// How long a replaced set stays after the pointers flipped away from it.
+    /// At least `manifest_max_age_secs`, so a cached old pointer never names
+    /// a deleted file.
+    pub grace_secs: u64,
+    /// How often the sweeper looks for replaced sets whose grace has ended.
+    pub sweep_interval_secs: u64,
+    /// Where to POST the changed pointer URLs after a flip. Empty: no purge.
+    pub purge_url: String,
+    /// HMAC-SHA256 key that signs purge calls (`Reelay-Signature`).
+    pub purge_secret: Secret,
+    /// A purge that has not succeeded this long after the flip is dropped.
+    pub purge_retry_window_secs: u64,
+    /// `<Impression>` URI in vast.xml; `{ad_id}` is replaced by the ad's id.
+    /// Empty: `about:blank`, VAST's placeholder for "no tracking".
+    pub vast_impression_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallbackSettings {
+    /// HMAC-SHA256 key of the `Reelay-Signature` header. Empty: one is made
+    /// at first start and kept in `{data.dir}/secrets/callbacks.key`.
+    pub secret: Secret,
+    /// Retries stop this long after the event was created.
+    pub retry_window_secs: u64,
+    /// First retry delay; doubles per attempt up to `backoff_max_secs`.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_secs: u64,
+    /// Timeout of one delivery attempt.
+    pub request_timeout_secs: u64,
+    /// How often the outbox is checked for due deliveries.
+    pub poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UploadSettings {
+    /// outputQuality assumed for a master uploaded by hand (sets its SSIM floor).
+    pub output_quality: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +169,10 @@ pub struct ApiSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventsSettings {
     pub token: Secret,
+    /// SNS topics whose SubscriptionConfirmation is confirmed (GET SubscribeURL).
+    pub sns_topic_allowlist: Vec<String>,
+    /// S3 event dedupe records older than this are pruned.
+    pub dedupe_retention_secs: u64,
 }
 
 impl Settings {
@@ -156,6 +201,7 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("api.key_sha256")
+                    .with_list_parse_key("events.sns_topic_allowlist")
                     .with_list_parse_key("simulator.webhook_retry_ms"),
             )
             .build()?;
@@ -186,6 +232,20 @@ impl Settings {
             "runware.model ({}) has no limits table: runware.model_spec.air is {}",
             self.runware.model,
             self.runware.model_spec.air
+        );
+        anyhow::ensure!(
+            self.cdn.grace_secs >= self.cdn.manifest_max_age_secs,
+            "cdn.grace_secs ({}) must be at least cdn.manifest_max_age_secs ({}): a cached old manifest must never name deleted files",
+            self.cdn.grace_secs,
+            self.cdn.manifest_max_age_secs
+        );
+        anyhow::ensure!(
+            self.cdn.purge_url.is_empty() || !self.cdn.purge_secret.is_empty(),
+            "cdn.purge_secret is required when cdn.purge_url is set"
+        );
+        anyhow::ensure!(
+            (20..=99).contains(&self.uploads.output_quality),
+            "uploads.output_quality must be 20..=99"
         );
         self.simulator
             .faults

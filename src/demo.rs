@@ -155,6 +155,7 @@ async fn drive(base: &str, key: &str, timeout: Duration) -> anyhow::Result<()> {
                 p["content_hash"].as_str().unwrap_or("")
             );
             println!("    manifest  {}", p["manifest_url"].as_str().unwrap_or(""));
+            println!("    vast      {}", p["vast_url"].as_str().unwrap_or(""));
             for r in p["renditions"].as_array().into_iter().flatten() {
                 println!(
                     "    {:<8}  {}  ({} kbps, {})",

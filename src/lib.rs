@@ -5,9 +5,11 @@
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod events;
 pub mod jobs;
 pub mod local;
 pub mod media;
+pub mod notify;
 pub mod policy;
 pub mod publish;
 pub mod qc;

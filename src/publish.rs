@@ -1,6 +1,9 @@
 //! Publishing to the CDN bucket: content-addressed files first, the mutable
-//! `manifest.json` last, so a reader never sees a manifest naming a file
-//! that is not there yet. The same bytes published again change nothing.
+//! pointers (`vast.xml`, then `manifest.json`) last, so a reader never sees a
+//! pointer naming a file that is not there yet. The same bytes published
+//! again change nothing.
+
+pub mod vast;
 
 use crate::storage::{ObjectKey, ObjectStore, StorageError};
 use serde::{Deserialize, Serialize};
@@ -51,6 +54,9 @@ pub struct Manifest {
     pub variation: i64,
     pub campaign: String,
     pub content_hash: String,
+    /// VAST `UniversalAdId` of this set: new bytes, new id.
+    #[serde(default)]
+    pub universal_ad_id: String,
     pub published_at: String,
     pub expires_at: String,
     pub duration_secs: f64,
@@ -59,6 +65,8 @@ pub struct Manifest {
     pub poster: PublishedFile,
     pub qc_report: PublishedFile,
     pub manifest_url: String,
+    #[serde(default)]
+    pub vast_url: String,
 }
 
 /// Identifies a set of outputs by their bytes: the same files always give the
@@ -99,6 +107,15 @@ impl Layout {
 
     pub fn manifest(&self) -> String {
         format!("{}/manifest.json", self.base)
+    }
+
+    pub fn vast(&self) -> String {
+        format!("{}/vast.xml", self.base)
+    }
+
+    /// Key prefix of one content-addressed set, ending in `/`.
+    pub fn set_prefix(&self, hash: &str) -> String {
+        format!("{}/{hash}/", self.base)
     }
 }
 
@@ -142,6 +159,52 @@ pub async fn put_immutable(
         .upload_file(bucket, &k, &file.path, &file.content_type, IMMUTABLE)
         .await?;
     Ok(true)
+}
+
+/// Stores a small content-addressed object unless one is already at its key,
+/// and returns the size and SHA-256 of what is there. The first bytes written
+/// to an immutable key stay: caches may hold them for a year.
+pub async fn put_small_immutable(
+    store: &ObjectStore,
+    bucket: &str,
+    key: &ObjectKey,
+    bytes: Vec<u8>,
+    content_type: &str,
+) -> Result<(u64, String), StorageError> {
+    if let Some(existing) = get_small(store, bucket, key).await? {
+        let sha = hex::encode(Sha256::digest(&existing));
+        return Ok((existing.len() as u64, sha));
+    }
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let size = bytes.len() as u64;
+    store
+        .put_bytes(bucket, key, bytes, content_type, IMMUTABLE)
+        .await?;
+    Ok((size, sha))
+}
+
+/// Reads a small object whole; `None` if it does not exist.
+pub async fn get_small(
+    store: &ObjectStore,
+    bucket: &str,
+    key: &ObjectKey,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    use futures::StreamExt;
+    let Some(obj) = store.get(bucket, key, None).await? else {
+        return Ok(None);
+    };
+    let mut body = obj.body;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        bytes.extend_from_slice(&chunk.map_err(StorageError::io("read object"))?);
+    }
+    Ok(Some(bytes))
+}
+
+/// `Cache-Control` of a mutable pointer: short, and never past the TTL left.
+pub fn pointer_cache_control(max_age_secs: u64, ttl_remaining_secs: i64) -> String {
+    let max_age = (max_age_secs as i64).min(ttl_remaining_secs).max(0);
+    format!("public, max-age={max_age}")
 }
 
 /// RFC 6381 string for H.264 from ffprobe's profile name and level (x10).
@@ -188,6 +251,15 @@ mod tests {
             "v1/spring/ast_1/v0/abcd/720p.mp4"
         );
         assert_eq!(l.manifest(), "v1/spring/ast_1/v0/manifest.json");
+        assert_eq!(l.vast(), "v1/spring/ast_1/v0/vast.xml");
+        assert_eq!(l.set_prefix("abcd"), "v1/spring/ast_1/v0/abcd/");
+    }
+
+    #[test]
+    fn pointers_never_outlive_the_ttl() {
+        assert_eq!(pointer_cache_control(60, 3600), "public, max-age=60");
+        assert_eq!(pointer_cache_control(60, 10), "public, max-age=10");
+        assert_eq!(pointer_cache_control(60, -5), "public, max-age=0");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
-use crate::jobs::{sweeper, worker, Pipeline, Store};
+use crate::jobs::{cdn_sweeper, sweeper, worker, Pipeline, Store};
 use crate::media::process::Runner;
+use crate::notify;
 use crate::runware::client::{ClientConfig, RunwareClient};
 use crate::secret::Secret;
 use crate::simulator::{self, SimConfig, SimHandle};
@@ -36,6 +37,26 @@ pub struct Application {
 fn random_hex(bytes: usize) -> String {
     let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
     hex::encode(v)
+}
+
+/// The key that signs callbacks: `callbacks.secret`, or one made at first
+/// start and kept in the data dir (so receivers can keep verifying across
+/// restarts). The bytes of the text are the HMAC key.
+async fn callback_secret(data_dir: &Path, configured: &Secret) -> anyhow::Result<Vec<u8>> {
+    if !configured.is_empty() {
+        return Ok(configured.expose().as_bytes().to_vec());
+    }
+    let path = data_dir.join("secrets").join("callbacks.key");
+    if let Ok(s) = tokio::fs::read_to_string(&path).await {
+        if s.trim().len() >= 32 {
+            return Ok(s.trim().as_bytes().to_vec());
+        }
+    }
+    tokio::fs::create_dir_all(path.parent().unwrap()).await?;
+    let key = random_hex(32);
+    tokio::fs::write(&path, &key).await?;
+    tracing::info!(path = %path.display(), "no callbacks.secret configured: made one (the file holds it)");
+    Ok(key.into_bytes())
 }
 
 /// The key that derives per-variation webhook tokens. Kept in the data dir so
@@ -98,7 +119,7 @@ impl Application {
                 secret_access_key: settings.storage.secret_access_key.clone(),
                 region: settings.storage.region.clone(),
                 buckets: vec![settings.storage.masters_bucket.clone(), settings.storage.cdn_bucket.clone()],
-                notifications: Some(NotificationTarget {
+                notifications: settings.storage.embedded_events.then(|| NotificationTarget {
                     url: format!("{public_url}/v1/events/s3"),
                     bearer_token: events_token.clone(),
                 }),
@@ -190,6 +211,13 @@ impl Application {
             tasks.spawn(worker::run_worker(pipeline.clone(), n, shutdown.clone()));
         }
         tasks.spawn(sweeper::run_sweeper(pipeline.clone(), shutdown.clone()));
+        tasks.spawn(cdn_sweeper::run(pipeline.clone(), shutdown.clone()));
+        let outbox = Arc::new(notify::Outbox::new(
+            store.clone(),
+            settings.clone(),
+            callback_secret(&data, &settings.callbacks.secret).await?,
+        )?);
+        tasks.spawn(notify::run(outbox, shutdown.clone()));
 
         let state = AppState {
             store: store.clone(),

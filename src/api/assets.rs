@@ -2,7 +2,7 @@
 
 use super::{ApiError, ApiKey, AppState, JsonBody};
 use crate::jobs::pipeline::{rfc3339, sha256_hex, webhook_token};
-use crate::jobs::store::{now_ms, AssetRow, NewVariation, VariationRow};
+use crate::jobs::store::{now_ms, AssetRow, NewVariation, VariationRow, SOURCE_GENERATED};
 use crate::jobs::State as JobState;
 use crate::policy::{QcOverrides, QcReport};
 use crate::publish::Manifest;
@@ -138,6 +138,7 @@ pub async fn create(
             .unwrap_or(state.settings.policy.default_ttl_secs as i64),
         created_at: now,
         qc_json: qc.map(|q| serde_json::to_string(&q)).transpose()?,
+        source: SOURCE_GENERATED.into(),
     };
     let ext = req.effective_output_format().extension();
     let variations: Vec<NewVariation> = (0..req.effective_number_results() as i64)
@@ -178,6 +179,70 @@ pub async fn show(
     Ok(Json(asset_view(&state, &asset, true).await?))
 }
 
+/// `POST /v1/assets/{id}/reprocess`, body optional `{"profile": "..."}`:
+/// reruns transcode, QC and publish from the stored master of every
+/// variation that has one. The new set goes live when its pointers flip at
+/// the end of publishing; until then the old pointers stay as they are.
+pub async fn reprocess(
+    _key: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let asset = state
+        .store
+        .asset(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("asset {id}")))?;
+    let mut profile = asset.profile.clone();
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::field("$", format!("must be a JSON object ({e})")))?;
+        let Some(obj) = v.as_object() else {
+            return Err(ApiError::field("$", "must be a JSON object"));
+        };
+        let mut errors = Vec::new();
+        for k in obj.keys().filter(|k| k.as_str() != "profile") {
+            errors.push(FieldError {
+                path: k.clone(),
+                rule: "unknown field; allowed: profile".into(),
+            });
+        }
+        match obj.get("profile") {
+            None => {}
+            Some(Value::String(p)) if state.settings.profiles.contains_key(p) => {
+                profile = p.clone()
+            }
+            Some(_) => {
+                let known: Vec<&str> = state.settings.profiles.keys().map(String::as_str).collect();
+                errors.push(FieldError {
+                    path: "profile".into(),
+                    rule: format!(
+                        "must be one of the configured profiles: {}",
+                        known.join(", ")
+                    ),
+                })
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::fields(errors));
+        }
+    }
+    let note = format!("reprocess requested (profile {profile})");
+    let restarted = state.store.reprocess(&asset.id, &profile, &note).await?;
+    if restarted.is_empty() {
+        return Err(ApiError::Conflict(
+            "no variation of this asset has a verified master to reprocess".into(),
+        ));
+    }
+    state.wake.notify_waiters();
+    tracing::info!(asset = %asset.id, variations = restarted.len(), %profile, "reprocess requested");
+    let asset = state.store.asset(&id).await?.unwrap_or(asset);
+    let mut view = asset_view(&state, &asset, true).await?;
+    view["reprocessing"] = json!(restarted);
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
 #[derive(Deserialize)]
 pub struct ListQuery {
     campaign: Option<String>,
@@ -209,7 +274,7 @@ pub async fn list(
     })))
 }
 
-fn valid_campaign(c: &str) -> bool {
+pub fn valid_campaign(c: &str) -> bool {
     !c.is_empty()
         && c.len() <= 40
         && c.chars()
@@ -220,7 +285,7 @@ fn valid_campaign(c: &str) -> bool {
         && !c.contains("..")
 }
 
-fn is_http_url(u: &str) -> bool {
+pub fn is_http_url(u: &str) -> bool {
     url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
@@ -258,6 +323,7 @@ async fn asset_view(state: &AppState, a: &AssetRow, detail: bool) -> Result<Valu
         "id": a.id,
         "campaign": a.campaign,
         "profile": a.profile,
+        "source": a.source,
         "status": aggregate(&states),
         "created_at": rfc3339(a.created_at),
         "ttl_secs": a.ttl_secs,
@@ -266,7 +332,28 @@ async fn asset_view(state: &AppState, a: &AssetRow, detail: bool) -> Result<Valu
         "callback_url": a.callback_url,
         "generation": if detail { request } else { Value::Null },
         "variations": variations,
+        "notifications": if detail { notifications(state, &a.id).await? } else { Value::Null },
     }))
+}
+
+/// Callbacks and purges of the asset and where their delivery stands.
+async fn notifications(state: &AppState, asset_id: &str) -> Result<Value, ApiError> {
+    let rows = state.store.outbox_of_asset(asset_id).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "kind": r.kind,
+                "type": r.event_type,
+                "created_at": rfc3339(r.created_at),
+                "attempts": r.attempts,
+                "delivered_at": r.delivered_at.map(rfc3339),
+                "failed_at": r.failed_at.map(rfc3339),
+                "last_error": r.last_error,
+            })
+        })
+        .collect())
 }
 
 async fn variation_view(
@@ -348,7 +435,9 @@ async fn variation_view(
     {
         out["published"] = json!({
             "manifest_url": m.manifest_url,
+            "vast_url": m.vast_url,
             "content_hash": m.content_hash,
+            "universal_ad_id": m.universal_ad_id,
             "expires_at": m.expires_at,
             "renditions": m.renditions.iter().map(|r| json!({
                 "name": r.name, "url": r.url, "width": r.width, "height": r.height,

@@ -17,6 +17,8 @@ pub enum ApiError {
     },
     Unauthorized,
     NotFound(String),
+    /// The request is valid but the resource's state does not allow it.
+    Conflict(String),
     Internal(anyhow::Error),
 }
 
@@ -59,6 +61,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 json!({"error": {"code": "not_found", "message": format!("{what} not found")}}),
+            ),
+            ApiError::Conflict(message) => (
+                StatusCode::CONFLICT,
+                json!({"error": {"code": "conflict", "message": message}}),
             ),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/v1/assets", post(assets::create).get(assets::list))
         .route("/v1/assets/{id}", get(assets::show))
+        .route("/v1/assets/{id}/reprocess", post(assets::reprocess))
         .route("/v1/webhooks/runware/{variation}", post(webhooks::runware))
         .route("/v1/events/s3", post(events::s3))
         .route("/cdn/{*path}", get(cdn::serve).head(cdn::serve))

@@ -1,6 +1,7 @@
 //! Durable jobs: the variation state machine, its SQLite store with leases,
 //! the workers, and the pipeline steps they run.
 
+pub mod cdn_sweeper;
 pub mod pipeline;
 pub mod state;
 pub mod store;

@@ -94,6 +94,10 @@ impl Pipeline {
         let req: GenerationRequest = serde_json::from_str(&asset.request_json)?;
         match claim.state {
             State::Requested => self.submit(claim, &v, &req).await,
+            // A master uploaded by hand has no generation to wait for.
+            State::Submitted | State::Generating if asset.is_upload() => {
+                self.arrive_upload(claim, &v, &req).await
+            }
             State::Submitted | State::Generating => {
                 self.await_arrival(claim, &v, &asset, &req).await
             }
@@ -256,7 +260,9 @@ impl Pipeline {
                     return Ok(());
                 }
             }
-            return self.confirm_arrival(claim, v, req, meta.size).await;
+            return self
+                .confirm_arrival(claim, v, req, meta.size, meta.etag.as_deref())
+                .await;
         }
         if let Some(err) = &v.provider_error_json {
             return self.fail_from_provider(claim, err).await;
@@ -473,6 +479,7 @@ impl Pipeline {
         v: &VariationRow,
         req: &GenerationRequest,
         size: u64,
+        etag: Option<&str>,
     ) -> StepResult {
         let policy = &self.settings.policy;
         if size == 0 || size > policy.max_master_bytes {
@@ -531,6 +538,7 @@ impl Pipeline {
             master_size: Some(got.size as i64),
             master_sha256: Some(got.sha256_hex.clone()),
             master_probe: Some(serde_json::to_string(&probe)?),
+            master_etag: etag.map(|e| e.trim_matches('"').to_string()),
             ..Default::default()
         };
         let update = if mismatches.is_empty() {
@@ -565,6 +573,107 @@ impl Pipeline {
             }
         };
         self.advance(claim, update, false).await?;
+        Ok(())
+    }
+
+    /// Arrival checks for a master uploaded by hand: it is its own request,
+    /// so the checks are that it is there, of a sane size, readable and has
+    /// video; what the probe finds (size, duration, audio) becomes the
+    /// asset's request for everything after.
+    async fn arrive_upload(
+        &self,
+        claim: &mut Claim,
+        v: &VariationRow,
+        req: &GenerationRequest,
+    ) -> StepResult {
+        let key = ObjectKey::parse(&v.master_key)?;
+        let bucket = &self.settings.storage.masters_bucket;
+        let Some(meta) = self.objects.head(bucket, &key).await? else {
+            let u = Update::to(State::Failed).reason(
+                "masterMissing",
+                "the uploaded master is no longer in the bucket",
+            );
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        };
+        let max = self.settings.policy.max_master_bytes;
+        if meta.size == 0 || meta.size > max {
+            let u = Update::to(State::Rejected).reason(
+                "masterSize",
+                format!("the master is {} bytes (allowed 1..={max})", meta.size),
+            );
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        }
+        let dir = self.work(v);
+        if dir.exists() {
+            // A previous version's files must not be mistaken for this one's.
+            tokio::fs::remove_dir_all(&dir).await?;
+        }
+        tokio::fs::create_dir_all(&dir).await?;
+        let path = dir.join(format!("master.{}", upload_extension(&v.master_key)));
+        let got = self.objects.download_to_file(bucket, &key, &path).await?;
+        let identity = Update {
+            master_size: Some(got.size as i64),
+            master_sha256: Some(got.sha256_hex.clone()),
+            master_etag: meta
+                .etag
+                .as_deref()
+                .map(|e| e.trim_matches('"').to_string()),
+            ..Default::default()
+        };
+        let probe = match self.runner.ffprobe(&path).await {
+            Ok(p) => p,
+            Err(e) if e.is_input_fault() => {
+                let u = reject(
+                    identity,
+                    "masterUnreadable",
+                    format!("ffprobe cannot read the master: {e}"),
+                );
+                self.advance(claim, u, false).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(problem) = self.incomplete(&path).await? {
+            let u = reject(
+                identity,
+                "masterIncomplete",
+                format!("the master is truncated or corrupt: {problem}"),
+            );
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        }
+        let Some(video) = probe.video.clone() else {
+            let u = Update {
+                master_probe: Some(serde_json::to_string(&probe)?),
+                ..identity
+            };
+            let u = reject(u, "masterMismatch", "the master has no video stream".into());
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        };
+        let request = upload_request(req, &probe, &v.master_key)?;
+        let u = Update {
+            arrived_at: Some(now_ms()),
+            master_probe: Some(serde_json::to_string(&probe)?),
+            asset_request_json: Some(serde_json::to_string(&request)?),
+            state: Some(State::Arrived),
+            stage_progress: Some(None),
+            stage_detail: Some(None),
+            error_count: Some(0),
+            release: true,
+            note: Some(format!(
+                "uploaded master verified: {}x{}, {:.2} s, {} bytes, sha256 {}",
+                video.width,
+                video.height,
+                probe.duration_secs,
+                got.size,
+                &got.sha256_hex[..12]
+            )),
+            ..identity
+        };
+        self.advance(claim, u, false).await?;
         Ok(())
     }
 
@@ -875,13 +984,50 @@ impl Pipeline {
         let hash = publish::content_hash(&files);
         let layout = Layout::new(&self.settings.cdn.prefix, &asset.campaign, &asset.id, v.idx);
         let bucket = &self.settings.storage.cdn_bucket;
-
-        // An existing manifest for these bytes means the set is already live.
         let manifest_key = ObjectKey::parse(&layout.manifest())?;
-        if let Some(existing) = self.read_manifest(bucket, &manifest_key).await? {
-            if existing.content_hash == hash {
+        let vast_key = ObjectKey::parse(&layout.vast())?;
+        let url = |k: &str| publish::public_url(&self.cdn_base, k);
+        // What the row last recorded as live: pointers that differ from it
+        // changed, and changed pointers are purged.
+        let recorded_hash = v
+            .published_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Manifest>(j).ok())
+            .map(|m| m.content_hash);
+        let purge = |changed: bool| -> Vec<crate::notify::NewOutbox> {
+            let purge_url = &self.settings.cdn.purge_url;
+            if !changed || purge_url.is_empty() {
+                return Vec::new();
+            }
+            vec![crate::notify::purge(
+                purge_url,
+                &asset.id,
+                &v.id,
+                vec![url(manifest_key.as_str()), url(vast_key.as_str())],
+                vec![
+                    manifest_key.as_str().to_string(),
+                    vast_key.as_str().to_string(),
+                ],
+            )]
+        };
+
+        // This set is about to be (or stay) live: the sweeper must leave it.
+        // The sweeper works under this row's lease, which this step holds.
+        self.store.unretire_set(&v.id, &hash).await?;
+
+        // Pointers already naming these bytes: the set is live, nothing to do.
+        let live = self.read_manifest(bucket, &manifest_key).await?;
+        if let Some(existing) = live.as_ref().filter(|m| m.content_hash == hash) {
+            let vast_live = publish::get_small(&self.objects, bucket, &vast_key)
+                .await?
+                .is_some_and(|b| {
+                    !existing.universal_ad_id.is_empty()
+                        && String::from_utf8_lossy(&b).contains(&existing.universal_ad_id)
+                });
+            if vast_live {
                 let u = Update {
-                    published_json: Some(serde_json::to_string(&existing)?),
+                    published_json: Some(serde_json::to_string(existing)?),
+                    outbox: purge(recorded_hash.as_deref() != Some(hash.as_str())),
                     ..Update::to(State::Published).note("already published (same bytes)")
                 };
                 self.advance(claim, u, false).await?;
@@ -892,19 +1038,16 @@ impl Pipeline {
         for f in &files {
             publish::put_immutable(&self.objects, bucket, &layout.file(&hash, &f.name), f).await?;
         }
-        let qc_bytes = serde_json::to_vec_pretty(&report)?;
         let qc_key = layout.file(&hash, "qc.json");
-        self.objects
-            .put_bytes(
-                bucket,
-                &ObjectKey::parse(&qc_key)?,
-                qc_bytes.clone(),
-                "application/json",
-                publish::IMMUTABLE,
-            )
-            .await?;
+        let (qc_size, qc_sha) = publish::put_small_immutable(
+            &self.objects,
+            bucket,
+            &ObjectKey::parse(&qc_key)?,
+            serde_json::to_vec_pretty(&report)?,
+            "application/json",
+        )
+        .await?;
 
-        let url = |k: &str| publish::public_url(&self.cdn_base, k);
         let renditions = outputs
             .renditions
             .iter()
@@ -946,6 +1089,7 @@ impl Pipeline {
             variation: v.idx,
             campaign: asset.campaign.clone(),
             content_hash: hash.clone(),
+            universal_ad_id: publish::vast::universal_ad_id(&asset.id, v.idx, &hash),
             published_at: rfc3339(now),
             expires_at: rfc3339(expires_at),
             duration_secs: probe.duration_secs,
@@ -959,29 +1103,68 @@ impl Pipeline {
             },
             qc_report: PublishedFile {
                 url: url(&qc_key),
-                size: qc_bytes.len() as u64,
-                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&qc_bytes)),
+                size: qc_size,
+                sha256: qc_sha,
                 key: qc_key,
             },
             manifest_url: url(manifest_key.as_str()),
+            vast_url: url(vast_key.as_str()),
         };
-        // The pointer never outlives the asset: max-age is capped by the ttl left.
-        let max_age = (self.settings.cdn.manifest_max_age_secs as i64)
-            .min(remaining)
-            .max(0);
+        let impression = match self.settings.cdn.vast_impression_url.as_str() {
+            "" => "about:blank".to_string(),
+            t => t.replace("{ad_id}", &manifest.universal_ad_id),
+        };
+        let vast = publish::vast::render(&manifest, &impression, env!("CARGO_PKG_VERSION"));
+
+        // The set being replaced stays until its grace ends (recorded before
+        // the flip, so a crash right after it cannot leak the old set).
+        if let Some(old) = live.as_ref().filter(|m| m.content_hash != hash) {
+            self.store
+                .retire_set(
+                    &v.id,
+                    &old.content_hash,
+                    &layout.set_prefix(&old.content_hash),
+                )
+                .await?;
+        }
+        // A worker that lost this row must not flip its pointers.
+        if !self.store.renew(claim, self.settings.lease(), None).await? {
+            tracing::warn!("lease lost before the pointer flip; leaving the pointers alone");
+            return Ok(());
+        }
+        // The pointers never outlive the asset: max-age is capped by the ttl left.
+        let cache =
+            publish::pointer_cache_control(self.settings.cdn.manifest_max_age_secs, remaining);
+        self.objects
+            .put_bytes(
+                bucket,
+                &vast_key,
+                vast.into_bytes(),
+                publish::vast::CONTENT_TYPE,
+                &cache,
+            )
+            .await?;
+        // The manifest names vast.xml, so it goes last.
         self.objects
             .put_bytes(
                 bucket,
                 &manifest_key,
                 serde_json::to_vec_pretty(&manifest)?,
                 "application/json",
-                &format!("public, max-age={max_age}"),
+                &cache,
             )
             .await?;
         let u = Update {
             published_json: Some(serde_json::to_string(&manifest)?),
-            ..Update::to(State::Published)
-                .note(format!("published {} files under {hash}", files.len()))
+            outbox: purge(true),
+            ..Update::to(State::Published).note(match &live {
+                Some(old) if old.content_hash != hash => format!(
+                    "published {} files under {hash}; pointers flipped from {}",
+                    files.len(),
+                    old.content_hash
+                ),
+                _ => format!("published {} files under {hash}", files.len()),
+            })
         };
         self.advance(claim, u, false).await?;
         if let Err(e) = tokio::fs::remove_dir_all(self.work(&v)).await {
@@ -995,16 +1178,9 @@ impl Pipeline {
         bucket: &str,
         key: &ObjectKey,
     ) -> Result<Option<Manifest>, StepError> {
-        let Some(obj) = self.objects.get(bucket, key, None).await? else {
-            return Ok(None);
-        };
-        use futures::StreamExt;
-        let mut body = obj.body;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body.next().await {
-            bytes.extend_from_slice(&chunk?);
-        }
-        Ok(serde_json::from_slice(&bytes).ok())
+        Ok(publish::get_small(&self.objects, bucket, key)
+            .await?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
     }
 }
 
@@ -1017,6 +1193,72 @@ async fn output_file(name: &str, path: &Path, content_type: &str) -> Result<Outp
         sha256,
         size,
     })
+}
+
+/// `base` plus a move to `rejected` for the given reason.
+fn reject(base: Update, code: &str, reason: String) -> Update {
+    let to = Update::to(State::Rejected).reason(code, reason);
+    Update {
+        state: to.state,
+        reason_code: to.reason_code,
+        reason: to.reason,
+        stage_progress: to.stage_progress,
+        stage_detail: to.stage_detail,
+        error_count: to.error_count,
+        release: true,
+        ..base
+    }
+}
+
+/// The local file extension for an uploaded master: its key's, if plain.
+fn upload_extension(key: &str) -> String {
+    match key.rsplit_once('.') {
+        Some((_, ext))
+            if (1..=5).contains(&ext.len()) && ext.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            ext.to_ascii_lowercase()
+        }
+        _ => "bin".into(),
+    }
+}
+
+/// The request an uploaded master stands for: what the probe found, with
+/// the outputQuality the asset was created with.
+fn upload_request(
+    base: &GenerationRequest,
+    probe: &Probe,
+    key: &str,
+) -> Result<GenerationRequest, StepError> {
+    use crate::runware::OutputFormat;
+    let video = probe
+        .video
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
+    let format = match upload_extension(key).as_str() {
+        "mov" => OutputFormat::Mov,
+        "webm" | "mkv" => OutputFormat::Webm,
+        "mp4" | "m4v" => OutputFormat::Mp4,
+        _ if probe.format_name.contains("webm") || probe.format_name.contains("matroska") => {
+            OutputFormat::Webm
+        }
+        _ => OutputFormat::Mp4,
+    };
+    let mut json = serde_json::to_value(base)?;
+    let obj = json
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("request is not an object"))?;
+    obj.insert("width".into(), video.width.into());
+    obj.insert("height".into(), video.height.into());
+    obj.insert(
+        "duration".into(),
+        (probe.duration_secs.round().max(1.0) as u32).into(),
+    );
+    obj.insert("outputFormat".into(), serde_json::to_value(format)?);
+    obj.insert(
+        "providerSettings".into(),
+        serde_json::json!({"klingai": {"sound": probe.audio.is_some()}}),
+    );
+    Ok(serde_json::from_value(json)?)
 }
 
 fn master_file_name(req: &GenerationRequest) -> String {

@@ -5,10 +5,23 @@
 //! attempt, so a worker whose lease lapsed and was taken over cannot write.
 
 use super::state::State;
+use crate::notify::NewOutbox;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
+
+mod outbox;
+mod retired;
+pub mod s3;
+
+pub use outbox::OutboxRow;
+pub use retired::RetiredSet;
+
+/// Where an asset came from.
+pub const SOURCE_GENERATED: &str = "generated";
+/// A master PUT by hand under `masters/{campaign}/...`: no Runware task.
+pub const SOURCE_UPLOAD: &str = "upload";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -35,6 +48,14 @@ pub struct AssetRow {
     pub created_at: i64,
     /// The request's QC overrides (JSON of `policy::QcOverrides`).
     pub qc_json: Option<String>,
+    /// [`SOURCE_GENERATED`] or [`SOURCE_UPLOAD`].
+    pub source: String,
+}
+
+impl AssetRow {
+    pub fn is_upload(&self) -> bool {
+        self.source == SOURCE_UPLOAD
+    }
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -69,6 +90,8 @@ pub struct VariationRow {
     pub next_run_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// ETag (no quotes) of the master object arrival verified.
+    pub master_etag: Option<String>,
     /// Earlier tasks of this variation (a resubmission), JSON.
     pub previous_tasks: Option<String>,
     pub success_seen_at: Option<i64>,
@@ -170,6 +193,11 @@ pub struct Update {
     pub reason_code: Option<String>,
     pub reason: Option<String>,
     pub next_run_at: Option<i64>,
+    pub master_etag: Option<String>,
+    /// Replaces the parent asset's `request_json` (uploads fill it from the probe).
+    pub asset_request_json: Option<String>,
+    /// Notifications to deliver once this update is committed (same transaction).
+    pub outbox: Vec<NewOutbox>,
     /// Give the lease back so another worker may pick the row up at once.
     pub release: bool,
 }
@@ -233,8 +261,8 @@ impl Store {
     pub async fn create_asset(&self, asset: &AssetRow, variations: &[NewVariation]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&asset.id)
         .bind(&asset.campaign)
@@ -244,6 +272,7 @@ impl Store {
         .bind(asset.ttl_secs)
         .bind(asset.created_at)
         .bind(&asset.qc_json)
+        .bind(&asset.source)
         .execute(&mut *tx)
         .await?;
         for v in variations {
@@ -414,6 +443,7 @@ impl Store {
         set!(reason_code);
         set!(reason);
         set!(next_run_at);
+        set!(master_etag);
         set!(task_uuid);
         set!(previous_tasks);
         set!(success_seen_at);
@@ -426,20 +456,27 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
+        if let Some(req) = &u.asset_request_json {
+            sqlx::query(
+                "UPDATE assets SET request_json = ? WHERE id = (SELECT asset_id FROM variations WHERE id = ?)",
+            )
+            .bind(req)
+            .bind(&claim.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(to) = u.state {
             // A change of state, or a noted re-entry (a resumed step), is history.
             if to != claim.state || u.note.is_some() {
-                sqlx::query(
-                    "INSERT INTO transitions (variation_id, from_state, to_state, at, note) VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(&claim.id)
-                .bind(claim.state.as_str())
-                .bind(to.as_str())
-                .bind(now)
-                .bind(&u.note)
-                .execute(&mut *tx)
-                .await?;
+                record_transition(&mut tx, &claim.id, claim.state, to, now, u.note.as_deref())
+                    .await?;
             }
+            if to != claim.state && to.is_terminal() {
+                outbox::enqueue_terminal_event(&mut tx, &claim.id, to, now).await?;
+            }
+        }
+        for item in &u.outbox {
+            outbox::insert(&mut tx, item, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -482,6 +519,58 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Puts a variation back to `to` outside a worker step (a new master
+    /// version landed, or a reprocess was asked for), recording why. A row a
+    /// worker is running is taken from it: `attempt` moves on, so the
+    /// worker's next write or renewal fails and its step is dropped. A
+    /// finished row keeps its lease (the CDN sweeper may hold it), so a
+    /// worker picks it up once that is free. Expired and cancelled rows stay.
+    pub async fn restart(&self, id: &str, to: State, note: &str) -> Result<bool> {
+        let mut tx = self.begin_immediate().await?;
+        let done = restart_in(&mut tx, id, to, note).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Sends every variation of the asset that has a verified master back to
+    /// `arrived` (transcode, QC and publish run again from that master) and
+    /// records the asset's profile, in one transaction. Returns the ids.
+    /// Variations still waiting for a master (a new version is on its way
+    /// through the arrival checks) are left to finish that.
+    pub async fn reprocess(
+        &self,
+        asset_id: &str,
+        profile: &str,
+        note: &str,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.begin_immediate().await?;
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM variations WHERE asset_id = ? AND master_sha256 IS NOT NULL
+                 AND state NOT IN ('expired', 'cancelled', 'requested', 'submitted', 'generating')
+             ORDER BY idx",
+        )
+        .bind(asset_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut done = Vec::new();
+        for (id,) in rows {
+            if restart_in(&mut tx, &id, State::Arrived, note).await? {
+                done.push(id);
+            }
+        }
+        if !done.is_empty() {
+            s3::set_asset_profile(&mut tx, asset_id, profile).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// A write transaction that takes SQLite's write lock at once, so
+    /// read-then-write sequences inside it cannot deadlock with another writer.
+    pub async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Published variations whose ttl, counted from arrival, has run out.
     pub async fn published_due(&self, now: i64) -> Result<Vec<VariationRow>> {
         Ok(sqlx::query_as(
@@ -494,8 +583,15 @@ impl Store {
         .await?)
     }
 
-    /// Marks a published variation expired; false if it no longer was published.
-    pub async fn expire(&self, id: &str, note: &str) -> Result<bool> {
+    /// Marks a published variation expired; false if it no longer was
+    /// published. Queues its `asset.expired` callback and `notifications` (purges)
+    /// in the same transaction.
+    pub async fn expire(
+        &self,
+        id: &str,
+        note: &str,
+        notifications: Vec<NewOutbox>,
+    ) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
@@ -518,6 +614,10 @@ impl Store {
         .bind(note)
         .execute(&mut *tx)
         .await?;
+        outbox::enqueue_terminal_event(&mut tx, id, State::Expired, now).await?;
+        for item in &notifications {
+            outbox::insert(&mut tx, item, now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -533,6 +633,67 @@ impl Store {
         .await?;
         Ok(n)
     }
+}
+
+async fn record_transition(
+    conn: &mut SqliteConnection,
+    id: &str,
+    from: State,
+    to: State,
+    now: i64,
+    note: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO transitions (variation_id, from_state, to_state, at, note) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(now)
+    .bind(note)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// [`Store::restart`] inside the caller's transaction.
+pub(crate) async fn restart_in(
+    conn: &mut SqliteConnection,
+    id: &str,
+    to: State,
+    note: &str,
+) -> Result<bool> {
+    let now = now_ms();
+    let Some((from,)): Option<(String,)> =
+        sqlx::query_as("SELECT state FROM variations WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+    else {
+        return Ok(false);
+    };
+    let from = State::from_str(&from).unwrap_or(State::Failed);
+    if matches!(from, State::Expired | State::Cancelled) {
+        return Ok(false);
+    }
+    let running = !from.is_terminal();
+    sqlx::query(
+        "UPDATE variations SET state = ?, next_run_at = ?, updated_at = ?, error_count = 0,
+             stage_progress = NULL, stage_detail = ?, reason_code = NULL, reason = NULL,
+             attempt = attempt + ?, lease_until = CASE WHEN ? THEN 0 ELSE lease_until END
+         WHERE id = ?",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(now)
+    .bind(note)
+    .bind(i64::from(running))
+    .bind(running)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    record_transition(conn, id, from, to, now, Some(note)).await?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -551,15 +712,20 @@ mod tests {
     }
 
     async fn seed(store: &Store, n: i64) {
+        seed_with(store, n, None).await
+    }
+
+    async fn seed_with(store: &Store, n: i64, callback_url: Option<&str>) {
         let asset = AssetRow {
             id: "a1".into(),
             campaign: "c".into(),
             profile: "default".into(),
             request_json: "{}".into(),
-            callback_url: None,
+            callback_url: callback_url.map(str::to_string),
             ttl_secs: 3600,
             created_at: now_ms(),
             qc_json: None,
+            source: SOURCE_GENERATED.into(),
         };
         let vars: Vec<_> = (0..n)
             .map(|i| NewVariation {
@@ -654,5 +820,200 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn a_terminal_transition_queues_its_callback_in_the_same_commit() {
+        let (store, _d) = store().await;
+        seed_with(&store, 2, Some("https://ops.example/hook")).await;
+        let c = store.claim(LEASE).await.unwrap().unwrap();
+        // Not terminal: nothing to announce.
+        assert!(store
+            .update(&c, Update::to(State::Submitted).note("x"))
+            .await
+            .unwrap());
+        assert!(store.outbox_of_asset("a1").await.unwrap().is_empty());
+        // A worker that lost its lease writes nothing, so announces nothing.
+        let stale = Claim {
+            attempt: c.attempt - 1,
+            ..c.clone()
+        };
+        let u = Update::to(State::Failed).reason("x", "y");
+        assert!(!store.update(&stale, u.clone()).await.unwrap());
+        assert!(store.outbox_of_asset("a1").await.unwrap().is_empty());
+        let c = Claim {
+            state: State::Submitted,
+            ..c
+        };
+        assert!(store.update(&c, u).await.unwrap());
+        let rows = store.outbox_of_asset("a1").await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].event_type, "asset.failed");
+        assert_eq!(rows[0].url, "https://ops.example/hook");
+        let body: serde_json::Value = serde_json::from_str(&rows[0].body).unwrap();
+        assert_eq!(body["id"], rows[0].id.as_str());
+        assert_eq!(body["data"]["reason"]["code"], "x");
+        assert_eq!(body["data"]["variation"]["id"], c.id.as_str());
+        // Handed out once while leased; back after a failed attempt.
+        let got = store.claim_outbox(10, LEASE).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(store.claim_outbox(10, LEASE).await.unwrap().is_empty());
+        store
+            .outbox_retry(&got[0].id, 1, now_ms() - 1, "HTTP 503")
+            .await
+            .unwrap();
+        let again = store.claim_outbox(10, LEASE).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 1);
+        store.outbox_delivered(&again[0].id, 2).await.unwrap();
+        let rows = store.outbox_of_asset("a1").await.unwrap();
+        assert!(rows[0].delivered_at.is_some());
+        assert!(
+            store.claim_outbox(10, LEASE).await.unwrap().is_empty(),
+            "delivered is done"
+        );
+    }
+
+    #[tokio::test]
+    async fn object_events_are_new_once_and_older_sequencers_are_stale() {
+        use s3::{record_event, EventFreshness::*};
+        let (store, _d) = store().await;
+        let mut tx = store.begin_immediate().await.unwrap();
+        macro_rules! rec {
+            ($version:expr, $seq:expr) => {
+                record_event(&mut tx, "b", "k", $version, $seq)
+                    .await
+                    .unwrap()
+            };
+        }
+        assert_eq!(rec!("e:1", Some("00A0")), New);
+        assert_eq!(rec!("e:1", Some("00A0")), Duplicate);
+        assert_eq!(
+            rec!("e:1", Some("FFFF")),
+            Duplicate,
+            "same version, any sequencer"
+        );
+        assert_eq!(rec!("e:0", Some("9F")), Stale, "older than 00A0");
+        assert_eq!(
+            rec!("e:0", Some("9F")),
+            Duplicate,
+            "recorded even when stale"
+        );
+        assert_eq!(rec!("e:2", Some("0B00")), New);
+        assert_eq!(rec!("e:3", None), New, "no sequencer: nothing to order by");
+        assert_eq!(rec!("e:4", Some("0AFF")), Stale);
+        tx.commit().await.unwrap();
+        let outcomes = store.s3_event_outcomes("b", "k").await.unwrap();
+        assert_eq!(outcomes.iter().filter(|(_, o)| o == "stale").count(), 2);
+        // Another key has its own order.
+        let mut tx = store.begin_immediate().await.unwrap();
+        assert_eq!(
+            record_event(&mut tx, "b", "k2", "e:0", Some("01"))
+                .await
+                .unwrap(),
+            New
+        );
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_restart_fences_out_a_running_worker_but_waits_for_a_sweepers_lease() {
+        let (store, _d) = store().await;
+        seed(&store, 1).await;
+        // Running: the worker's lease is taken away.
+        let worker = store.claim(LEASE).await.unwrap().unwrap();
+        assert!(store
+            .restart("v0", State::Submitted, "new master")
+            .await
+            .unwrap());
+        assert!(!store.renew(&worker, LEASE, None).await.unwrap());
+        assert!(!store
+            .update(&worker, Update::to(State::Failed))
+            .await
+            .unwrap());
+        let c = store.claim(LEASE).await.unwrap().expect("runnable at once");
+        assert_eq!(c.state, State::Submitted);
+        assert!(store
+            .update(&c, Update::to(State::Published))
+            .await
+            .unwrap());
+        // A running row is never swept; a finished one is, under its lease.
+        let sweep = store.claim_for_sweep("v0", LEASE).await.unwrap().unwrap();
+        assert!(store.claim_for_sweep("v0", LEASE).await.unwrap().is_none());
+        assert!(store
+            .restart("v0", State::Arrived, "reprocess")
+            .await
+            .unwrap());
+        assert!(
+            store.claim(LEASE).await.unwrap().is_none(),
+            "waits for the sweeper"
+        );
+        assert!(
+            store.renew(&sweep, LEASE, None).await.unwrap(),
+            "the sweeper keeps its lease"
+        );
+        store.release(&sweep).await.unwrap();
+        let c = store.claim(LEASE).await.unwrap().unwrap();
+        assert_eq!(c.state, State::Arrived);
+        assert!(store.claim_for_sweep("v0", LEASE).await.unwrap().is_none());
+        let history: Vec<_> = store.transitions("v0").await.unwrap();
+        let notes: Vec<_> = history.iter().filter_map(|t| t.note.as_deref()).collect();
+        assert_eq!(notes, ["new master", "reprocess"]);
+    }
+
+    #[tokio::test]
+    async fn reprocess_takes_only_variations_with_a_verified_master() {
+        let (store, _d) = store().await;
+        seed(&store, 3).await;
+        for _ in 0..3 {
+            let c = store.claim(LEASE).await.unwrap().unwrap();
+            let u = if c.id == "v2" {
+                Update::to(State::Failed)
+            } else {
+                Update {
+                    master_sha256: Some("abc".into()),
+                    ..Update::to(if c.id == "v0" {
+                        State::Published
+                    } else {
+                        State::Expired
+                    })
+                }
+            };
+            assert!(store.update(&c, u).await.unwrap());
+        }
+        let ids = store.reprocess("a1", "default", "again").await.unwrap();
+        assert_eq!(ids, ["v0"], "v1 expired, v2 never had a master");
+        assert_eq!(
+            store.variation("v0").await.unwrap().unwrap().state(),
+            State::Arrived
+        );
+        assert!(store
+            .reprocess("missing", "default", "x")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn retired_sets_come_due_after_the_grace_counted_from_retirement() {
+        let (store, _d) = store().await;
+        seed(&store, 1).await;
+        store.retire_set("v0", "h1", "p/v0/h1/").await.unwrap();
+        assert!(store
+            .retired_due(Duration::from_secs(3600), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let due = store.retired_due(Duration::ZERO, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].prefix, "p/v0/h1/");
+        store.unretire_set("v0", "h1").await.unwrap();
+        assert!(store
+            .retired_due(Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

@@ -2,7 +2,10 @@
 //! master's arrival) has run out, and marks them `expired`. State lives only
 //! in the job store, so a restart just sweeps again; every step is
 //! idempotent (deleting a deleted object is fine, the state change is
-//! conditional on `published`).
+//! conditional on `published`). The pointers (manifest.json, vast.xml) go
+//! first, then the set and any replaced sets still in their grace period;
+//! the `asset.expired` callback and a purge of the pointers are queued with
+//! the state change.
 
 use super::pipeline::Pipeline;
 use super::store::now_ms;
@@ -33,6 +36,7 @@ pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
     let bucket = &p.settings.storage.cdn_bucket;
     let mut n = 0;
     for v in due {
+        let mut purge = None;
         if let Some(m) = v
             .published_json
             .as_deref()
@@ -45,16 +49,38 @@ pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
                 &m.asset_id,
                 m.variation,
             );
-            let mut keys = vec![layout.manifest()];
+            let pointers = [layout.manifest(), layout.vast()];
+            let mut keys: Vec<String> = pointers.to_vec();
             keys.extend(m.renditions.iter().map(|r| r.key.clone()));
             keys.push(m.poster.key.clone());
             keys.push(m.qc_report.key.clone());
             for k in keys {
                 p.objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
             }
+            // Sets this one replaced, still in their grace period, go too.
+            for r in p.store.retired_of(&v.id).await? {
+                for k in p.objects.list(bucket, &r.prefix).await? {
+                    p.objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
+                }
+                p.store.unretire_set(&v.id, &r.content_hash).await?;
+            }
+            purge = (!p.settings.cdn.purge_url.is_empty()).then(|| {
+                let url = |k: &str| crate::publish::public_url(&p.cdn_base, k);
+                crate::notify::purge(
+                    &p.settings.cdn.purge_url,
+                    &m.asset_id,
+                    &v.id,
+                    pointers.iter().map(|k| url(k)).collect(),
+                    pointers.to_vec(),
+                )
+            });
         }
         if p.store
-            .expire(&v.id, "the asset's ttl ran out; its CDN files were removed")
+            .expire(
+                &v.id,
+                "the asset's ttl ran out; its CDN files were removed",
+                purge.into_iter().collect(),
+            )
             .await?
         {
             n += 1;

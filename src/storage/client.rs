@@ -500,16 +500,36 @@ impl ObjectStore {
         content_type: &str,
         cache_control: &str,
     ) -> Result<(), StorageError> {
-        self.client
+        self.put_bytes_with_metadata(bucket, key, bytes, content_type, cache_control, &[])
+            .await
+            .map(drop)
+    }
+
+    /// Stores a small object from memory with user metadata (`x-amz-meta-*`,
+    /// names without the prefix). Returns the ETag as S3 sends it.
+    pub async fn put_bytes_with_metadata(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        content_type: &str,
+        cache_control: &str,
+        metadata: &[(&str, &str)],
+    ) -> Result<Option<String>, StorageError> {
+        let mut req = self
+            .client
             .put_object()
             .bucket(bucket)
             .key(key.as_str())
             .content_type(content_type)
             .cache_control(cache_control)
-            .body(ByteStream::from(bytes))
-            .send()
+            .body(ByteStream::from(bytes));
+        for (k, v) in metadata {
+            req = req.metadata(*k, *v);
+        }
+        req.send()
             .await
-            .map(drop)
+            .map(|out| out.e_tag)
             .map_err(backend("put object"))
     }
 

@@ -50,6 +50,9 @@ pub struct StorageConfig {
     pub embedded_host: String,
     /// Port the embedded server binds; 0 picks a free one (default 0).
     pub embedded_port: u16,
+    /// The embedded server posts an S3 event notification for every new
+    /// object to reelay's own intake (default true).
+    pub embedded_events: bool,
 }
 
 impl Default for StorageConfig {
@@ -67,6 +70,7 @@ impl Default for StorageConfig {
             multipart_threshold_bytes: 64 * 1024 * 1024,
             embedded_host: "127.0.0.1".to_owned(),
             embedded_port: 0,
+            embedded_events: true,
         }
     }
 }

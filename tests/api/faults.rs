@@ -369,10 +369,7 @@ async fn a_truncated_upload_is_rejected_as_incomplete() {
         message.starts_with("the master is truncated or corrupt: ") && message.len() > 40,
         "{message}"
     );
-    assert!(
-        !message.contains(app._dir.path().to_str().unwrap()),
-        "{message}"
-    );
+    assert!(!message.contains(app.data.to_str().unwrap()), "{message}");
     assert_eq!(app.sim().stats().tasks_created, 1);
     app.stop().await;
 }

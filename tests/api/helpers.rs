@@ -2,8 +2,11 @@
 //! whole embedded stack (object store, Runware simulator, SQLite, workers).
 
 use reelay::config::Settings;
+use reelay::media::process::Runner;
+use reelay::media::synth::{render_clip, ClipSpec};
 use reelay::simulator::Simulator;
 use reelay::startup::Application;
+use reelay::storage::{ObjectKey, ObjectStore};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,7 +33,10 @@ pub struct TestApp {
     pub app: Option<Application>,
     pub url: String,
     pub http: reqwest::Client,
-    pub _dir: tempfile::TempDir,
+    /// The data dir.
+    pub data: PathBuf,
+    /// Removes the data dir with the app, unless the test owns it.
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -40,18 +46,98 @@ pub async fn spawn_app() -> TestApp {
 /// Like `spawn_app`, with settings changed first (policy thresholds, faults, deadlines...).
 pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path());
-    change(&mut settings);
+    let mut app = spawn_app_in(dir.path(), change).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// An app on a data dir the caller keeps, so it can be stopped and started
+/// again on the same state.
+pub async fn spawn_app_in(data: &Path, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings(data);
+    tweak(&mut settings);
     let app = Application::build(settings).await.expect("app starts");
     TestApp {
         url: app.api_url(),
         app: Some(app),
         http: reqwest::Client::new(),
-        _dir: dir,
+        data: data.to_path_buf(),
+        _dir: None,
     }
 }
 
+/// A small real clip (H.264 + AAC MP4 unless `sound` is false) from the
+/// project's own synthetic footage generator; `seed` changes the bytes.
+pub async fn tiny_clip(width: u32, height: u32, secs: u32, sound: bool, seed: u64) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("clip.mp4");
+    let spec = ClipSpec {
+        width,
+        height,
+        duration_secs: secs,
+        sound,
+        seed,
+        ..ClipSpec::default()
+    };
+    let runner = Runner::new(&reelay::media::MediaConfig::default());
+    render_clip(&runner, &spec, &out, Duration::from_secs(120))
+        .await
+        .expect("ffmpeg renders the clip");
+    std::fs::read(&out).unwrap()
+}
+
 impl TestApp {
+    pub fn application(&self) -> &Application {
+        self.app.as_ref().expect("app running")
+    }
+
+    /// A client for the app's object store (the embedded one).
+    pub fn objects(&self) -> ObjectStore {
+        ObjectStore::new(&self.application().settings.storage).unwrap()
+    }
+
+    pub fn events_token(&self) -> String {
+        self.application().events_token().expose().to_string()
+    }
+
+    /// PUTs a master into the masters bucket as a person would, with
+    /// `x-amz-meta-*` metadata; returns its ETag without quotes.
+    pub async fn put_master(&self, key: &str, bytes: Vec<u8>, metadata: &[(&str, &str)]) -> String {
+        let bucket = self.application().settings.storage.masters_bucket.clone();
+        self.objects()
+            .put_bytes_with_metadata(
+                &bucket,
+                &ObjectKey::parse(key).unwrap(),
+                bytes,
+                "video/mp4",
+                "no-cache",
+                metadata,
+            )
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string()
+    }
+
+    /// The campaign's assets (newest first).
+    pub async fn campaign(&self, campaign: &str) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!(
+                "{}/v1/assets?campaign={campaign}&limit=500",
+                self.url
+            ))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["assets"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn post_asset(&self, body: &Value) -> reqwest::Response {
         self.http
             .post(format!("{}/v1/assets", self.url))
@@ -77,7 +163,7 @@ impl TestApp {
     /// Tasks the simulator keeps on disk (`{data}/runware-sim/{taskUUID}.json`):
     /// every task ever created for this app, across restarts.
     pub fn task_files(&self) -> usize {
-        task_files(self._dir.path())
+        task_files(self.data.as_path())
     }
 
     pub async fn stop(mut self) {
@@ -91,20 +177,24 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
-        let app = Application::build(test_settings(self._dir.path()))
+        let app = Application::build(test_settings(self.data.as_path()))
             .await
             .expect("app restarts");
         TestApp {
             url: app.api_url(),
             app: Some(app),
             http: self.http.clone(),
+            data: self.data.clone(),
             _dir: self._dir,
         }
     }
 
     /// The job store, opened beside the running app (tests that age rows).
     pub async fn db(&self) -> sqlx::SqlitePool {
-        let url = format!("sqlite://{}", self._dir.path().join("reelay.db").display());
+        let url = format!(
+            "sqlite://{}",
+            self.data.as_path().join("reelay.db").display()
+        );
         sqlx::SqlitePool::connect(&url).await.unwrap()
     }
 }
@@ -155,6 +245,35 @@ pub async fn wait_for(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Polls the campaign until `done` holds for its asset list.
+pub async fn wait_for_campaign(
+    app: &TestApp,
+    campaign: &str,
+    limit: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let assets = app.campaign(campaign).await;
+        if done(&assets) {
+            return assets;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?}; last view: {assets:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many times a variation's history enters `state`.
+pub fn entered(variation: &Value, state: &str) -> usize {
+    variation["history"]
+        .as_array()
+        .map(|h| h.iter().filter(|t| t["to"] == state).count())
+        .unwrap_or(0)
 }
 
 pub fn ffprobe(path: &Path) -> Value {

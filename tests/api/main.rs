@@ -1,9 +1,12 @@
 //! One test binary for everything that goes through the HTTP API.
 
 mod assets;
+mod callbacks;
+mod events;
 mod faults;
 mod helpers;
 mod intake;
 mod pipeline;
+mod publishing;
 mod restart;
 mod ttl;

@@ -1,0 +1,391 @@
+//! Notifications reelay owes others, delivered at least once from the
+//! `outbox` table: callbacks to the requester's `callbackUrl` when a
+//! variation ends (`asset.published`, `asset.rejected`, `asset.failed`,
+//! `asset.expired`) and CDN purges after a pointer flip.
+//!
+//! Rows are written in the same transaction as the change they announce
+//! ([`crate::jobs::store::Store::update`]), so a crash can neither lose a
+//! notification nor send one for a change that did not commit. A background
+//! task ([`run`]) delivers due rows, retrying with backoff until a 2xx or the
+//! retry window ends. The row id is the event id: the same on every attempt,
+//! so receivers dedupe by it.
+//!
+//! Every request carries `Reelay-Signature: t=<unix>,v1=<hex>` where the hex
+//! is HMAC-SHA256 of `"<t>.<body>"` under the shared secret (Mux's scheme).
+
+use crate::config::Settings;
+use crate::jobs::store::{now_ms, AssetRow, OutboxRow, Store, VariationRow};
+use crate::jobs::State;
+use crate::publish::Manifest;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub const SIGNATURE_HEADER: &str = "Reelay-Signature";
+pub const EVENT_ID_HEADER: &str = "Reelay-Event-Id";
+pub const EVENT_TYPE_HEADER: &str = "Reelay-Event-Type";
+
+pub const KIND_CALLBACK: &str = "callback";
+pub const KIND_PURGE: &str = "purge";
+
+/// A notification to store in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewOutbox {
+    pub id: String,
+    pub kind: &'static str,
+    pub event_type: String,
+    pub asset_id: Option<String>,
+    pub variation_id: Option<String>,
+    pub url: String,
+    pub body: String,
+}
+
+fn hmac_hex(secret: &[u8], t: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The `Reelay-Signature` value for `body` sent at unix time `t`.
+pub fn sign(secret: &[u8], t: i64, body: &[u8]) -> String {
+    format!("t={t},v1={}", hmac_hex(secret, t, body))
+}
+
+/// Checks a `Reelay-Signature` value: a `v1` matches (in constant time) and
+/// `t` is within `tolerance_secs` of `now` (replay protection). This is what
+/// a receiver does; reelay's tests use it too.
+pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_secs: i64) -> bool {
+    let mut t = None;
+    let mut sigs = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => sigs.push(v.to_string()),
+            _ => {}
+        }
+    }
+    let Some(t) = t else { return false };
+    if (now - t).abs() > tolerance_secs {
+        return false;
+    }
+    let expected = hmac_hex(secret, t, body);
+    sigs.iter()
+        .any(|s| crate::secret::constant_time_eq(s.as_bytes(), expected.as_bytes()))
+}
+
+/// The callback type for a variation that reached `state`, if any.
+pub fn event_type(state: State) -> Option<&'static str> {
+    match state {
+        State::Published => Some("asset.published"),
+        State::Rejected => Some("asset.rejected"),
+        State::Failed => Some("asset.failed"),
+        State::Expired => Some("asset.expired"),
+        _ => None,
+    }
+}
+
+/// The callback for a variation that just reached a terminal state, if the
+/// asset has a callback URL and the state is one requesters hear about.
+pub fn terminal_event(
+    asset: &AssetRow,
+    v: &VariationRow,
+    state: State,
+    now: i64,
+) -> Option<NewOutbox> {
+    let url = asset.callback_url.clone()?;
+    let event_type = event_type(state)?;
+    let id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+    let reason = match (&v.reason_code, &v.reason) {
+        (Some(code), Some(message)) => json!({"code": code, "message": message}),
+        _ => Value::Null,
+    };
+    let published = if state == State::Published {
+        v.published_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Manifest>(j).ok())
+            .map(|m| {
+                json!({
+                    "manifest_url": m.manifest_url,
+                    "vast_url": m.vast_url,
+                    "content_hash": m.content_hash,
+                    "universal_ad_id": m.universal_ad_id,
+                    "expires_at": m.expires_at,
+                })
+            })
+            .unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    let body = json!({
+        "id": id,
+        "type": event_type,
+        "created_at": crate::jobs::pipeline::rfc3339(now),
+        "data": {
+            "asset_id": asset.id,
+            "campaign": asset.campaign,
+            "profile": asset.profile,
+            "source": asset.source,
+            "variation": {"index": v.idx, "id": v.id, "state": state},
+            "reason": reason,
+            "published": published,
+        }
+    });
+    Some(NewOutbox {
+        id,
+        kind: KIND_CALLBACK,
+        event_type: event_type.to_string(),
+        asset_id: Some(asset.id.clone()),
+        variation_id: Some(v.id.clone()),
+        url,
+        body: body.to_string(),
+    })
+}
+
+/// A purge request for pointers that just changed.
+pub fn purge(
+    purge_url: &str,
+    asset_id: &str,
+    variation_id: &str,
+    urls: Vec<String>,
+    keys: Vec<String>,
+) -> NewOutbox {
+    let id = format!("prg_{}", uuid::Uuid::new_v4().simple());
+    let body = json!({
+        "id": id,
+        "type": "cdn.purge",
+        "created_at": crate::jobs::pipeline::rfc3339(now_ms()),
+        "urls": urls,
+        "keys": keys,
+    });
+    NewOutbox {
+        id,
+        kind: KIND_PURGE,
+        event_type: "cdn.purge".into(),
+        asset_id: Some(asset_id.to_string()),
+        variation_id: Some(variation_id.to_string()),
+        url: purge_url.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// Delay before attempt `attempts + 1`: doubling from `initial`, capped,
+/// with ±20% jitter so retries of many events spread out.
+pub fn backoff(attempts: i64, initial: Duration, max: Duration) -> Duration {
+    let exp = initial.saturating_mul(1u32 << attempts.clamp(0, 20) as u32);
+    let base = exp.min(max);
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    base.mul_f64(jitter)
+}
+
+/// Delivers the outbox.
+pub struct Outbox {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub callback_secret: Vec<u8>,
+    pub client: reqwest::Client,
+}
+
+enum Outcome {
+    Delivered,
+    Failed(String),
+}
+
+impl Outbox {
+    pub fn new(
+        store: Store,
+        settings: Arc<Settings>,
+        callback_secret: Vec<u8>,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.callbacks.request_timeout_secs))
+            // A receiver answers itself; following redirects would let a
+            // callback URL point reelay anywhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("reelay/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Outbox {
+            store,
+            settings,
+            callback_secret,
+            client,
+        })
+    }
+
+    fn secret(&self, kind: &str) -> Vec<u8> {
+        if kind == KIND_PURGE {
+            self.settings.cdn.purge_secret.expose().as_bytes().to_vec()
+        } else {
+            self.callback_secret.clone()
+        }
+    }
+
+    fn window_ms(&self, kind: &str) -> i64 {
+        let secs = if kind == KIND_PURGE {
+            self.settings.cdn.purge_retry_window_secs
+        } else {
+            self.settings.callbacks.retry_window_secs
+        };
+        secs as i64 * 1000
+    }
+
+    async fn deliver(&self, row: &OutboxRow) -> Outcome {
+        let t = now_ms() / 1000;
+        let signature = sign(&self.secret(&row.kind), t, row.body.as_bytes());
+        let res = self
+            .client
+            .post(&row.url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .header(EVENT_ID_HEADER, &row.id)
+            .header(EVENT_TYPE_HEADER, &row.event_type)
+            .body(row.body.clone())
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => Outcome::Delivered,
+            Ok(r) => Outcome::Failed(format!("HTTP {}", r.status().as_u16())),
+            // Without the URL: it may carry the receiver's own token.
+            Err(e) => Outcome::Failed(e.without_url().to_string()),
+        }
+    }
+
+    /// Delivers what is due once; returns how many rows it tried.
+    pub async fn drain_once(&self) -> anyhow::Result<usize> {
+        let lease = Duration::from_secs(self.settings.callbacks.request_timeout_secs + 10);
+        let rows = self.store.claim_outbox(16, lease).await?;
+        let n = rows.len();
+        let results = futures::future::join_all(rows.iter().map(|r| self.deliver(r))).await;
+        for (row, outcome) in rows.iter().zip(results) {
+            let host = url::Url::parse(&row.url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            let attempts = row.attempts + 1;
+            match outcome {
+                Outcome::Delivered => {
+                    tracing::info!(id = %row.id, kind = %row.kind, event = %row.event_type, %host, attempts, "notification delivered");
+                    self.store.outbox_delivered(&row.id, attempts).await?;
+                }
+                Outcome::Failed(error) => {
+                    let cb = &self.settings.callbacks;
+                    let delay = backoff(
+                        attempts - 1,
+                        Duration::from_millis(cb.backoff_initial_ms),
+                        Duration::from_secs(cb.backoff_max_secs),
+                    );
+                    let next = now_ms() + delay.as_millis() as i64;
+                    if next > row.created_at + self.window_ms(&row.kind) {
+                        tracing::warn!(id = %row.id, kind = %row.kind, %host, attempts, %error, "notification given up: retry window ended");
+                        self.store.outbox_failed(&row.id, attempts, &error).await?;
+                    } else {
+                        tracing::info!(id = %row.id, kind = %row.kind, %host, attempts, %error, retry_in_ms = delay.as_millis() as u64, "notification not accepted; will retry");
+                        self.store
+                            .outbox_retry(&row.id, attempts, next, &error)
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Drains the outbox until shutdown.
+pub async fn run(outbox: Arc<Outbox>, shutdown: CancellationToken) {
+    let idle = Duration::from_millis(outbox.settings.callbacks.poll_ms.max(10));
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let tried = match outbox.drain_once().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox delivery round failed");
+                0
+            }
+        };
+        if tried == 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_verifies_and_any_change_breaks_it() {
+        let body = br#"{"id":"evt_1"}"#;
+        let header = sign(b"secret", 1_700_000_000, body);
+        assert!(header.starts_with("t=1700000000,v1="));
+        assert!(verify(b"secret", &header, body, 1_700_000_010, 300));
+        // Wrong key, changed body, stale timestamp, garbage.
+        assert!(!verify(b"other", &header, body, 1_700_000_010, 300));
+        assert!(!verify(
+            b"secret",
+            &header,
+            br#"{"id":"evt_2"}"#,
+            1_700_000_010,
+            300
+        ));
+        assert!(!verify(b"secret", &header, body, 1_700_001_000, 300));
+        assert!(!verify(b"secret", "v1=abc", body, 1_700_000_000, 300));
+        // A rotated header may carry several v1 values; one match is enough.
+        let two = format!("{header},v1=00");
+        assert!(verify(b"secret", &two, body, 1_700_000_000, 300));
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
+        mac.update(b"42.body");
+        let expected = hex::encode(mac.finalize().into_bytes());
+        assert_eq!(sign(b"k", 42, b"body"), format!("t=42,v1={expected}"));
+        // RFC 4231 test case 2 pins the primitive itself.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
+        let initial = Duration::from_millis(1000);
+        let max = Duration::from_secs(10);
+        for (attempts, base) in [
+            (0, 1000.0),
+            (1, 2000.0),
+            (2, 4000.0),
+            (3, 8000.0),
+            (4, 10000.0),
+            (30, 10000.0),
+        ] {
+            let d = backoff(attempts, initial, max).as_millis() as f64;
+            assert!(
+                d >= base * 0.8 - 1.0 && d <= base * 1.2 + 1.0,
+                "attempt {attempts}: {d}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_four_terminal_outcomes_are_announced() {
+        assert_eq!(event_type(State::Published), Some("asset.published"));
+        assert_eq!(event_type(State::Rejected), Some("asset.rejected"));
+        assert_eq!(event_type(State::Failed), Some("asset.failed"));
+        assert_eq!(event_type(State::Expired), Some("asset.expired"));
+        assert_eq!(event_type(State::Cancelled), None);
+        assert_eq!(event_type(State::Transcoding), None);
+    }
+}

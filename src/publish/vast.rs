@@ -1,0 +1,324 @@
+//! `vast.xml`: a VAST 4.2 InLine document for one published variation, so an
+//! ad server or SSAI vendor can take the creative as it is.
+//!
+//! Required by VAST 4.x and written here: `AdSystem`, `AdTitle`,
+//! `AdServingId`, `Impression` (`about:blank` when there is nothing to
+//! track, as the spec says), one `Creative` with `UniversalAdId` (new
+//! for new bytes: it carries the content hash) and a `Linear` with
+//! `Duration` and `MediaFiles`: one `MediaFile` per ready-to-serve file and
+//! a `Mezzanine` pointing at the highest-quality one.
+
+use super::{Manifest, PublishedRendition};
+use std::fmt::Write;
+
+pub const VAST_VERSION: &str = "4.2";
+pub const CONTENT_TYPE: &str = "application/xml";
+/// No shared registry (Ad-ID, Clearcast) is involved: VAST's own default.
+pub const ID_REGISTRY: &str = "unknown";
+
+/// The `UniversalAdId` of a published set: the asset, the variation and the
+/// content hash, so new bytes always get a new id.
+pub fn universal_ad_id(asset_id: &str, variation: i64, content_hash: &str) -> String {
+    format!("{asset_id}-v{variation}-{content_hash}")
+}
+
+/// HLS playlists are the streaming `MediaFile`s; everything else is progressive.
+fn is_streaming(content_type: &str) -> bool {
+    let ct = content_type.to_ascii_lowercase();
+    ct == "application/x-mpegurl" || ct == "application/vnd.apple.mpegurl"
+}
+
+/// The file an SSAI vendor should transcode from: the largest picture, then
+/// the highest bitrate, among the progressive files.
+pub fn mezzanine(renditions: &[PublishedRendition]) -> Option<&PublishedRendition> {
+    renditions
+        .iter()
+        .filter(|r| !is_streaming(&r.content_type))
+        .max_by_key(|r| (u64::from(r.width) * u64::from(r.height), r.bitrate_kbps))
+}
+
+/// `HH:MM:SS.mmm`, as VAST's `Duration` wants it.
+pub fn duration(secs: f64) -> String {
+    let ms = (secs.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// Escapes text and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A CDATA section holding `s`, split where `s` itself contains `]]>`.
+pub fn cdata(s: &str) -> String {
+    format!("<![CDATA[{}]]>", s.replace("]]>", "]]]]><![CDATA[>"))
+}
+
+/// Attributes in order, values escaped.
+fn attrs(list: &[(&str, String)]) -> String {
+    list.iter()
+        .map(|(k, v)| format!(" {k}=\"{}\"", escape(v)))
+        .collect()
+}
+
+/// The document for `m`. `impression_url` is written as given (`about:blank`
+/// when reelay has nothing to track); `system_version` goes on `AdSystem`.
+pub fn render(m: &Manifest, impression_url: &str, system_version: &str) -> String {
+    let ad_id = format!("{}-v{}", m.asset_id, m.variation);
+    let mut x = String::new();
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<VAST{}>",
+        attrs(&[
+            ("version", VAST_VERSION.into()),
+            ("xmlns", "http://www.iab.com/VAST".into())
+        ])
+    );
+    let _ = writeln!(
+        x,
+        "  <Ad{}>",
+        attrs(&[("id", ad_id.clone()), ("adType", "video".into())])
+    );
+    x.push_str("    <InLine>\n");
+    let _ = writeln!(
+        x,
+        "      <AdSystem{}>reelay</AdSystem>",
+        attrs(&[("version", system_version.into())])
+    );
+    let _ = writeln!(
+        x,
+        "      <Impression{}>{}</Impression>",
+        attrs(&[("id", "reelay".into())]),
+        cdata(impression_url)
+    );
+    let _ = writeln!(
+        x,
+        "      <AdServingId>{}</AdServingId>",
+        escape(&format!("reelay-{}", m.universal_ad_id))
+    );
+    let _ = writeln!(
+        x,
+        "      <AdTitle>{}</AdTitle>",
+        escape(&format!("{} {} v{}", m.campaign, m.asset_id, m.variation))
+    );
+    x.push_str("      <Creatives>\n");
+    let _ = writeln!(
+        x,
+        "        <Creative{}>",
+        attrs(&[("id", ad_id), ("adId", m.universal_ad_id.clone())])
+    );
+    let _ = writeln!(
+        x,
+        "          <UniversalAdId{}>{}</UniversalAdId>",
+        attrs(&[("idRegistry", ID_REGISTRY.into())]),
+        escape(&m.universal_ad_id)
+    );
+    x.push_str("          <Linear>\n");
+    let _ = writeln!(
+        x,
+        "            <Duration>{}</Duration>",
+        duration(m.duration_secs)
+    );
+    x.push_str("            <MediaFiles>\n");
+    for r in &m.renditions {
+        let streaming = is_streaming(&r.content_type);
+        let mut a = vec![
+            ("id", r.name.clone()),
+            (
+                "delivery",
+                if streaming {
+                    "streaming"
+                } else {
+                    "progressive"
+                }
+                .into(),
+            ),
+            ("type", r.content_type.clone()),
+            ("width", r.width.to_string()),
+            ("height", r.height.to_string()),
+        ];
+        if !r.codecs.is_empty() {
+            a.push(("codec", r.codecs.clone()));
+        }
+        if streaming {
+            // A playlist has no single bitrate or size.
+            a.push(("minBitrate", r.bitrate_kbps.to_string()));
+            a.push(("maxBitrate", r.bitrate_kbps.to_string()));
+        } else {
+            a.push(("bitrate", r.bitrate_kbps.to_string()));
+            a.push(("fileSize", r.size.to_string()));
+        }
+        a.push(("scalable", "true".into()));
+        a.push(("maintainAspectRatio", "true".into()));
+        let _ = writeln!(
+            x,
+            "              <MediaFile{}>{}</MediaFile>",
+            attrs(&a),
+            cdata(&r.url)
+        );
+    }
+    if let Some(z) = mezzanine(&m.renditions) {
+        let mut a = vec![
+            ("id", format!("{}-mezzanine", z.name)),
+            ("delivery", "progressive".into()),
+            ("type", z.content_type.clone()),
+            ("width", z.width.to_string()),
+            ("height", z.height.to_string()),
+        ];
+        if !z.codecs.is_empty() {
+            a.push(("codec", z.codecs.clone()));
+        }
+        a.push(("fileSize", z.size.to_string()));
+        let _ = writeln!(
+            x,
+            "              <Mezzanine{}>{}</Mezzanine>",
+            attrs(&a),
+            cdata(&z.url)
+        );
+    }
+    x.push_str("            </MediaFiles>\n");
+    x.push_str("          </Linear>\n");
+    x.push_str("        </Creative>\n");
+    x.push_str("      </Creatives>\n");
+    x.push_str("    </InLine>\n");
+    x.push_str("  </Ad>\n");
+    x.push_str("</VAST>\n");
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::PublishedFile;
+
+    fn rendition(name: &str, w: u32, h: u32, kbps: u64, ct: &str) -> PublishedRendition {
+        PublishedRendition {
+            name: name.into(),
+            url: format!("https://cdn.example.com/x/{name}?a=1&b=<2>"),
+            key: format!("x/{name}"),
+            content_type: ct.into(),
+            width: w,
+            height: h,
+            bitrate_kbps: kbps,
+            codecs: "avc1.640028,mp4a.40.2".into(),
+            size: kbps * 1000,
+            sha256: "00".into(),
+        }
+    }
+
+    fn manifest(renditions: Vec<PublishedRendition>) -> Manifest {
+        let file = PublishedFile {
+            url: "u".into(),
+            key: "k".into(),
+            size: 1,
+            sha256: "s".into(),
+        };
+        Manifest {
+            asset_id: "ast_1".into(),
+            variation: 0,
+            campaign: "spring & \"summer\"".into(),
+            content_hash: "abcd".into(),
+            universal_ad_id: universal_ad_id("ast_1", 0, "abcd"),
+            published_at: "t".into(),
+            expires_at: "t".into(),
+            duration_secs: 5.0416,
+            master_sha256: "m".into(),
+            renditions,
+            poster: file.clone(),
+            qc_report: file,
+            manifest_url: "m".into(),
+            vast_url: "v".into(),
+        }
+    }
+
+    #[test]
+    fn durations_are_hh_mm_ss_mmm() {
+        assert_eq!(duration(5.0416), "00:00:05.042");
+        assert_eq!(duration(3725.5), "01:02:05.500");
+        assert_eq!(duration(0.0), "00:00:00.000");
+    }
+
+    #[test]
+    fn text_attributes_and_cdata_are_escaped() {
+        assert_eq!(escape("a&b<c>\"d'"), "a&amp;b&lt;c&gt;&quot;d&apos;");
+        assert_eq!(cdata("x]]>y"), "<![CDATA[x]]]]><![CDATA[>y]]>");
+    }
+
+    #[test]
+    fn the_mezzanine_is_the_largest_progressive_file() {
+        let r = vec![
+            rendition("720p", 1280, 720, 3000, "video/mp4"),
+            rendition("hls", 3840, 2160, 9000, "application/x-mpegURL"),
+            rendition("1080p", 1920, 1080, 6000, "video/mp4"),
+        ];
+        assert_eq!(mezzanine(&r).unwrap().name, "1080p");
+    }
+
+    #[test]
+    fn the_document_escapes_names_and_marks_hls_as_streaming() {
+        let m = manifest(vec![
+            rendition("1080p", 1920, 1080, 6000, "video/mp4"),
+            rendition("hls", 1920, 1080, 6000, "application/x-mpegURL"),
+        ]);
+        let x = render(&m, "about:blank", "0.1.0");
+        assert!(x.contains("<AdTitle>spring &amp; &quot;summer&quot; ast_1 v0</AdTitle>"));
+        assert!(x.contains("<![CDATA[https://cdn.example.com/x/1080p?a=1&b=<2>]]>"));
+        assert!(x.contains("delivery=\"streaming\""));
+        assert!(x.contains("<Duration>00:00:05.042</Duration>"));
+        assert!(x.contains("<UniversalAdId idRegistry=\"unknown\">ast_1-v0-abcd</UniversalAdId>"));
+        assert_eq!(x.matches("<MediaFile ").count(), 2);
+        assert_eq!(x.matches("<Mezzanine ").count(), 1);
+    }
+
+    #[test]
+    fn the_document_parses_back_to_what_went_in() {
+        let m = manifest(vec![
+            rendition("1080p", 1920, 1080, 6000, "video/mp4"),
+            rendition("720p", 1280, 720, 3000, "video/mp4"),
+        ]);
+        let x = render(&m, "https://t.example/i?ad=1&x=]]>", "0.1.0");
+        let doc = roxmltree::Document::parse(&x).expect("well-formed");
+        let find = |name: &str| {
+            doc.descendants()
+                .find(|n| n.tag_name().name() == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        assert_eq!(doc.root_element().attribute("version"), Some("4.2"));
+        assert_eq!(find("AdTitle").text(), Some("spring & \"summer\" ast_1 v0"));
+        assert_eq!(
+            find("Impression").text(),
+            Some("https://t.example/i?ad=1&x=]]>")
+        );
+        let files: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "MediaFile")
+            .collect();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[1].attribute("width"), Some("1280"));
+        assert_eq!(files[1].attribute("bitrate"), Some("3000"));
+        assert_eq!(files[1].attribute("fileSize"), Some("3000000"));
+        assert_eq!(files[1].attribute("codec"), Some("avc1.640028,mp4a.40.2"));
+        assert_eq!(
+            files[1].text(),
+            Some("https://cdn.example.com/x/720p?a=1&b=<2>")
+        );
+        assert_eq!(find("Mezzanine").attribute("id"), Some("1080p-mezzanine"));
+    }
+}

@@ -1,0 +1,287 @@
+//! Callbacks to the requester and CDN purges: durable, retried with
+//! backoff, signed, with an event id that stays the same across retries.
+
+use crate::helpers::*;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use reelay::notify::verify;
+use reelay::secret::Secret;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "test-callback-secret";
+const PURGE_SECRET: &str = "test-purge-secret";
+
+#[derive(Debug, Clone)]
+struct Got {
+    path: String,
+    event_id: String,
+    signature: String,
+    body: Vec<u8>,
+    answered: u16,
+}
+
+/// A receiver that answers 503 to the first two deliveries of each event id.
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<Vec<Got>>>);
+
+async fn receive(
+    State(rx): State<Receiver>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let event_id = header("reelay-event-id");
+    let mut log = rx.0.lock().unwrap();
+    let tries = log.iter().filter(|g| g.event_id == event_id).count() + 1;
+    let status = if tries <= 2 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    log.push(Got {
+        path: uri.path().to_string(),
+        event_id,
+        signature: header("reelay-signature"),
+        body: body.to_vec(),
+        answered: status.as_u16(),
+    });
+    status
+}
+
+impl Receiver {
+    async fn start(&self) -> String {
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .route("/purge", axum::routing::post(receive))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    fn log(&self) -> Vec<Got> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Event ids that have been answered 200 on `path`.
+    fn accepted(&self, path: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .log()
+            .into_iter()
+            .filter(|g| g.path == path && g.answered == 200)
+            .map(|g| g.event_id)
+            .collect();
+        ids.dedup();
+        ids
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// asset.published, asset.rejected and (once the ttl runs out) asset.expired,
+/// plus the CDN purges of the pointers.
+#[tokio::test]
+async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_valid_signature() {
+    let rx = Receiver::default();
+    let base = rx.start().await;
+    let purge_url = format!("{base}/purge");
+    let app = spawn_app_with(|s| {
+        s.callbacks.secret = Secret::new(SECRET);
+        s.cdn.purge_url = purge_url.clone();
+        s.cdn.purge_secret = Secret::new(PURGE_SECRET);
+        s.policy.ttl_sweep_interval_secs = 1;
+    })
+    .await;
+    let hook = format!("{base}/hook");
+    let meta = [("reelay-callback-url", hook.as_str())];
+    app.put_master(
+        "masters/cb/good.mp4",
+        tiny_clip(640, 360, 2, true, 5).await,
+        &meta,
+    )
+    .await;
+    app.put_master("masters/cb/junk.mp4", b"not a video at all".to_vec(), &meta)
+        .await;
+
+    let assets = wait_for_campaign(&app, "cb", Duration::from_secs(120), |a| {
+        a.len() == 2 && a.iter().all(|x| x["status"] != "processing")
+    })
+    .await;
+    let mut statuses: Vec<&str> = assets
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["published", "rejected"], "{assets:#?}");
+
+    // Both callbacks and the purge get through in the end.
+    let start = Instant::now();
+    while rx.accepted("/hook").len() < 2 || rx.accepted("/purge").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "deliveries so far: {:#?}",
+            rx.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let log = rx.log();
+    let mut types = Vec::new();
+    for (path, secret) in [("/hook", SECRET), ("/purge", PURGE_SECRET)] {
+        for id in rx.accepted(path) {
+            let tries: Vec<&Got> = log.iter().filter(|g| g.event_id == id).collect();
+            let answers: Vec<u16> = tries.iter().map(|g| g.answered).collect();
+            assert_eq!(
+                &answers[..3],
+                &[503, 503, 200],
+                "{id}: third try is the first success"
+            );
+            for g in &tries {
+                // The same event every time, signed over its timestamp and body.
+                assert_eq!(g.body, tries[0].body, "{id}: body changed between retries");
+                assert!(
+                    verify(secret.as_bytes(), &g.signature, &g.body, now(), 300),
+                    "{id}: bad signature {}",
+                    g.signature
+                );
+                assert!(!verify(
+                    b"another secret",
+                    &g.signature,
+                    &g.body,
+                    now(),
+                    300
+                ));
+            }
+            let body: Value = serde_json::from_slice(&tries[0].body).unwrap();
+            assert_eq!(body["id"], id.as_str(), "the header id is the body id");
+            types.push((body["type"].as_str().unwrap().to_string(), body));
+        }
+    }
+    types.sort_by(|a, b| a.0.cmp(&b.0));
+    let kinds: Vec<&str> = types.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(kinds, ["asset.published", "asset.rejected", "cdn.purge"]);
+
+    let published = &types[0].1["data"];
+    let good = assets.iter().find(|a| a["status"] == "published").unwrap();
+    assert_eq!(published["asset_id"], good["id"]);
+    assert_eq!(published["campaign"], "cb");
+    assert_eq!(published["source"], "upload");
+    assert_eq!(published["variation"]["state"], "published");
+    let vast_url = published["published"]["vast_url"].as_str().unwrap();
+    let manifest_url = published["published"]["manifest_url"].as_str().unwrap();
+    assert!(vast_url.ends_with("/vast.xml"), "{vast_url}");
+    assert!(published["published"]["universal_ad_id"]
+        .as_str()
+        .unwrap()
+        .contains(published["published"]["content_hash"].as_str().unwrap()));
+
+    let rejected = &types[1].1["data"];
+    assert_eq!(rejected["variation"]["state"], "rejected");
+    assert_eq!(rejected["reason"]["code"], "masterUnreadable");
+
+    // The purge names exactly the two pointers that changed.
+    let purge = &types[2].1;
+    let mut urls: Vec<&str> = purge["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    urls.sort();
+    let mut expected = vec![manifest_url, vast_url];
+    expected.sort();
+    assert_eq!(urls, expected);
+
+    // The API shows each notification delivered after three attempts.
+    let a = get_asset(&app.http, &app.url, good["id"].as_str().unwrap()).await;
+    let notes = a["notifications"].as_array().unwrap();
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    for n in notes {
+        assert_eq!(n["attempts"], 3, "{n}");
+        assert!(n["delivered_at"].is_string(), "{n}");
+    }
+
+    // When the published asset's ttl runs out, the sweeper takes its
+    // pointers down, and the requester hears asset.expired (signed, retried)
+    // while the CDN is told to purge the pointers.
+    let vast_key = vast_url.split_once("/cdn/").unwrap().1.to_string();
+    assert_eq!(
+        app.http
+            .get(format!("{}/cdn/{vast_key}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    sqlx::query(
+        "UPDATE variations SET arrived_at = arrived_at - (SELECT ttl_secs FROM assets WHERE id = ?) * 1000 WHERE asset_id = ?",
+    )
+    .bind(good["id"].as_str().unwrap())
+    .bind(good["id"].as_str().unwrap())
+    .execute(&app.db().await)
+    .await
+    .unwrap();
+    let start = Instant::now();
+    while rx.accepted("/hook").len() < 3 || rx.accepted("/purge").len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "deliveries so far: {:#?}",
+            rx.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = rx.log();
+    let expired_id = rx.accepted("/hook")[2].clone();
+    let tries: Vec<&Got> = log.iter().filter(|g| g.event_id == expired_id).collect();
+    assert_eq!(tries.len(), 3);
+    assert!(verify(
+        SECRET.as_bytes(),
+        &tries[2].signature,
+        &tries[2].body,
+        now(),
+        300
+    ));
+    let expired: Value = serde_json::from_slice(&tries[2].body).unwrap();
+    assert_eq!(expired["type"], "asset.expired");
+    assert_eq!(expired["data"]["asset_id"], good["id"]);
+    assert_eq!(expired["data"]["reason"]["code"], "ttlExpired");
+    let purge_id = rx.accepted("/purge")[1].clone();
+    let purge = log.iter().find(|g| g.event_id == purge_id).unwrap();
+    assert!(verify(
+        PURGE_SECRET.as_bytes(),
+        &purge.signature,
+        &purge.body,
+        now(),
+        300
+    ));
+    let purge: Value = serde_json::from_slice(&purge.body).unwrap();
+    assert!(purge["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u == vast_url));
+    assert_eq!(
+        app.http
+            .get(format!("{}/cdn/{vast_key}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "vast.xml is taken down with the manifest"
+    );
+    app.stop().await;
+}
