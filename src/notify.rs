@@ -121,6 +121,28 @@ pub fn terminal_event(
     } else {
         Value::Null
     };
+    // The QC report travels with the outcome either way (without the raw
+    // ffprobe output of each rendition, which the API still has).
+    let qc = v
+        .qc_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<crate::policy::QcReport>(j).ok())
+        .map(|r| {
+            json!({
+                "verdict": r.verdict,
+                "profile": r.profile,
+                "output_quality": r.output_quality,
+                "ssim_floor": r.ssim_floor,
+                "rules": r.rules,
+                "content": r.content,
+                "renditions": r.renditions.iter().map(|m| json!({
+                    "name": m.name, "ssim": m.ssim, "psnr": m.psnr, "size_bytes": m.size_bytes,
+                    "moov_first": m.moov_first,
+                })).collect::<Vec<_>>(),
+                "checks": r.checks,
+            })
+        })
+        .unwrap_or(Value::Null);
     let body = json!({
         "id": id,
         "type": event_type,
@@ -133,6 +155,7 @@ pub fn terminal_event(
             "variation": {"index": v.idx, "id": v.id, "state": state},
             "reason": reason,
             "published": published,
+            "qc": qc,
         }
     });
     Some(NewOutbox {

@@ -179,6 +179,11 @@ async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_val
     assert_eq!(published["campaign"], "cb");
     assert_eq!(published["source"], "upload");
     assert_eq!(published["variation"]["state"], "published");
+    assert_eq!(
+        published["qc"]["verdict"], "pass",
+        "the QC report travels with the event"
+    );
+    assert!(!published["qc"]["checks"].as_array().unwrap().is_empty());
     let vast_url = published["published"]["vast_url"].as_str().unwrap();
     let manifest_url = published["published"]["manifest_url"].as_str().unwrap();
     assert!(vast_url.ends_with("/vast.xml"), "{vast_url}");
