@@ -536,7 +536,9 @@ impl Store {
     /// `arrived` (transcode, QC and publish run again from that master) and
     /// records the asset's profile, in one transaction. Returns the ids.
     /// Variations still waiting for a master (a new version is on its way
-    /// through the arrival checks) are left to finish that.
+    /// through the arrival checks) are left to finish that, and so are those
+    /// whose current master was turned down at arrival: it is no master to
+    /// build on.
     pub async fn reprocess(
         &self,
         asset_id: &str,
@@ -544,10 +546,17 @@ impl Store {
         note: &str,
     ) -> Result<Vec<String>> {
         let mut tx = self.begin_immediate().await?;
+        // The stored master must be one that passed its arrival checks: the
+        // latest arrival outcome (a step out of submitted/generating) is `arrived`.
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM variations WHERE asset_id = ? AND master_sha256 IS NOT NULL
-                 AND state NOT IN ('expired', 'cancelled', 'requested', 'submitted', 'generating')
-             ORDER BY idx",
+            "SELECT v.id FROM variations v
+             WHERE v.asset_id = ? AND v.master_sha256 IS NOT NULL
+               AND v.state NOT IN ('expired', 'cancelled', 'requested', 'submitted', 'generating')
+               AND (SELECT t.to_state FROM transitions t
+                    WHERE t.variation_id = v.id AND t.from_state IN ('submitted', 'generating')
+                      AND t.to_state IN ('arrived', 'rejected', 'failed')
+                    ORDER BY t.seq DESC LIMIT 1) = 'arrived'
+             ORDER BY v.idx",
         )
         .bind(asset_id)
         .fetch_all(&mut *tx)
@@ -571,11 +580,14 @@ impl Store {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Published variations whose ttl, counted from arrival, has run out.
+    /// Variations with a live CDN set whose ttl, counted from arrival, has
+    /// run out: published ones, and finished ones whose newer master was
+    /// turned down while the previous set stayed live.
     pub async fn published_due(&self, now: i64) -> Result<Vec<VariationRow>> {
         Ok(sqlx::query_as(
             "SELECT v.* FROM variations v JOIN assets a ON a.id = v.asset_id
-             WHERE v.state = 'published'
+             WHERE (v.state = 'published'
+                    OR (v.state IN ('rejected', 'failed') AND v.published_json IS NOT NULL))
                AND COALESCE(v.arrived_at, v.created_at) + a.ttl_secs * 1000 <= ?",
         )
         .bind(now)
@@ -583,9 +595,9 @@ impl Store {
         .await?)
     }
 
-    /// Marks a published variation expired; false if it no longer was
-    /// published. Queues its `asset.expired` callback and `notifications` (purges)
-    /// in the same transaction.
+    /// Marks a variation with a live set expired; false if it no longer
+    /// has one. Queues its `asset.expired` callback and `notifications`
+    /// (purges) in the same transaction.
     pub async fn expire(
         &self,
         id: &str,
@@ -593,23 +605,32 @@ impl Store {
         notifications: Vec<NewOutbox>,
     ) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        let mut tx = self.begin_immediate().await?;
+        let from: Option<(String,)> = sqlx::query_as(
+            "SELECT state FROM variations WHERE id = ?
+               AND (state = 'published'
+                    OR (state IN ('rejected', 'failed') AND published_json IS NOT NULL))",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((from,)) = from else {
+            return Ok(false);
+        };
+        sqlx::query(
             "UPDATE variations SET state = 'expired', reason_code = 'ttlExpired', reason = ?, updated_at = ?
-             WHERE id = ? AND state = 'published'",
+             WHERE id = ?",
         )
         .bind(note)
         .bind(now)
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
         sqlx::query(
-            "INSERT INTO transitions (variation_id, from_state, to_state, at, note) VALUES (?, 'published', 'expired', ?, ?)",
+            "INSERT INTO transitions (variation_id, from_state, to_state, at, note) VALUES (?, ?, 'expired', ?, ?)",
         )
         .bind(id)
+        .bind(&from)
         .bind(now)
         .bind(note)
         .execute(&mut *tx)
@@ -963,37 +984,83 @@ mod tests {
         assert_eq!(notes, ["new master", "reprocess"]);
     }
 
-    #[tokio::test]
-    async fn reprocess_takes_only_variations_with_a_verified_master() {
-        let (store, _d) = store().await;
-        seed(&store, 3).await;
-        for _ in 0..3 {
-            let c = store.claim(LEASE).await.unwrap().unwrap();
-            let u = if c.id == "v2" {
-                Update::to(State::Failed)
-            } else {
-                Update {
-                    master_sha256: Some("abc".into()),
-                    ..Update::to(if c.id == "v0" {
-                        State::Published
-                    } else {
-                        State::Expired
-                    })
-                }
-            };
-            assert!(store.update(&c, u).await.unwrap());
+    /// Walks a variation through `path` (as restarts, which record each
+    /// transition) and gives it a master.
+    async fn drive(store: &Store, id: &str, path: &[State]) {
+        for s in path {
+            assert!(store.restart(id, *s, "test").await.unwrap());
         }
+        sqlx::query("UPDATE variations SET master_sha256 = 'abc' WHERE id = ?")
+            .bind(id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn reprocess_takes_only_variations_whose_current_master_passed_arrival() {
+        use State::*;
+        let (store, _d) = store().await;
+        seed(&store, 4).await;
+        drive(&store, "v0", &[Submitted, Arrived, Transcoding, Published]).await;
+        drive(&store, "v1", &[Submitted, Arrived, Published, Expired]).await;
+        drive(&store, "v2", &[Submitted, Failed]).await;
+        // A newer master was turned down at arrival: nothing to build on.
+        drive(
+            &store,
+            "v3",
+            &[Submitted, Arrived, Published, Submitted, Rejected],
+        )
+        .await;
         let ids = store.reprocess("a1", "default", "again").await.unwrap();
-        assert_eq!(ids, ["v0"], "v1 expired, v2 never had a master");
+        assert_eq!(ids, ["v0"]);
         assert_eq!(
             store.variation("v0").await.unwrap().unwrap().state(),
-            State::Arrived
+            Arrived
+        );
+        assert_eq!(
+            store.variation("v3").await.unwrap().unwrap().state(),
+            Rejected
         );
         assert!(store
             .reprocess("missing", "default", "x")
             .await
             .unwrap()
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_turned_down_new_version_does_not_keep_the_old_set_past_its_ttl() {
+        use State::*;
+        let (store, _d) = store().await;
+        seed(&store, 2).await;
+        drive(
+            &store,
+            "v0",
+            &[Submitted, Arrived, Published, Submitted, Rejected],
+        )
+        .await;
+        drive(&store, "v1", &[Submitted, Rejected]).await;
+        sqlx::query("UPDATE variations SET published_json = '{}', arrived_at = 0 WHERE id = 'v0'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let due: Vec<String> = store
+            .published_due(now_ms())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
+        assert_eq!(due, ["v0"], "v1 never had a live set");
+        assert!(store.expire("v0", "ttl", Vec::new()).await.unwrap());
+        assert!(!store.expire("v0", "ttl", Vec::new()).await.unwrap());
+        assert!(!store.expire("v1", "ttl", Vec::new()).await.unwrap());
+        let last = store.transitions("v0").await.unwrap().pop().unwrap();
+        assert_eq!(
+            (last.from_state.as_str(), last.to_state.as_str()),
+            ("rejected", "expired")
+        );
     }
 
     #[tokio::test]

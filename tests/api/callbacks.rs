@@ -209,8 +209,20 @@ async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_val
     expected.sort();
     assert_eq!(urls, expected);
 
-    // The API shows each notification delivered after three attempts.
-    let a = get_asset(&app.http, &app.url, good["id"].as_str().unwrap()).await;
+    // The API shows each notification delivered after three attempts (once
+    // reelay has recorded the answer the receiver just gave).
+    let a = wait_for(
+        &app.http,
+        &app.url,
+        good["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+        |a| {
+            a["notifications"]
+                .as_array()
+                .is_some_and(|n| n.len() == 2 && n.iter().all(|n| n["delivered_at"].is_string()))
+        },
+    )
+    .await;
     let notes = a["notifications"].as_array().unwrap();
     assert_eq!(notes.len(), 2, "{notes:#?}");
     for n in notes {

@@ -365,3 +365,26 @@ async fn sns_subscriptions_are_confirmed_only_for_allow_listed_topics() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_hand_upload_naming_an_unknown_profile_is_turned_down_and_says_why() {
+    let app = spawn_app().await;
+    app.put_master(
+        "masters/odd/spot.mp4",
+        b"bytes that are never looked at".to_vec(),
+        &[("reelay-profile", "no-such-profile")],
+    )
+    .await;
+    let assets = wait_for_campaign(&app, "odd", Duration::from_secs(30), |a| a.len() == 1).await;
+    let a = get_asset(&app.http, &app.url, assets[0]["id"].as_str().unwrap()).await;
+    assert_eq!(a["source"], "upload");
+    assert_eq!(a["status"], "rejected");
+    let v = &a["variations"][0];
+    assert_eq!(v["reason"]["code"], "unknownProfile");
+    assert!(v["reason"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-profile"));
+    assert_eq!(entered(v, "arrived"), 0, "nothing was processed");
+    app.stop().await;
+}
