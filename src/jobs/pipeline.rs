@@ -501,36 +501,18 @@ impl Pipeline {
             .objects
             .download_to_file(&self.settings.storage.masters_bucket, &key, &path)
             .await?;
-        let probe = match self.runner.ffprobe(&path).await {
+        let probe = match self.read_master(&path).await? {
             Ok(p) => p,
-            Err(e) if e.is_input_fault() => {
+            Err((code, reason)) => {
                 let update = Update {
                     master_size: Some(got.size as i64),
                     master_sha256: Some(got.sha256_hex.clone()),
-                    ..Update::to(State::Rejected).reason(
-                        "masterUnreadable",
-                        format!("ffprobe cannot read the master: {e}"),
-                    )
+                    ..Update::to(State::Rejected).reason(code, reason)
                 };
                 self.advance(claim, update, false).await?;
                 return Ok(());
             }
-            Err(e) => return Err(e.into()),
         };
-        // A cut upload can still probe (the index comes first in a faststart
-        // MP4, with the whole duration): read every packet once, no decoding.
-        if let Some(problem) = self.incomplete(&path).await? {
-            let update = Update {
-                master_size: Some(got.size as i64),
-                master_sha256: Some(got.sha256_hex.clone()),
-                ..Update::to(State::Rejected).reason(
-                    "masterIncomplete",
-                    format!("the master is truncated or corrupt: {problem}"),
-                )
-            };
-            self.advance(claim, update, false).await?;
-            return Ok(());
-        }
         let expected = Expected::from_request(req);
         let mismatches =
             policy::master_mismatches(&probe, &expected, policy.duration_tolerance_secs);
@@ -622,28 +604,14 @@ impl Pipeline {
                 .map(|e| e.trim_matches('"').to_string()),
             ..Default::default()
         };
-        let probe = match self.runner.ffprobe(&path).await {
+        let probe = match self.read_master(&path).await? {
             Ok(p) => p,
-            Err(e) if e.is_input_fault() => {
-                let u = reject(
-                    identity,
-                    "masterUnreadable",
-                    format!("ffprobe cannot read the master: {e}"),
-                );
+            Err((code, reason)) => {
+                let u = reject(identity, code, reason);
                 self.advance(claim, u, false).await?;
                 return Ok(());
             }
-            Err(e) => return Err(e.into()),
         };
-        if let Some(problem) = self.incomplete(&path).await? {
-            let u = reject(
-                identity,
-                "masterIncomplete",
-                format!("the master is truncated or corrupt: {problem}"),
-            );
-            self.advance(claim, u, false).await?;
-            return Ok(());
-        }
         let Some(video) = probe.video.clone() else {
             let u = Update {
                 master_probe: Some(serde_json::to_string(&probe)?),
@@ -679,6 +647,33 @@ impl Pipeline {
 
     /// Reads every packet of `path` (stream copy to nowhere) and returns
     /// ffmpeg's complaints, if any: "partial file", "File ended prematurely".
+    /// The arrival read of a downloaded master, for generated and uploaded
+    /// masters alike: ffprobe, then every packet once (a cut upload can still
+    /// probe, the index coming first in a faststart MP4). `Err((code, reason))`
+    /// is a rejection; the outer error is ours.
+    async fn read_master(
+        &self,
+        path: &Path,
+    ) -> Result<Result<Probe, (&'static str, String)>, StepError> {
+        let probe = match self.runner.ffprobe(path).await {
+            Ok(p) => p,
+            Err(e) if e.is_input_fault() => {
+                return Ok(Err((
+                    "masterUnreadable",
+                    format!("ffprobe cannot read the master: {e}"),
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(problem) = self.incomplete(path).await? {
+            return Ok(Err((
+                "masterIncomplete",
+                format!("the master is truncated or corrupt: {problem}"),
+            )));
+        }
+        Ok(Ok(probe))
+    }
+
     async fn incomplete(&self, path: &Path) -> Result<Option<String>, StepError> {
         let mut args = input_args(path, true);
         args.extend(["-map", "0", "-c", "copy", "-f", "null", "-"].map(String::from));
