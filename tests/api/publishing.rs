@@ -325,7 +325,13 @@ async fn vast_describes_the_files_and_a_reprocess_flips_the_pointers_only_at_the
             saw_old_while_working = true;
         }
         if state == "published" && entered(&v, "published") == published_before + 1 {
-            break m;
+            // `m` was read before the state: the flip may have happened in
+            // between, so the live pointers are read again now.
+            break get(&app, &manifest_key)
+                .await
+                .json::<Value>()
+                .await
+                .unwrap();
         }
         assert!(!matches!(state.as_str(), "rejected" | "failed"), "{v:#}");
         assert!(start.elapsed() < Duration::from_secs(120), "{v:#}");
