@@ -436,7 +436,9 @@ async fn latency_503_bursts_and_a_doubled_webhook_still_publish_one_task() {
     assert_eq!(stats.tasks_created, 1);
     assert_eq!(app.task_files(), 1);
     assert_eq!(stats.submits[&uuid], 3, "two 503s, then conflictTaskUUID");
-    assert!(stats.polls[&uuid] >= 3, "two 503s, then answers");
+    // No assertion on the poll count: polling races the webhook and the S3
+    // event, and the master can be confirmed before any poll is made (seen
+    // once in a full run). The bursts are asserted on the submits above.
     assert_eq!(stats.webhooks_accepted[&uuid], 2);
     assert_eq!(
         history(&a).iter().filter(|s| *s == "submitted").count(),
