@@ -134,6 +134,7 @@ mod tests {
             fps: 24.0,
             preset: "veryfast".into(),
             threads: 0,
+            audio_filter: None,
         }
     }
 

@@ -10,7 +10,7 @@ use super::State;
 use crate::config::Settings;
 use crate::media::probe::Probe;
 use crate::media::process::{input_args, Progress, RunOptions, Runner};
-use crate::media::transcode::transcode;
+use crate::media::transcode::{transcode, WrittenFile};
 use crate::policy::{self, Expected, Verdict};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
 use crate::qc::{boost_plan, measure_and_evaluate, plan_for, QcRequest, RenditionFile};
@@ -65,6 +65,9 @@ pub struct Pipeline {
 struct Outputs {
     renditions: Vec<RenditionFile>,
     poster: PathBuf,
+    /// Every file the transcode wrote (renditions and poster included).
+    #[serde(default)]
+    files: Vec<WrittenFile>,
     /// Quality steps added by remediation (0: the profile's own settings).
     #[serde(default)]
     boost: u8,
@@ -806,6 +809,7 @@ impl Pipeline {
                         })
                         .collect(),
                     poster: out.poster.clone(),
+                    files: out.files.clone(),
                     boost,
                 };
                 let u = Update {

@@ -9,6 +9,7 @@ use super::ladder::{h264_level, max_level, Rendition};
 use super::probe::Probe;
 use super::process::{input_args, path_arg, ProcessError, ProgressFn, RunOptions, Runner};
 use super::MediaConfig;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub struct TranscodePlan {
     pub preset: String,
     /// ffmpeg threads; 0 lets ffmpeg choose.
     pub threads: usize,
+    /// Audio filter applied once to the master's audio before it is encoded
+    /// (e.g. the second pass of `loudnorm`). None: the audio as it is.
+    pub audio_filter: Option<String>,
 }
 
 impl TranscodePlan {
@@ -58,6 +62,7 @@ impl TranscodePlan {
             fps,
             preset: config.x264_preset.clone(),
             threads: config.threads,
+            audio_filter: None,
         }
     }
 }
@@ -67,7 +72,61 @@ pub struct TranscodeOutput {
     /// Each rendition with its file, in plan order.
     pub renditions: Vec<(Rendition, PathBuf)>,
     pub poster: PathBuf,
+    /// Every file the run wrote (renditions and poster included), in a
+    /// stable order: what publishing uploads.
+    pub files: Vec<WrittenFile>,
     pub elapsed: Duration,
+}
+
+/// What a written file is for, in the published set and its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRole {
+    /// A progressive rendition (MP4 or WebM) that QC measures.
+    Rendition,
+    Poster,
+    /// Storyboard sprite sheet.
+    Sprite,
+    /// WebVTT map of the sprite (`sprite.jpg#xywh=...` cues).
+    Storyboard,
+    /// Animated preview.
+    Preview,
+    /// HLS master playlist.
+    HlsMaster,
+    /// HLS media playlist of one variant.
+    HlsPlaylist,
+    HlsSegment,
+}
+
+/// A file a transcode wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenFile {
+    /// Path inside the output folder and inside the published set, `/`
+    /// separated: "1080p.mp4", "hls/720p/seg_00001.ts".
+    pub rel: String,
+    pub path: PathBuf,
+    pub role: FileRole,
+    /// The output it belongs to (rendition or HLS variant name), if any.
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+/// The Content-Type a published file is served with, from its extension.
+pub fn content_type_for(rel: &str) -> &'static str {
+    let ext = rel.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext.to_ascii_lowercase().as_str() {
+        "mp4" | "m4v" => "video/mp4",
+        "webm" => "video/webm",
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "ts" => "video/mp2t",
+        "m4s" => "video/iso.segment",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "png" => "image/png",
+        "vtt" => "text/vtt",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
 }
 
 pub const POSTER_FILE: &str = "poster.jpg";
@@ -305,7 +364,25 @@ pub async fn transcode(
             return Err(e);
         }
     };
+    let mut files: Vec<WrittenFile> = plan
+        .renditions
+        .iter()
+        .zip(&outputs)
+        .map(|(r, p)| WrittenFile {
+            rel: format!("{}.mp4", r.name),
+            path: p.clone(),
+            role: FileRole::Rendition,
+            output: Some(r.name.clone()),
+        })
+        .collect();
+    files.push(WrittenFile {
+        rel: POSTER_FILE.to_owned(),
+        path: out_dir.join(POSTER_FILE),
+        role: FileRole::Poster,
+        output: None,
+    });
     Ok(TranscodeOutput {
+        files,
         renditions: plan
             .renditions
             .iter()
@@ -363,6 +440,7 @@ mod tests {
             fps: 24.0,
             preset: "veryfast".into(),
             threads: 0,
+            audio_filter: None,
         }
     }
 
