@@ -7,6 +7,7 @@
 
 pub mod analyze;
 pub mod ladder;
+pub mod loudness;
 pub mod measure;
 pub mod probe;
 pub mod process;

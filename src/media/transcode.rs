@@ -76,6 +76,8 @@ pub struct TranscodeOutput {
     /// stable order: what publishing uploads.
     pub files: Vec<WrittenFile>,
     pub elapsed: Duration,
+    /// ffmpeg's log of the run (what filters such as `loudnorm` reported).
+    pub log: Vec<String>,
 }
 
 /// What a written file is for, in the published set and its manifest.
@@ -155,7 +157,11 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
         let video = format!("[v{i}]");
         push(&mut args, &["-map", &video]);
         if plan.has_audio {
-            push(&mut args, &["-map", "0:a:0"]);
+            let audio = match plan.audio_filter {
+                Some(_) => format!("[a{i}]"),
+                None => "0:a:0".to_owned(),
+            };
+            push(&mut args, &["-map", &audio]);
         }
         push(
             &mut args,
@@ -243,9 +249,19 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
     args
 }
 
-/// The `-filter_complex` graph: `[v{i}]` per rendition (i = plan order) and `[poster]`.
+/// The `-filter_complex` graph: `[v{i}]` per rendition (i = plan order) and
+/// `[poster]`; with an audio filter also `[a{i}]` per rendition: the audio is
+/// decoded and filtered once, then split.
 fn filter_graph(plan: &TranscodePlan) -> String {
     let mut chains = vec!["[0:v:0]split=2[main][still]".to_owned()];
+    if let (true, Some(filter), n @ 1..) = (
+        plan.has_audio,
+        plan.audio_filter.as_deref(),
+        plan.renditions.len(),
+    ) {
+        let outs: String = (0..n).map(|i| format!("[a{i}]")).collect();
+        chains.push(format!("[0:a:0]{filter},asplit={n}{outs}"));
+    }
     // Largest first, so each rung is scaled from the one above it.
     let mut order: Vec<usize> = (0..plan.renditions.len()).collect();
     order.sort_by_key(|&i| {
@@ -391,6 +407,7 @@ pub async fn transcode(
             .collect(),
         poster: out_dir.join(POSTER_FILE),
         elapsed: run.elapsed,
+        log: run.log,
     })
 }
 
@@ -542,6 +559,37 @@ mod tests {
         assert_eq!(values(&args, "-i"), ["file:rel/master.mov"]);
         assert_eq!(values(&args, "-threads"), ["2", "2", "2"]);
         assert_eq!(values(&args, "-filter_complex_threads"), ["2"]);
+    }
+
+    #[test]
+    fn an_audio_filter_runs_once_and_is_split_to_every_rendition() {
+        let mut p = plan(default_ladder(3840, 2160), true);
+        p.audio_filter = Some("loudnorm=I=-24,aresample=48000".into());
+        let args = build_args(Path::new("/in/master.mp4"), &p, Path::new("/out"));
+
+        let graph = values(&args, "-filter_complex")[0];
+        assert_eq!(
+            graph
+                .split(';')
+                .filter(|c| c.contains("0:a:0"))
+                .collect::<Vec<_>>(),
+            ["[0:a:0]loudnorm=I=-24,aresample=48000,asplit=3[a0][a1][a2]"]
+        );
+        assert_eq!(
+            values(&args, "-map"),
+            ["[v0]", "[a0]", "[v1]", "[a1]", "[v2]", "[a2]", "[poster]"]
+        );
+        assert_eq!(values(&args, "-c:a"), ["aac"; 3]);
+        assert_eq!(values(&args, "-ar"), ["48000"; 3]);
+
+        // One rendition: split into one. No audio: the filter is ignored.
+        p.renditions.truncate(1);
+        let one = build_args(Path::new("/m.mp4"), &p, Path::new("/out"));
+        assert!(values(&one, "-filter_complex")[0].contains(",asplit=1[a0]"));
+        p.has_audio = false;
+        let mute = build_args(Path::new("/m.mp4"), &p, Path::new("/out"));
+        assert!(!values(&mute, "-filter_complex")[0].contains("0:a:0"));
+        assert_eq!(values(&mute, "-map"), ["[v0]", "[poster]"]);
     }
 
     #[test]
@@ -699,6 +747,58 @@ mod tests {
         );
         let percents: Vec<f64> = percents.lock().unwrap().iter().flatten().copied().collect();
         assert!(!percents.is_empty() && percents.iter().all(|p| (0.0..=100.0).contains(p)));
+    }
+
+    /// The measured loudnorm pass from `loudness` applied in the transcode:
+    /// every rendition lands on the target, at 48 kHz stereo.
+    #[tokio::test]
+    async fn a_loudness_filter_normalises_every_rendition() {
+        use crate::media::loudness::{measure_output, prepare, Target};
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // A 440 Hz tone at 44.1 kHz mono (about -22 LUFS), brought to -30.
+        let (master, probe) = master(&runner, dir.path(), 320, 180, true).await;
+        let d = Duration::from_secs(120);
+        let target = Target::for_profile(-30.0, Some(-1.0));
+        let n = prepare(&runner, &master, true, Some(target), true, d)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut plan = TranscodePlan::for_master(
+            &probe,
+            vec![rung("180p", 320, 180), rung("90p", 160, 90)],
+            runner.config(),
+        );
+        plan.audio_filter = n.audio_filter();
+        assert!(plan.audio_filter.is_some());
+        let out = dir.path().join("out");
+
+        let result = transcode(&runner, &master, &probe, &plan, &out, None, d)
+            .await
+            .unwrap();
+
+        let before = n.before.unwrap().input_i;
+        assert!(before > -25.0, "{before}");
+        for (r, path) in &result.renditions {
+            let l = measure_output(&runner, path, d).await.unwrap().unwrap();
+            assert!((l.integrated_lufs + 30.0).abs() <= 1.0, "{}: {l:?}", r.name);
+            assert!(l.true_peak_dbtp <= -1.0, "{}: {l:?}", r.name);
+            let p = runner.ffprobe(path).await.unwrap();
+            let a = p.audio.unwrap();
+            assert_eq!((a.sample_rate, a.channels), (48_000, 2), "{}", r.name);
+            assert!(
+                (p.duration_secs - probe.duration_secs).abs() <= 0.1,
+                "{}: {} s",
+                r.name,
+                p.duration_secs
+            );
+        }
+        assert!(
+            crate::media::loudness::parse_report(&result.log).is_ok(),
+            "pass 2 reports in the transcode's log"
+        );
     }
 
     #[tokio::test]
