@@ -39,6 +39,25 @@ pub struct ProfileSettings {
     #[serde(default = "default_loudness_tolerance")]
     pub loudness_tolerance_lu: f64,
     pub true_peak_max_dbtp: Option<f64>,
+    /// Normalise the audio to the loudness target (measured two-pass
+    /// `loudnorm`) before QC judges the delivered files. Unset: true when
+    /// the profile names a loudness target. false: a master off target is
+    /// rejected.
+    #[serde(default)]
+    pub normalize_loudness: Option<bool>,
+}
+
+impl ProfileSettings {
+    /// True when the profile has a loudness target and allows normalising to it.
+    pub fn normalizes_loudness(&self) -> bool {
+        self.loudness_target_lufs.is_some() && self.normalize_loudness.unwrap_or(true)
+    }
+
+    /// What `loudnorm` is asked to reach, when the profile names a target.
+    pub fn loudness_target(&self) -> Option<crate::media::loudness::Target> {
+        self.loudness_target_lufs
+            .map(|t| crate::media::loudness::Target::for_profile(t, self.true_peak_max_dbtp))
+    }
 }
 
 fn default_loudness_tolerance() -> f64 {
@@ -297,6 +316,31 @@ mod tests {
         // Fault injection is off unless asked for.
         assert_eq!(test.simulator.faults, crate::simulator::Faults::default());
         assert!(!test.runware.resubmit_missing_upload);
+    }
+
+    #[test]
+    fn loudness_profiles_normalise_unless_told_not_to() {
+        let s = Settings::load_from(&config_dir(), "test").unwrap();
+        assert!(!s.profiles["default"].normalizes_loudness(), "no target");
+        for name in ["broadcast-us", "broadcast-eu"] {
+            let p = &s.profiles[name];
+            assert!(p.normalizes_loudness(), "{name}");
+            let t = p.loudness_target().unwrap();
+            assert_eq!(t.integrated_lufs, p.loudness_target_lufs.unwrap());
+            assert!(t.true_peak_dbtp < p.true_peak_max_dbtp.unwrap());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        std::fs::write(dir.path().join("default.toml"), base).unwrap();
+        std::fs::write(
+            dir.path().join("strict.toml"),
+            "[profiles.broadcast-us]\nnormalize_loudness = false\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(dir.path(), "strict").unwrap();
+        let us = &s.profiles["broadcast-us"];
+        assert!(!us.normalizes_loudness());
+        assert_eq!(us.loudness_target_lufs, Some(-24.0), "the rest is kept");
     }
 
     #[test]

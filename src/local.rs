@@ -6,7 +6,9 @@ use crate::config::Settings;
 use crate::media::process::{ProcessError, Runner};
 use crate::media::transcode::transcode;
 use crate::policy::{self, Expected, QcReport, Verdict};
-use crate::qc::{measure_and_evaluate, plan_for, QcRequest, RenditionFile};
+use crate::qc::{
+    measure_and_evaluate, plan_for, prepare_loudness, read_master, QcRequest, RenditionFile,
+};
 use crate::runware::validate::parse_generation;
 use crate::runware::{GenerationRequest, OutputFormat};
 use serde::Serialize;
@@ -122,16 +124,11 @@ pub async fn process(
     if size == 0 {
         return finish(report.rejected("arrival", "masterSize", "the master is empty".into()));
     }
-    let probe = match runner.ffprobe(master).await {
+    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
+    // The pipeline's arrival read: ffprobe, then every packet once.
+    let probe = match read_master(&runner, master, deadline).await? {
         Ok(p) => p,
-        Err(e) if e.is_input_fault() => {
-            return finish(report.rejected(
-                "arrival",
-                "masterUnreadable",
-                format!("ffprobe cannot read the master: {}", e.reason()),
-            ));
-        }
-        Err(e) => return Err(e.into()),
+        Err((code, reason)) => return finish(report.rejected("arrival", code, reason)),
     };
     report.probe = Some(serde_json::to_value(&probe)?);
     let expected = match request {
@@ -149,7 +146,7 @@ pub async fn process(
     }
 
     // Transcode, then QC with the pipeline's own code.
-    let Some(plan) = plan_for(&probe, settings) else {
+    let Some(mut plan) = plan_for(&probe, settings) else {
         return finish(report.rejected(
             "arrival",
             "masterMismatch",
@@ -157,7 +154,21 @@ pub async fn process(
         ));
     };
     tokio::fs::create_dir_all(out_dir).await?;
-    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
+    let mut loudness =
+        match prepare_loudness(&runner, settings, profile, master, &probe, &mut plan).await {
+            Ok(n) => n,
+            Err(e) if e.is_input_fault() => {
+                return finish(report.rejected(
+                    "transcode",
+                    "transcodeFailed",
+                    format!(
+                        "ffmpeg could not measure the master's loudness: {}",
+                        e.reason()
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
     let out = match transcode(&runner, master, &probe, &plan, out_dir, None, deadline).await {
         Ok(o) => o,
         Err(e) if e.is_input_fault() => {
@@ -169,17 +180,13 @@ pub async fn process(
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(n) = loudness.as_mut() {
+        n.record_pass2(&out.log);
+    }
     let renditions: Vec<RenditionFile> = out
         .renditions
         .iter()
-        .map(|(r, p)| RenditionFile {
-            name: r.name.clone(),
-            path: p.clone(),
-            width: r.width,
-            height: r.height,
-            max_bitrate_kbps: Some(r.maxrate_kbps),
-            vbv_bufsize_kbps: Some(r.bufsize_kbps),
-        })
+        .map(|(r, p)| RenditionFile::from_rung(r, p))
         .collect();
     report.outputs = renditions
         .iter()
@@ -196,6 +203,7 @@ pub async fn process(
         output_quality: request.map(|r| r.effective_output_quality()).unwrap_or(95),
         ttl_remaining_secs: ttl,
         overrides: None,
+        normalization: loudness,
     };
     let qc =
         match measure_and_evaluate(&runner, settings, master, &probe, &renditions, qc_req).await {
@@ -242,6 +250,15 @@ pub fn print_human(r: &ProcessReport) {
                 "  loudness {:.1} LUFS, range {:.1} LU, true peak {:.1} dBTP",
                 l.integrated_lufs, l.range_lu, l.true_peak_dbtp
             );
+        }
+        if let Some(n) = &qc.loudness_normalization {
+            println!("  {}", crate::qc::loudness_note(n));
+            if let (Some(l), Some(r)) = (n.after, &n.after_rendition) {
+                println!(
+                    "  delivered ({r}): {:.1} LUFS, true peak {:.1} dBTP",
+                    l.integrated_lufs, l.true_peak_dbtp
+                );
+            }
         }
         for c in qc.failures() {
             println!(

@@ -3,8 +3,10 @@
 //! measurements, so every rule is unit-tested without ffmpeg.
 
 use crate::config::{PolicySettings, ProfileSettings};
-use crate::media::analyze::{ContentAnalysis, Run};
-use crate::media::probe::Probe;
+use crate::media::analyze::{ContentAnalysis, Loudness, Run};
+use crate::media::ladder::h264_level;
+use crate::media::loudness::{Normalization, Status};
+use crate::media::probe::{Probe, VideoStream};
 use crate::runware::{GenerationRequest, OutputFormat};
 use serde::{Deserialize, Serialize};
 
@@ -157,8 +159,17 @@ pub struct RenditionMeasure {
     pub probe: Probe,
     pub ssim: f64,
     pub psnr: f64,
+    /// Mean VMAF, when the installed ffmpeg could measure it.
+    #[serde(default)]
+    pub vmaf: Option<f64>,
     pub moov_first: bool,
     pub size_bytes: u64,
+    /// The H.264 profile the plan asked for ("high"), when H.264.
+    #[serde(default)]
+    pub expected_profile: Option<String>,
+    /// The H.264 level the plan asked for ("4.0").
+    #[serde(default)]
+    pub expected_level: Option<String>,
 }
 
 /// A profile's loudness requirement (ATSC A/85, EBU R128...).
@@ -167,6 +178,10 @@ pub struct LoudnessRule {
     pub target_lufs: f64,
     pub tolerance_lu: f64,
     pub true_peak_max_dbtp: Option<f64>,
+    /// The audio is normalised to the target before delivery (and the
+    /// delivered audio is judged); false: the master's own loudness is.
+    #[serde(default)]
+    pub normalize: bool,
 }
 
 /// Every threshold the verdict uses, resolved from the settings and the
@@ -208,6 +223,7 @@ impl Rules {
                     target_lufs,
                     tolerance_lu: p.loudness_tolerance_lu,
                     true_peak_max_dbtp: p.true_peak_max_dbtp,
+                    normalize: p.normalizes_loudness(),
                 })
             }),
         }
@@ -277,6 +293,15 @@ pub struct QcReport {
     /// What the master's content analysis found (black, freeze, silence, loudness).
     #[serde(default)]
     pub content: Option<ContentAnalysis>,
+    /// Loudness normalisation: the master before (pass 1), the mode
+    /// `loudnorm` ran in, the delivered audio after. Absent when the
+    /// profile has no loudness target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness_normalization: Option<Normalization>,
+    /// Whether VMAF was measured (the installed ffmpeg has `libvmaf`). It is
+    /// never required.
+    #[serde(default)]
+    pub vmaf_available: bool,
     pub renditions: Vec<RenditionMeasure>,
     pub checks: Vec<Check>,
 }
@@ -317,6 +342,124 @@ pub struct QcInput<'a> {
     pub output_quality: u32,
     pub rules: Rules,
     pub ttl_remaining_secs: i64,
+    /// What loudness normalisation did, with the delivered audio measured.
+    pub normalization: Option<&'a Normalization>,
+    pub vmaf_available: bool,
+}
+
+/// Two frame rates are the same rate within this, fps.
+pub const FPS_TOLERANCE: f64 = 0.01;
+/// A stream is constant-rate when its average rate is within this fraction of its base rate.
+pub const CFR_TOLERANCE: f64 = 0.01;
+
+/// Whether a video stream is constant frame rate: (what was measured,
+/// constant). From avg vs r_frame_rate, else the frame count against
+/// duration x rate. None when neither can be told.
+pub fn constant_frame_rate(v: &VideoStream, duration_secs: f64) -> Option<(String, bool)> {
+    match (v.avg_frame_rate, v.r_frame_rate) {
+        (Some(avg), Some(base)) if base > 0.0 => Some((
+            format!("average {avg:.3} fps, base {base:.3} fps"),
+            (avg - base).abs() <= base * CFR_TOLERANCE,
+        )),
+        _ => {
+            let n = v.nb_frames? as f64;
+            let fps = v.native_fps();
+            (fps > 0.0 && duration_secs > 0.0).then(|| {
+                let expected = duration_secs * fps;
+                (
+                    format!("{n} frames in {duration_secs:.3} s at {fps:.3} fps"),
+                    (n - expected).abs() <= (expected * CFR_TOLERANCE).max(2.0),
+                )
+            })
+        }
+    }
+}
+
+/// "4.0" -> 40, "3.1" -> 31, "1b" -> 9 (as ffprobe reports level_idc).
+pub fn level_idc(level: &str) -> Option<i32> {
+    if level.eq_ignore_ascii_case("1b") {
+        return Some(9);
+    }
+    let (major, minor) = level.split_once('.').unwrap_or((level, "0"));
+    Some(major.trim().parse::<i32>().ok()? * 10 + minor.trim().parse::<i32>().ok()?)
+}
+
+fn level_name(idc: i32) -> String {
+    if idc == 9 {
+        "1b".into()
+    } else {
+        format!("{}.{}", idc / 10, idc % 10)
+    }
+}
+
+/// x264's profile name against ffprobe's ("high" / "High", "baseline" /
+/// "Constrained Baseline").
+fn same_h264_profile(probed: &str, asked: &str) -> bool {
+    let p = probed.to_ascii_lowercase();
+    let a = asked.to_ascii_lowercase();
+    p == a || (a == "baseline" && p == "constrained baseline")
+}
+
+/// Loudness and true-peak checks of one measurement. `normalized`: the
+/// audio was normalised, so the words name the master's measurement too.
+fn loudness_checks(
+    checks: &mut Vec<Check>,
+    subject: &str,
+    l: &Loudness,
+    rule: &LoudnessRule,
+    profile: &str,
+    normalized: Option<&Normalization>,
+) {
+    let off = (l.integrated_lufs - rule.target_lufs).abs();
+    let dir = if l.integrated_lufs > rule.target_lufs {
+        "too loud"
+    } else {
+        "too quiet"
+    };
+    let before = normalized.and_then(|n| n.before);
+    let how = normalized
+        .and_then(|n| n.mode)
+        .map(|m| format!(" in {} mode", m.as_str()))
+        .unwrap_or_default();
+    checks.push(Check::new(
+        subject,
+        "loudness",
+        format!("{} LUFS +/- {} LU", rule.target_lufs, rule.tolerance_lu),
+        format!("{:.1} LUFS", l.integrated_lufs),
+        off <= rule.tolerance_lu,
+        || match before {
+            Some(b) => format!(
+                "still {dir} after normalisation: the delivered audio measures {:.1} LUFS \
+                 (the master measured {:.1} LUFS and was normalised once{how}); \
+                 profile {profile} wants {} +/- {} LU",
+                l.integrated_lufs, b.input_i, rule.target_lufs, rule.tolerance_lu
+            ),
+            None => format!(
+                "{dir}: integrated loudness {:.1} LUFS, profile {profile} wants {} +/- {} LU",
+                l.integrated_lufs, rule.target_lufs, rule.tolerance_lu
+            ),
+        },
+    ));
+    if let Some(cap) = rule.true_peak_max_dbtp {
+        checks.push(Check::new(
+            subject,
+            "true_peak",
+            format!("<= {cap} dBTP"),
+            format!("{:.1} dBTP", l.true_peak_dbtp),
+            l.true_peak_dbtp <= cap,
+            || match before {
+                Some(b) => format!(
+                    "true peak {:.1} dBTP after normalisation is over the cap of {cap} dBTP \
+                     (the master peaked at {:.1} dBTP)",
+                    l.true_peak_dbtp, b.input_tp
+                ),
+                None => format!(
+                    "true peak {:.1} dBTP is over the cap of {cap} dBTP (clipping risk)",
+                    l.true_peak_dbtp
+                ),
+            },
+        ));
+    }
 }
 
 fn runs(r: &[Run]) -> String {
@@ -411,7 +554,10 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
         output_quality,
         rules,
         ttl_remaining_secs,
+        normalization,
+        vmaf_available,
     } = input;
+    let normalized = normalization.filter(|n| n.status == Status::Applied);
     let ssim_floor = rules.ssim_floor;
     let mut checks = Vec::new();
 
@@ -486,35 +632,9 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
                 },
             ));
         }
-        if let Some(rule) = rules.loudness {
-            match c.loudness {
-                Some(l) => {
-                    let off = (l.integrated_lufs - rule.target_lufs).abs();
-                    checks.push(Check::new(
-                        "master",
-                        "loudness",
-                        format!("{} LUFS +/- {} LU", rule.target_lufs, rule.tolerance_lu),
-                        format!("{:.1} LUFS", l.integrated_lufs),
-                        off <= rule.tolerance_lu,
-                        || {
-                            let dir = if l.integrated_lufs > rule.target_lufs { "too loud" } else { "too quiet" };
-                            format!(
-                                "{dir}: integrated loudness {:.1} LUFS, profile {profile} wants {} +/- {} LU",
-                                l.integrated_lufs, rule.target_lufs, rule.tolerance_lu
-                            )
-                        },
-                    ));
-                    if let Some(cap) = rule.true_peak_max_dbtp {
-                        checks.push(Check::new(
-                            "master",
-                            "true_peak",
-                            format!("<= {cap} dBTP"),
-                            format!("{:.1} dBTP", l.true_peak_dbtp),
-                            l.true_peak_dbtp <= cap,
-                            || format!("true peak {:.1} dBTP is over the cap of {cap} dBTP (clipping risk)", l.true_peak_dbtp),
-                        ));
-                    }
-                }
+        if let (Some(rule), None) = (&rules.loudness, normalized) {
+            match &c.loudness {
+                Some(l) => loudness_checks(&mut checks, "master", l, rule, profile, None),
                 None if expected.audio => checks.push(Check::new(
                     "master",
                     "loudness",
@@ -528,6 +648,22 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
                 )),
                 None => {}
             }
+        }
+    }
+    // Normalised audio: what is delivered is judged (the master's own
+    // measurement stays in `content` and in the normalisation record).
+    if let (Some(rule), Some(n)) = (&rules.loudness, normalized) {
+        let subject = n.after_rendition.as_deref().unwrap_or("renditions");
+        match &n.after {
+            Some(l) => loudness_checks(&mut checks, subject, l, rule, profile, Some(n)),
+            None => checks.push(Check::new(
+                subject,
+                "loudness",
+                "measured",
+                "no audio",
+                false,
+                || "the audio was normalised but the delivered file has no measurable audio".into(),
+            )),
         }
     }
 
@@ -564,6 +700,8 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
                     v.width == r.expected_width && v.height == r.expected_height,
                     || format!("resolution is {}x{}", v.width, v.height),
                 ));
+                rate_checks(&mut checks, s, v, master, r.probe.duration_secs);
+                h264_checks(&mut checks, r, v);
             }
             None => checks.push(Check::new(
                 s,
@@ -663,8 +801,87 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
         profile: profile.to_string(),
         rules: Some(rules),
         content: content.cloned(),
+        loudness_normalization: normalization.cloned(),
+        vmaf_available,
         renditions,
         checks,
+    }
+}
+
+/// The master's native frame rate kept, at a constant rate.
+fn rate_checks(checks: &mut Vec<Check>, s: &str, v: &VideoStream, master: &Probe, secs: f64) {
+    let rate = v.native_fps();
+    if let Some(native) = master
+        .video
+        .as_ref()
+        .map(VideoStream::native_fps)
+        .filter(|f| *f > 0.0)
+    {
+        checks.push(Check::new(
+            s,
+            "frame_rate",
+            format!("{native:.3} fps (the master's native rate)"),
+            format!("{rate:.3} fps"),
+            (rate - native).abs() <= FPS_TOLERANCE,
+            || format!("frame rate {rate:.3} fps is not the master's native {native:.3} fps"),
+        ));
+    }
+    if let Some((measured, constant)) = constant_frame_rate(v, secs) {
+        checks.push(Check::new(
+            s,
+            "constant_frame_rate",
+            format!("constant (within {}%)", CFR_TOLERANCE * 100.0),
+            measured.clone(),
+            constant,
+            || format!("the frame rate is not constant ({measured}); buyers require CFR"),
+        ));
+    }
+}
+
+/// An H.264 rendition has the profile and level its plan asked for, and the
+/// level is at least what its size, rate and bitrate cap need.
+fn h264_checks(checks: &mut Vec<Check>, r: &RenditionMeasure, v: &VideoStream) {
+    if v.codec != "h264" {
+        return;
+    }
+    let s = r.name.as_str();
+    if let Some(want) = &r.expected_profile {
+        let got = v.profile.clone().unwrap_or_else(|| "unknown".into());
+        checks.push(Check::new(
+            s,
+            "h264_profile",
+            want.clone(),
+            got.clone(),
+            same_h264_profile(&got, want),
+            || format!("H.264 profile is {got}, the plan asked for {want}"),
+        ));
+    }
+    if let Some(want) = &r.expected_level {
+        let fps = v.native_fps();
+        let cap = r.max_bitrate_kbps.unwrap_or(0);
+        let needed = h264_level(v.width, v.height, fps, cap);
+        let got = v.level;
+        let (want_idc, needed_idc) = (level_idc(want), level_idc(&needed));
+        let got_text = got.map(level_name).unwrap_or_else(|| "unknown".into());
+        let matches = got.is_some() && got == want_idc;
+        let enough = matches!((got, needed_idc), (Some(g), Some(n)) if g >= n);
+        checks.push(Check::new(
+            s,
+            "h264_level",
+            format!("{want} (at least {needed})"),
+            got_text.clone(),
+            matches && enough,
+            || {
+                if matches {
+                    format!(
+                        "H.264 level {got_text} is below the {needed} that {}x{} at {fps:.3} fps and {cap} kbps need",
+                        v.width, v.height
+                    )
+                } else {
+                    format!("H.264 level is {got_text}, the plan asked for {want}")
+                }
+            },
+        ));
     }
 }
 
@@ -708,28 +925,26 @@ mod tests {
         .unwrap()
     }
 
-    fn bitrate_check(duration: f64, total_kbps: u64, audio_kbps: Option<u64>) -> Check {
-        let master = probe(duration, 50_000, audio_kbps);
-        let r = RenditionMeasure {
+    fn rendition(p: Probe) -> RenditionMeasure {
+        RenditionMeasure {
             name: "1080p".into(),
             expected_width: 1920,
             expected_height: 1080,
             max_bitrate_kbps: Some(8000),
             vbv_bufsize_kbps: Some(16000),
-            probe: probe(duration, total_kbps, audio_kbps),
+            probe: p,
             ssim: 0.99,
             psnr: 45.0,
+            vmaf: None,
             moov_first: true,
             size_bytes: 1,
-        };
-        let expected = Expected {
-            width: None,
-            height: None,
-            duration_secs: None,
-            audio: audio_kbps.is_some(),
-            format: OutputFormat::Mp4,
-        };
-        let rules = Rules {
+            expected_profile: Some("high".into()),
+            expected_level: Some("4.0".into()),
+        }
+    }
+
+    fn rules(loudness: Option<LoudnessRule>) -> Rules {
+        Rules {
             ssim_floor: 0.9,
             duration_tolerance_secs: 0.5,
             edge_secs: 0.05,
@@ -738,23 +953,278 @@ mod tests {
             max_silence_secs: 2.0,
             min_master_bits_per_pixel: 0.0,
             bitrate_tolerance: 1.1,
-            loudness: None,
+            loudness,
+        }
+    }
+
+    fn report(
+        master: &Probe,
+        r: RenditionMeasure,
+        rules: Rules,
+        content: Option<&ContentAnalysis>,
+        normalization: Option<&Normalization>,
+    ) -> QcReport {
+        let expected = Expected {
+            width: None,
+            height: None,
+            duration_secs: None,
+            audio: master.audio.is_some(),
+            format: OutputFormat::Mp4,
         };
-        let report = evaluate(QcInput {
-            profile: "default",
-            master: &master,
+        evaluate(QcInput {
+            profile: "broadcast-us",
+            master,
             expected: &expected,
-            content: None,
+            content,
             renditions: vec![r],
             output_quality: 80,
             rules,
             ttl_remaining_secs: 60,
+            normalization,
+            vmaf_available: false,
+        })
+    }
+
+    fn check<'a>(report: &'a QcReport, rule: &str) -> Option<&'a Check> {
+        report.checks.iter().find(|c| c.rule == rule)
+    }
+
+    fn bitrate_check(duration: f64, total_kbps: u64, audio_kbps: Option<u64>) -> Check {
+        let master = probe(duration, 50_000, audio_kbps);
+        let r = rendition(probe(duration, total_kbps, audio_kbps));
+        let report = report(&master, r, rules(None), None, None);
+        check(&report, "bitrate").unwrap().clone()
+    }
+
+    fn with_video(p: &Probe, f: impl FnOnce(&mut VideoStream)) -> Probe {
+        let mut p = p.clone();
+        f(p.video.as_mut().unwrap());
+        p
+    }
+
+    #[test]
+    fn a_rendition_keeps_the_masters_native_rate_at_a_constant_rate() {
+        let master = with_video(&probe(10.0, 50_000, None), |v| {
+            v.r_frame_rate = Some(24000.0 / 1001.0);
+            v.avg_frame_rate = Some(24000.0 / 1001.0);
         });
-        report
+        let judged = |f: &dyn Fn(&mut VideoStream)| {
+            let r = rendition(with_video(&probe(10.0, 8_000, None), f));
+            let rep = report(&master, r, rules(None), None, None);
+            (
+                check(&rep, "frame_rate").map(|c| c.passed),
+                check(&rep, "constant_frame_rate").map(|c| (c.passed, c.reason.clone())),
+            )
+        };
+        let (rate, cfr) = judged(&|v| {
+            v.r_frame_rate = Some(24000.0 / 1001.0);
+            v.avg_frame_rate = Some(23.976);
+        });
+        assert_eq!((rate, cfr.map(|c| c.0)), (Some(true), Some(true)));
+        // 24 is not 23.976: the rate was changed.
+        let (rate, _) = judged(&|v| {
+            v.r_frame_rate = Some(24.0);
+            v.avg_frame_rate = Some(24.0);
+        });
+        assert_eq!(rate, Some(false));
+        // Variable: the average is far from the base rate.
+        let (rate, cfr) = judged(&|v| {
+            v.r_frame_rate = Some(24000.0 / 1001.0);
+            v.avg_frame_rate = Some(21.5);
+        });
+        assert_eq!(rate, Some(true));
+        let (constant, reason) = cfr.unwrap();
+        assert!(!constant);
+        assert!(reason.unwrap().contains("CFR"));
+        // No average rate: the frame count against duration x rate decides.
+        let count = |n: u64| {
+            judged(&move |v: &mut VideoStream| {
+                v.r_frame_rate = Some(24000.0 / 1001.0);
+                v.avg_frame_rate = None;
+                v.nb_frames = Some(n);
+            })
+            .1
+            .map(|c| c.0)
+        };
+        assert_eq!(count(240), Some(true), "10 s at 23.976 is 239.8 frames");
+        assert_eq!(count(200), Some(false));
+        // Nothing to tell constancy by: no check rather than a guess.
+        assert_eq!(
+            judged(&|v| {
+                v.avg_frame_rate = None;
+                v.nb_frames = None;
+            })
+            .1,
+            None
+        );
+    }
+
+    #[test]
+    fn h264_profile_and_level_are_what_the_plan_asked_and_enough_for_the_size() {
+        let master = probe(10.0, 50_000, None);
+        let judged = |level: i32, asked: &str, profile: &str| {
+            let mut r = rendition(with_video(&probe(10.0, 8_000, None), |v| {
+                v.level = Some(level);
+                v.profile = Some(profile.into());
+                v.r_frame_rate = Some(24.0);
+            }));
+            r.expected_level = Some(asked.into());
+            r.expected_profile = Some(
+                if profile.contains("Baseline") {
+                    "baseline"
+                } else {
+                    "high"
+                }
+                .into(),
+            );
+            let rep = report(&master, r, rules(None), None, None);
+            let l = check(&rep, "h264_level").unwrap().clone();
+            let p = check(&rep, "h264_profile").unwrap().clone();
+            (l, p)
+        };
+        let (l, p) = judged(40, "4.0", "High");
+        assert!(l.passed && p.passed, "{l:?} {p:?}");
+        assert_eq!(l.measured, "4.0");
+        let (l, _) = judged(31, "4.0", "High");
+        assert!(!l.passed);
+        assert!(l.reason.unwrap().contains("asked for 4.0"));
+        // The plan itself asked too little for 1920x1080 at 8 Mbps.
+        let (l, _) = judged(30, "3.0", "High");
+        assert!(!l.passed);
+        assert!(l.reason.unwrap().contains("below the 4.0"), "needs 4.0");
+        let (_, p) = judged(30, "3.0", "Constrained Baseline");
+        assert!(
+            p.passed,
+            "x264's baseline is ffprobe's Constrained Baseline"
+        );
+        let (_, p) = judged(40, "4.0", "Main");
+        assert!(!p.passed);
+        // Not H.264: not judged by these rules.
+        let mut vp9 = rendition(with_video(&probe(10.0, 8_000, None), |v| {
+            v.codec = "vp9".into()
+        }));
+        vp9.expected_level = Some("4.0".into());
+        let rep = report(&master, vp9, rules(None), None, None);
+        assert!(check(&rep, "h264_level").is_none() && check(&rep, "h264_profile").is_none());
+        assert_eq!(level_idc("3.1"), Some(31));
+        assert_eq!(level_idc("5"), Some(50));
+        assert_eq!(level_idc("1b"), Some(9));
+        assert_eq!(level_idc("x"), None);
+    }
+
+    fn us_rule(normalize: bool) -> LoudnessRule {
+        LoudnessRule {
+            target_lufs: -24.0,
+            tolerance_lu: 2.0,
+            true_peak_max_dbtp: Some(-2.0),
+            normalize,
+        }
+    }
+
+    fn loud_master() -> ContentAnalysis {
+        ContentAnalysis {
+            duration_secs: 10.0,
+            loudness: Some(Loudness {
+                integrated_lufs: -6.1,
+                range_lu: 0.0,
+                true_peak_dbtp: -5.1,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn normalised(after_lufs: f64, after_tp: f64) -> Normalization {
+        use crate::media::loudness::{plan, Measured, Target};
+        let mut n = plan(
+            Target::for_profile(-24.0, Some(-2.0)),
+            Measured {
+                input_i: -6.06,
+                input_tp: -5.1,
+                input_lra: 0.0,
+                input_thresh: -16.06,
+                target_offset: 0.04,
+            },
+        );
+        n.after_rendition = Some("1080p".into());
+        n.after = Some(Loudness {
+            integrated_lufs: after_lufs,
+            range_lu: 0.0,
+            true_peak_dbtp: after_tp,
+        });
+        n
+    }
+
+    #[test]
+    fn normalised_audio_is_judged_on_the_delivered_file_and_the_master_stays_in_the_report() {
+        let master = probe(10.0, 50_000, Some(192));
+        let r = || rendition(probe(10.0, 8_000, Some(192)));
+        let content = loud_master();
+        let n = normalised(-23.9, -22.9);
+        let rep = report(
+            &master,
+            r(),
+            rules(Some(us_rule(true))),
+            Some(&content),
+            Some(&n),
+        );
+        let l = check(&rep, "loudness").unwrap();
+        assert_eq!((l.subject.as_str(), l.passed), ("1080p", true), "{l:?}");
+        assert!(check(&rep, "true_peak").unwrap().passed);
+        assert!(!rep
             .checks
-            .into_iter()
-            .find(|c| c.rule == "bitrate")
-            .unwrap()
+            .iter()
+            .any(|c| c.subject == "master" && c.rule == "loudness"));
+        let recorded = rep.loudness_normalization.as_ref().unwrap();
+        assert_eq!(recorded.before.unwrap().input_i, -6.06);
+        assert_eq!(recorded.after.unwrap().integrated_lufs, -23.9);
+        assert_eq!(rep.content.unwrap().loudness.unwrap().integrated_lufs, -6.1);
+        let json = serde_json::to_value(&rep.loudness_normalization).unwrap();
+        assert_eq!(json["status"], "applied");
+        assert_eq!(json["mode"], "dynamic");
+
+        // Normalised once and still off: rejected, in words, with both numbers.
+        let n = normalised(-19.0, -1.0);
+        let rep = report(
+            &master,
+            r(),
+            rules(Some(us_rule(true))),
+            Some(&content),
+            Some(&n),
+        );
+        let l = check(&rep, "loudness").unwrap();
+        assert!(!l.passed);
+        let why = l.reason.clone().unwrap();
+        assert!(why.contains("still too loud after normalisation"), "{why}");
+        assert!(
+            why.contains("-19.0 LUFS") && why.contains("-6.1 LUFS"),
+            "{why}"
+        );
+        let tp = check(&rep, "true_peak").unwrap();
+        assert!(!tp.passed);
+        assert!(tp.reason.clone().unwrap().contains("after normalisation"));
+        assert_eq!(rep.verdict, Verdict::Fail);
+
+        // Normalisation off (or skipped): the master is judged, as before.
+        let mut off = normalised(-23.9, -22.9);
+        off.status = Status::Disabled;
+        for n in [Some(&off), None] {
+            let rep = report(&master, r(), rules(Some(us_rule(false))), Some(&content), n);
+            let l = check(&rep, "loudness").unwrap();
+            assert_eq!((l.subject.as_str(), l.passed), ("master", false));
+            assert!(l.reason.clone().unwrap().starts_with("too loud"));
+        }
+
+        // Normalised, but the delivered file had no audio to measure.
+        let mut mute = normalised(-24.0, -23.0);
+        mute.after = None;
+        let rep = report(
+            &master,
+            r(),
+            rules(Some(us_rule(true))),
+            Some(&content),
+            Some(&mute),
+        );
+        assert!(!check(&rep, "loudness").unwrap().passed);
     }
 
     #[test]
@@ -781,11 +1251,7 @@ mod tests {
             max_silence_secs: 2.0,
             min_master_bits_per_pixel: 0.02,
             bitrate_tolerance: 1.1,
-            loudness: Some(LoudnessRule {
-                target_lufs: -24.0,
-                tolerance_lu: 2.0,
-                true_peak_max_dbtp: Some(-2.0),
-            }),
+            loudness: Some(us_rule(true)),
         };
         let stricter = QcOverrides {
             min_ssim: Some(0.95),

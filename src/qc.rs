@@ -4,9 +4,10 @@
 use crate::config::Settings;
 use crate::media::analyze::{analyze, DetectSettings};
 use crate::media::ladder::{default_ladder, h264_level, max_level};
-use crate::media::measure::ssim_psnr;
+use crate::media::loudness::{self, Normalization, Status};
+use crate::media::measure::{measure_quality, VMAF_FILTER};
 use crate::media::probe::{moov_before_mdat, Probe};
-use crate::media::process::{ProcessError, Runner};
+use crate::media::process::{input_args, ProcessError, RunOptions, Runner};
 use crate::media::transcode::TranscodePlan;
 use crate::policy::{self, Expected, QcInput, QcOverrides, QcReport, RenditionMeasure};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,112 @@ pub struct RenditionFile {
     pub max_bitrate_kbps: Option<u32>,
     #[serde(default)]
     pub vbv_bufsize_kbps: Option<u32>,
+    /// H.264 profile and level the plan asked for ("high", "4.0").
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+impl RenditionFile {
+    /// A rung of the plan and the file the transcode wrote for it.
+    pub fn from_rung(r: &crate::media::ladder::Rendition, path: &Path) -> Self {
+        RenditionFile {
+            name: r.name.clone(),
+            path: path.to_path_buf(),
+            width: r.width,
+            height: r.height,
+            max_bitrate_kbps: Some(r.maxrate_kbps),
+            vbv_bufsize_kbps: Some(r.bufsize_kbps),
+            profile: Some(r.profile.clone()),
+            level: Some(r.level.clone()),
+        }
+    }
+}
+
+/// Loudness normalisation for this master under `profile`: none without a
+/// loudness target; otherwise pass 1 (audio only) and the record of what
+/// pass 2 will do, or why it will not run. `plan.audio_filter` is set when
+/// it runs. After the transcode, [`Normalization::record_pass2`] notes the
+/// mode that ran.
+pub async fn prepare_loudness(
+    runner: &Runner,
+    settings: &Settings,
+    profile: &str,
+    master: &Path,
+    probe: &Probe,
+    plan: &mut TranscodePlan,
+) -> Result<Option<Normalization>, ProcessError> {
+    let p = settings.profiles.get(profile);
+    let n = loudness::prepare(
+        runner,
+        master,
+        probe.audio.is_some() && plan.has_audio,
+        p.and_then(|p| p.loudness_target()),
+        p.is_some_and(|p| p.normalizes_loudness()),
+        Duration::from_secs(settings.media.transcode_timeout_secs),
+    )
+    .await?;
+    plan.audio_filter = n.as_ref().and_then(Normalization::audio_filter);
+    Ok(n)
+}
+
+/// The arrival read of a master on local disk, shared by the pipeline and
+/// `reelay process`: ffprobe, then every packet once (a cut upload can still
+/// probe, the index coming first in a faststart MP4). `Ok(Err((code,
+/// reason)))` is a rejection (`masterUnreadable`, `masterIncomplete`); `Err`
+/// is ours (ffmpeg missing, disk).
+pub async fn read_master(
+    runner: &Runner,
+    path: &Path,
+    deadline: Duration,
+) -> Result<Result<Probe, (&'static str, String)>, ProcessError> {
+    let probe = match runner.ffprobe(path).await {
+        Ok(p) => p,
+        Err(e) if e.is_input_fault() => {
+            return Ok(Err((
+                "masterUnreadable",
+                format!("ffprobe cannot read the master: {}", e.reason()),
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(problem) = incomplete(runner, path, deadline).await? {
+        return Ok(Err((
+            "masterIncomplete",
+            format!("the master is truncated or corrupt: {problem}"),
+        )));
+    }
+    Ok(Ok(probe))
+}
+
+/// Reads every packet of `path` (stream copy to nowhere) and returns
+/// ffmpeg's complaints, if any: "partial file", "File ended prematurely".
+async fn incomplete(
+    runner: &Runner,
+    path: &Path,
+    deadline: Duration,
+) -> Result<Option<String>, ProcessError> {
+    let mut args = input_args(path, true);
+    args.extend(["-map", "0", "-c", "copy", "-f", "null", "-"].map(String::from));
+    let opts = RunOptions::new("master integrity", deadline).untrusted();
+    let log = match runner.ffmpeg(args, opts).await {
+        Ok(out) => out.log,
+        Err(e) if e.is_input_fault() => return Ok(Some(e.reason())),
+        Err(e) => return Err(e),
+    };
+    let problems: Vec<&str> = log
+        .iter()
+        .filter_map(|l| {
+            ["[error]", "[fatal]"]
+                .iter()
+                .find_map(|lvl| l.find(lvl).map(|i| l[i + lvl.len()..].trim()))
+        })
+        .collect();
+    Ok((!problems.is_empty()).then(|| {
+        let shown: Vec<&str> = problems.iter().rev().take(3).rev().copied().collect();
+        shown.join("; ")
+    }))
 }
 
 /// The profile's outputs for this master (the default ladder for now).
@@ -59,11 +166,31 @@ pub struct QcRequest<'a> {
     pub output_quality: u32,
     pub ttl_remaining_secs: i64,
     pub overrides: Option<&'a QcOverrides>,
+    /// What the transcode's loudness normalisation did (from
+    /// [`prepare_loudness`]); QC measures the delivered audio when it ran.
+    pub normalization: Option<Normalization>,
 }
 
-/// Measures the renditions against the master (SSIM/PSNR), analyses the
-/// master's content, probes every output, and applies the policy. The two
-/// decoding passes run side by side.
+/// One line for a state note: what normalisation did.
+pub fn loudness_note(n: &Normalization) -> String {
+    match (n.status, n.before, n.target) {
+        (Status::Applied, Some(b), Some(t)) => format!(
+            "loudness normalised from {:.1} LUFS to {} LUFS ({} mode)",
+            b.input_i,
+            t.integrated_lufs,
+            n.mode.map(|m| m.as_str()).unwrap_or("unknown")
+        ),
+        _ => format!(
+            "loudness not normalised: {}",
+            n.reason.as_deref().unwrap_or("not applicable")
+        ),
+    }
+}
+
+/// Measures the renditions against the master (SSIM/PSNR, VMAF when ffmpeg
+/// has libvmaf), analyses the master's content, measures the delivered
+/// audio of the largest rendition when loudness was normalised, probes every
+/// output, and applies the policy. The decoding passes run side by side.
 pub async fn measure_and_evaluate(
     runner: &Runner,
     settings: &Settings,
@@ -78,11 +205,38 @@ pub async fn measure_and_evaluate(
         .collect();
     let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
     let detect = DetectSettings::default();
-    let (scores, content) = tokio::join!(
-        ssim_psnr(runner, master, &list, deadline),
-        analyze(runner, master, probe, &detect, deadline)
+    let vmaf = match runner.has_filter(VMAF_FILTER).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list ffmpeg's filters; VMAF not measured");
+            false
+        }
+    };
+    let mut normalization = req.normalization;
+    let top = renditions
+        .iter()
+        .max_by_key(|r| u64::from(r.width) * u64::from(r.height));
+    let judge_output = normalization
+        .as_ref()
+        .is_some_and(|n| n.status == Status::Applied);
+    let output_loudness = async {
+        match top {
+            Some(t) if judge_output => loudness::measure_output(runner, &t.path, deadline)
+                .await
+                .map(|l| Some((t.name.clone(), l))),
+            _ => Ok(None),
+        }
+    };
+    let (scores, content, after) = tokio::join!(
+        measure_quality(runner, master, &list, deadline, vmaf),
+        analyze(runner, master, probe, &detect, deadline),
+        output_loudness
     );
-    let (scores, content) = (scores?, content?);
+    let (scores, content, after) = (scores?, content?, after?);
+    if let (Some(n), Some((name, l))) = (normalization.as_mut(), after) {
+        n.after_rendition = Some(name);
+        n.after = l;
+    }
     let mut measures = Vec::new();
     for r in renditions {
         let p = runner.ffprobe(&r.path).await?;
@@ -97,7 +251,10 @@ pub async fn measure_and_evaluate(
             probe: p,
             ssim: score.map(|s| s.ssim).unwrap_or(0.0),
             psnr: score.map(|s| s.psnr).unwrap_or(0.0),
+            vmaf: score.and_then(|s| s.vmaf),
             moov_first: moov_before_mdat(&r.path).unwrap_or(false),
+            expected_profile: r.profile.clone(),
+            expected_level: r.level.clone(),
         });
     }
     let mut rules = policy::Rules::new(
@@ -117,6 +274,8 @@ pub async fn measure_and_evaluate(
         output_quality: req.output_quality,
         rules,
         ttl_remaining_secs: req.ttl_remaining_secs,
+        normalization: normalization.as_ref(),
+        vmaf_available: vmaf,
     }))
 }
 

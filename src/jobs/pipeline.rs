@@ -8,12 +8,16 @@ use super::store::{now_ms, AssetRow, Claim, PreviousTask, Store, Update, Variati
 use super::worker::ProgressCell;
 use super::State;
 use crate::config::Settings;
+use crate::media::loudness::Normalization;
 use crate::media::probe::Probe;
-use crate::media::process::{input_args, Progress, RunOptions, Runner};
+use crate::media::process::{Progress, Runner};
 use crate::media::transcode::{transcode, WrittenFile};
 use crate::policy::{self, Expected, Verdict};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
-use crate::qc::{boost_plan, measure_and_evaluate, plan_for, QcRequest, RenditionFile};
+use crate::qc::{
+    boost_plan, measure_and_evaluate, plan_for, prepare_loudness, read_master, QcRequest,
+    RenditionFile,
+};
 use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
 use crate::runware::{GenerationRequest, TaskStatus};
 use crate::storage::{ObjectKey, ObjectStore};
@@ -71,6 +75,10 @@ struct Outputs {
     /// Quality steps added by remediation (0: the profile's own settings).
     #[serde(default)]
     boost: u8,
+    /// Loudness normalisation of this transcode (pass 1's measurement, the
+    /// mode pass 2 ran in), for QC to complete and record.
+    #[serde(default)]
+    loudness: Option<Normalization>,
 }
 
 /// Quality steps a remediation asked for, kept across the re-transcode.
@@ -104,7 +112,9 @@ impl Pipeline {
             State::Submitted | State::Generating => {
                 self.await_arrival(claim, &v, &asset, &req).await
             }
-            State::Arrived | State::Transcoding => self.transcode(claim, &v, progress).await,
+            State::Arrived | State::Transcoding => {
+                self.transcode(claim, &v, &asset, progress).await
+            }
             State::Checking => self.check(claim, &v, &asset, &req).await,
             State::Publishing => self.publish(claim, &v, &asset).await,
             _ => Ok(()),
@@ -648,60 +658,15 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Reads every packet of `path` (stream copy to nowhere) and returns
-    /// ffmpeg's complaints, if any: "partial file", "File ended prematurely".
     /// The arrival read of a downloaded master, for generated and uploaded
-    /// masters alike: ffprobe, then every packet once (a cut upload can still
-    /// probe, the index coming first in a faststart MP4). `Err((code, reason))`
-    /// is a rejection; the outer error is ours.
+    /// masters alike ([`crate::qc::read_master`], which `reelay process`
+    /// runs too). `Err((code, reason))` is a rejection; the outer error is ours.
     async fn read_master(
         &self,
         path: &Path,
     ) -> Result<Result<Probe, (&'static str, String)>, StepError> {
-        let probe = match self.runner.ffprobe(path).await {
-            Ok(p) => p,
-            Err(e) if e.is_input_fault() => {
-                return Ok(Err((
-                    "masterUnreadable",
-                    format!("ffprobe cannot read the master: {e}"),
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(problem) = self.incomplete(path).await? {
-            return Ok(Err((
-                "masterIncomplete",
-                format!("the master is truncated or corrupt: {problem}"),
-            )));
-        }
-        Ok(Ok(probe))
-    }
-
-    async fn incomplete(&self, path: &Path) -> Result<Option<String>, StepError> {
-        let mut args = input_args(path, true);
-        args.extend(["-map", "0", "-c", "copy", "-f", "null", "-"].map(String::from));
-        let opts = RunOptions::new(
-            "master integrity",
-            Duration::from_secs(self.settings.media.transcode_timeout_secs),
-        )
-        .untrusted();
-        let log = match self.runner.ffmpeg(args, opts).await {
-            Ok(out) => out.log,
-            Err(e) if e.is_input_fault() => return Ok(Some(e.reason())),
-            Err(e) => return Err(e.into()),
-        };
-        let problems: Vec<&str> = log
-            .iter()
-            .filter_map(|l| {
-                ["[error]", "[fatal]"]
-                    .iter()
-                    .find_map(|lvl| l.find(lvl).map(|i| l[i + lvl.len()..].trim()))
-            })
-            .collect();
-        Ok((!problems.is_empty()).then(|| {
-            let shown: Vec<&str> = problems.iter().rev().take(3).rev().copied().collect();
-            shown.join("; ")
-        }))
+        let deadline = Duration::from_secs(self.settings.media.transcode_timeout_secs);
+        Ok(read_master(&self.runner, path, deadline).await?)
     }
 
     /// The verified master on local disk, fetched again if the work folder
@@ -746,6 +711,7 @@ impl Pipeline {
         &self,
         claim: &mut Claim,
         v: &VariationRow,
+        asset: &AssetRow,
         progress: ProgressCell,
     ) -> StepResult {
         let note = if claim.state == State::Arrived {
@@ -776,6 +742,30 @@ impl Pipeline {
             .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
         let boost = requested_boost(v);
         boost_plan(&mut plan, boost);
+        let mut loudness = match prepare_loudness(
+            &self.runner,
+            &self.settings,
+            &asset.profile,
+            &master,
+            &probe,
+            &mut plan,
+        )
+        .await
+        {
+            Ok(n) => n,
+            Err(e) if e.is_input_fault() => {
+                let u = Update::to(State::Rejected).reason(
+                    "transcodeFailed",
+                    format!(
+                        "ffmpeg could not measure the master's loudness: {}",
+                        e.reason()
+                    ),
+                );
+                self.advance(claim, u, false).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("measuring loudness")),
+        };
         let cell = progress.clone();
         let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
             if let Some(pc) = p.percent {
@@ -795,29 +785,27 @@ impl Pipeline {
         .await
         {
             Ok(out) => {
+                if let Some(n) = loudness.as_mut() {
+                    n.record_pass2(&out.log);
+                }
                 let outputs = Outputs {
                     renditions: out
                         .renditions
                         .iter()
-                        .map(|(r, p)| RenditionFile {
-                            name: r.name.clone(),
-                            path: p.clone(),
-                            width: r.width,
-                            height: r.height,
-                            max_bitrate_kbps: Some(r.maxrate_kbps),
-                            vbv_bufsize_kbps: Some(r.bufsize_kbps),
-                        })
+                        .map(|(r, p)| RenditionFile::from_rung(r, p))
                         .collect(),
                     poster: out.poster.clone(),
                     files: out.files.clone(),
                     boost,
+                    loudness,
                 };
+                let mut note = format!("transcoded {} renditions", outputs.renditions.len());
+                if let Some(n) = &outputs.loudness {
+                    note.push_str(&format!("; {}", crate::qc::loudness_note(n)));
+                }
                 let u = Update {
                     outputs_json: Some(Some(serde_json::to_string(&outputs)?)),
-                    ..Update::to(State::Checking).note(format!(
-                        "transcoded {} renditions",
-                        outputs.renditions.len()
-                    ))
+                    ..Update::to(State::Checking).note(note)
                 };
                 self.advance(claim, u, false).await?;
             }
@@ -878,6 +866,7 @@ impl Pipeline {
                 asset.ttl_secs,
                 now_ms(),
             ),
+            normalization: outputs.loudness.clone(),
         };
         let report = match measure_and_evaluate(
             &self.runner,

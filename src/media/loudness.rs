@@ -93,6 +93,15 @@ pub enum Mode {
     Dynamic,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Linear => "linear",
+            Mode::Dynamic => "dynamic",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
     #[error("no loudnorm report in ffmpeg's log")]

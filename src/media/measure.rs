@@ -1,9 +1,10 @@
-//! Objective quality of renditions against the master (SSIM and PSNR).
+//! Objective quality of renditions against the master (SSIM and PSNR, and
+//! VMAF when the installed ffmpeg has the `libvmaf` filter).
 //!
 //! One ffmpeg run decodes the master once, scales a copy to each rendition's
 //! size (bicubic, as the transcode does) and compares frame by frame. Scores
-//! come from the filters' per-frame stats files, which are easier to parse
-//! reliably than the summary lines in the log.
+//! come from the filters' per-frame stats files (and libvmaf's JSON log),
+//! which are easier to parse reliably than the summary lines in the log.
 
 use super::process::{input_args, ProcessError, RunOptions, Runner, ScratchDir};
 use serde::{Deserialize, Serialize};
@@ -18,10 +19,16 @@ pub struct QualityScore {
     /// PSNR in dB of the mean squared error over all frames and planes (as
     /// ffmpeg's "average"). Identical content is reported as 100.
     pub psnr: f64,
+    /// Mean VMAF (0-100); None when it was not measured.
+    #[serde(default)]
+    pub vmaf: Option<f64>,
 }
 
 /// Reported for identical content (infinite PSNR does not fit in JSON).
 pub const PSNR_IDENTICAL: f64 = 100.0;
+
+/// The ffmpeg filter that computes VMAF.
+pub const VMAF_FILTER: &str = "libvmaf";
 
 /// Scores each rendition `(name, file, width, height)` against `master`.
 pub async fn ssim_psnr(
@@ -29,6 +36,18 @@ pub async fn ssim_psnr(
     master: &Path,
     renditions: &[(String, PathBuf, u32, u32)],
     deadline: Duration,
+) -> Result<Vec<QualityScore>, ProcessError> {
+    measure_quality(runner, master, renditions, deadline, false).await
+}
+
+/// SSIM and PSNR of each rendition, plus VMAF when `vmaf` (the caller checks
+/// [`Runner::has_filter`] for [`VMAF_FILTER`]), all in one run.
+pub async fn measure_quality(
+    runner: &Runner,
+    master: &Path,
+    renditions: &[(String, PathBuf, u32, u32)],
+    deadline: Duration,
+    vmaf: bool,
 ) -> Result<Vec<QualityScore>, ProcessError> {
     if renditions.is_empty() {
         return Ok(Vec::new());
@@ -48,17 +67,12 @@ pub async fn ssim_psnr(
         })
         .collect();
 
-    let mut args = input_args(master, true);
-    for (_, path, _, _) in renditions {
-        args.extend(input_args(path, true));
-    }
-    let sizes: Vec<(u32, u32)> = renditions.iter().map(|r| (r.2, r.3)).collect();
-    args.extend(["-filter_complex".to_owned(), filter_graph(&sizes, &files)]);
-    for i in 0..renditions.len() {
-        for label in [format!("[s{i}]"), format!("[p{i}]")] {
-            args.extend(["-map", &label, "-f", "null", "-"].map(String::from));
-        }
-    }
+    let vmaf_files: Option<Vec<PathBuf>> = vmaf.then(|| {
+        (0..renditions.len())
+            .map(|i| scratch.path().join(format!("vmaf{i}.json")))
+            .collect()
+    });
+    let args = build_args(master, renditions, &files, vmaf_files.as_deref());
 
     let duration = runner.ffprobe(master).await.map(|p| p.duration_secs).ok();
     let mut opts = RunOptions::new("quality measurement", deadline).untrusted();
@@ -71,27 +85,77 @@ pub async fn ssim_psnr(
             .ok_or_else(|| ProcessError::BadOutput(format!("no SSIM frames for {name}")))?;
         let psnr = mean_psnr(&tokio::fs::read_to_string(psnr_file).await?)
             .ok_or_else(|| ProcessError::BadOutput(format!("no PSNR frames for {name}")))?;
+        let vmaf =
+            match &vmaf_files {
+                Some(v) => {
+                    let text = tokio::fs::read_to_string(&v[scores.len()]).await?;
+                    Some(mean_vmaf(&text).ok_or_else(|| {
+                        ProcessError::BadOutput(format!("no VMAF score for {name}"))
+                    })?)
+                }
+                None => None,
+            };
         scores.push(QualityScore {
             name: name.clone(),
             ssim,
             psnr,
+            vmaf,
         });
     }
     Ok(scores)
 }
 
+/// The measurement run's arguments: the master, each rendition, the graph,
+/// and one null output per score.
+fn build_args(
+    master: &Path,
+    renditions: &[(String, PathBuf, u32, u32)],
+    files: &[(PathBuf, PathBuf)],
+    vmaf_files: Option<&[PathBuf]>,
+) -> Vec<String> {
+    let mut args = input_args(master, true);
+    for (_, path, _, _) in renditions {
+        args.extend(input_args(path, true));
+    }
+    let sizes: Vec<(u32, u32)> = renditions.iter().map(|r| (r.2, r.3)).collect();
+    args.extend([
+        "-filter_complex".to_owned(),
+        filter_graph(&sizes, files, vmaf_files),
+    ]);
+    for i in 0..renditions.len() {
+        let mut labels = vec![format!("[s{i}]"), format!("[p{i}]")];
+        if vmaf_files.is_some() {
+            labels.push(format!("[q{i}]"));
+        }
+        for label in labels {
+            args.extend(["-map", &label, "-f", "null", "-"].map(String::from));
+        }
+    }
+    args
+}
+
 /// Input 0 is the master, input i+1 rendition i. Both sides start at 0 so
 /// frames pair up even when a container starts a few ms late.
-fn filter_graph(sizes: &[(u32, u32)], files: &[(PathBuf, PathBuf)]) -> String {
+fn filter_graph(
+    sizes: &[(u32, u32)],
+    files: &[(PathBuf, PathBuf)],
+    vmaf_files: Option<&[PathBuf]>,
+) -> String {
     let n = sizes.len();
     let refs: String = (0..n).map(|i| format!("[m{i}]")).collect();
     let mut chains = vec![format!("[0:v:0]setpts=PTS-STARTPTS,split={n}{refs}")];
+    let copies = if vmaf_files.is_some() { 3 } else { 2 };
     for (i, ((w, h), (ssim_file, psnr_file))) in sizes.iter().zip(files).enumerate() {
+        let (mut rs, mut ds) = (format!("[ra{i}][rb{i}]"), format!("[da{i}][db{i}]"));
+        if vmaf_files.is_some() {
+            rs.push_str(&format!("[rc{i}]"));
+            ds.push_str(&format!("[dc{i}]"));
+        }
         chains.push(format!(
-            "[m{i}]scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,split=2[ra{i}][rb{i}]"
+            "[m{i}]scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,split={copies}{rs}"
         ));
         chains.push(format!(
-            "[{}:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split=2[da{i}][db{i}]",
+            "[{}:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split={copies}{ds}",
             i + 1
         ));
         chains.push(format!(
@@ -102,8 +166,35 @@ fn filter_graph(sizes: &[(u32, u32)], files: &[(PathBuf, PathBuf)]) -> String {
             "[db{i}][rb{i}]psnr=stats_file={}[p{i}]",
             escape_filter_value(&psnr_file.to_string_lossy())
         ));
+        if let Some(v) = vmaf_files {
+            // libvmaf: distorted first, reference second.
+            chains.push(format!(
+                "[dc{i}][rc{i}]{VMAF_FILTER}=log_fmt=json:log_path={}[q{i}]",
+                escape_filter_value(&v[i].to_string_lossy())
+            ));
+        }
     }
     chains.join(";")
+}
+
+/// The mean VMAF of a libvmaf JSON log: `pooled_metrics.vmaf.mean`
+/// (libvmaf 2.x), the top-level "VMAF score" (1.x), or the mean of the
+/// per-frame scores.
+fn mean_vmaf(log: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(log).ok()?;
+    let finite = |x: Option<f64>| x.filter(|x| x.is_finite());
+    finite(
+        v.pointer("/pooled_metrics/vmaf/mean")
+            .and_then(|x| x.as_f64()),
+    )
+    .or_else(|| finite(v.get("VMAF score").and_then(|x| x.as_f64())))
+    .or_else(|| {
+        let frames = v.get("frames")?.as_array()?;
+        mean(frames.iter().filter_map(|f| {
+            let m = f.get("metrics")?;
+            finite(m.get("vmaf").or_else(|| m.get("VMAF_score"))?.as_f64())
+        }))
+    })
 }
 
 /// Escapes a filter option value for use inside a filtergraph: first as an
@@ -166,6 +257,104 @@ mod tests {
         let same = "n:1 mse_avg:0.00 mse_y:0.00 mse_u:0.00 mse_v:0.00 psnr_avg:inf psnr_y:inf\n";
         assert_eq!(mean_psnr(same), Some(PSNR_IDENTICAL));
         assert_eq!(mean_ssim(""), None);
+    }
+
+    fn three() -> Vec<(String, PathBuf, u32, u32)> {
+        [
+            ("1080p", 1920, 1080),
+            ("720p", 1280, 720),
+            ("480p", 854, 480),
+        ]
+        .iter()
+        .map(|(n, w, h)| (n.to_string(), PathBuf::from(format!("/o/{n}.mp4")), *w, *h))
+        .collect()
+    }
+
+    fn stats_files(n: usize) -> Vec<(PathBuf, PathBuf)> {
+        (0..n)
+            .map(|i| {
+                (
+                    PathBuf::from(format!("/s/ssim{i}.log")),
+                    PathBuf::from(format!("/s/psnr{i}.log")),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_libvmaf_the_run_measures_ssim_and_psnr_only() {
+        let r = three();
+        let args = build_args(Path::new("/m.mp4"), &r, &stats_files(3), None);
+        let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+        assert!(!graph.contains("vmaf"), "{graph}");
+        assert!(graph.contains(
+            "[m1]scale=w=1280:h=720:flags=bicubic,setsar=1,format=yuv420p,split=2[ra1][rb1]"
+        ));
+        let maps: Vec<&String> = args
+            .windows(2)
+            .filter(|w| w[0] == "-map")
+            .map(|w| &w[1])
+            .collect();
+        assert_eq!(maps, ["[s0]", "[p0]", "[s1]", "[p1]", "[s2]", "[p2]"]);
+        assert_eq!(
+            args.iter().filter(|a| *a == "-i").count(),
+            4,
+            "master decoded once"
+        );
+    }
+
+    #[test]
+    fn with_libvmaf_each_rendition_gets_a_third_comparison_in_the_same_run() {
+        let r = three();
+        let logs: Vec<PathBuf> = (0..3)
+            .map(|i| PathBuf::from(format!("/s/vmaf{i}.json")))
+            .collect();
+        let args = build_args(Path::new("/m.mp4"), &r, &stats_files(3), Some(&logs));
+        let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+        assert!(
+            graph.contains("format=yuv420p,split=3[ra2][rb2][rc2]"),
+            "{graph}"
+        );
+        assert!(
+            graph.contains(
+                "[3:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split=3[da2][db2][dc2]"
+            ),
+            "{graph}"
+        );
+        assert!(
+            graph.contains("[dc0][rc0]libvmaf=log_fmt=json:log_path=/s/vmaf0.json[q0]"),
+            "{graph}"
+        );
+        assert_eq!(graph.matches("libvmaf=").count(), 3);
+        let maps: Vec<&String> = args
+            .windows(2)
+            .filter(|w| w[0] == "-map")
+            .map(|w| &w[1])
+            .collect();
+        assert_eq!(
+            maps,
+            ["[s0]", "[p0]", "[q0]", "[s1]", "[p1]", "[q1]", "[s2]", "[p2]", "[q2]"]
+        );
+        assert_eq!(
+            args.iter().filter(|a| *a == "-i").count(),
+            4,
+            "master decoded once"
+        );
+    }
+
+    #[test]
+    fn vmaf_logs_of_both_libvmaf_generations_are_read() {
+        let v2 = r#"{"version": "2.3.1", "frames": [{"frameNum": 0, "metrics": {"vmaf": 90.0}}],
+            "pooled_metrics": {"vmaf": {"min": 88.0, "max": 97.0, "mean": 93.25, "harmonic_mean": 93.1}}}"#;
+        assert_eq!(mean_vmaf(v2), Some(93.25));
+        let v1 =
+            r#"{"frames": [{"frameNum": 0, "metrics": {"VMAF_score": 80.0}}], "VMAF score": 81.5}"#;
+        assert_eq!(mean_vmaf(v1), Some(81.5));
+        let frames_only =
+            r#"{"frames": [{"metrics": {"vmaf": 80.0}}, {"metrics": {"vmaf": 90.0}}]}"#;
+        assert_eq!(mean_vmaf(frames_only), Some(85.0));
+        assert_eq!(mean_vmaf("not json"), None);
+        assert_eq!(mean_vmaf(r#"{"frames": []}"#), None);
     }
 
     #[test]

@@ -35,6 +35,20 @@ pub struct VideoStream {
     /// Frames per second from avg_frame_rate, else r_frame_rate; 0 if unknown.
     pub fps: f64,
     pub nb_frames: Option<u64>,
+    /// ffprobe's r_frame_rate: the stream's base rate (the native rate).
+    #[serde(default)]
+    pub r_frame_rate: Option<f64>,
+    /// ffprobe's avg_frame_rate: frames over duration. Equal to
+    /// `r_frame_rate` for constant frame rate.
+    #[serde(default)]
+    pub avg_frame_rate: Option<f64>,
+}
+
+impl VideoStream {
+    /// The native frame rate: r_frame_rate, else `fps`.
+    pub fn native_fps(&self) -> f64 {
+        self.r_frame_rate.unwrap_or(self.fps)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +101,8 @@ pub fn parse(json: &[u8]) -> Result<Probe, ProbeError> {
                 .find_map(|r| r.as_deref().and_then(parse_rate))
                 .unwrap_or(0.0),
             nb_frames: s.nb_frames.as_ref().and_then(Num::as_u64),
+            r_frame_rate: s.r_frame_rate.as_deref().and_then(parse_rate),
+            avg_frame_rate: s.avg_frame_rate.as_deref().and_then(parse_rate),
         });
     let audio = raw
         .streams
@@ -287,6 +303,7 @@ mod tests {
         assert_eq!(v.pix_fmt.as_deref(), Some("yuv420p"));
         assert_eq!(v.fps, 24.0);
         assert_eq!(v.nb_frames, Some(48));
+        assert_eq!((v.r_frame_rate, v.avg_frame_rate), (Some(24.0), Some(24.0)));
         let a = p.audio.unwrap();
         assert_eq!(a.codec, "aac");
         assert_eq!(a.sample_rate, 48000);
@@ -324,6 +341,8 @@ mod tests {
         let v = p.video.unwrap();
         assert_eq!((v.width, v.height), (64, 48));
         assert!((v.fps - 29.97).abs() < 0.001);
+        assert_eq!(v.avg_frame_rate, None, "0/0 is no rate");
+        assert!((v.native_fps() - 29.97).abs() < 0.001);
         assert_eq!(v.level, None);
         assert_eq!(v.nb_frames, None);
     }
@@ -341,6 +360,18 @@ mod tests {
     fn rejects_text_that_is_not_ffprobe_json() {
         assert!(matches!(parse(b"not json"), Err(ProbeError::Json(_))));
         assert!(matches!(parse(b"{}"), Err(ProbeError::NoFormat)));
+    }
+
+    #[test]
+    fn a_probe_stored_before_the_frame_rates_were_kept_still_reads() {
+        let mut stored = serde_json::to_value(parse(H264_AAC.as_bytes()).unwrap()).unwrap();
+        let v = stored["video"].as_object_mut().unwrap();
+        v.remove("r_frame_rate");
+        v.remove("avg_frame_rate");
+        let p: Probe = serde_json::from_value(stored).unwrap();
+        let v = p.video.unwrap();
+        assert_eq!((v.r_frame_rate, v.avg_frame_rate), (None, None));
+        assert_eq!(v.native_fps(), 24.0);
     }
 
     #[test]

@@ -237,6 +237,20 @@ fn tail_suffix(tail: &[String]) -> String {
     format!(": {}", tail[start..].join(" | "))
 }
 
+/// The filter names in `ffmpeg -filters` output: lines of flags, name and
+/// pads (" TS. ssim   VV->V   Calculate the SSIM..."), the legend skipped.
+pub fn parse_filter_names(listing: &str) -> std::collections::HashSet<String> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let mut t = line.split_whitespace();
+            let (flags, name, pads) = (t.next()?, t.next()?, t.next()?);
+            let is_flags = !flags.is_empty() && flags.chars().all(|c| ".TSC".contains(c));
+            (is_flags && pads.contains("->")).then(|| name.to_owned())
+        })
+        .collect()
+}
+
 /// A path as one ffmpeg argument. Relative paths get a `file:` prefix so a
 /// name such as `-x.mp4` or `a:b.mp4` is not read as an option or protocol.
 /// Paths must be UTF-8 (ours are); others are converted lossily.
@@ -315,6 +329,8 @@ struct Inner {
     config: MediaConfig,
     slots: Arc<Semaphore>,
     next_id: AtomicU64,
+    /// `ffmpeg -filters`, read once.
+    filters: tokio::sync::OnceCell<std::collections::HashSet<String>>,
 }
 
 impl fmt::Debug for Runner {
@@ -333,6 +349,7 @@ impl Runner {
                 slots: Arc::new(Semaphore::new(config.effective_max_concurrent())),
                 config: config.clone(),
                 next_id: AtomicU64::new(1),
+                filters: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -357,6 +374,28 @@ impl Runner {
             .map(|l| l.trim().to_owned())
             .filter(|l| !l.is_empty())
             .ok_or_else(|| ProcessError::BadOutput("ffmpeg -version printed nothing".into()))
+    }
+
+    /// Whether the installed ffmpeg has the filter `name` (e.g. "libvmaf",
+    /// which depends on how ffmpeg was built). `ffmpeg -filters` is read once
+    /// per runner (clones share it); a failed read is tried again next time.
+    pub async fn has_filter(&self, name: &str) -> Result<bool, ProcessError> {
+        let bin = &self.inner.config.ffmpeg_path;
+        let filters = self
+            .inner
+            .filters
+            .get_or_try_init(|| async {
+                let out = self
+                    .run_plain(
+                        bin,
+                        &["-hide_banner".into(), "-filters".into()],
+                        "ffmpeg -filters",
+                    )
+                    .await?;
+                Ok::<_, ProcessError>(parse_filter_names(&String::from_utf8_lossy(&out)))
+            })
+            .await?;
+        Ok(filters.contains(name))
     }
 
     /// ffprobe's view of a media file. The file is treated as user media
@@ -801,6 +840,39 @@ mod tests {
             guard_inputs(input_args(Path::new("/m.mp4"), true)),
             input_args(Path::new("/m.mp4"), true)
         );
+    }
+
+    #[test]
+    fn filter_names_are_read_from_the_listing_and_the_legend_is_not_one() {
+        // ffmpeg 5.1's layout; one build without libvmaf, one with.
+        let without = "Filters:\n  T.. = Timeline support\n  .S. = Slice threading\n  \
+            ..C = Command support\n  A = Audio input/output\n  | = Source or sink filter\n \
+            ... loudnorm          A->A       EBU R128 loudness normalization\n \
+            TS. ssim              VV->V      Calculate the SSIM between two video streams.\n \
+            ... vmafmotion        V->V       Calculate the VMAF Motion score.\n \
+            ... aevalsrc          |->A       Generate an audio signal.\n";
+        let names = parse_filter_names(without);
+        assert!(names.contains("loudnorm") && names.contains("ssim") && names.contains("aevalsrc"));
+        assert!(!names.contains("libvmaf"), "vmafmotion is not libvmaf");
+        assert!(!names.contains("=") && !names.contains("T.."));
+        assert_eq!(names.len(), 4);
+        let with = format!("{without} TS. libvmaf           VV->V      Calculate the VMAF between two video streams.\n");
+        assert!(parse_filter_names(&with).contains("libvmaf"));
+        assert!(parse_filter_names("garbage\n\n").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_installed_ffmpeg_lists_its_filters_once() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        assert!(runner.has_filter("loudnorm").await.unwrap());
+        assert!(runner.has_filter("ssim").await.unwrap());
+        assert!(!runner.has_filter("no-such-filter").await.unwrap());
+        assert!(runner.inner.filters.initialized());
+        // Whether libvmaf is there depends on the build; asking twice agrees.
+        let vmaf = runner.has_filter("libvmaf").await.unwrap();
+        assert_eq!(runner.clone().has_filter("libvmaf").await.unwrap(), vmaf);
     }
 
     #[test]

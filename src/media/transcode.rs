@@ -608,6 +608,8 @@ mod tests {
                 pix_fmt: None,
                 fps: 60.0,
                 nb_frames: None,
+                r_frame_rate: Some(60.0),
+                avg_frame_rate: Some(60.0),
             }),
             audio: None,
         };
