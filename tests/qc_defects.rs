@@ -53,14 +53,34 @@ impl Case {
     }
 
     fn process(&self, master: &Path, profile: &str, request: Option<&Path>) -> (i32, Value) {
+        self.process_with(master, profile, request, None)
+    }
+
+    /// Runs `reelay process` with `layer` (TOML) laid over the test config.
+    fn process_with(
+        &self,
+        master: &Path,
+        profile: &str,
+        request: Option<&Path>,
+        layer: Option<&str>,
+    ) -> (i32, Value) {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let config = match layer {
+            None => shipped,
+            Some(extra) => {
+                let dir = self.path("config");
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::copy(shipped.join("default.toml"), dir.join("default.toml")).unwrap();
+                let test = std::fs::read_to_string(shipped.join("test.toml")).unwrap();
+                std::fs::write(dir.join("test.toml"), format!("{test}\n{extra}\n")).unwrap();
+                dir
+            }
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
-        cmd.env(
-            "REELAY_CONFIG_DIR",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
-        )
-        .env("REELAY_ENVIRONMENT", "test")
-        .args(["process", "--json", "--profile", profile])
-        .arg(master);
+        cmd.env("REELAY_CONFIG_DIR", config)
+            .env("REELAY_ENVIRONMENT", "test")
+            .args(["process", "--json", "--profile", profile])
+            .arg(master);
         if let Some(r) = request {
             cmd.arg("--request").arg(r);
         }
@@ -79,6 +99,25 @@ fn failed_rules(report: &Value) -> Vec<String> {
         .filter(|c| c["passed"] == false)
         .map(|c| c["rule"].as_str().unwrap().to_string())
         .collect()
+}
+
+fn check<'a>(report: &'a Value, subject: &str, rule: &str) -> &'a Value {
+    report["qc"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["subject"] == subject && c["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {subject} {rule} check: {report:#}"))
+}
+
+/// Broadcast profiles with normalisation turned off.
+const NO_NORMALISING: &str = "[profiles.broadcast-us]\nnormalize_loudness = false\n\
+                              [profiles.broadcast-eu]\nnormalize_loudness = false\n";
+
+fn tone(amp: &str) -> String {
+    format!(
+        "{V}:d=4[v];aevalsrc=exprs='{amp}*sin(2*PI*1000*t)|{amp}*sin(2*PI*1000*t)':s=48000:d=4[a]"
+    )
 }
 
 fn assert_rejected_by(report: &Value, code: i32, rule: &str) {
@@ -120,6 +159,18 @@ fn a_clean_master_passes_the_default_and_a_broadcast_profile() {
             (l["integrated_lufs"].as_f64().unwrap() + 24.0).abs() < 0.5,
             "{l}"
         );
+        // Rate, constancy, profile and level were judged for the rendition.
+        for rule in [
+            "frame_rate",
+            "constant_frame_rate",
+            "h264_profile",
+            "h264_level",
+        ] {
+            assert_eq!(check(&report, "360p", rule)["passed"], true, "{rule}");
+        }
+        // This ffmpeg has no libvmaf: recorded as not measured, not required.
+        assert_eq!(report["qc"]["vmaf_available"], false);
+        assert!(report["qc"]["renditions"][0]["vmaf"].is_null());
     }
 }
 
@@ -187,18 +238,60 @@ fn silence_when_sound_was_requested_is_rejected() {
     assert_rejected_by(&report, code, "silence_max");
 }
 
+/// Too loud and too quiet masters under both broadcast profiles: loudness
+/// is normalised in the transcode (measured two-pass loudnorm), the
+/// delivered audio lands within 1 LU of the target under the true-peak cap,
+/// and the report keeps the master's measurement beside the result.
 #[test]
-fn too_loud_and_too_quiet_are_rejected_by_a_loudness_profile() {
+fn too_loud_and_too_quiet_masters_are_normalised_to_the_profiles_target() {
+    need_ffmpeg!();
+    let c = Case::new();
+    for (amp, label) in [("0.5", "too loud"), ("0.01", "too quiet")] {
+        let m = c.master(&tone(amp), true, &[]);
+        for (profile, target, cap) in [("broadcast-us", -24.0, -2.0), ("broadcast-eu", -23.0, -1.0)]
+        {
+            let (code, report) = c.process(&m, profile, None);
+            assert_eq!(code, 0, "{label} under {profile}: {report:#}");
+            let n = &report["qc"]["loudness_normalization"];
+            assert_eq!(n["status"], "applied", "{n:#}");
+            let before = n["before"]["input_i"].as_f64().unwrap();
+            let after = n["after"]["integrated_lufs"].as_f64().unwrap();
+            let peak = n["after"]["true_peak_dbtp"].as_f64().unwrap();
+            eprintln!(
+                "{label} under {profile}: master {before:.2} LUFS -> delivered {after:.1} LUFS, \
+                 true peak {peak:.1} dBTP, {} mode",
+                n["mode"]
+            );
+            assert!((after - target).abs() <= 1.0, "{label} {profile}: {n:#}");
+            assert!(peak <= cap, "{label} {profile}: {n:#}");
+            assert!(
+                (before - target).abs() > 10.0,
+                "the master was off target: {before}"
+            );
+            // A steady tone has no loudness range, so loudnorm cannot stay linear.
+            assert_eq!(n["mode"], "dynamic");
+            assert_eq!(n["mode_reported"], true);
+            assert!(n["reason"].as_str().unwrap().contains("0 LU"), "{n:#}");
+            // The delivered audio is judged; the master's own loudness is kept.
+            let delivered = n["after_rendition"].as_str().unwrap();
+            assert_eq!(check(&report, delivered, "loudness")["passed"], true);
+            let master_l = report["qc"]["content"]["loudness"]["integrated_lufs"]
+                .as_f64()
+                .unwrap();
+            assert!((master_l - target).abs() > 10.0, "{master_l}");
+        }
+    }
+}
+
+#[test]
+fn without_normalisation_too_loud_and_too_quiet_are_rejected() {
     need_ffmpeg!();
     let c = Case::new();
     for (amp, words) in [("0.5", "too loud"), ("0.01", "too quiet")] {
-        let m = c.master(
-            &format!("{V}:d=4[v];aevalsrc=exprs='{amp}*sin(2*PI*1000*t)|{amp}*sin(2*PI*1000*t)':s=48000:d=4[a]"),
-            true,
-            &[],
-        );
-        let (code, report) = c.process(&m, "broadcast-us", None);
+        let m = c.master(&tone(amp), true, &[]);
+        let (code, report) = c.process_with(&m, "broadcast-us", None, Some(NO_NORMALISING));
         assert_rejected_by(&report, code, "loudness");
+        assert_eq!(check(&report, "master", "loudness")["passed"], false);
         assert!(
             report["reason"]["message"]
                 .as_str()
@@ -207,6 +300,8 @@ fn too_loud_and_too_quiet_are_rejected_by_a_loudness_profile() {
             "{words}: {}",
             report["reason"]
         );
+        let n = &report["qc"]["loudness_normalization"];
+        assert_eq!(n["status"], "disabled", "{n:#}");
         // The same master is fine where loudness is only measured.
         let (code, _) = c.process(&m, "default", None);
         assert_eq!(code, 0, "{words} under the default profile");
@@ -214,7 +309,7 @@ fn too_loud_and_too_quiet_are_rejected_by_a_loudness_profile() {
 }
 
 #[test]
-fn true_peak_clipping_is_rejected_even_at_the_right_loudness() {
+fn true_peak_clipping_is_limited_by_normalisation_and_rejected_without_it() {
     need_ffmpeg!();
     let c = Case::new();
     // -23.6 LUFS overall, with a 4 ms burst near full scale every second.
@@ -225,13 +320,31 @@ fn true_peak_clipping_is_rejected_even_at_the_right_loudness() {
         true,
         &[],
     );
-    let (code, report) = c.process(&m, "broadcast-us", None);
+    let (code, report) = c.process_with(&m, "broadcast-us", None, Some(NO_NORMALISING));
     assert_rejected_by(&report, code, "true_peak");
     assert!(
         !failed_rules(&report).contains(&"loudness".to_string()),
         "{:?}",
         failed_rules(&report)
     );
+    // Normalised: the gain alone would leave the peaks over the target, so
+    // loudnorm limits them and the delivered audio is under the cap.
+    let (code, report) = c.process(&m, "broadcast-us", None);
+    assert_eq!(code, 0, "{report:#}");
+    let n = &report["qc"]["loudness_normalization"];
+    assert_eq!(n["mode"], "dynamic", "{n:#}");
+    eprintln!(
+        "clipping master: before {} LUFS / {} dBTP, after {} LUFS / {} dBTP",
+        n["before"]["input_i"],
+        n["before"]["input_tp"],
+        n["after"]["integrated_lufs"],
+        n["after"]["true_peak_dbtp"]
+    );
+    assert!(
+        n["after"]["true_peak_dbtp"].as_f64().unwrap() <= -2.0,
+        "{n:#}"
+    );
+    assert!(n["before"]["input_tp"].as_f64().unwrap() > -2.0, "{n:#}");
 }
 
 #[test]
@@ -301,6 +414,22 @@ fn a_truncated_file_is_rejected_as_unreadable() {
     let (code, report) = c.process(&cut, "default", None);
     assert_eq!(code, 3);
     assert_eq!(report["reason"]["code"], "masterUnreadable", "{report:#}");
+}
+
+#[test]
+fn a_cut_faststart_file_that_still_probes_is_rejected_as_incomplete() {
+    need_ffmpeg!();
+    let c = Case::new();
+    // With +faststart the index comes first: the cut file still probes, and
+    // only reading every packet finds the missing data.
+    let m = c.master(&format!("{V}:d=4[v]"), false, &["-movflags", "+faststart"]);
+    let bytes = std::fs::read(&m).unwrap();
+    let cut = c.path("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, report) = c.process(&cut, "default", None);
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["stage"], "arrival");
+    assert_eq!(report["reason"]["code"], "masterIncomplete", "{report:#}");
 }
 
 #[test]
