@@ -136,9 +136,11 @@ pub fn terminal_event(
                 "rules": r.rules,
                 "content": r.content,
                 "renditions": r.renditions.iter().map(|m| json!({
-                    "name": m.name, "ssim": m.ssim, "psnr": m.psnr, "size_bytes": m.size_bytes,
-                    "moov_first": m.moov_first,
+                    "name": m.name, "ssim": m.ssim, "psnr": m.psnr, "vmaf": m.vmaf,
+                    "size_bytes": m.size_bytes, "moov_first": m.moov_first,
                 })).collect::<Vec<_>>(),
+                "vmaf_available": r.vmaf_available,
+                "loudness_normalization": r.loudness_normalization,
                 "checks": r.checks,
             })
         })

@@ -423,7 +423,11 @@ async fn variation_view(
                 "bit_rate": r.probe.bit_rate,
                 "size_bytes": r.size_bytes,
                 "moov_first": r.moov_first,
+                "vmaf": r.vmaf,
             })).collect::<Vec<_>>(),
+            "vmaf_available": qc.vmaf_available,
+            "master_loudness": qc.content.as_ref().and_then(|c| c.loudness),
+            "loudness_normalization": qc.loudness_normalization,
             "failures": qc.failures().collect::<Vec<_>>(),
             "checks": if detail { serde_json::to_value(&qc.checks)? } else { Value::Null },
         });

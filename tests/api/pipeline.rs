@@ -193,3 +193,119 @@ async fn a_rendition_under_its_ssim_floor_is_re_encoded_once_then_rejected_and_n
     );
     app.stop().await;
 }
+
+/// Integrated loudness (LUFS) and true peak (dBTP) of a file's audio, read
+/// from ffmpeg's ebur128 summary.
+fn ebur128(path: &std::path::Path) -> (f64, f64) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-vn", "-af", "ebur128=peak=true", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let summary = &log[log.rfind("Summary:").expect("an ebur128 summary")..];
+    let value = |key: &str| -> f64 {
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (value("I:"), value("Peak:"))
+}
+
+/// Under a broadcast profile the simulator's footage (mixed near -16 LUFS,
+/// off every broadcast target) is normalised in the transcode: published,
+/// with the delivered audio on target, and the measurement recorded in the
+/// asset view and in the published QC report.
+#[tokio::test]
+async fn a_broadcast_profile_normalises_loudness_and_the_report_says_so() {
+    let app = spawn_app().await;
+    let mut body = request(3);
+    body["profile"] = serde_json::json!("broadcast-eu");
+    let res = app.post_asset(&body).await;
+    assert_eq!(res.status(), 202);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(300), |a| {
+        a["status"] != "processing"
+    })
+    .await;
+    assert_eq!(a["status"], "published", "{a:#}");
+    let v = &a["variations"][0];
+    let n = &v["qc"]["loudness_normalization"];
+    assert_eq!(n["status"], "applied", "{n:#}");
+    let before = n["before"]["input_i"].as_f64().unwrap();
+    let after = n["after"]["integrated_lufs"].as_f64().unwrap();
+    eprintln!(
+        "broadcast-eu: master {before} LUFS -> delivered {after} LUFS ({} mode)",
+        n["mode"]
+    );
+    assert!(
+        (before + 23.0).abs() > 3.0,
+        "the master was off target: {before}"
+    );
+    assert!((after + 23.0).abs() <= 1.0, "{n:#}");
+    assert_eq!(n["after_rendition"], "1080p");
+    assert_eq!(n["mode_reported"], true);
+    // The master's own measurement stays beside it.
+    let master = v["qc"]["master_loudness"]["integrated_lufs"]
+        .as_f64()
+        .unwrap();
+    assert!((master + 23.0).abs() > 3.0, "{master}");
+    let notes: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["note"].as_str())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("loudness normalised from")),
+        "{notes:?}"
+    );
+
+    // The published report carries it too, and every published rendition
+    // measures on target on its own.
+    let manifest: Value = app
+        .http
+        .get(v["published"]["manifest_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let qc: Value = app
+        .http
+        .get(manifest["qc_report"]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(qc["loudness_normalization"], *n);
+    let dir = tempfile::tempdir().unwrap();
+    for r in manifest["renditions"].as_array().unwrap() {
+        let bytes = app
+            .http
+            .get(r["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let path = dir.path().join("r.mp4");
+        std::fs::write(&path, &bytes).unwrap();
+        let (i, tp) = ebur128(&path);
+        assert!((i + 23.0).abs() <= 1.0, "{}: {i} LUFS", r["name"]);
+        assert!(tp <= -1.0, "{}: {tp} dBTP", r["name"]);
+    }
+
+    app.stop().await;
+}
