@@ -749,6 +749,22 @@ mod tests {
         out
     }
 
+    #[tokio::test]
+    async fn a_silent_master_is_measured_and_skipped_with_the_reason() {
+        let Some(runner) = crate::media::testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let m = master(&runner, dir.path(), "silent.mp4", "0").await;
+        let n = prepare(&runner, &m, true, Some(us()), true, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n.status, Status::Skipped);
+        assert_eq!(n.audio_filter(), None);
+        assert!(n.reason.as_deref().unwrap().contains("silent"), "{n:?}");
+    }
+
     /// Both passes through the Runner, the second as the transcode applies
     /// it (decoded once, split to two AAC outputs): the outputs land within
     /// 1 LU of the target, under the true-peak cap, and the mode recorded is
