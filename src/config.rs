@@ -30,11 +30,15 @@ pub struct Settings {
     pub profiles: BTreeMap<String, ProfileSettings>,
 }
 
-/// A delivery profile's policy. (Its outputs are the default ladder for now.)
+/// A delivery profile: its outputs and its policy.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProfileSettings {
     #[serde(default)]
     pub description: String,
+    /// What the one transcode run writes. Empty: the default ladder
+    /// (`media::profile::default_outputs`).
+    #[serde(default)]
+    pub outputs: Vec<crate::media::profile::OutputSpec>,
     pub loudness_target_lufs: Option<f64>,
     #[serde(default = "default_loudness_tolerance")]
     pub loudness_tolerance_lu: f64,
@@ -247,6 +251,10 @@ impl Settings {
             (20..=99).contains(&self.uploads.output_quality),
             "uploads.output_quality must be 20..=99"
         );
+        for (name, profile) in &self.profiles {
+            crate::media::profile::validate_outputs(&profile.outputs)
+                .map_err(|e| anyhow::anyhow!("profiles.{name}.{e}"))?;
+        }
         self.simulator
             .faults
             .validate()
@@ -322,6 +330,47 @@ mod tests {
             s.simulator.faults.upload,
             crate::simulator::UploadFault::Truncated
         );
+    }
+
+    #[test]
+    fn a_bad_profile_output_is_refused_at_load_naming_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        std::fs::write(dir.path().join("default.toml"), base).unwrap();
+        let write = |env: &str, body: &str| {
+            std::fs::write(dir.path().join(format!("{env}.toml")), body).unwrap()
+        };
+        write(
+            "bad",
+            "[profiles.mine]\noutputs = [\n  { name = \"a\", short_side = 720, crf = 23, maxrate_kbps = 4000 },\n  { name = \"b\", short_side = 480, crf = 70, maxrate_kbps = 2000 },\n]\n",
+        );
+        let e = format!("{:#}", Settings::load_from(dir.path(), "bad").unwrap_err());
+        assert!(e.contains("profiles.mine.outputs[1].crf"), "{e}");
+        write(
+            "good",
+            "[profiles.mine]\noutputs = [\n  { name = \"sq\", kind = \"webm\", width = 720, aspect = \"1:1\", crf = 33, maxrate_kbps = 3000 },\n]\n",
+        );
+        let s = Settings::load_from(dir.path(), "good").unwrap();
+        let o = &s.profiles["mine"].outputs[0];
+        assert_eq!(
+            (o.kind, o.aspect, o.width),
+            (
+                crate::media::OutputKind::Webm,
+                crate::media::Aspect::Square,
+                Some(720)
+            )
+        );
+    }
+
+    #[test]
+    fn shipped_profiles_load_and_the_old_ones_keep_the_default_ladder() {
+        let s = Settings::load_from(&config_dir(), "local").unwrap();
+        for name in ["default", "broadcast-us", "broadcast-eu"] {
+            assert!(s.profiles[name].outputs.is_empty(), "{name}");
+        }
+        for name in ["ctv", "olv", "social", "web"] {
+            assert!(!s.profiles[name].outputs.is_empty(), "{name}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::media::process::{ProcessError, Runner};
 use crate::media::transcode::transcode;
 use crate::policy::{self, Expected, QcReport, Verdict};
-use crate::qc::{measure_and_evaluate, plan_for, QcRequest, RenditionFile};
+use crate::qc::{measure_and_evaluate, plan_for, rendition_files, QcRequest, RenditionFile};
 use crate::runware::validate::parse_generation;
 use crate::runware::{GenerationRequest, OutputFormat};
 use serde::Serialize;
@@ -149,12 +149,9 @@ pub async fn process(
     }
 
     // Transcode, then QC with the pipeline's own code.
-    let Some(plan) = plan_for(&probe, settings) else {
-        return finish(report.rejected(
-            "arrival",
-            "masterMismatch",
-            "the master has no video stream".into(),
-        ));
+    let plan = match plan_for(&probe, settings, profile) {
+        Ok(p) => p,
+        Err(reason) => return finish(report.rejected("arrival", "masterMismatch", reason)),
     };
     tokio::fs::create_dir_all(out_dir).await?;
     let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
@@ -169,23 +166,8 @@ pub async fn process(
         }
         Err(e) => return Err(e.into()),
     };
-    let renditions: Vec<RenditionFile> = out
-        .renditions
-        .iter()
-        .map(|(r, p)| RenditionFile {
-            name: r.name.clone(),
-            path: p.clone(),
-            width: r.width,
-            height: r.height,
-            max_bitrate_kbps: Some(r.maxrate_kbps),
-            vbv_bufsize_kbps: Some(r.bufsize_kbps),
-        })
-        .collect();
-    report.outputs = renditions
-        .iter()
-        .map(|r| r.path.clone())
-        .chain([out.poster.clone()])
-        .collect();
+    let renditions: Vec<RenditionFile> = rendition_files(&out);
+    report.outputs = out.files.iter().map(|f| f.path.clone()).collect();
     let ttl = request
         .and_then(|r| r.ttl)
         .map(i64::from)

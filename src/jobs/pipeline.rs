@@ -13,7 +13,9 @@ use crate::media::process::{input_args, Progress, RunOptions, Runner};
 use crate::media::transcode::{transcode, WrittenFile};
 use crate::policy::{self, Expected, Verdict};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
-use crate::qc::{boost_plan, measure_and_evaluate, plan_for, QcRequest, RenditionFile};
+use crate::qc::{
+    boost_plan, measure_and_evaluate, plan_for, rendition_files, QcRequest, RenditionFile,
+};
 use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
 use crate::runware::{GenerationRequest, TaskStatus};
 use crate::storage::{ObjectKey, ObjectStore};
@@ -104,7 +106,9 @@ impl Pipeline {
             State::Submitted | State::Generating => {
                 self.await_arrival(claim, &v, &asset, &req).await
             }
-            State::Arrived | State::Transcoding => self.transcode(claim, &v, progress).await,
+            State::Arrived | State::Transcoding => {
+                self.transcode(claim, &v, &asset.profile, progress).await
+            }
             State::Checking => self.check(claim, &v, &asset, &req).await,
             State::Publishing => self.publish(claim, &v, &asset).await,
             _ => Ok(()),
@@ -746,6 +750,7 @@ impl Pipeline {
         &self,
         claim: &mut Claim,
         v: &VariationRow,
+        asset_profile: &str,
         progress: ProgressCell,
     ) -> StepResult {
         let note = if claim.state == State::Arrived {
@@ -772,8 +777,8 @@ impl Pipeline {
             tokio::fs::remove_dir_all(&out_dir).await?;
         }
         tokio::fs::create_dir_all(&out_dir).await?;
-        let mut plan = plan_for(&probe, &self.settings)
-            .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
+        let mut plan =
+            plan_for(&probe, &self.settings, asset_profile).map_err(anyhow::Error::msg)?;
         let boost = requested_boost(v);
         boost_plan(&mut plan, boost);
         let cell = progress.clone();
@@ -796,18 +801,7 @@ impl Pipeline {
         {
             Ok(out) => {
                 let outputs = Outputs {
-                    renditions: out
-                        .renditions
-                        .iter()
-                        .map(|(r, p)| RenditionFile {
-                            name: r.name.clone(),
-                            path: p.clone(),
-                            width: r.width,
-                            height: r.height,
-                            max_bitrate_kbps: Some(r.maxrate_kbps),
-                            vbv_bufsize_kbps: Some(r.bufsize_kbps),
-                        })
-                        .collect(),
+                    renditions: rendition_files(&out),
                     poster: out.poster.clone(),
                     files: out.files.clone(),
                     boost,

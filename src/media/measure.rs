@@ -6,6 +6,7 @@
 //! reliably than the summary lines in the log.
 
 use super::process::{input_args, ProcessError, RunOptions, Runner, ScratchDir};
+use super::profile::Crop;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,19 +24,44 @@ pub struct QualityScore {
 /// Reported for identical content (infinite PSNR does not fit in JSON).
 pub const PSNR_IDENTICAL: f64 = 100.0;
 
-/// Scores each rendition `(name, file, width, height)` against `master`.
+/// A rendition to score: its file, size, and the crop of the master it was
+/// made from (the reference gets the same crop before scaling).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub crop: Option<Crop>,
+}
+
+impl Target {
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, width: u32, height: u32) -> Self {
+        Self {
+            name: name.into(),
+            path: path.into(),
+            width,
+            height,
+            crop: None,
+        }
+    }
+}
+
+/// Scores each rendition against `master`, cropped and scaled as the
+/// rendition was.
 pub async fn ssim_psnr(
     runner: &Runner,
     master: &Path,
-    renditions: &[(String, PathBuf, u32, u32)],
+    renditions: &[Target],
     deadline: Duration,
 ) -> Result<Vec<QualityScore>, ProcessError> {
     if renditions.is_empty() {
         return Ok(Vec::new());
     }
-    if let Some((name, ..)) = renditions.iter().find(|(_, _, w, h)| *w < 2 || *h < 2) {
+    if let Some(t) = renditions.iter().find(|t| t.width < 2 || t.height < 2) {
         return Err(ProcessError::Invalid(format!(
-            "rendition {name} has no size"
+            "rendition {} has no size",
+            t.name
         )));
     }
     let scratch = ScratchDir::new("measure")?;
@@ -49,11 +75,13 @@ pub async fn ssim_psnr(
         .collect();
 
     let mut args = input_args(master, true);
-    for (_, path, _, _) in renditions {
-        args.extend(input_args(path, true));
+    for t in renditions {
+        args.extend(input_args(&t.path, true));
     }
-    let sizes: Vec<(u32, u32)> = renditions.iter().map(|r| (r.2, r.3)).collect();
-    args.extend(["-filter_complex".to_owned(), filter_graph(&sizes, &files)]);
+    args.extend([
+        "-filter_complex".to_owned(),
+        filter_graph(renditions, &files),
+    ]);
     for i in 0..renditions.len() {
         for label in [format!("[s{i}]"), format!("[p{i}]")] {
             args.extend(["-map", &label, "-f", "null", "-"].map(String::from));
@@ -66,7 +94,7 @@ pub async fn ssim_psnr(
     runner.ffmpeg(args, opts).await?;
 
     let mut scores = Vec::with_capacity(renditions.len());
-    for ((name, ..), (ssim_file, psnr_file)) in renditions.iter().zip(&files) {
+    for (Target { name, .. }, (ssim_file, psnr_file)) in renditions.iter().zip(&files) {
         let ssim = mean_ssim(&tokio::fs::read_to_string(ssim_file).await?)
             .ok_or_else(|| ProcessError::BadOutput(format!("no SSIM frames for {name}")))?;
         let psnr = mean_psnr(&tokio::fs::read_to_string(psnr_file).await?)
@@ -82,13 +110,18 @@ pub async fn ssim_psnr(
 
 /// Input 0 is the master, input i+1 rendition i. Both sides start at 0 so
 /// frames pair up even when a container starts a few ms late.
-fn filter_graph(sizes: &[(u32, u32)], files: &[(PathBuf, PathBuf)]) -> String {
-    let n = sizes.len();
+fn filter_graph(targets: &[Target], files: &[(PathBuf, PathBuf)]) -> String {
+    let n = targets.len();
     let refs: String = (0..n).map(|i| format!("[m{i}]")).collect();
     let mut chains = vec![format!("[0:v:0]setpts=PTS-STARTPTS,split={n}{refs}")];
-    for (i, ((w, h), (ssim_file, psnr_file))) in sizes.iter().zip(files).enumerate() {
+    for (i, (t, (ssim_file, psnr_file))) in targets.iter().zip(files).enumerate() {
+        let (w, h) = (t.width, t.height);
+        let crop = t
+            .crop
+            .map(|c| format!("{},", c.filter()))
+            .unwrap_or_default();
         chains.push(format!(
-            "[m{i}]scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,split=2[ra{i}][rb{i}]"
+            "[m{i}]{crop}scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,split=2[ra{i}][rb{i}]"
         ));
         chains.push(format!(
             "[{}:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split=2[da{i}][db{i}]",
@@ -237,9 +270,9 @@ mod tests {
             &runner,
             &master,
             &[
-                ("crf18".into(), good, 320, 180),
-                ("crf45".into(), bad, 320, 180),
-                ("same".into(), master.clone(), 640, 360),
+                Target::new("crf18", good, 320, 180),
+                Target::new("crf45", bad, 320, 180),
+                Target::new("same", master.clone(), 640, 360),
             ],
             Duration::from_secs(120),
         )
