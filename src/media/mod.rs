@@ -10,6 +10,7 @@ pub mod ladder;
 pub mod measure;
 pub mod probe;
 pub mod process;
+pub mod stills;
 pub mod synth;
 pub mod transcode;
 
@@ -22,6 +23,7 @@ pub use probe::{moov_before_mdat, AudioStream, Probe, ProbeError, VideoStream};
 pub use process::{
     input_args, path_arg, ProcessError, Progress, ProgressFn, RunOptions, RunOutput, Runner,
 };
+pub use stills::{StillFormat, StillsGraph, StillsPlan, StillsSpec};
 pub use synth::{render_clip, ClipFormat, ClipSpec};
 pub use transcode::{build_args, transcode, TranscodeOutput, TranscodePlan};
 
