@@ -14,6 +14,17 @@
 //! whole master is black, the frame at the poster time. The three candidates
 //! are concatenated in that order and the first frame wins, so a poster is
 //! always written and never costs a second decode.
+//!
+//! Wiring it into a transcode:
+//! 1. `let plan = StillsPlan::for_master(&spec, &probe)?;` (the error names
+//!    the field, e.g. "stills.preview.width: 800 is above 640").
+//! 2. Split the decoded master once more for the stills, e.g.
+//!    `[0:v:0]split=2[main][still]`, and join `plan.graph("still", out_dir).chains`
+//!    to the caller's chains with `;`.
+//! 3. Append every group of `graph.outputs` after the caller's outputs (each
+//!    maps only its own `[st_...]` label: no audio).
+//! 4. After ffmpeg succeeds, call [`StillsPlan::write_sidecars`] (the WebVTT
+//!    storyboard); [`StillsPlan::files`] lists everything to check and publish.
 
 use super::probe::Probe;
 use super::process::path_arg;
