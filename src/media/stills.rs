@@ -178,6 +178,14 @@ pub struct PreviewPlan {
     pub fps: u32,
 }
 
+impl PreviewPlan {
+    /// Most frames the preview holds: `secs` at `fps` (fps may add one at
+    /// the end of its input; the preview is cut there).
+    pub fn frames(&self) -> u32 {
+        ((self.secs * f64::from(self.fps)).floor() as u32).max(1)
+    }
+}
+
 /// Filter chains and output arguments for one ffmpeg run.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StillsGraph {
@@ -514,9 +522,14 @@ impl StillsPlan {
 
         if let Some(p) = &self.preview {
             chains.push(format!(
-                "[st_preview_in]trim=start={:.3}:duration={:.3},fps={},\
+                "[st_preview_in]trim=start={:.3}:duration={:.3},fps={},trim=end_frame={},\
                  scale=w={}:h={}:flags=bicubic,setsar=1[st_preview]",
-                p.start_secs, p.secs, p.fps, p.width, p.height
+                p.start_secs,
+                p.secs,
+                p.fps,
+                p.frames(),
+                p.width,
+                p.height
             ));
             let mut o = s(&[
                 "-map",
@@ -1116,7 +1129,7 @@ mod tests {
         assert_eq!((w, h), (480, 270));
         assert!(w <= PREVIEW_MAX_WIDTH);
         assert!(frames > 1, "animated: {frames} frames");
-        assert!(frames <= 31, "at most 3 s at 10 fps: {frames}");
+        assert_eq!(frames, 30, "3 s at 10 fps");
     }
 
     #[tokio::test]
