@@ -11,6 +11,7 @@ pub mod measure;
 pub mod probe;
 pub mod process;
 pub mod profile;
+pub mod stills;
 pub mod synth;
 pub mod transcode;
 
@@ -24,6 +25,7 @@ pub use process::{
     input_args, path_arg, ProcessError, Progress, ProgressFn, RunOptions, RunOutput, Runner,
 };
 pub use profile::{Aspect, Crop, OutputKind, OutputSpec};
+pub use stills::{StillFormat, StillsGraph, StillsPlan, StillsSpec};
 pub use synth::{render_clip, ClipFormat, ClipSpec};
 pub use transcode::{build_args, transcode, TranscodeOutput, TranscodePlan};
 
