@@ -39,6 +39,9 @@ pub struct ProfileSettings {
     /// (`media::profile::default_outputs`).
     #[serde(default)]
     pub outputs: Vec<crate::media::profile::OutputSpec>,
+    /// Posters, storyboard sprite and preview (`media::stills::StillsSpec`).
+    #[serde(default)]
+    pub stills: crate::media::stills::StillsSpec,
     pub loudness_target_lufs: Option<f64>,
     #[serde(default = "default_loudness_tolerance")]
     pub loudness_tolerance_lu: f64,
@@ -254,6 +257,10 @@ impl Settings {
         for (name, profile) in &self.profiles {
             crate::media::profile::validate_outputs(&profile.outputs)
                 .map_err(|e| anyhow::anyhow!("profiles.{name}.{e}"))?;
+            // Checked against a nominal 4K 30 s master; what depends on the
+            // real master (sizes) is resolved per transcode.
+            crate::media::stills::StillsPlan::for_master(&profile.stills, &nominal_master())
+                .map_err(|e| anyhow::anyhow!("profiles.{name}.{e}"))?;
         }
         self.simulator
             .faults
@@ -282,6 +289,27 @@ impl Settings {
 
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.worker.lease_secs)
+    }
+}
+
+/// A 3840x2160, 24 fps, 30 s master: what profile stills are checked against at load.
+fn nominal_master() -> crate::media::Probe {
+    crate::media::Probe {
+        format_name: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+        duration_secs: 30.0,
+        size_bytes: 0,
+        bit_rate: None,
+        video: Some(crate::media::VideoStream {
+            codec: "h264".into(),
+            profile: None,
+            level: None,
+            width: 3840,
+            height: 2160,
+            pix_fmt: None,
+            fps: 24.0,
+            nb_frames: None,
+        }),
+        audio: None,
     }
 }
 

@@ -90,11 +90,11 @@ pub fn plan_for(
     } else {
         resolve(&p.outputs, video.width, video.height, fps)
     };
-    Ok(TranscodePlan::for_master(
-        probe,
-        renditions,
-        &settings.media,
-    ))
+    let mut plan = TranscodePlan::for_master(probe, renditions, &settings.media);
+    plan.stills = Some(crate::media::stills::StillsPlan::for_master(
+        &p.stills, probe,
+    )?);
+    Ok(plan)
 }
 
 /// Raises a plan's quality for a remediation pass: `boost` steps of 4 CRF
@@ -207,6 +207,7 @@ mod tests {
             preset: "veryfast".into(),
             threads: 0,
             audio_filter: None,
+            stills: None,
         }
     }
 

@@ -327,11 +327,64 @@ fn check_profile(profile: &str) {
             assert_eq!(sizes, want_sizes, "{case}");
         }
 
-        // The poster decodes and is no wider than the master.
-        let poster = ffprobe(&out.join("poster.jpg"));
-        let pv = stream(&poster, "video").unwrap();
-        assert_eq!(pv["codec_name"], "mjpeg");
-        assert!(pv["width"].as_u64().unwrap() <= u64::from(w));
+        // Stills from the same run: posters (JPEG and WebP) decode and are
+        // no wider than the master; the storyboard's cues stay inside the sprite.
+        let stills: Vec<(String, String)> = summary["stills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["rel"].as_str().unwrap().to_owned(),
+                    f["role"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let roles: Vec<&str> = stills.iter().map(|(_, r)| r.as_str()).collect();
+        for role in ["poster", "sprite", "storyboard", "preview"] {
+            assert!(roles.contains(&role), "{case}: no {role} in {stills:?}");
+        }
+        let mut sprite_size = (0, 0);
+        for (rel, role) in &stills {
+            if role == "storyboard" {
+                continue;
+            }
+            let p = ffprobe(&out.join(rel));
+            let v = stream(&p, "video").unwrap_or_else(|| panic!("{case}: {rel} has no image"));
+            let codec = v["codec_name"].as_str().unwrap();
+            let want = if rel.ends_with(".jpg") {
+                "mjpeg"
+            } else {
+                "webp"
+            };
+            assert_eq!(codec, want, "{case}: {rel}");
+            let (sw, sh) = (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap());
+            if role == "sprite" {
+                sprite_size = (sw, sh);
+            } else if rel.ends_with(".jpg") {
+                assert!(
+                    sw <= u64::from(w) && sh <= u64::from(h),
+                    "{case}: {rel} {sw}x{sh}"
+                );
+            }
+        }
+        let vtt = std::fs::read_to_string(out.join("storyboard.vtt")).unwrap();
+        assert!(vtt.starts_with("WEBVTT"), "{vtt}");
+        let cues: Vec<&str> = vtt.lines().filter(|l| l.contains("#xywh=")).collect();
+        assert!(!cues.is_empty(), "{vtt}");
+        for cue in cues {
+            let xywh: Vec<u64> = cue
+                .split("#xywh=")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert!(
+                xywh[0] + xywh[2] <= sprite_size.0 && xywh[1] + xywh[3] <= sprite_size.1,
+                "{case}: {cue} outside the {sprite_size:?} sprite"
+            );
+        }
 
         // Every file written is listed, and every listed file exists.
         let mut listed: Vec<String> = summary["files"]

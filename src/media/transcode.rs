@@ -15,6 +15,7 @@ use super::ladder::{h264_level, max_level, Rendition};
 use super::probe::Probe;
 use super::process::{input_args, path_arg, ProcessError, ProgressFn, RunOptions, Runner};
 use super::profile::{is_safe_name, Crop, OutputKind};
+use super::stills::{StillsGraph, StillsPlan};
 use super::MediaConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,10 @@ pub struct TranscodePlan {
     /// Audio filter applied once to the master's audio before it is encoded
     /// (e.g. the second pass of `loudnorm`). None: the audio as it is.
     pub audio_filter: Option<String>,
+    /// Posters, storyboard sprite and preview from one more branch of the
+    /// same decode. None: a single `poster.jpg` (`poster_width`,
+    /// `poster_at_secs`), as plans built by hand get.
+    pub stills: Option<StillsPlan>,
 }
 
 impl TranscodePlan {
@@ -73,6 +78,7 @@ impl TranscodePlan {
             preset: config.x264_preset.clone(),
             threads: config.threads,
             audio_filter: None,
+            stills: None,
         }
     }
 
@@ -195,7 +201,11 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
         );
     }
     args.extend(input_args(master, true));
-    push(&mut args, &["-filter_complex", &filter_graph(plan)]);
+    let stills = plan.stills.as_ref().map(|st| st.graph("still", out_dir));
+    push(
+        &mut args,
+        &["-filter_complex", &filter_graph(plan, stills.as_ref())],
+    );
 
     for (i, r) in plan.renditions.iter().enumerate() {
         push(&mut args, &["-map", &format!("[v{i}]")]);
@@ -326,6 +336,12 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
             }
         }
     }
+    if let Some(stills) = stills {
+        for group in stills.outputs {
+            args.extend(group);
+        }
+        return args;
+    }
     push(
         &mut args,
         &[
@@ -376,8 +392,9 @@ fn crop_groups(plan: &TranscodePlan) -> Vec<(Option<Crop>, Vec<SizeNode>)> {
 }
 
 /// The `-filter_complex` graph: `[v{i}]` and (with audio) `[a{i}]` per
-/// rendition (i = plan order), and `[poster]`.
-fn filter_graph(plan: &TranscodePlan) -> String {
+/// rendition (i = plan order), and the stills' chains reading `[still]`
+/// (or the single `[poster]`).
+fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
     let groups = crop_groups(plan);
     let branches: String = (0..groups.len())
         .map(|g| format!("[g{g}]"))
@@ -429,6 +446,10 @@ fn filter_graph(plan: &TranscodePlan) -> String {
             chain.push_str(&format!(",asplit={n}{outs}"));
         }
         chains.push(chain);
+    }
+    if let Some(stills) = stills {
+        chains.extend(stills.chains.iter().cloned());
+        return chains.join(";");
     }
     // One frame at the poster time; the branch ends right after it (trim's
     // EOF), so split stops feeding it. min(W, iw): never upscale.
@@ -500,11 +521,26 @@ pub async fn transcode(
     if has_hls {
         tokio::fs::create_dir_all(out_dir.join(HLS_DIR)).await?;
     }
+    let still_files: Vec<WrittenFile> = match &plan.stills {
+        Some(st) => st.files(out_dir),
+        None => vec![WrittenFile {
+            rel: POSTER_FILE.to_owned(),
+            path: out_dir.join(POSTER_FILE),
+            role: FileRole::Poster,
+            output: None,
+        }],
+    };
+    // What ffmpeg must have written (the storyboard is ours, written after).
     let outputs: Vec<PathBuf> = plan
         .renditions
         .iter()
         .map(|r| rendition_path(out_dir, r))
-        .chain([out_dir.join(POSTER_FILE)])
+        .chain(
+            still_files
+                .iter()
+                .filter(|f| f.role != FileRole::Storyboard)
+                .map(|f| f.path.clone()),
+        )
         .collect();
 
     let opts = RunOptions::new("transcode", deadline)
@@ -513,19 +549,15 @@ pub async fn transcode(
         .untrusted();
     let args = build_args(master, plan, out_dir);
     let result = match runner.ffmpeg(args.clone(), opts).await {
-        Ok(run) => match check_outputs(&outputs).await {
-            Ok(()) if has_hls => write_hls_master(plan, out_dir)
-                .await
-                .map(|files| (run, files)),
-            Ok(()) => Ok((run, Vec::new())),
-            Err(e) => Err(e),
-        },
+        Ok(run) => finish(plan, out_dir, &outputs, has_hls)
+            .await
+            .map(|files| (run, files)),
         Err(e) => Err(e),
     };
     let (run, hls_files) = match result {
         Ok(x) => x,
         Err(e) => {
-            for p in &outputs {
+            for p in outputs.iter().chain(still_files.iter().map(|f| &f.path)) {
                 let _ = tokio::fs::remove_file(p).await;
             }
             if has_hls {
@@ -546,12 +578,15 @@ pub async fn transcode(
         })
         .collect();
     files.extend(hls_files);
-    files.push(WrittenFile {
-        rel: POSTER_FILE.to_owned(),
-        path: out_dir.join(POSTER_FILE),
-        role: FileRole::Poster,
-        output: None,
-    });
+    // The poster the pipeline publishes as poster.jpg: the widest JPEG.
+    let poster = still_files
+        .iter()
+        .filter(|f| f.role == FileRole::Poster)
+        .find(|f| f.rel.ends_with(".jpg"))
+        .or_else(|| still_files.iter().find(|f| f.role == FileRole::Poster))
+        .map(|f| f.path.clone())
+        .unwrap_or_else(|| out_dir.join(POSTER_FILE));
+    files.extend(still_files);
     let with_path = |keep: fn(&Rendition) -> bool| -> Vec<(Rendition, PathBuf)> {
         plan.renditions
             .iter()
@@ -564,10 +599,29 @@ pub async fn transcode(
         renditions: with_path(|r| r.kind.is_progressive()),
         hls_variants: with_path(|r| r.kind == OutputKind::Hls),
         hls_master: has_hls.then(|| out_dir.join(HLS_MASTER)),
-        poster: out_dir.join(POSTER_FILE),
+        poster,
         args,
         elapsed: run.elapsed,
     })
+}
+
+/// After a successful run: every output is there and non-empty, the
+/// storyboard is written, and the HLS master playlist (returns the HLS files).
+async fn finish(
+    plan: &TranscodePlan,
+    out_dir: &Path,
+    outputs: &[PathBuf],
+    has_hls: bool,
+) -> Result<Vec<WrittenFile>, ProcessError> {
+    check_outputs(outputs).await?;
+    if let Some(st) = &plan.stills {
+        st.write_sidecars(out_dir)?;
+    }
+    if has_hls {
+        write_hls_master(plan, out_dir).await
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// The segments of a media playlist: (uri, duration secs).
@@ -766,6 +820,7 @@ mod tests {
             preset: "veryfast".into(),
             threads: 0,
             audio_filter: None,
+            stills: None,
         }
     }
 
@@ -1119,6 +1174,133 @@ mod tests {
         let odd = plan(vec![rung("x", 321, 180)], false);
         assert!(validate(&odd, &probe).is_err());
         assert!(validate(&plan(vec![rung("ok", 320, 180)], true), &probe).is_ok());
+    }
+
+    #[test]
+    fn args_for_crops_webm_hls_stills_and_one_audio_filter() {
+        let probe = Probe {
+            format_name: "mov".into(),
+            duration_secs: 10.0,
+            size_bytes: 1,
+            bit_rate: None,
+            video: Some(crate::media::VideoStream {
+                codec: "h264".into(),
+                profile: None,
+                level: None,
+                width: 1920,
+                height: 1080,
+                pix_fmt: None,
+                fps: 24.0,
+                nb_frames: None,
+            }),
+            audio: None,
+        };
+        let square = Rendition {
+            crop: Some(Crop {
+                width: 1080,
+                height: 1080,
+                x: 420,
+                y: 0,
+            }),
+            ..rung("square", 1080, 1080)
+        };
+        let webm = Rendition {
+            kind: OutputKind::Webm,
+            crf: Some(33),
+            profile: "0".into(),
+            level: String::new(),
+            ..rung("vp9", 1280, 720)
+        };
+        let hls = Rendition {
+            kind: OutputKind::Hls,
+            crf: None,
+            bitrate_kbps: Some(3000),
+            ..rung("h720", 1280, 720)
+        };
+        let mut p = plan(vec![rung("1080p", 1920, 1080), square, webm, hls], true);
+        p.audio_filter = Some("loudnorm=I=-23".into());
+        p.stills = Some(
+            StillsPlan::for_master(&crate::media::stills::StillsSpec::default(), &probe).unwrap(),
+        );
+        let args = build_args(Path::new("/in/master.mp4"), &p, Path::new("/out"));
+
+        assert_eq!(values(&args, "-i"), ["/in/master.mp4"], "one decode");
+        let graph = values(&args, "-filter_complex")[0];
+        let chains: Vec<&str> = graph.split(';').collect();
+        assert_eq!(chains[0], "[0:v:0]split=3[g0][g1][still]");
+        for want in [
+            "[g0]scale=w=1920:h=1080:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][d0_0]",
+            // Same size, one scaler: the WebM and the HLS variant share it.
+            "[d0_0]scale=w=1280:h=720:flags=bicubic,setsar=1,format=yuv420p,split=2[v2][v3]",
+            "[g1]crop=w=1080:h=1080:x=420:y=0,scale=w=1080:h=1080:flags=bicubic,setsar=1,format=yuv420p[v1]",
+            "[0:a:0]loudnorm=I=-23,aresample=48000,aformat=channel_layouts=stereo,asplit=4[a0][a1][a2][a3]",
+        ] {
+            assert!(chains.contains(&want), "{want} not in {chains:#?}");
+        }
+        assert_eq!(graph.matches("loudnorm").count(), 1, "audio filtered once");
+        assert!(
+            chains
+                .iter()
+                .any(|c| c.starts_with("[still]setpts=PTS-STARTPTS,split=")),
+            "{chains:#?}"
+        );
+        assert!(!graph.contains("[poster]"));
+
+        let vcodecs = values(&args, "-c:v");
+        assert_eq!(
+            vcodecs[..4],
+            ["libx264", "libx264", "libvpx-vp9", "libx264"]
+        );
+        assert!(vcodecs[4..].contains(&"libwebp_anim"), "{vcodecs:?}");
+        assert_eq!(values(&args, "-c:a"), ["aac", "aac", "libopus", "aac"]);
+        assert_eq!(values(&args, "-crf"), ["23", "23", "33"]);
+        // The VP9 CRF is capped by -b:v; the HLS variant has a target bitrate.
+        assert_eq!(values(&args, "-b:v"), ["1000k", "3000k"]);
+        assert_eq!(values(&args, "-movflags"), ["+faststart"; 2]);
+        assert_eq!(values(&args, "-f")[..4], ["mp4", "mp4", "webm", "hls"]);
+        assert_eq!(
+            values(&args, "-hls_segment_filename"),
+            ["/out/hls/h720_%05d.ts"]
+        );
+        assert_eq!(values(&args, "-hls_playlist_type"), ["vod"]);
+        let files: Vec<&String> = args.iter().filter(|a| a.starts_with("/out/")).collect();
+        for want in [
+            "/out/1080p.mp4",
+            "/out/square.mp4",
+            "/out/vp9.webm",
+            "/out/hls/h720.m3u8",
+            "/out/poster-1280.jpg",
+            "/out/poster-640.webp",
+            "/out/sprite.jpg",
+            "/out/preview.webp",
+        ] {
+            assert!(files.iter().any(|f| *f == want), "{want} not in {files:?}");
+        }
+        assert!(!files.iter().any(|f| f.ends_with("poster.jpg")));
+    }
+
+    #[test]
+    fn playlists_give_segments_and_rates_for_the_master_playlist() {
+        let text = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n\
+                    #EXTINF:4.000000,\nv_00000.ts\n#EXTINF:1.500000,\nv_00001.ts\n#EXT-X-ENDLIST\n";
+        assert_eq!(
+            playlist_segments(text),
+            [
+                ("v_00000.ts".to_owned(), 4.0),
+                ("v_00001.ts".to_owned(), 1.5)
+            ]
+        );
+        // 2 MB in 4 s, 1 MB in 1.5 s: peak is the short segment's rate.
+        let r = variant_rates(&[(2_000_000, 4.0), (1_000_000, 1.5)]);
+        assert_eq!(r.average_bps, (3_000_000.0f64 * 8.0 / 5.5).ceil() as u64);
+        assert_eq!(r.peak_bps, (8_000_000.0f64 / 1.5).ceil() as u64);
+        assert!(is_segment_name("v_00001.ts"));
+        assert!(!is_segment_name("../x.ts") && !is_segment_name("a/b.ts"));
+        let r = Rendition {
+            level: "3.1".into(),
+            ..rung("x", 2, 2)
+        };
+        assert_eq!(avc1_of(&r), "avc1.64001f");
     }
 
     #[test]
