@@ -378,6 +378,32 @@ mod tests {
             "good",
             "[profiles.mine]\noutputs = [\n  { name = \"sq\", kind = \"webm\", width = 720, aspect = \"1:1\", crf = 33, maxrate_kbps = 3000 },\n]\n",
         );
+        write(
+            "unknown",
+            "[profiles.mine]\noutputs = [{ name = \"a\", short_side = 720, crf = 23, maxrate_kbps = 4000, fps = 30 }]\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "unknown").unwrap_err()
+        );
+        assert!(e.contains("fps"), "{e}");
+        write(
+            "badstills",
+            "[profiles.mine]\nstills = { preview = { width = 800 } }\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "badstills").unwrap_err()
+        );
+        assert!(e.contains("profiles.mine.stills.preview.width"), "{e}");
+        write(
+            "stills",
+            "[profiles.mine]\nstills = { poster_widths = [1920, 640], poster_formats = [\"webp\"], preview = { secs = 2.0 } }\n",
+        );
+        let s = Settings::load_from(dir.path(), "stills").unwrap();
+        let st = &s.profiles["mine"].stills;
+        assert_eq!(st.poster_widths, [1920, 640]);
+        assert_eq!(st.preview.as_ref().map(|p| p.secs), Some(2.0));
         let s = Settings::load_from(dir.path(), "good").unwrap();
         let o = &s.profiles["mine"].outputs[0];
         assert_eq!(

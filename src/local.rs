@@ -408,11 +408,18 @@ pub async fn transcode_only(
             }
             e => anyhow::Error::new(e),
         })?;
-    let mut outputs = Vec::new();
-    for r in &plan.renditions {
+    // The outputs are probed side by side: the summary should cost little
+    // next to the transcode.
+    let probes = plan.renditions.iter().map(|r| {
         let path = crate::media::transcode::rendition_path(out_dir, r);
-        let p = runner.ffprobe_own(&path).await?;
-        let mut probed = Probed::from(&p);
+        let runner = &runner;
+        async move { runner.ffprobe_own(&path).await }
+    });
+    let probes = futures::future::try_join_all(probes).await?;
+    let mut outputs = Vec::new();
+    for (r, p) in plan.renditions.iter().zip(&probes) {
+        let path = crate::media::transcode::rendition_path(out_dir, r);
+        let mut probed = Probed::from(p);
         if r.kind == crate::media::OutputKind::Mp4 {
             probed.moov_first = Some(crate::media::moov_before_mdat(&path)?);
         }
