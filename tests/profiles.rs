@@ -502,6 +502,8 @@ fn small_masters_get_no_upscaled_outputs_and_print_args_matches_the_run() {
     // master's own 360x360 crop.
     let social = transcode(&m, "social", &dir.path().join("social"));
     assert_eq!(sizes(&social), [s("square", 360, 360)]);
+    assert_eq!(social["dropped"][0]["name"], "vertical", "{social:#}");
+    assert_eq!(olv["dropped"].as_array().unwrap().len(), 3, "{olv:#}");
 
     let out = dir.path().join("ctv");
     let printed = reelay(
