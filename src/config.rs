@@ -294,23 +294,16 @@ impl Settings {
 
 /// A 3840x2160, 24 fps, 30 s master: what profile stills are checked against at load.
 fn nominal_master() -> crate::media::Probe {
-    crate::media::Probe {
-        format_name: "mov,mp4,m4a,3gp,3g2,mj2".into(),
-        duration_secs: 30.0,
-        size_bytes: 0,
-        bit_rate: None,
-        video: Some(crate::media::VideoStream {
-            codec: "h264".into(),
-            profile: None,
-            level: None,
-            width: 3840,
-            height: 2160,
-            pix_fmt: None,
-            fps: 24.0,
-            nb_frames: None,
-        }),
-        audio: None,
-    }
+    serde_json::from_value(serde_json::json!({
+        "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
+        "duration_secs": 30.0,
+        "size_bytes": 0,
+        "bit_rate": null,
+        "video": {"codec": "h264", "profile": null, "level": null, "width": 3840,
+                  "height": 2160, "pix_fmt": null, "fps": 24.0, "nb_frames": null},
+        "audio": null
+    }))
+    .expect("a valid probe")
 }
 
 #[cfg(test)]

@@ -212,23 +212,13 @@ mod tests {
     }
 
     fn probe(w: u32, h: u32) -> Probe {
-        Probe {
-            format_name: "mov".into(),
-            duration_secs: 5.0,
-            size_bytes: 1,
-            bit_rate: None,
-            video: Some(crate::media::VideoStream {
-                codec: "h264".into(),
-                profile: None,
-                level: None,
-                width: w,
-                height: h,
-                pix_fmt: None,
-                fps: 24.0,
-                nb_frames: None,
-            }),
-            audio: None,
-        }
+        serde_json::from_value(serde_json::json!({
+            "format_name": "mov", "duration_secs": 5.0, "size_bytes": 1, "bit_rate": null,
+            "video": {"codec": "h264", "profile": null, "level": null, "width": w,
+                      "height": h, "pix_fmt": null, "fps": 24.0, "nb_frames": null},
+            "audio": null
+        }))
+        .unwrap()
     }
 
     #[test]
