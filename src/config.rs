@@ -30,11 +30,18 @@ pub struct Settings {
     pub profiles: BTreeMap<String, ProfileSettings>,
 }
 
-/// A delivery profile's policy. (Its outputs are the default ladder for now.)
+/// A delivery profile: its outputs and its policy.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProfileSettings {
     #[serde(default)]
     pub description: String,
+    /// What the one transcode run writes. Empty: the default ladder
+    /// (`media::profile::default_outputs`).
+    #[serde(default)]
+    pub outputs: Vec<crate::media::profile::OutputSpec>,
+    /// Posters, storyboard sprite and preview (`media::stills::StillsSpec`).
+    #[serde(default)]
+    pub stills: crate::media::stills::StillsSpec,
     pub loudness_target_lufs: Option<f64>,
     #[serde(default = "default_loudness_tolerance")]
     pub loudness_tolerance_lu: f64,
@@ -266,6 +273,14 @@ impl Settings {
             (20..=99).contains(&self.uploads.output_quality),
             "uploads.output_quality must be 20..=99"
         );
+        for (name, profile) in &self.profiles {
+            crate::media::profile::validate_outputs(&profile.outputs)
+                .map_err(|e| anyhow::anyhow!("profiles.{name}.{e}"))?;
+            // Checked against a nominal 4K 30 s master; what depends on the
+            // real master (sizes) is resolved per transcode.
+            crate::media::stills::StillsPlan::for_master(&profile.stills, &nominal_master())
+                .map_err(|e| anyhow::anyhow!("profiles.{name}.{e}"))?;
+        }
         self.simulator
             .faults
             .validate()
@@ -294,6 +309,20 @@ impl Settings {
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.worker.lease_secs)
     }
+}
+
+/// A 3840x2160, 24 fps, 30 s master: what profile stills are checked against at load.
+fn nominal_master() -> crate::media::Probe {
+    serde_json::from_value(serde_json::json!({
+        "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
+        "duration_secs": 30.0,
+        "size_bytes": 0,
+        "bit_rate": null,
+        "video": {"codec": "h264", "profile": null, "level": null, "width": 3840,
+                  "height": 2160, "pix_fmt": null, "fps": 24.0, "nb_frames": null},
+        "audio": null
+    }))
+    .expect("a valid probe")
 }
 
 #[cfg(test)]
@@ -366,6 +395,73 @@ mod tests {
             s.simulator.faults.upload,
             crate::simulator::UploadFault::Truncated
         );
+    }
+
+    #[test]
+    fn a_bad_profile_output_is_refused_at_load_naming_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        std::fs::write(dir.path().join("default.toml"), base).unwrap();
+        let write = |env: &str, body: &str| {
+            std::fs::write(dir.path().join(format!("{env}.toml")), body).unwrap()
+        };
+        write(
+            "bad",
+            "[profiles.mine]\noutputs = [\n  { name = \"a\", short_side = 720, crf = 23, maxrate_kbps = 4000 },\n  { name = \"b\", short_side = 480, crf = 70, maxrate_kbps = 2000 },\n]\n",
+        );
+        let e = format!("{:#}", Settings::load_from(dir.path(), "bad").unwrap_err());
+        assert!(e.contains("profiles.mine.outputs[1].crf"), "{e}");
+        write(
+            "good",
+            "[profiles.mine]\noutputs = [\n  { name = \"sq\", kind = \"webm\", width = 720, aspect = \"1:1\", crf = 33, maxrate_kbps = 3000 },\n]\n",
+        );
+        write(
+            "unknown",
+            "[profiles.mine]\noutputs = [{ name = \"a\", short_side = 720, crf = 23, maxrate_kbps = 4000, fps = 30 }]\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "unknown").unwrap_err()
+        );
+        assert!(e.contains("fps"), "{e}");
+        write(
+            "badstills",
+            "[profiles.mine]\nstills = { preview = { width = 800 } }\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "badstills").unwrap_err()
+        );
+        assert!(e.contains("profiles.mine.stills.preview.width"), "{e}");
+        write(
+            "stills",
+            "[profiles.mine]\nstills = { poster_widths = [1920, 640], poster_formats = [\"webp\"], preview = { secs = 2.0 } }\n",
+        );
+        let s = Settings::load_from(dir.path(), "stills").unwrap();
+        let st = &s.profiles["mine"].stills;
+        assert_eq!(st.poster_widths, [1920, 640]);
+        assert_eq!(st.preview.as_ref().map(|p| p.secs), Some(2.0));
+        let s = Settings::load_from(dir.path(), "good").unwrap();
+        let o = &s.profiles["mine"].outputs[0];
+        assert_eq!(
+            (o.kind, o.aspect, o.width),
+            (
+                crate::media::OutputKind::Webm,
+                crate::media::Aspect::Square,
+                Some(720)
+            )
+        );
+    }
+
+    #[test]
+    fn shipped_profiles_load_and_the_old_ones_keep_the_default_ladder() {
+        let s = Settings::load_from(&config_dir(), "local").unwrap();
+        for name in ["default", "broadcast-us", "broadcast-eu"] {
+            assert!(s.profiles[name].outputs.is_empty(), "{name}");
+        }
+        for name in ["ctv", "olv", "social", "web"] {
+            assert!(!s.profiles[name].outputs.is_empty(), "{name}");
+        }
     }
 
     #[test]

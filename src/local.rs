@@ -7,7 +7,8 @@ use crate::media::process::{ProcessError, Runner};
 use crate::media::transcode::transcode;
 use crate::policy::{self, Expected, QcReport, Verdict};
 use crate::qc::{
-    measure_and_evaluate, plan_for, prepare_loudness, read_master, QcRequest, RenditionFile,
+    measure_and_evaluate, plan_for, prepare_loudness, read_master, rendition_files, QcRequest,
+    RenditionFile,
 };
 use crate::runware::validate::parse_generation;
 use crate::runware::{GenerationRequest, OutputFormat};
@@ -146,12 +147,9 @@ pub async fn process(
     }
 
     // Transcode, then QC with the pipeline's own code.
-    let Some(mut plan) = plan_for(&probe, settings) else {
-        return finish(report.rejected(
-            "arrival",
-            "masterMismatch",
-            "the master has no video stream".into(),
-        ));
+    let mut plan = match plan_for(&probe, settings, profile) {
+        Ok(p) => p,
+        Err(reason) => return finish(report.rejected("arrival", "masterMismatch", reason)),
     };
     tokio::fs::create_dir_all(out_dir).await?;
     let mut loudness =
@@ -183,16 +181,8 @@ pub async fn process(
     if let Some(n) = loudness.as_mut() {
         n.record_pass2(&out.log);
     }
-    let renditions: Vec<RenditionFile> = out
-        .renditions
-        .iter()
-        .map(|(r, p)| RenditionFile::from_rung(r, p))
-        .collect();
-    report.outputs = renditions
-        .iter()
-        .map(|r| r.path.clone())
-        .chain([out.poster.clone()])
-        .collect();
+    let renditions: Vec<RenditionFile> = rendition_files(&out);
+    report.outputs = out.files.iter().map(|f| f.path.clone()).collect();
     let ttl = request
         .and_then(|r| r.ttl)
         .map(i64::from)
@@ -271,5 +261,320 @@ pub fn print_human(r: &ProcessReport) {
     }
     for o in &r.outputs {
         println!("  wrote {}", o.display());
+    }
+}
+
+/// What `reelay transcode` found out about one output it wrote.
+#[derive(Debug, Serialize)]
+pub struct OutputSummary {
+    pub name: String,
+    /// mp4, webm or hls.
+    pub kind: &'static str,
+    /// Its main file (the media playlist for HLS), relative to the folder.
+    pub file: String,
+    pub width: u32,
+    pub height: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crop: Option<crate::media::Crop>,
+    /// What was asked of the encoder.
+    pub crf: Option<u8>,
+    pub bitrate_kbps: Option<u32>,
+    pub maxrate_kbps: u32,
+    pub bufsize_kbps: u32,
+    /// What ffprobe reads back.
+    pub probed: Probed,
+    /// Bytes of every file of the output (segments included).
+    pub bytes: u64,
+}
+
+/// The probed facts of a written file.
+#[derive(Debug, Serialize, Default)]
+pub struct Probed {
+    pub format: String,
+    pub video_codec: Option<String>,
+    pub profile: Option<String>,
+    /// ffprobe's level number (40 = 4.0).
+    pub level: Option<i32>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub pix_fmt: Option<String>,
+    pub fps: Option<f64>,
+    pub duration_secs: f64,
+    /// Whole-file bit rate, bit/s.
+    pub bit_rate: Option<u64>,
+    pub audio_codec: Option<String>,
+    pub audio_sample_rate: Option<u32>,
+    pub audio_channels: Option<u32>,
+    /// MP4 only: the moov box comes before mdat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moov_first: Option<bool>,
+}
+
+impl From<&crate::media::Probe> for Probed {
+    fn from(p: &crate::media::Probe) -> Self {
+        let v = p.video.as_ref();
+        let a = p.audio.as_ref();
+        Self {
+            format: p.format_name.clone(),
+            video_codec: v.map(|v| v.codec.clone()),
+            profile: v.and_then(|v| v.profile.clone()),
+            level: v.and_then(|v| v.level),
+            width: v.map(|v| v.width),
+            height: v.map(|v| v.height),
+            pix_fmt: v.and_then(|v| v.pix_fmt.clone()),
+            fps: v.map(|v| v.fps),
+            duration_secs: p.duration_secs,
+            bit_rate: p.bit_rate,
+            audio_codec: a.map(|a| a.codec.clone()),
+            audio_sample_rate: a.map(|a| a.sample_rate),
+            audio_channels: a.map(|a| a.channels),
+            moov_first: None,
+        }
+    }
+}
+
+/// `DIR/summary.json` of `reelay transcode`.
+#[derive(Debug, Serialize)]
+pub struct TranscodeSummary {
+    pub master: PathBuf,
+    pub profile: String,
+    pub master_probe: Probed,
+    pub outputs: Vec<OutputSummary>,
+    /// Outputs of the profile left out because they would upscale the master.
+    pub dropped: Vec<crate::media::profile::Dropped>,
+    /// `hls/master.m3u8` when the profile has HLS outputs.
+    pub hls_master: Option<String>,
+    /// Posters, sprites, previews and their sidecars.
+    pub stills: Vec<crate::media::transcode::WrittenFile>,
+    /// Every file written (summary.json aside), relative to the folder.
+    pub files: Vec<crate::media::transcode::WrittenFile>,
+    /// The ffmpeg run alone.
+    pub transcode_secs: f64,
+    /// The whole command: probe, plan, ffmpeg, probes of the outputs.
+    pub elapsed_secs: f64,
+    /// The ffmpeg command line, binary first.
+    pub ffmpeg_argv: Vec<String>,
+    /// reelay's own peak resident memory (VmHWM), ffmpeg excluded.
+    pub reelay_peak_rss_kb: Option<u64>,
+}
+
+/// This process's peak resident set size in kB (Linux `VmHWM`).
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn probe_and_plan(
+    settings: &Settings,
+    runner: &Runner,
+    master: &Path,
+    profile: &str,
+) -> anyhow::Result<(crate::media::Probe, crate::media::TranscodePlan)> {
+    anyhow::ensure!(
+        settings.profiles.contains_key(profile),
+        "unknown profile {profile:?}; configured: {}",
+        settings
+            .profiles
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    anyhow::ensure!(master.is_file(), "{} is not a file", master.display());
+    let probe = runner.ffprobe(master).await.map_err(|e| {
+        if e.is_input_fault() {
+            anyhow::anyhow!("ffprobe cannot read the master: {}", e.reason())
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
+    let plan = plan_for(&probe, settings, profile).map_err(anyhow::Error::msg)?;
+    Ok((probe, plan))
+}
+
+fn dropped_outputs(
+    settings: &Settings,
+    profile: &str,
+    probe: &crate::media::Probe,
+) -> Vec<crate::media::profile::Dropped> {
+    let (Some(p), Some(v)) = (settings.profiles.get(profile), probe.video.as_ref()) else {
+        return Vec::new();
+    };
+    let defaults;
+    let outputs = if p.outputs.is_empty() {
+        defaults = crate::media::profile::default_outputs();
+        &defaults
+    } else {
+        &p.outputs
+    };
+    crate::media::profile::dropped(outputs, v.width, v.height)
+}
+
+/// `reelay transcode --print-args`: the ffmpeg command line the run would
+/// use, binary first, without running it.
+pub async fn transcode_argv(
+    settings: &Settings,
+    master: &Path,
+    profile: &str,
+    out_dir: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let runner = Runner::new(&settings.media);
+    let (_, plan) = probe_and_plan(settings, &runner, master, profile).await?;
+    let args = crate::media::build_args(master, &plan, out_dir);
+    Ok(runner.ffmpeg_argv(&args, true))
+}
+
+/// `reelay transcode MASTER --profile NAME --out DIR`: probe, plan, one
+/// ffmpeg run for every output of the profile, then ffprobe of each output
+/// and `DIR/summary.json`. A master ffmpeg cannot read is an error carrying
+/// ffmpeg's reason.
+pub async fn transcode_only(
+    settings: &Settings,
+    master: &Path,
+    profile: &str,
+    out_dir: &Path,
+) -> anyhow::Result<TranscodeSummary> {
+    use crate::media::transcode::{rendition_rel, FileRole};
+    let started = Instant::now();
+    let runner = Runner::new(&settings.media);
+    let (probe, plan) = probe_and_plan(settings, &runner, master, profile).await?;
+    tokio::fs::create_dir_all(out_dir).await?;
+    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
+    let out = transcode(&runner, master, &probe, &plan, out_dir, None, deadline)
+        .await
+        .map_err(|e| match e {
+            // The deadline is the reason, not ffmpeg's last words.
+            ProcessError::Timeout { .. } => anyhow::anyhow!("{e}"),
+            e if e.is_input_fault() => {
+                anyhow::anyhow!("ffmpeg could not transcode the master: {}", e.reason())
+            }
+            e => anyhow::Error::new(e),
+        })?;
+    // The outputs are probed side by side: the summary should cost little
+    // next to the transcode.
+    let probes = plan.renditions.iter().map(|r| {
+        let path = crate::media::transcode::rendition_path(out_dir, r);
+        let runner = &runner;
+        async move { runner.ffprobe_own(&path).await }
+    });
+    let probes = futures::future::try_join_all(probes).await?;
+    let mut outputs = Vec::new();
+    for (r, p) in plan.renditions.iter().zip(&probes) {
+        let path = crate::media::transcode::rendition_path(out_dir, r);
+        let mut probed = Probed::from(p);
+        if r.kind == crate::media::OutputKind::Mp4 {
+            probed.moov_first = Some(crate::media::moov_before_mdat(&path)?);
+        }
+        let mut bytes = 0;
+        for f in out
+            .files
+            .iter()
+            .filter(|f| f.output.as_ref() == Some(&r.name))
+        {
+            bytes += tokio::fs::metadata(&f.path).await?.len();
+        }
+        if r.kind == crate::media::OutputKind::Hls && probed.duration_secs > 0.0 {
+            // A playlist has no container bit rate: the segments' average.
+            probed.bit_rate = Some((bytes as f64 * 8.0 / probed.duration_secs) as u64);
+        }
+        outputs.push(OutputSummary {
+            name: r.name.clone(),
+            kind: r.kind.as_str(),
+            file: rendition_rel(r),
+            width: r.width,
+            height: r.height,
+            crop: r.crop,
+            crf: r.crf,
+            bitrate_kbps: r.bitrate_kbps,
+            maxrate_kbps: r.maxrate_kbps,
+            bufsize_kbps: r.bufsize_kbps,
+            probed,
+            bytes,
+        });
+    }
+    let stills = out
+        .files
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.role,
+                FileRole::Poster | FileRole::Sprite | FileRole::Storyboard | FileRole::Preview
+            )
+        })
+        .cloned()
+        .collect();
+    let mut summary = TranscodeSummary {
+        master: master.to_path_buf(),
+        profile: profile.to_owned(),
+        master_probe: Probed::from(&probe),
+        dropped: dropped_outputs(settings, profile, &probe),
+        outputs,
+        hls_master: out
+            .hls_master
+            .as_ref()
+            .map(|_| crate::media::transcode::HLS_MASTER.to_owned()),
+        stills,
+        files: out.files.clone(),
+        transcode_secs: out.elapsed.as_secs_f64(),
+        elapsed_secs: 0.0,
+        ffmpeg_argv: runner.ffmpeg_argv(&out.args, true),
+        reelay_peak_rss_kb: None,
+    };
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    summary.reelay_peak_rss_kb = peak_rss_kb();
+    tokio::fs::write(
+        out_dir.join("summary.json"),
+        serde_json::to_vec_pretty(&summary)?,
+    )
+    .await?;
+    Ok(summary)
+}
+
+/// The transcode summary for a person.
+pub fn print_transcode(s: &TranscodeSummary) {
+    println!(
+        "{}: profile {}, {} outputs in {:.2} s (ffmpeg {:.2} s)",
+        s.master.display(),
+        s.profile,
+        s.outputs.len(),
+        s.elapsed_secs,
+        s.transcode_secs
+    );
+    for o in &s.outputs {
+        let p = &o.probed;
+        println!(
+            "  {:<12} {:<4} {}x{} {} {} {:.3} fps {:.3} s {} kbps  audio {} {} Hz {} ch  {}",
+            o.name,
+            o.kind,
+            p.width.unwrap_or(0),
+            p.height.unwrap_or(0),
+            p.video_codec.as_deref().unwrap_or("-"),
+            p.profile.as_deref().unwrap_or("-"),
+            p.fps.unwrap_or(0.0),
+            p.duration_secs,
+            p.bit_rate.unwrap_or(0) / 1000,
+            p.audio_codec.as_deref().unwrap_or("-"),
+            p.audio_sample_rate.unwrap_or(0),
+            p.audio_channels.unwrap_or(0),
+            o.file
+        );
+    }
+    for d in &s.dropped {
+        println!(
+            "  {:<12} dropped: {}x{} would upscale the {}x{} frame",
+            d.name, d.width, d.height, d.frame_width, d.frame_height
+        );
+    }
+    if let Some(m) = &s.hls_master {
+        println!("  hls master   {m}");
+    }
+    for f in &s.stills {
+        println!("  still        {}", f.rel);
+    }
+    if let Some(kb) = s.reelay_peak_rss_kb {
+        println!("  reelay peak RSS {kb} kB (ffmpeg excluded)");
     }
 }

@@ -51,6 +51,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run only the transcode stage on a local master: every output of the
+    /// profile from one ffmpeg run, plus DIR/summary.json.
+    Transcode {
+        /// The master video file.
+        master: std::path::PathBuf,
+        /// Delivery profile (see [profiles] in the config).
+        #[arg(long, default_value = "default")]
+        profile: String,
+        /// Folder for the outputs and summary.json (created if missing).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print the ffmpeg command line as a JSON array and stop.
+        #[arg(long)]
+        print_args: bool,
+    },
     /// Print the effective configuration (secrets redacted).
     Config,
 }
@@ -61,7 +79,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo { .. } | Command::Config | Command::Process { .. }
+        Command::Demo { .. }
+            | Command::Config
+            | Command::Process { .. }
+            | Command::Transcode { .. }
     );
     tracing_subscriber::fmt()
         .with_env_filter(if quiet && std::env::var("REELAY_LOG").is_err() {
@@ -120,6 +141,27 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             reelay::local::EXIT_REJECTED
         });
     }
+    if let Command::Transcode {
+        master,
+        profile,
+        out,
+        json,
+        print_args,
+    } = &cli.command
+    {
+        if *print_args {
+            let argv = reelay::local::transcode_argv(&settings, master, profile, out).await?;
+            println!("{}", serde_json::to_string(&argv)?);
+            return Ok(0);
+        }
+        let summary = reelay::local::transcode_only(&settings, master, profile, out).await?;
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            reelay::local::print_transcode(&summary);
+        }
+        return Ok(0);
+    }
     let done: anyhow::Result<()> = match cli.command {
         Command::Serve => {
             let app = reelay::startup::Application::build(settings).await?;
@@ -134,7 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{settings:#?}");
             Ok(())
         }
-        Command::Process { .. } => unreachable!("handled above"),
+        Command::Process { .. } | Command::Transcode { .. } => unreachable!("handled above"),
     };
     done.map(|()| 0)
 }

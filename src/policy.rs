@@ -7,6 +7,7 @@ use crate::media::analyze::{ContentAnalysis, Loudness, Run};
 use crate::media::ladder::h264_level;
 use crate::media::loudness::{Normalization, Status};
 use crate::media::probe::{Probe, VideoStream};
+use crate::media::profile::OutputKind;
 use crate::runware::{GenerationRequest, OutputFormat};
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +157,12 @@ pub struct RenditionMeasure {
     /// The rung's VBV buffer, kbits.
     #[serde(default)]
     pub vbv_bufsize_kbps: Option<u32>,
+    /// The band's low end: the average video bitrate must reach it.
+    #[serde(default)]
+    pub min_bitrate_kbps: Option<u32>,
+    /// mp4: H.264 + AAC 48 kHz stereo, moov first; webm: VP9 + Opus.
+    #[serde(default)]
+    pub kind: OutputKind,
     pub probe: Probe,
     pub ssim: f64,
     pub psnr: f64,
@@ -684,13 +691,28 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
         ));
         match &r.probe.video {
             Some(v) => {
+                let (want, ok) = match r.kind {
+                    OutputKind::Webm => ("vp9".to_owned(), v.codec == "vp9"),
+                    _ => {
+                        let want = match r.expected_profile.as_deref().unwrap_or("high") {
+                            "baseline" => "Constrained Baseline",
+                            "main" => "Main",
+                            _ => "High",
+                        };
+                        let ok = v.codec == "h264"
+                            && (v.profile.as_deref() == Some(want)
+                                || (want == "Constrained Baseline"
+                                    && v.profile.as_deref() == Some("Baseline")));
+                        (format!("h264 {want}"), ok)
+                    }
+                };
                 checks.push(Check::new(
                     s,
                     "video_codec",
-                    "h264 High",
+                    want.clone(),
                     format!("{} {}", v.codec, v.profile.clone().unwrap_or_default()),
-                    v.codec == "h264" && v.profile.as_deref() == Some("High"),
-                    || format!("video is {} {:?}, not H.264 High", v.codec, v.profile),
+                    ok,
+                    || format!("video is {} {:?}, not {want}", v.codec, v.profile),
                 ));
                 checks.push(Check::new(
                     s,
@@ -743,32 +765,54 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
                 || format!("average video bitrate {kbps:.0} kbps is over the rung's VBV bound ({limit:.0} kbps)"),
             ));
         }
+        if let (Some(min), Some(bits)) = (r.min_bitrate_kbps, r.probe.bit_rate) {
+            // The band's low end (buyers reject low bitrates): the average
+            // video bitrate, with the same tolerance the cap gets.
+            let floor = min as f64 / rules.bitrate_tolerance;
+            let audio = r.probe.audio.as_ref().and_then(|a| a.bit_rate).unwrap_or(0);
+            let kbps = bits.saturating_sub(audio) as f64 / 1000.0;
+            checks.push(Check::new(
+                s,
+                "bitrate_min",
+                format!("video >= {floor:.0} kbps"),
+                format!("video {kbps:.0} kbps"),
+                kbps >= floor,
+                || format!("average video bitrate {kbps:.0} kbps is under the rung's band ({min} kbps)"),
+            ));
+        }
         if master.audio.is_some() {
+            let codec = if r.kind == OutputKind::Webm {
+                "opus"
+            } else {
+                "aac"
+            };
             let ok =
                 r.probe.audio.as_ref().is_some_and(|a| {
-                    a.codec == "aac" && a.sample_rate == 48_000 && a.channels == 2
+                    a.codec == codec && a.sample_rate == 48_000 && a.channels == 2
                 });
             checks.push(Check::new(
                 s,
                 "audio",
-                "aac 48000 Hz stereo",
+                format!("{codec} 48000 Hz stereo"),
                 r.probe
                     .audio
                     .as_ref()
                     .map(|a| format!("{} {} Hz {} ch", a.codec, a.sample_rate, a.channels))
                     .unwrap_or_else(|| "none".into()),
                 ok,
-                || "audio is not AAC 48 kHz stereo".into(),
+                || format!("audio is not {codec} 48 kHz stereo"),
             ));
         }
-        checks.push(Check::new(
-            s,
-            "moov_first",
-            "moov before mdat",
-            if r.moov_first { "yes" } else { "no" },
-            r.moov_first,
-            || "the moov atom is not at the front (not web optimized)".into(),
-        ));
+        if r.kind == OutputKind::Mp4 {
+            checks.push(Check::new(
+                s,
+                "moov_first",
+                "moov before mdat",
+                if r.moov_first { "yes" } else { "no" },
+                r.moov_first,
+                || "the moov atom is not at the front (not web optimized)".into(),
+            ));
+        }
     }
     checks.push(Check::new(
         "asset",
@@ -932,6 +976,8 @@ mod tests {
             expected_height: 1080,
             max_bitrate_kbps: Some(8000),
             vbv_bufsize_kbps: Some(16000),
+            min_bitrate_kbps: Some(4000),
+            kind: OutputKind::Mp4,
             probe: p,
             ssim: 0.99,
             psnr: 45.0,
@@ -1225,6 +1271,75 @@ mod tests {
             Some(&mute),
         );
         assert!(!check(&rep, "loudness").unwrap().passed);
+    }
+
+    #[test]
+    fn the_band_floor_checks_video_bitrate_and_webm_is_judged_as_vp9_opus() {
+        let master = probe(10.0, 50_000, Some(192));
+        let measure = |total: u64, kind: OutputKind, codec: &str, audio: &str| {
+            let mut p = probe(10.0, total, Some(192));
+            p.video.as_mut().unwrap().codec = codec.into();
+            p.audio.as_mut().unwrap().codec = audio.into();
+            RenditionMeasure {
+                name: "r".into(),
+                expected_width: 1920,
+                expected_height: 1080,
+                max_bitrate_kbps: Some(10_000),
+                vbv_bufsize_kbps: Some(20_000),
+                min_bitrate_kbps: Some(4000),
+                kind,
+                expected_profile: None,
+                expected_level: None,
+                probe: p,
+                ssim: 0.99,
+                psnr: 45.0,
+                vmaf: None,
+                moov_first: false,
+                size_bytes: 1,
+            }
+        };
+        let run = |r: RenditionMeasure| {
+            let expected = Expected {
+                width: None,
+                height: None,
+                duration_secs: None,
+                audio: true,
+                format: OutputFormat::Mp4,
+            };
+            let rules = Rules {
+                ssim_floor: 0.9,
+                duration_tolerance_secs: 0.5,
+                edge_secs: 0.05,
+                max_black_secs: 2.0,
+                max_freeze_secs: 2.0,
+                max_silence_secs: 2.0,
+                min_master_bits_per_pixel: 0.0,
+                bitrate_tolerance: 1.1,
+                loudness: None,
+            };
+            evaluate(QcInput {
+                profile: "olv",
+                master: &master,
+                expected: &expected,
+                content: None,
+                renditions: vec![r],
+                output_quality: 80,
+                rules,
+                ttl_remaining_secs: 60,
+                normalization: None,
+                vmaf_available: false,
+            })
+        };
+        let failed = |report: &QcReport| -> Vec<String> {
+            report.failures().map(|c| c.rule.clone()).collect()
+        };
+        // 1.1 Mbps of video in a 4-10 Mbps band: under the floor.
+        let low = run(measure(1_100 + 192, OutputKind::Mp4, "h264", "aac"));
+        assert_eq!(failed(&low), ["bitrate_min", "moov_first"]);
+        let ok = run(measure(6_000 + 192, OutputKind::Webm, "vp9", "opus"));
+        assert_eq!(failed(&ok), Vec::<String>::new(), "no moov check for WebM");
+        let wrong = run(measure(6_000 + 192, OutputKind::Webm, "h264", "aac"));
+        assert_eq!(failed(&wrong), ["video_codec", "audio"]);
     }
 
     #[test]

@@ -3,12 +3,13 @@
 
 use crate::config::Settings;
 use crate::media::analyze::{analyze, DetectSettings};
-use crate::media::ladder::{default_ladder, h264_level, max_level};
+use crate::media::ladder::{h264_level, max_level, Rendition};
 use crate::media::loudness::{self, Normalization, Status};
-use crate::media::measure::{measure_quality, VMAF_FILTER};
+use crate::media::measure::{measure_quality, Target, VMAF_FILTER};
 use crate::media::probe::{moov_before_mdat, Probe};
 use crate::media::process::{input_args, ProcessError, RunOptions, Runner};
-use crate::media::transcode::TranscodePlan;
+use crate::media::profile::{default_outputs, resolve, Crop, OutputKind};
+use crate::media::transcode::{TranscodeOutput, TranscodePlan};
 use crate::policy::{self, Expected, QcInput, QcOverrides, QcReport, RenditionMeasure};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -25,7 +26,17 @@ pub struct RenditionFile {
     pub max_bitrate_kbps: Option<u32>,
     #[serde(default)]
     pub vbv_bufsize_kbps: Option<u32>,
-    /// H.264 profile and level the plan asked for ("high", "4.0").
+    /// The band's low end: the average video bitrate must reach it.
+    #[serde(default)]
+    pub min_bitrate_kbps: Option<u32>,
+    /// mp4 (H.264 + AAC, moov first) or webm (VP9 + Opus).
+    #[serde(default)]
+    pub kind: OutputKind,
+    /// The master rectangle the rendition shows (the SSIM/PSNR reference is
+    /// cropped the same way). None: the whole frame.
+    #[serde(default)]
+    pub crop: Option<Crop>,
+    /// H.264 profile and level the plan asked for ("high", "4.0"); None for VP9.
     #[serde(default)]
     pub profile: Option<String>,
     #[serde(default)]
@@ -33,17 +44,19 @@ pub struct RenditionFile {
 }
 
 impl RenditionFile {
-    /// A rung of the plan and the file the transcode wrote for it.
-    pub fn from_rung(r: &crate::media::ladder::Rendition, path: &Path) -> Self {
-        RenditionFile {
+    pub fn new(r: &Rendition, path: PathBuf) -> Self {
+        Self {
             name: r.name.clone(),
-            path: path.to_path_buf(),
+            path,
             width: r.width,
             height: r.height,
             max_bitrate_kbps: Some(r.maxrate_kbps),
             vbv_bufsize_kbps: Some(r.bufsize_kbps),
-            profile: Some(r.profile.clone()),
-            level: Some(r.level.clone()),
+            min_bitrate_kbps: r.min_bitrate_kbps,
+            kind: r.kind,
+            crop: r.crop,
+            profile: r.kind.is_h264().then(|| r.profile.clone()),
+            level: r.kind.is_h264().then(|| r.level.clone()),
         }
     }
 }
@@ -133,29 +146,64 @@ async fn incomplete(
     }))
 }
 
-/// The profile's outputs for this master (the default ladder for now).
-pub fn plan_for(probe: &Probe, settings: &Settings) -> Option<TranscodePlan> {
-    let video = probe.video.as_ref()?;
-    Some(TranscodePlan::for_master(
-        probe,
-        default_ladder(video.width, video.height),
-        &settings.media,
-    ))
+/// What QC measures of a transcode: every progressive rendition (MP4 and
+/// WebM). HLS variants are not measured: they come from the same encoder
+/// settings as their MP4 siblings and opening them needs the HLS demuxer,
+/// which reelay keeps away from its media readers; their playlists and
+/// segments are checked when the master playlist is written.
+pub fn rendition_files(out: &TranscodeOutput) -> Vec<RenditionFile> {
+    out.renditions
+        .iter()
+        .map(|(r, p)| RenditionFile::new(r, p.clone()))
+        .collect()
+}
+
+/// The plan for `profile`'s outputs on this master. A profile that lists no
+/// outputs gets the default ladder.
+pub fn plan_for(
+    probe: &Probe,
+    settings: &Settings,
+    profile: &str,
+) -> Result<TranscodePlan, String> {
+    let video = probe
+        .video
+        .as_ref()
+        .ok_or_else(|| "the master has no video stream".to_owned())?;
+    let p = settings
+        .profiles
+        .get(profile)
+        .ok_or_else(|| format!("unknown profile {profile:?}"))?;
+    let fps = Some(video.fps).filter(|f| *f > 0.0).unwrap_or(30.0);
+    let renditions = if p.outputs.is_empty() {
+        resolve(&default_outputs(), video.width, video.height, fps)
+    } else {
+        resolve(&p.outputs, video.width, video.height, fps)
+    };
+    let mut plan = TranscodePlan::for_master(probe, renditions, &settings.media);
+    plan.stills = Some(crate::media::stills::StillsPlan::for_master(
+        &p.stills, probe,
+    )?);
+    Ok(plan)
 }
 
 /// Raises a plan's quality for a remediation pass: `boost` steps of 4 CRF
-/// lower and 50% more VBV headroom each, with the H.264 level raised to fit.
+/// lower (or a 50% higher target bitrate) and 50% more VBV headroom each,
+/// with the H.264 level raised to fit.
 pub fn boost_plan(plan: &mut TranscodePlan, boost: u8) {
     if boost == 0 {
         return;
     }
+    let scale = 1.0 + 0.5 * boost as f64;
+    let up = |v: u32| (v as f64 * scale) as u32;
     for r in &mut plan.renditions {
-        r.crf = r.crf.saturating_sub(4 * boost).max(10);
-        let scale = 1.0 + 0.5 * boost as f64;
-        r.maxrate_kbps = (r.maxrate_kbps as f64 * scale) as u32;
-        r.bufsize_kbps = (r.bufsize_kbps as f64 * scale) as u32;
-        let needed = h264_level(r.width, r.height, plan.fps, r.maxrate_kbps);
-        r.level = max_level(&r.level, &needed).to_owned();
+        r.crf = r.crf.map(|c| c.saturating_sub(4 * boost).max(10));
+        r.bitrate_kbps = r.bitrate_kbps.map(up);
+        r.maxrate_kbps = up(r.maxrate_kbps);
+        r.bufsize_kbps = up(r.bufsize_kbps);
+        if r.kind.is_h264() {
+            let needed = h264_level(r.width, r.height, plan.fps, r.maxrate_kbps);
+            r.level = max_level(&r.level, &needed).to_owned();
+        }
     }
 }
 
@@ -199,9 +247,12 @@ pub async fn measure_and_evaluate(
     renditions: &[RenditionFile],
     req: QcRequest<'_>,
 ) -> Result<QcReport, ProcessError> {
-    let list: Vec<(String, PathBuf, u32, u32)> = renditions
+    let list: Vec<Target> = renditions
         .iter()
-        .map(|r| (r.name.clone(), r.path.clone(), r.width, r.height))
+        .map(|r| Target {
+            crop: r.crop,
+            ..Target::new(r.name.clone(), r.path.clone(), r.width, r.height)
+        })
         .collect();
     let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
     let detect = DetectSettings::default();
@@ -247,12 +298,14 @@ pub async fn measure_and_evaluate(
             expected_height: r.height,
             max_bitrate_kbps: r.max_bitrate_kbps,
             vbv_bufsize_kbps: r.vbv_bufsize_kbps,
+            min_bitrate_kbps: r.min_bitrate_kbps,
+            kind: r.kind,
             size_bytes: p.size_bytes,
             probe: p,
             ssim: score.map(|s| s.ssim).unwrap_or(0.0),
             psnr: score.map(|s| s.psnr).unwrap_or(0.0),
             vmaf: score.and_then(|s| s.vmaf),
-            moov_first: moov_before_mdat(&r.path).unwrap_or(false),
+            moov_first: r.kind == OutputKind::Mp4 && moov_before_mdat(&r.path).unwrap_or(false),
             expected_profile: r.profile.clone(),
             expected_level: r.level.clone(),
         });
@@ -294,7 +347,67 @@ mod tests {
             preset: "veryfast".into(),
             threads: 0,
             audio_filter: None,
+            stills: None,
         }
+    }
+
+    fn probe(w: u32, h: u32) -> Probe {
+        serde_json::from_value(serde_json::json!({
+            "format_name": "mov", "duration_secs": 5.0, "size_bytes": 1, "bit_rate": null,
+            "video": {"codec": "h264", "profile": null, "level": null, "width": w,
+                      "height": h, "pix_fmt": null, "fps": 24.0, "nb_frames": null},
+            "audio": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn plans_follow_the_requested_profile_with_stills() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let settings = Settings::load_from(&dir, "test").unwrap();
+        let names = |profile: &str, w, h| -> Vec<String> {
+            let plan = plan_for(&probe(w, h), &settings, profile).unwrap();
+            assert!(plan.stills.is_some(), "{profile}");
+            plan.renditions.into_iter().map(|r| r.name).collect()
+        };
+        assert_eq!(names("default", 3840, 2160), ["1080p", "720p", "480p"]);
+        assert_eq!(names("broadcast-eu", 3840, 2160), ["1080p", "720p", "480p"]);
+        assert_eq!(names("ctv", 3840, 2160), ["1080p", "720p", "2160p"]);
+        assert_eq!(names("ctv", 1920, 1080), ["1080p", "720p"]);
+        assert_eq!(names("social", 3840, 2160), ["vertical", "square"]);
+        assert_eq!(names("social", 1920, 1080), ["square"]);
+        let web = plan_for(&probe(2880, 2880), &settings, "web").unwrap();
+        let kinds: Vec<OutputKind> = web.renditions.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == OutputKind::Hls).count(), 3);
+        assert_eq!(kinds.iter().filter(|k| **k == OutputKind::Webm).count(), 1);
+        assert!(plan_for(&probe(1920, 1080), &settings, "nope")
+            .unwrap_err()
+            .contains("unknown profile"));
+        let mut no_video = probe(1920, 1080);
+        no_video.video = None;
+        assert!(plan_for(&no_video, &settings, "default").is_err());
+    }
+
+    #[test]
+    fn files_for_qc_carry_crop_band_and_kind() {
+        let r = &crate::media::profile::resolve(
+            &[crate::media::OutputSpec {
+                aspect: crate::media::Aspect::Square,
+                min_bitrate_kbps: Some(4000),
+                ..crate::media::profile::default_outputs()[0].clone()
+            }],
+            1920,
+            1080,
+            24.0,
+        )[0];
+        let f = RenditionFile::new(r, PathBuf::from("/o/1080p.mp4"));
+        assert_eq!((f.width, f.height), (1080, 1080));
+        assert_eq!(f.crop.map(|c| (c.width, c.x)), Some((1080, 420)));
+        assert_eq!(
+            (f.min_bitrate_kbps, f.max_bitrate_kbps, f.kind),
+            (Some(4000), Some(8000), OutputKind::Mp4)
+        );
+        assert_eq!(f.profile.as_deref(), Some("high"));
     }
 
     #[test]
@@ -303,7 +416,7 @@ mod tests {
         let mut boosted = plan();
         boost_plan(&mut boosted, 1);
         for (b, r) in base.renditions.iter().zip(&boosted.renditions) {
-            assert_eq!(r.crf, b.crf - 4, "{}", r.name);
+            assert_eq!(r.crf, b.crf.map(|c| c - 4), "{}", r.name);
             assert_eq!(r.maxrate_kbps, b.maxrate_kbps * 3 / 2, "{}", r.name);
             assert!(r.bufsize_kbps > b.bufsize_kbps);
             let needed = h264_level(r.width, r.height, 24.0, r.maxrate_kbps);

@@ -15,8 +15,8 @@ use crate::media::transcode::{transcode, WrittenFile};
 use crate::policy::{self, Expected, Verdict};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
 use crate::qc::{
-    boost_plan, measure_and_evaluate, plan_for, prepare_loudness, read_master, QcRequest,
-    RenditionFile,
+    boost_plan, measure_and_evaluate, plan_for, prepare_loudness, read_master, rendition_files,
+    QcRequest, RenditionFile,
 };
 use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
 use crate::runware::{GenerationRequest, TaskStatus};
@@ -738,8 +738,17 @@ impl Pipeline {
             tokio::fs::remove_dir_all(&out_dir).await?;
         }
         tokio::fs::create_dir_all(&out_dir).await?;
-        let mut plan = plan_for(&probe, &self.settings)
-            .ok_or_else(|| anyhow::anyhow!("master has no video"))?;
+        let mut plan = match plan_for(&probe, &self.settings, &asset.profile) {
+            Ok(p) => p,
+            Err(reason) => {
+                let u = Update::to(State::Rejected).reason(
+                    "transcodeFailed",
+                    format!("no transcode plan for this master: {reason}"),
+                );
+                self.advance(claim, u, false).await?;
+                return Ok(());
+            }
+        };
         let boost = requested_boost(v);
         boost_plan(&mut plan, boost);
         let mut loudness = match prepare_loudness(
@@ -789,11 +798,7 @@ impl Pipeline {
                     n.record_pass2(&out.log);
                 }
                 let outputs = Outputs {
-                    renditions: out
-                        .renditions
-                        .iter()
-                        .map(|(r, p)| RenditionFile::from_rung(r, p))
-                        .collect(),
+                    renditions: rendition_files(&out),
                     poster: out.poster.clone(),
                     files: out.files.clone(),
                     boost,

@@ -4,109 +4,57 @@
 //! by the short side (1080, 720, 480) in the master's aspect ratio, capped
 //! CRF with a VBV ceiling per tier, AAC 128-192 kbps.
 
+use super::profile::{default_outputs, resolve, Crop, OutputKind};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One output resolved against a master: what the transcode encodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rendition {
     /// Also the file stem: "1080p" -> 1080p.mp4. Letters, digits, '-' and '_'.
     pub name: String,
+    #[serde(default)]
+    pub kind: OutputKind,
     pub width: u32,
     pub height: u32,
-    /// x264 constant rate factor (quality target; the VBV cap below bounds bitrate).
-    pub crf: u8,
+    /// Rectangle of the master kept before scaling (None: the whole frame).
+    #[serde(default)]
+    pub crop: Option<Crop>,
+    /// Constant rate factor (quality target; the VBV cap below bounds bitrate).
+    #[serde(default)]
+    pub crf: Option<u8>,
+    /// Target average video bitrate (ABR) instead of a CRF.
+    #[serde(default)]
+    pub bitrate_kbps: Option<u32>,
     pub maxrate_kbps: u32,
     pub bufsize_kbps: u32,
-    /// H.264 profile as x264 spells it: "high".
+    /// The lowest average video bitrate QC accepts (the band's low end).
+    #[serde(default)]
+    pub min_bitrate_kbps: Option<u32>,
+    /// H.264 profile as x264 spells it: "high" ("0" for VP9).
     pub profile: String,
-    /// H.264 level: "4.0".
+    /// H.264 level: "4.0" (empty for VP9).
     pub level: String,
+    /// Fixed keyframe interval.
+    #[serde(default = "two")]
+    pub keyframe_secs: f64,
     pub audio_bitrate_kbps: u32,
 }
 
-/// One tier of the ladder.
-struct Tier {
-    short_side: u32,
-    crf: u8,
-    maxrate_kbps: u32,
-    /// The tier's customary level; raised when the size needs more (see [`h264_level`]).
-    level: &'static str,
-    audio_kbps: u32,
+fn two() -> f64 {
+    2.0
 }
-
-/// FHD 4-10 Mbps (cap 8), HD 2-5 (cap 5), SD 2-4 (cap 2.5); VBV buffer = 2 x maxrate.
-const TIERS: [Tier; 3] = [
-    Tier {
-        short_side: 1080,
-        crf: 21,
-        maxrate_kbps: 8000,
-        level: "4.0",
-        audio_kbps: 192,
-    },
-    Tier {
-        short_side: 720,
-        crf: 22,
-        maxrate_kbps: 5000,
-        level: "3.1",
-        audio_kbps: 160,
-    },
-    Tier {
-        short_side: 480,
-        crf: 23,
-        maxrate_kbps: 2500,
-        level: "3.0",
-        audio_kbps: 128,
-    },
-];
 
 /// Frame rate the default ladder's levels are valid up to. Faster masters
 /// get their levels raised by `TranscodePlan::for_master`.
 pub const LADDER_FPS: f64 = 30.0;
 
-/// The renditions for a master of this size: short side 1080, 720 and 480
-/// in the master's aspect ratio, even dimensions, never larger than the
-/// master. A master whose short side is under 480 gets one rendition at its
-/// own size so there is always something to deliver.
+/// The default profile's renditions for a master of this size: short side
+/// 1080, 720 and 480 in the master's aspect ratio, even dimensions, never
+/// larger than the master (see [`default_outputs`]). A master whose short
+/// side is under 480 gets one rendition at its own size so there is always
+/// something to deliver.
 pub fn default_ladder(master_w: u32, master_h: u32) -> Vec<Rendition> {
-    if master_w < 2 || master_h < 2 {
-        return Vec::new();
-    }
-    let short = master_w.min(master_h);
-    let mut rungs: Vec<Rendition> = TIERS
-        .iter()
-        .filter(|t| t.short_side <= short)
-        .map(|t| rung(t, t.short_side, master_w, master_h))
-        .collect();
-    if rungs.is_empty() {
-        let own = short & !1;
-        rungs.push(rung(&TIERS[2], own, master_w, master_h));
-    }
-    rungs
-}
-
-fn rung(tier: &Tier, short_side: u32, master_w: u32, master_h: u32) -> Rendition {
-    let (width, height) = if master_w >= master_h {
-        (scale_even(short_side, master_w, master_h), short_side)
-    } else {
-        (short_side, scale_even(short_side, master_h, master_w))
-    };
-    let needed = h264_level(width, height, LADDER_FPS, tier.maxrate_kbps);
-    Rendition {
-        name: format!("{short_side}p"),
-        width,
-        height,
-        crf: tier.crf,
-        maxrate_kbps: tier.maxrate_kbps,
-        bufsize_kbps: tier.maxrate_kbps * 2,
-        profile: "high".to_owned(),
-        level: max_level(tier.level, &needed).to_owned(),
-        audio_bitrate_kbps: tier.audio_kbps,
-    }
-}
-
-/// `short * long / other_short`, rounded to the nearest even number.
-fn scale_even(short: u32, long: u32, other_short: u32) -> u32 {
-    let exact = f64::from(short) * f64::from(long) / f64::from(other_short);
-    ((exact / 2.0).round() as u32 * 2).max(2)
+    resolve(&default_outputs(), master_w, master_h, LADDER_FPS)
 }
 
 /// H.264 levels (Annex A, table A-1): name, max macroblocks/s, max frame
@@ -149,6 +97,11 @@ pub fn h264_level(width: u32, height: u32, fps: f64, maxrate_kbps: u32) -> Strin
         })
         .map_or("5.2", |l| l.0)
         .to_owned()
+}
+
+/// True for an H.264 level name of table A-1 ("3.1").
+pub fn is_level(name: &str) -> bool {
+    LEVELS.iter().any(|l| l.0 == name)
 }
 
 /// The higher of two level names ("3.1" vs "4.0").

@@ -7,6 +7,7 @@
 //! which are easier to parse reliably than the summary lines in the log.
 
 use super::process::{input_args, ProcessError, RunOptions, Runner, ScratchDir};
+use super::profile::Crop;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,11 +31,34 @@ pub const PSNR_IDENTICAL: f64 = 100.0;
 /// The ffmpeg filter that computes VMAF.
 pub const VMAF_FILTER: &str = "libvmaf";
 
+/// A rendition to score: its file, size, and the crop of the master it was
+/// made from (the reference gets the same crop before scaling).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub crop: Option<Crop>,
+}
+
+impl Target {
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, width: u32, height: u32) -> Self {
+        Self {
+            name: name.into(),
+            path: path.into(),
+            width,
+            height,
+            crop: None,
+        }
+    }
+}
+
 /// Scores each rendition `(name, file, width, height)` against `master`.
 pub async fn ssim_psnr(
     runner: &Runner,
     master: &Path,
-    renditions: &[(String, PathBuf, u32, u32)],
+    renditions: &[Target],
     deadline: Duration,
 ) -> Result<Vec<QualityScore>, ProcessError> {
     measure_quality(runner, master, renditions, deadline, false).await
@@ -45,16 +69,17 @@ pub async fn ssim_psnr(
 pub async fn measure_quality(
     runner: &Runner,
     master: &Path,
-    renditions: &[(String, PathBuf, u32, u32)],
+    renditions: &[Target],
     deadline: Duration,
     vmaf: bool,
 ) -> Result<Vec<QualityScore>, ProcessError> {
     if renditions.is_empty() {
         return Ok(Vec::new());
     }
-    if let Some((name, ..)) = renditions.iter().find(|(_, _, w, h)| *w < 2 || *h < 2) {
+    if let Some(t) = renditions.iter().find(|t| t.width < 2 || t.height < 2) {
         return Err(ProcessError::Invalid(format!(
-            "rendition {name} has no size"
+            "rendition {} has no size",
+            t.name
         )));
     }
     let scratch = ScratchDir::new("measure")?;
@@ -80,7 +105,7 @@ pub async fn measure_quality(
     runner.ffmpeg(args, opts).await?;
 
     let mut scores = Vec::with_capacity(renditions.len());
-    for ((name, ..), (ssim_file, psnr_file)) in renditions.iter().zip(&files) {
+    for (Target { name, .. }, (ssim_file, psnr_file)) in renditions.iter().zip(&files) {
         let ssim = mean_ssim(&tokio::fs::read_to_string(ssim_file).await?)
             .ok_or_else(|| ProcessError::BadOutput(format!("no SSIM frames for {name}")))?;
         let psnr = mean_psnr(&tokio::fs::read_to_string(psnr_file).await?)
@@ -109,18 +134,17 @@ pub async fn measure_quality(
 /// and one null output per score.
 fn build_args(
     master: &Path,
-    renditions: &[(String, PathBuf, u32, u32)],
+    renditions: &[Target],
     files: &[(PathBuf, PathBuf)],
     vmaf_files: Option<&[PathBuf]>,
 ) -> Vec<String> {
     let mut args = input_args(master, true);
-    for (_, path, _, _) in renditions {
-        args.extend(input_args(path, true));
+    for t in renditions {
+        args.extend(input_args(&t.path, true));
     }
-    let sizes: Vec<(u32, u32)> = renditions.iter().map(|r| (r.2, r.3)).collect();
     args.extend([
         "-filter_complex".to_owned(),
-        filter_graph(&sizes, files, vmaf_files),
+        filter_graph(renditions, files, vmaf_files),
     ]);
     for i in 0..renditions.len() {
         let mut labels = vec![format!("[s{i}]"), format!("[p{i}]")];
@@ -137,22 +161,27 @@ fn build_args(
 /// Input 0 is the master, input i+1 rendition i. Both sides start at 0 so
 /// frames pair up even when a container starts a few ms late.
 fn filter_graph(
-    sizes: &[(u32, u32)],
+    targets: &[Target],
     files: &[(PathBuf, PathBuf)],
     vmaf_files: Option<&[PathBuf]>,
 ) -> String {
-    let n = sizes.len();
+    let n = targets.len();
     let refs: String = (0..n).map(|i| format!("[m{i}]")).collect();
     let mut chains = vec![format!("[0:v:0]setpts=PTS-STARTPTS,split={n}{refs}")];
     let copies = if vmaf_files.is_some() { 3 } else { 2 };
-    for (i, ((w, h), (ssim_file, psnr_file))) in sizes.iter().zip(files).enumerate() {
+    for (i, (t, (ssim_file, psnr_file))) in targets.iter().zip(files).enumerate() {
+        let (w, h) = (t.width, t.height);
+        let crop = t
+            .crop
+            .map(|c| format!("{},", c.filter()))
+            .unwrap_or_default();
         let (mut rs, mut ds) = (format!("[ra{i}][rb{i}]"), format!("[da{i}][db{i}]"));
         if vmaf_files.is_some() {
             rs.push_str(&format!("[rc{i}]"));
             ds.push_str(&format!("[dc{i}]"));
         }
         chains.push(format!(
-            "[m{i}]scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,split={copies}{rs}"
+            "[m{i}]{crop}scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,split={copies}{rs}"
         ));
         chains.push(format!(
             "[{}:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split={copies}{ds}",
@@ -259,14 +288,14 @@ mod tests {
         assert_eq!(mean_ssim(""), None);
     }
 
-    fn three() -> Vec<(String, PathBuf, u32, u32)> {
+    fn three() -> Vec<Target> {
         [
             ("1080p", 1920, 1080),
             ("720p", 1280, 720),
             ("480p", 854, 480),
         ]
         .iter()
-        .map(|(n, w, h)| (n.to_string(), PathBuf::from(format!("/o/{n}.mp4")), *w, *h))
+        .map(|(n, w, h)| Target::new(*n, format!("/o/{n}.mp4"), *w, *h))
         .collect()
     }
 
@@ -367,6 +396,80 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_reference_gets_the_renditions_crop_before_scaling() {
+        let files = vec![(PathBuf::from("/s0"), PathBuf::from("/p0"))];
+        let square = Target {
+            crop: Some(Crop {
+                width: 360,
+                height: 360,
+                x: 140,
+                y: 0,
+            }),
+            ..Target::new("sq", "/sq.mp4", 180, 180)
+        };
+        let graph = filter_graph(&[square], &files, None);
+        assert!(
+            graph.contains("[m0]crop=w=360:h=360:x=140:y=0,scale=w=180:h=180:flags=bicubic"),
+            "{graph}"
+        );
+        let plain = filter_graph(&[Target::new("p", "/p.mp4", 320, 180)], &files, None);
+        assert!(plain.contains("[m0]scale=w=320:h=180"), "{plain}");
+    }
+
+    #[tokio::test]
+    async fn a_center_cropped_rendition_scores_against_the_same_crop() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("master.mp4");
+        let mut args: Vec<String> = "-f lavfi -i testsrc2=size=640x360:rate=24:duration=1 -c:v libx264 -preset ultrafast -qp 0"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        args.push(master.display().to_string());
+        runner
+            .ffmpeg(args, RunOptions::new("master", Duration::from_secs(60)))
+            .await
+            .unwrap();
+        // The 180x180 square is the master's centre 360x360, scaled.
+        let cropped = dir.path().join("cropped.mp4");
+        let mut args = input_args(&master, false);
+        args.extend(
+            "-vf crop=360:360:140:0,scale=180:180:flags=bicubic -c:v libx264 -preset ultrafast -crf 18"
+                .split(' ')
+                .map(String::from),
+        );
+        args.push(cropped.display().to_string());
+        runner
+            .ffmpeg(args, RunOptions::new("crop", Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let crop = Some(Crop {
+            width: 360,
+            height: 360,
+            x: 140,
+            y: 0,
+        });
+        let scores = ssim_psnr(
+            &runner,
+            &master,
+            &[
+                Target {
+                    crop,
+                    ..Target::new("with", cropped.clone(), 180, 180)
+                },
+                Target::new("without", cropped, 180, 180),
+            ],
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert!(scores[0].ssim > 0.95, "{scores:?}");
+        assert!(scores[1].ssim < scores[0].ssim - 0.1, "{scores:?}");
+    }
+
     async fn encode(runner: &Runner, src: &Path, out: &Path, crf: u32, size: &str) {
         let mut args = input_args(src, false);
         args.extend(
@@ -426,9 +529,9 @@ mod tests {
             &runner,
             &master,
             &[
-                ("crf18".into(), good, 320, 180),
-                ("crf45".into(), bad, 320, 180),
-                ("same".into(), master.clone(), 640, 360),
+                Target::new("crf18", good, 320, 180),
+                Target::new("crf45", bad, 320, 180),
+                Target::new("same", master.clone(), 640, 360),
             ],
             Duration::from_secs(120),
         )

@@ -11,6 +11,8 @@ pub mod loudness;
 pub mod measure;
 pub mod probe;
 pub mod process;
+pub mod profile;
+pub mod stills;
 pub mod synth;
 pub mod transcode;
 
@@ -18,11 +20,13 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 pub use ladder::{default_ladder, h264_level, Rendition};
-pub use measure::{ssim_psnr, QualityScore};
+pub use measure::{ssim_psnr, QualityScore, Target};
 pub use probe::{moov_before_mdat, AudioStream, Probe, ProbeError, VideoStream};
 pub use process::{
     input_args, path_arg, ProcessError, Progress, ProgressFn, RunOptions, RunOutput, Runner,
 };
+pub use profile::{Aspect, Crop, OutputKind, OutputSpec};
+pub use stills::{StillFormat, StillsGraph, StillsPlan, StillsSpec};
 pub use synth::{render_clip, ClipFormat, ClipSpec};
 pub use transcode::{build_args, transcode, TranscodeOutput, TranscodePlan};
 
@@ -181,7 +185,7 @@ mod tests {
         let renditions: Vec<_> = result
             .renditions
             .iter()
-            .map(|(r, p)| (r.name.clone(), p.clone(), r.width, r.height))
+            .map(|(r, p)| Target::new(r.name.clone(), p.clone(), r.width, r.height))
             .collect();
         let t = Instant::now();
         let scores = ssim_psnr(&runner, &master, &renditions, Duration::from_secs(900))

@@ -29,6 +29,9 @@ pub const UNTRUSTED_DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm";
 /// ffprobe may also look at the stills we produce.
 const PROBE_DEMUXERS: &str =
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,image2,jpeg_pipe,png_pipe,webp_pipe";
+/// Our own outputs: the stills and media formats plus HLS sets.
+const OWN_DEMUXERS: &str =
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,image2,jpeg_pipe,png_pipe,webp_pipe,hls,mpegts";
 const PROTOCOLS: &str = "file,pipe";
 
 const TAIL_LINES: usize = 40;
@@ -402,9 +405,20 @@ impl Runner {
     /// (whitelisted protocols and demuxers). Not counted against
     /// `max_concurrent`: probes are short and must not queue behind transcodes.
     pub async fn ffprobe(&self, path: &Path) -> Result<Probe, ProcessError> {
+        self.ffprobe_with(path, PROBE_DEMUXERS).await
+    }
+
+    /// ffprobe of a file reelay wrote itself, which may also be an HLS
+    /// playlist (read with its MPEG-TS segments). Never for user media: the
+    /// HLS demuxer opens the files a playlist names.
+    pub async fn ffprobe_own(&self, path: &Path) -> Result<Probe, ProcessError> {
+        self.ffprobe_with(path, OWN_DEMUXERS).await
+    }
+
+    async fn ffprobe_with(&self, path: &Path, demuxers: &str) -> Result<Probe, ProcessError> {
         let bin = &self.inner.config.ffprobe_path;
         let mut args: Vec<String> = vec!["-v".into(), "error".into()];
-        args.extend(whitelist_args(PROBE_DEMUXERS));
+        args.extend(whitelist_args(demuxers));
         args.extend(
             [
                 "-print_format",
@@ -462,6 +476,26 @@ impl Runner {
             });
         }
         Ok(out.stdout)
+    }
+
+    /// The whole command line [`Runner::ffmpeg`] runs for `args`: binary,
+    /// ffmpeg-sidecar's `-loglevel level+info`, `-hide_banner -nostdin -y`,
+    /// and (for user media) the whitelists before each input.
+    pub fn ffmpeg_argv(&self, args: &[String], untrusted: bool) -> Vec<String> {
+        let mut argv = vec![
+            self.inner.config.ffmpeg_path.to_string_lossy().into_owned(),
+            "-loglevel".to_owned(),
+            "level+info".to_owned(),
+            "-hide_banner".to_owned(),
+            "-nostdin".to_owned(),
+            "-y".to_owned(),
+        ];
+        if untrusted {
+            argv.extend(guard_inputs(args.to_vec()));
+        } else {
+            argv.extend(args.iter().cloned());
+        }
+        argv
     }
 
     /// Runs `ffmpeg -hide_banner -nostdin -y <args>` (ffmpeg-sidecar also

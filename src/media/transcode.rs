@@ -1,13 +1,21 @@
-//! One ffmpeg run turns the master into every rendition and the poster.
+//! One ffmpeg run turns the master into every output of a profile and the
+//! poster.
 //!
-//! The master (often 4K) is decoded once. Each rung is scaled from the rung
-//! above it (1080 from the master, 720 from 1080, 480 from 720), which costs
-//! far less than scaling 4K three times; the poster is taken from the master
-//! on its own branch and written by the same process.
+//! The master (often 4K) is decoded once and `split` into one branch per
+//! crop (outputs with the master's own shape share one) plus one for the
+//! stills. Within a branch each size is scaled from the next larger one
+//! (1080 from the master, 720 from 1080, ...), which costs far less than
+//! scaling 4K every time; outputs of the same size share one scaler. The
+//! audio is decoded once too: the plan's `audio_filter` (loudness), then
+//! 48 kHz stereo, `asplit` to every output. MP4 and WebM outputs are single
+//! files; HLS variants are MPEG-TS segments plus a VOD playlist each under
+//! `hls/`, and reelay writes `hls/master.m3u8` once the run succeeded.
 
 use super::ladder::{h264_level, max_level, Rendition};
 use super::probe::Probe;
 use super::process::{input_args, path_arg, ProcessError, ProgressFn, RunOptions, Runner};
+use super::profile::{is_safe_name, Crop, OutputKind};
+use super::stills::{StillsGraph, StillsPlan};
 use super::MediaConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -15,14 +23,15 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscodePlan {
+    /// Every output (MP4, WebM and HLS variants), in profile order.
     pub renditions: Vec<Rendition>,
     /// Poster width in pixels; never wider than the master. Height keeps the aspect ratio.
     pub poster_width: u32,
     /// Master time of the poster frame.
     pub poster_at_secs: f64,
-    /// Encode the master's first audio stream into every rendition.
+    /// Encode the master's first audio stream into every output.
     pub has_audio: bool,
-    /// Master frame rate: sets the 2 s keyframe interval (the rate itself is kept).
+    /// Master frame rate: sets the keyframe intervals (the rate itself is kept).
     pub fps: f64,
     /// x264 preset.
     pub preset: String,
@@ -31,13 +40,17 @@ pub struct TranscodePlan {
     /// Audio filter applied once to the master's audio before it is encoded
     /// (e.g. the second pass of `loudnorm`). None: the audio as it is.
     pub audio_filter: Option<String>,
+    /// Posters, storyboard sprite and preview from one more branch of the
+    /// same decode. None: a single `poster.jpg` (`poster_width`,
+    /// `poster_at_secs`), as plans built by hand get.
+    pub stills: Option<StillsPlan>,
 }
 
 impl TranscodePlan {
     /// A plan for this master: its audio and frame rate, a 1280-wide poster
     /// (narrower masters keep their width) a third of the way in (at most
-    /// 3 s), preset and threads from the config. Levels are raised where the
-    /// master's frame rate needs it (e.g. 1080p60 needs 4.2).
+    /// 3 s), preset and threads from the config. H.264 levels are raised
+    /// where the master's frame rate needs it (e.g. 1080p60 needs 4.2).
     pub fn for_master(probe: &Probe, renditions: Vec<Rendition>, config: &MediaConfig) -> Self {
         let fps = probe
             .video
@@ -49,8 +62,10 @@ impl TranscodePlan {
         let renditions = renditions
             .into_iter()
             .map(|mut r| {
-                let needed = h264_level(r.width, r.height, fps, r.maxrate_kbps);
-                r.level = max_level(&r.level, &needed).to_owned();
+                if r.kind.is_h264() {
+                    let needed = h264_level(r.width, r.height, fps, r.maxrate_kbps);
+                    r.level = max_level(&r.level, &needed).to_owned();
+                }
                 r
             })
             .collect();
@@ -63,18 +78,32 @@ impl TranscodePlan {
             preset: config.x264_preset.clone(),
             threads: config.threads,
             audio_filter: None,
+            stills: None,
         }
+    }
+
+    /// The HLS variants of the plan.
+    pub fn hls(&self) -> impl Iterator<Item = &Rendition> {
+        self.renditions.iter().filter(|r| r.kind == OutputKind::Hls)
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct TranscodeOutput {
-    /// Each rendition with its file, in plan order.
+    /// Each progressive rendition (MP4, WebM) with its file, in plan order:
+    /// what QC measures.
     pub renditions: Vec<(Rendition, PathBuf)>,
+    /// Each HLS variant with its media playlist, in plan order.
+    pub hls_variants: Vec<(Rendition, PathBuf)>,
+    /// `hls/master.m3u8` when the plan has HLS variants.
+    pub hls_master: Option<PathBuf>,
     pub poster: PathBuf,
-    /// Every file the run wrote (renditions and poster included), in a
-    /// stable order: what publishing uploads.
+    /// Every file the run wrote (renditions, HLS playlists and segments,
+    /// poster), in a stable order: what publishing uploads.
     pub files: Vec<WrittenFile>,
+    /// The ffmpeg arguments the run used (after the binary and the runner's
+    /// own `-hide_banner -nostdin -y`).
+    pub args: Vec<String>,
     pub elapsed: Duration,
     /// ffmpeg's log of the run (what filters such as `loudnorm` reported).
     pub log: Vec<String>,
@@ -104,7 +133,7 @@ pub enum FileRole {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrittenFile {
     /// Path inside the output folder and inside the published set, `/`
-    /// separated: "1080p.mp4", "hls/720p/seg_00001.ts".
+    /// separated: "1080p.mp4", "hls/720p_00001.ts".
     pub rel: String,
     pub path: PathBuf,
     pub role: FileRole,
@@ -132,10 +161,34 @@ pub fn content_type_for(rel: &str) -> &'static str {
 }
 
 pub const POSTER_FILE: &str = "poster.jpg";
+/// Folder of the HLS set inside the output folder.
+pub const HLS_DIR: &str = "hls";
+pub const HLS_MASTER: &str = "hls/master.m3u8";
+/// Target HLS segment length; keyframe intervals of 2 s (or 4 s) make every
+/// segment start on a keyframe.
+pub const HLS_SEGMENT_SECS: u32 = 4;
+
+/// A rendition's main file inside the output folder: "1080p.mp4",
+/// "vp9.webm", or for HLS its media playlist "hls/720p.m3u8".
+pub fn rendition_rel(r: &Rendition) -> String {
+    match r.kind {
+        OutputKind::Mp4 => format!("{}.mp4", r.name),
+        OutputKind::Webm => format!("{}.webm", r.name),
+        OutputKind::Hls => format!("{HLS_DIR}/{}.m3u8", r.name),
+    }
+}
 
 /// The rendition's file in `out_dir`.
 pub fn rendition_path(out_dir: &Path, r: &Rendition) -> PathBuf {
-    out_dir.join(format!("{}.mp4", r.name))
+    out_dir.join(rendition_rel(r))
+}
+
+/// The keyframe interval in frames at `fps`.
+fn gop(r: &Rendition, fps: f64) -> String {
+    (fps.max(1.0) * r.keyframe_secs)
+        .round()
+        .max(1.0)
+        .to_string()
 }
 
 /// The ffmpeg arguments for `plan` (without the `-y -nostdin` the runner adds).
@@ -150,81 +203,146 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
         );
     }
     args.extend(input_args(master, true));
-    push(&mut args, &["-filter_complex", &filter_graph(plan)]);
+    let stills = plan.stills.as_ref().map(|st| st.graph("still", out_dir));
+    push(
+        &mut args,
+        &["-filter_complex", &filter_graph(plan, stills.as_ref())],
+    );
 
-    let gop = (plan.fps.max(1.0) * 2.0).round().max(1.0).to_string();
     for (i, r) in plan.renditions.iter().enumerate() {
-        let video = format!("[v{i}]");
-        push(&mut args, &["-map", &video]);
+        push(&mut args, &["-map", &format!("[v{i}]")]);
         if plan.has_audio {
-            let audio = match plan.audio_filter {
-                Some(_) => format!("[a{i}]"),
-                None => "0:a:0".to_owned(),
-            };
-            push(&mut args, &["-map", &audio]);
+            push(&mut args, &["-map", &format!("[a{i}]")]);
         }
-        push(
-            &mut args,
-            &[
-                "-c:v",
-                "libx264",
-                "-profile:v",
-                &r.profile,
-                "-level:v",
-                &r.level,
-                "-preset",
-                &plan.preset,
-                "-crf",
-                &r.crf.to_string(),
-                "-maxrate",
-                &format!("{}k", r.maxrate_kbps),
-                "-bufsize",
-                &format!("{}k", r.bufsize_kbps),
-                // Fixed 2 s GOP at the native rate: no scene-cut keyframes.
-                "-g",
-                &gop,
-                "-keyint_min",
-                &gop,
-                "-sc_threshold",
-                "0",
-            ],
-        );
+        let gop = gop(r, plan.fps);
+        let maxrate = format!("{}k", r.maxrate_kbps);
+        let bufsize = format!("{}k", r.bufsize_kbps);
+        // A target bitrate (ABR within the VBV) or a CRF capped by it.
+        let rate: Vec<String> = match r.bitrate_kbps {
+            Some(b) => vec!["-b:v".into(), format!("{b}k")],
+            None => vec!["-crf".into(), r.crf.unwrap_or(23).to_string()],
+        };
+        match r.kind {
+            OutputKind::Mp4 | OutputKind::Hls => {
+                push(
+                    &mut args,
+                    &[
+                        "-c:v",
+                        "libx264",
+                        "-profile:v",
+                        &r.profile,
+                        "-level:v",
+                        &r.level,
+                        "-preset",
+                        &plan.preset,
+                    ],
+                );
+                args.extend(rate);
+                push(
+                    &mut args,
+                    &[
+                        "-maxrate",
+                        &maxrate,
+                        "-bufsize",
+                        &bufsize,
+                        // Fixed GOP at the native rate: no scene-cut keyframes.
+                        "-g",
+                        &gop,
+                        "-keyint_min",
+                        &gop,
+                        "-sc_threshold",
+                        "0",
+                    ],
+                );
+            }
+            OutputKind::Webm => {
+                push(&mut args, &["-c:v", "libvpx-vp9", "-profile:v", "0"]);
+                args.extend(rate);
+                if r.bitrate_kbps.is_none() {
+                    // Constrained quality: -b:v is the ceiling of the CRF mode.
+                    push(&mut args, &["-b:v", &maxrate]);
+                } else {
+                    push(&mut args, &["-maxrate", &maxrate]);
+                }
+                push(
+                    &mut args,
+                    &[
+                        "-bufsize",
+                        &bufsize,
+                        "-deadline",
+                        "good",
+                        "-cpu-used",
+                        "4",
+                        "-row-mt",
+                        "1",
+                        "-g",
+                        &gop,
+                        "-keyint_min",
+                        &gop,
+                    ],
+                );
+            }
+        }
         if plan.threads > 0 {
             push(&mut args, &["-threads", &threads]);
         }
         if plan.has_audio {
-            push(
-                &mut args,
-                &[
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    &format!("{}k", r.audio_bitrate_kbps),
-                    "-ar",
-                    "48000",
-                    "-ac",
-                    "2",
-                ],
-            );
+            let (codec, kbps) = match r.kind {
+                OutputKind::Webm => ("libopus", r.audio_bitrate_kbps),
+                _ => ("aac", r.audio_bitrate_kbps),
+            };
+            push(&mut args, &["-c:a", codec, "-b:a", &format!("{kbps}k")]);
         }
         push(
             &mut args,
             &[
-                "-movflags",
-                "+faststart",
                 // Generator metadata (prompts, tool names) stays out of deliveries.
                 "-map_metadata",
                 "-1",
                 "-map_chapters",
                 "-1",
-                // Audio may arrive well before x264's first packet.
+                // Audio may arrive well before the video encoder's first packet.
                 "-max_muxing_queue_size",
                 "1024",
-                "-f",
-                "mp4",
             ],
         );
-        args.push(path_arg(&rendition_path(out_dir, r)));
+        match r.kind {
+            OutputKind::Mp4 => {
+                push(&mut args, &["-movflags", "+faststart", "-f", "mp4"]);
+                args.push(path_arg(&rendition_path(out_dir, r)));
+            }
+            OutputKind::Webm => {
+                push(&mut args, &["-f", "webm"]);
+                args.push(path_arg(&rendition_path(out_dir, r)));
+            }
+            OutputKind::Hls => {
+                let segs = out_dir.join(HLS_DIR).join(format!("{}_%05d.ts", r.name));
+                push(
+                    &mut args,
+                    &[
+                        "-f",
+                        "hls",
+                        "-hls_time",
+                        &HLS_SEGMENT_SECS.to_string(),
+                        "-hls_playlist_type",
+                        "vod",
+                        "-hls_flags",
+                        "independent_segments",
+                        "-hls_segment_type",
+                        "mpegts",
+                        "-hls_segment_filename",
+                        &path_arg(&segs),
+                    ],
+                );
+                args.push(path_arg(&rendition_path(out_dir, r)));
+            }
+        }
+    }
+    if let Some(stills) = stills {
+        for group in stills.outputs {
+            args.extend(group);
+        }
+        return args;
     }
     push(
         &mut args,
@@ -249,41 +367,91 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
     args
 }
 
-/// The `-filter_complex` graph: `[v{i}]` per rendition (i = plan order) and
-/// `[poster]`; with an audio filter also `[a{i}]` per rendition: the audio is
-/// decoded and filtered once, then split.
-fn filter_graph(plan: &TranscodePlan) -> String {
-    let mut chains = vec!["[0:v:0]split=2[main][still]".to_owned()];
-    if let (true, Some(filter), n @ 1..) = (
-        plan.has_audio,
-        plan.audio_filter.as_deref(),
-        plan.renditions.len(),
-    ) {
-        let outs: String = (0..n).map(|i| format!("[a{i}]")).collect();
-        chains.push(format!("[0:a:0]{filter},asplit={n}{outs}"));
-    }
-    // Largest first, so each rung is scaled from the one above it.
-    let mut order: Vec<usize> = (0..plan.renditions.len()).collect();
-    order.sort_by_key(|&i| {
-        let r = &plan.renditions[i];
-        std::cmp::Reverse(u64::from(r.width) * u64::from(r.height))
-    });
-    let mut from = "main".to_owned();
-    for (k, &i) in order.iter().enumerate() {
-        let r = &plan.renditions[i];
-        let scale = format!(
-            "scale=w={}:h={}:flags=bicubic,setsar=1,format=yuv420p",
-            r.width, r.height
-        );
-        if k + 1 == order.len() {
-            chains.push(format!("[{from}]{scale}[v{i}]"));
-        } else {
-            chains.push(format!("[{from}]{scale},split=2[v{i}][down{k}]"));
-            from = format!("down{k}");
+/// Renditions grouped by crop (first appearance order), each group's
+/// distinct sizes largest first with the renditions at that size.
+type SizeNode = ((u32, u32), Vec<usize>);
+
+fn crop_groups(plan: &TranscodePlan) -> Vec<(Option<Crop>, Vec<SizeNode>)> {
+    let mut groups: Vec<(Option<Crop>, Vec<SizeNode>)> = Vec::new();
+    for (i, r) in plan.renditions.iter().enumerate() {
+        let g = match groups.iter().position(|(c, _)| *c == r.crop) {
+            Some(g) => g,
+            None => {
+                groups.push((r.crop, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let nodes = &mut groups[g].1;
+        match nodes.iter_mut().find(|(s, _)| *s == (r.width, r.height)) {
+            Some((_, members)) => members.push(i),
+            None => nodes.push(((r.width, r.height), vec![i])),
         }
     }
-    if order.is_empty() {
-        chains.push(format!("[{from}]nullsink"));
+    for (_, nodes) in &mut groups {
+        nodes.sort_by_key(|((w, h), _)| std::cmp::Reverse(u64::from(*w) * u64::from(*h)));
+    }
+    groups
+}
+
+/// The `-filter_complex` graph: `[v{i}]` and (with audio) `[a{i}]` per
+/// rendition (i = plan order), and the stills' chains reading `[still]`
+/// (or the single `[poster]`).
+fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
+    let groups = crop_groups(plan);
+    let branches: String = (0..groups.len())
+        .map(|g| format!("[g{g}]"))
+        .chain(["[still]".to_owned()])
+        .collect();
+    let mut chains = vec![format!("[0:v:0]split={}{branches}", groups.len() + 1)];
+    for (g, (crop, nodes)) in groups.iter().enumerate() {
+        let mut from = format!("g{g}");
+        for (k, ((w, h), members)) in nodes.iter().enumerate() {
+            let mut filters = String::new();
+            if k == 0 {
+                if let Some(c) = crop {
+                    filters.push_str(&c.filter());
+                    filters.push(',');
+                }
+            }
+            filters.push_str(&format!(
+                "scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p"
+            ));
+            let mut outs: Vec<String> = members.iter().map(|i| format!("[v{i}]")).collect();
+            let next = format!("d{g}_{k}");
+            if k + 1 < nodes.len() {
+                outs.push(format!("[{next}]"));
+            }
+            if outs.len() == 1 {
+                chains.push(format!("[{from}]{filters}{}", outs[0]));
+            } else {
+                chains.push(format!(
+                    "[{from}]{filters},split={}{}",
+                    outs.len(),
+                    outs.concat()
+                ));
+            }
+            from = next;
+        }
+    }
+    if plan.has_audio && !plan.renditions.is_empty() {
+        let mut chain = "[0:a:0]".to_owned();
+        if let Some(f) = plan.audio_filter.as_deref().filter(|f| !f.is_empty()) {
+            chain.push_str(f);
+            chain.push(',');
+        }
+        chain.push_str("aresample=48000,aformat=channel_layouts=stereo");
+        let n = plan.renditions.len();
+        let outs: String = (0..n).map(|i| format!("[a{i}]")).collect();
+        if n == 1 {
+            chain.push_str(&outs);
+        } else {
+            chain.push_str(&format!(",asplit={n}{outs}"));
+        }
+        chains.push(chain);
+    }
+    if let Some(stills) = stills {
+        chains.extend(stills.chains.iter().cloned());
+        return chains.join(";");
     }
     // One frame at the poster time; the branch ends right after it (trim's
     // EOF), so split stops feeding it. min(W, iw): never upscale.
@@ -303,19 +471,13 @@ fn validate(plan: &TranscodePlan, probe: &Probe) -> Result<(), ProcessError> {
     }
     let mut names = std::collections::HashSet::new();
     for r in &plan.renditions {
-        let name_ok = !r.name.is_empty()
-            && r.name.len() <= 32
-            && r.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && r.name != "poster";
-        if !name_ok {
+        if !is_safe_name(&r.name) {
             return bad(format!(
                 "rendition name {:?} is not a safe file name",
                 r.name
             ));
         }
-        if !names.insert(r.name.as_str()) {
+        if !names.insert(r.name.to_ascii_lowercase()) {
             return bad(format!("rendition name {:?} appears twice", r.name));
         }
         if r.width < 2 || r.height < 2 || r.width % 2 == 1 || r.height % 2 == 1 {
@@ -324,8 +486,9 @@ fn validate(plan: &TranscodePlan, probe: &Probe) -> Result<(), ProcessError> {
                 r.name, r.width, r.height
             ));
         }
-        if r.crf > 51 {
-            return bad(format!("{}: crf {} is above 51", r.name, r.crf));
+        let crf_max = if r.kind == OutputKind::Webm { 63 } else { 51 };
+        if let Some(crf) = r.crf.filter(|c| *c > crf_max) {
+            return bad(format!("{}: crf {crf} is above {crf_max}", r.name));
         }
     }
     if plan.has_audio && probe.audio.is_none() {
@@ -342,9 +505,9 @@ fn validate(plan: &TranscodePlan, probe: &Probe) -> Result<(), ProcessError> {
     Ok(())
 }
 
-/// Runs the plan: every rendition and the poster from one decode of the
-/// master. Outputs are checked to exist and be non-empty; on failure the
-/// partial outputs are removed.
+/// Runs the plan: every output and the poster from one decode of the
+/// master, then the HLS master playlist. Outputs are checked to exist and
+/// be non-empty; on failure the partial outputs are removed.
 pub async fn transcode(
     runner: &Runner,
     master: &Path,
@@ -356,26 +519,51 @@ pub async fn transcode(
 ) -> Result<TranscodeOutput, ProcessError> {
     validate(plan, probe)?;
     tokio::fs::create_dir_all(out_dir).await?;
+    let has_hls = plan.hls().next().is_some();
+    if has_hls {
+        tokio::fs::create_dir_all(out_dir.join(HLS_DIR)).await?;
+    }
+    let still_files: Vec<WrittenFile> = match &plan.stills {
+        Some(st) => st.files(out_dir),
+        None => vec![WrittenFile {
+            rel: POSTER_FILE.to_owned(),
+            path: out_dir.join(POSTER_FILE),
+            role: FileRole::Poster,
+            output: None,
+        }],
+    };
+    // What ffmpeg must have written (the storyboard is ours, written after).
     let outputs: Vec<PathBuf> = plan
         .renditions
         .iter()
         .map(|r| rendition_path(out_dir, r))
-        .chain([out_dir.join(POSTER_FILE)])
+        .chain(
+            still_files
+                .iter()
+                .filter(|f| f.role != FileRole::Storyboard)
+                .map(|f| f.path.clone()),
+        )
         .collect();
 
     let opts = RunOptions::new("transcode", deadline)
         .input_duration(probe.duration_secs)
         .progress(on_progress)
         .untrusted();
-    let result = match runner.ffmpeg(build_args(master, plan, out_dir), opts).await {
-        Ok(run) => check_outputs(&outputs).await.map(|()| run),
+    let args = build_args(master, plan, out_dir);
+    let result = match runner.ffmpeg(args.clone(), opts).await {
+        Ok(run) => finish(plan, out_dir, &outputs, has_hls)
+            .await
+            .map(|files| (run, files)),
         Err(e) => Err(e),
     };
-    let run = match result {
-        Ok(run) => run,
+    let (run, hls_files) = match result {
+        Ok(x) => x,
         Err(e) => {
-            for p in &outputs {
+            for p in outputs.iter().chain(still_files.iter().map(|f| &f.path)) {
                 let _ = tokio::fs::remove_file(p).await;
+            }
+            if has_hls {
+                let _ = tokio::fs::remove_dir_all(out_dir.join(HLS_DIR)).await;
             }
             return Err(e);
         }
@@ -383,32 +571,204 @@ pub async fn transcode(
     let mut files: Vec<WrittenFile> = plan
         .renditions
         .iter()
-        .zip(&outputs)
-        .map(|(r, p)| WrittenFile {
-            rel: format!("{}.mp4", r.name),
-            path: p.clone(),
+        .filter(|r| r.kind.is_progressive())
+        .map(|r| WrittenFile {
+            rel: rendition_rel(r),
+            path: rendition_path(out_dir, r),
             role: FileRole::Rendition,
             output: Some(r.name.clone()),
         })
         .collect();
-    files.push(WrittenFile {
-        rel: POSTER_FILE.to_owned(),
-        path: out_dir.join(POSTER_FILE),
-        role: FileRole::Poster,
-        output: None,
-    });
+    files.extend(hls_files);
+    // The poster the pipeline publishes as poster.jpg: the widest JPEG.
+    let poster = still_files
+        .iter()
+        .filter(|f| f.role == FileRole::Poster)
+        .find(|f| f.rel.ends_with(".jpg"))
+        .or_else(|| still_files.iter().find(|f| f.role == FileRole::Poster))
+        .map(|f| f.path.clone())
+        .unwrap_or_else(|| out_dir.join(POSTER_FILE));
+    files.extend(still_files);
+    let with_path = |keep: fn(&Rendition) -> bool| -> Vec<(Rendition, PathBuf)> {
+        plan.renditions
+            .iter()
+            .filter(|r| keep(r))
+            .map(|r| (r.clone(), rendition_path(out_dir, r)))
+            .collect()
+    };
     Ok(TranscodeOutput {
         files,
-        renditions: plan
-            .renditions
-            .iter()
-            .cloned()
-            .zip(outputs.iter().cloned())
-            .collect(),
-        poster: out_dir.join(POSTER_FILE),
+        renditions: with_path(|r| r.kind.is_progressive()),
+        hls_variants: with_path(|r| r.kind == OutputKind::Hls),
+        hls_master: has_hls.then(|| out_dir.join(HLS_MASTER)),
+        poster,
+        args,
         elapsed: run.elapsed,
         log: run.log,
     })
+}
+
+/// After a successful run: every output is there and non-empty, the
+/// storyboard is written, and the HLS master playlist (returns the HLS files).
+async fn finish(
+    plan: &TranscodePlan,
+    out_dir: &Path,
+    outputs: &[PathBuf],
+    has_hls: bool,
+) -> Result<Vec<WrittenFile>, ProcessError> {
+    check_outputs(outputs).await?;
+    if let Some(st) = &plan.stills {
+        st.write_sidecars(out_dir)?;
+    }
+    if has_hls {
+        write_hls_master(plan, out_dir).await
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// The segments of a media playlist: (uri, duration secs).
+pub fn playlist_segments(text: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let mut duration = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("#EXTINF:") {
+            duration = rest
+                .split(',')
+                .next()
+                .and_then(|d| d.trim().parse::<f64>().ok());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            out.push((line.to_owned(), duration.take().unwrap_or(0.0)));
+        }
+    }
+    out
+}
+
+/// RFC 6381 codec string of an H.264 rendition ("avc1.640028").
+fn avc1_of(r: &Rendition) -> String {
+    let profile = match r.profile.as_str() {
+        "baseline" => "Baseline",
+        "main" => "Main",
+        _ => "High",
+    };
+    let level = r
+        .level
+        .split_once('.')
+        .and_then(|(a, b)| Some(a.parse::<i32>().ok()? * 10 + b.parse::<i32>().ok()?));
+    crate::publish::avc1_codec(Some(profile), level)
+}
+
+/// One EXT-X-STREAM-INF entry's numbers, measured from the written segments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VariantRates {
+    /// Highest segment bitrate, bit/s.
+    pub peak_bps: u64,
+    /// Total bits over total duration, bit/s.
+    pub average_bps: u64,
+}
+
+/// Rates of a variant from its (uri, duration) segments and their sizes.
+pub fn variant_rates(segments: &[(u64, f64)]) -> VariantRates {
+    let total_bytes: u64 = segments.iter().map(|s| s.0).sum();
+    let total_secs: f64 = segments.iter().map(|s| s.1).sum();
+    let per = |bytes: u64, secs: f64| {
+        if secs > 0.0 {
+            (bytes as f64 * 8.0 / secs).ceil() as u64
+        } else {
+            0
+        }
+    };
+    let average_bps = per(total_bytes, total_secs);
+    let peak_bps = segments
+        .iter()
+        .map(|(b, s)| per(*b, *s))
+        .max()
+        .unwrap_or(0)
+        .max(average_bps);
+    VariantRates {
+        peak_bps,
+        average_bps,
+    }
+}
+
+/// Writes `hls/master.m3u8` naming every variant with its measured rates,
+/// and returns the HLS files (master, then each variant's playlist and
+/// segments).
+async fn write_hls_master(
+    plan: &TranscodePlan,
+    out_dir: &Path,
+) -> Result<Vec<WrittenFile>, ProcessError> {
+    let mut files = Vec::new();
+    let mut master = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for r in plan.hls() {
+        let playlist = rendition_path(out_dir, r);
+        let text = tokio::fs::read_to_string(&playlist).await?;
+        let segments = playlist_segments(&text);
+        if segments.is_empty() {
+            return Err(ProcessError::BadOutput(format!(
+                "{} lists no segments",
+                rendition_rel(r)
+            )));
+        }
+        files.push(WrittenFile {
+            rel: rendition_rel(r),
+            path: playlist,
+            role: FileRole::HlsPlaylist,
+            output: Some(r.name.clone()),
+        });
+        let mut sized = Vec::new();
+        for (uri, secs) in segments {
+            if !is_segment_name(&uri) {
+                return Err(ProcessError::BadOutput(format!(
+                    "{} names an unexpected segment {uri:?}",
+                    rendition_rel(r)
+                )));
+            }
+            let path = out_dir.join(HLS_DIR).join(&uri);
+            let len = tokio::fs::metadata(&path)
+                .await
+                .map_err(|e| ProcessError::BadOutput(format!("segment {uri}: {e}")))?
+                .len();
+            sized.push((len, secs));
+            files.push(WrittenFile {
+                rel: format!("{HLS_DIR}/{uri}"),
+                path,
+                role: FileRole::HlsSegment,
+                output: Some(r.name.clone()),
+            });
+        }
+        let rates = variant_rates(&sized);
+        let mut codecs = avc1_of(r);
+        if plan.has_audio {
+            codecs.push_str(",mp4a.40.2");
+        }
+        master.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{codecs}\",FRAME-RATE={:.3}\n{}.m3u8\n",
+            rates.peak_bps, rates.average_bps, r.width, r.height, plan.fps, r.name
+        ));
+    }
+    let path = out_dir.join(HLS_MASTER);
+    tokio::fs::write(&path, master).await?;
+    files.insert(
+        0,
+        WrittenFile {
+            rel: HLS_MASTER.to_owned(),
+            path,
+            role: FileRole::HlsMaster,
+            output: None,
+        },
+    );
+    Ok(files)
+}
+
+/// A segment file name as our muxer settings write it: no folders.
+fn is_segment_name(uri: &str) -> bool {
+    !uri.is_empty()
+        && uri.len() <= 64
+        && uri
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !uri.starts_with('.')
 }
 
 async fn check_outputs(outputs: &[PathBuf]) -> Result<(), ProcessError> {
@@ -437,13 +797,18 @@ mod tests {
     fn rung(name: &str, w: u32, h: u32) -> Rendition {
         Rendition {
             name: name.into(),
+            kind: OutputKind::Mp4,
             width: w,
             height: h,
-            crf: 23,
+            crop: None,
+            crf: Some(23),
+            bitrate_kbps: None,
             maxrate_kbps: 1000,
             bufsize_kbps: 2000,
+            min_bitrate_kbps: None,
             profile: "high".into(),
             level: "3.0".into(),
+            keyframe_secs: 2.0,
             audio_bitrate_kbps: 128,
         }
     }
@@ -458,6 +823,7 @@ mod tests {
             preset: "veryfast".into(),
             threads: 0,
             audio_filter: None,
+            stills: None,
         }
     }
 
@@ -478,10 +844,11 @@ mod tests {
         let graph = values(&args, "-filter_complex");
         assert_eq!(
             graph,
-            ["[0:v:0]split=2[main][still];\
-              [main]scale=w=1920:h=1080:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][down0];\
-              [down0]scale=w=1280:h=720:flags=bicubic,setsar=1,format=yuv420p,split=2[v1][down1];\
-              [down1]scale=w=854:h=480:flags=bicubic,setsar=1,format=yuv420p[v2];\
+            ["[0:v:0]split=2[g0][still];\
+              [g0]scale=w=1920:h=1080:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][d0_0];\
+              [d0_0]scale=w=1280:h=720:flags=bicubic,setsar=1,format=yuv420p,split=2[v1][d0_1];\
+              [d0_1]scale=w=854:h=480:flags=bicubic,setsar=1,format=yuv420p[v2];\
+              [0:a:0]aresample=48000,aformat=channel_layouts=stereo,asplit=3[a0][a1][a2];\
               [still]setpts=PTS-STARTPTS,trim=start=1.000,trim=end_frame=1,\
               scale=w=min(1280\\,iw):h=-2:flags=bicubic,setsar=1[poster]"]
         );
@@ -498,7 +865,7 @@ mod tests {
 
         assert_eq!(
             values(&args, "-map"),
-            ["[v0]", "0:a:0", "[v1]", "0:a:0", "[v2]", "0:a:0", "[poster]"]
+            ["[v0]", "[a0]", "[v1]", "[a1]", "[v2]", "[a2]", "[poster]"]
         );
         assert_eq!(
             values(&args, "-c:v"),
@@ -514,8 +881,6 @@ mod tests {
         assert_eq!(values(&args, "-keyint_min"), ["48"; 3]);
         assert_eq!(values(&args, "-c:a"), ["aac"; 3]);
         assert_eq!(values(&args, "-b:a"), ["192k", "160k", "128k"]);
-        assert_eq!(values(&args, "-ar"), ["48000"; 3]);
-        assert_eq!(values(&args, "-ac"), ["2"; 3]);
         assert_eq!(values(&args, "-movflags"), ["+faststart"; 3]);
         assert_eq!(values(&args, "-map_metadata"), ["-1"; 4]);
         assert_eq!(values(&args, "-map_chapters"), ["-1"; 3]);
@@ -545,12 +910,12 @@ mod tests {
         let graph = values(&args, "-filter_complex")[0];
         assert!(
             graph.contains(
-                "[main]scale=w=640:h=360:flags=bicubic,setsar=1,format=yuv420p,split=2[v1][down0]"
+                "[g0]scale=w=640:h=360:flags=bicubic,setsar=1,format=yuv420p,split=2[v1][d0_0]"
             ),
             "{graph}"
         );
         assert!(
-            graph.contains("[down0]scale=w=320:h=180:flags=bicubic,setsar=1,format=yuv420p[v0]"),
+            graph.contains("[d0_0]scale=w=320:h=180:flags=bicubic,setsar=1,format=yuv420p[v0]"),
             "{graph}"
         );
         assert_eq!(values(&args, "-map"), ["[v0]", "[v1]", "[poster]"]);
@@ -573,19 +938,27 @@ mod tests {
                 .split(';')
                 .filter(|c| c.contains("0:a:0"))
                 .collect::<Vec<_>>(),
-            ["[0:a:0]loudnorm=I=-24,aresample=48000,asplit=3[a0][a1][a2]"]
+            ["[0:a:0]loudnorm=I=-24,aresample=48000,\
+              aresample=48000,aformat=channel_layouts=stereo,asplit=3[a0][a1][a2]"]
         );
+        assert_eq!(graph.matches("loudnorm").count(), 1, "{graph}");
         assert_eq!(
             values(&args, "-map"),
             ["[v0]", "[a0]", "[v1]", "[a1]", "[v2]", "[a2]", "[poster]"]
         );
         assert_eq!(values(&args, "-c:a"), ["aac"; 3]);
-        assert_eq!(values(&args, "-ar"), ["48000"; 3]);
 
-        // One rendition: split into one. No audio: the filter is ignored.
+        // One rendition: no split. No audio: the filter is ignored.
         p.renditions.truncate(1);
         let one = build_args(Path::new("/m.mp4"), &p, Path::new("/out"));
-        assert!(values(&one, "-filter_complex")[0].contains(",asplit=1[a0]"));
+        let one_graph = values(&one, "-filter_complex")[0];
+        assert!(
+            one_graph.contains(
+                "loudnorm=I=-24,aresample=48000,aresample=48000,aformat=channel_layouts=stereo[a0]"
+            ),
+            "{one_graph}"
+        );
+        assert!(!one_graph.contains("asplit"), "{one_graph}");
         p.has_audio = false;
         let mute = build_args(Path::new("/m.mp4"), &p, Path::new("/out"));
         assert!(!values(&mute, "-filter_complex")[0].contains("0:a:0"));
@@ -897,6 +1270,123 @@ mod tests {
         let odd = plan(vec![rung("x", 321, 180)], false);
         assert!(validate(&odd, &probe).is_err());
         assert!(validate(&plan(vec![rung("ok", 320, 180)], true), &probe).is_ok());
+    }
+
+    #[test]
+    fn args_for_crops_webm_hls_stills_and_one_audio_filter() {
+        let probe: Probe = serde_json::from_value(serde_json::json!({
+            "format_name": "mov", "duration_secs": 10.0, "size_bytes": 1, "bit_rate": null,
+            "video": {"codec": "h264", "profile": null, "level": null, "width": 1920,
+                      "height": 1080, "pix_fmt": null, "fps": 24.0, "nb_frames": null},
+            "audio": null
+        }))
+        .unwrap();
+        let square = Rendition {
+            crop: Some(Crop {
+                width: 1080,
+                height: 1080,
+                x: 420,
+                y: 0,
+            }),
+            ..rung("square", 1080, 1080)
+        };
+        let webm = Rendition {
+            kind: OutputKind::Webm,
+            crf: Some(33),
+            profile: "0".into(),
+            level: String::new(),
+            ..rung("vp9", 1280, 720)
+        };
+        let hls = Rendition {
+            kind: OutputKind::Hls,
+            crf: None,
+            bitrate_kbps: Some(3000),
+            ..rung("h720", 1280, 720)
+        };
+        let mut p = plan(vec![rung("1080p", 1920, 1080), square, webm, hls], true);
+        p.audio_filter = Some("loudnorm=I=-23".into());
+        p.stills = Some(
+            StillsPlan::for_master(&crate::media::stills::StillsSpec::default(), &probe).unwrap(),
+        );
+        let args = build_args(Path::new("/in/master.mp4"), &p, Path::new("/out"));
+
+        assert_eq!(values(&args, "-i"), ["/in/master.mp4"], "one decode");
+        let graph = values(&args, "-filter_complex")[0];
+        let chains: Vec<&str> = graph.split(';').collect();
+        assert_eq!(chains[0], "[0:v:0]split=3[g0][g1][still]");
+        for want in [
+            "[g0]scale=w=1920:h=1080:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][d0_0]",
+            // Same size, one scaler: the WebM and the HLS variant share it.
+            "[d0_0]scale=w=1280:h=720:flags=bicubic,setsar=1,format=yuv420p,split=2[v2][v3]",
+            "[g1]crop=w=1080:h=1080:x=420:y=0,scale=w=1080:h=1080:flags=bicubic,setsar=1,format=yuv420p[v1]",
+            "[0:a:0]loudnorm=I=-23,aresample=48000,aformat=channel_layouts=stereo,asplit=4[a0][a1][a2][a3]",
+        ] {
+            assert!(chains.contains(&want), "{want} not in {chains:#?}");
+        }
+        assert_eq!(graph.matches("loudnorm").count(), 1, "audio filtered once");
+        assert!(
+            chains
+                .iter()
+                .any(|c| c.starts_with("[still]setpts=PTS-STARTPTS,split=")),
+            "{chains:#?}"
+        );
+        assert!(!graph.contains("[poster]"));
+
+        let vcodecs = values(&args, "-c:v");
+        assert_eq!(
+            vcodecs[..4],
+            ["libx264", "libx264", "libvpx-vp9", "libx264"]
+        );
+        assert!(vcodecs[4..].contains(&"libwebp_anim"), "{vcodecs:?}");
+        assert_eq!(values(&args, "-c:a"), ["aac", "aac", "libopus", "aac"]);
+        assert_eq!(values(&args, "-crf"), ["23", "23", "33"]);
+        // The VP9 CRF is capped by -b:v; the HLS variant has a target bitrate.
+        assert_eq!(values(&args, "-b:v"), ["1000k", "3000k"]);
+        assert_eq!(values(&args, "-movflags"), ["+faststart"; 2]);
+        assert_eq!(values(&args, "-f")[..4], ["mp4", "mp4", "webm", "hls"]);
+        assert_eq!(
+            values(&args, "-hls_segment_filename"),
+            ["/out/hls/h720_%05d.ts"]
+        );
+        assert_eq!(values(&args, "-hls_playlist_type"), ["vod"]);
+        let files: Vec<&String> = args.iter().filter(|a| a.starts_with("/out/")).collect();
+        for want in [
+            "/out/1080p.mp4",
+            "/out/square.mp4",
+            "/out/vp9.webm",
+            "/out/hls/h720.m3u8",
+            "/out/poster-1280.jpg",
+            "/out/poster-640.webp",
+            "/out/sprite.jpg",
+            "/out/preview.webp",
+        ] {
+            assert!(files.iter().any(|f| *f == want), "{want} not in {files:?}");
+        }
+        assert!(!files.iter().any(|f| f.ends_with("poster.jpg")));
+    }
+
+    #[test]
+    fn playlists_give_segments_and_rates_for_the_master_playlist() {
+        let text = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n\
+                    #EXTINF:4.000000,\nv_00000.ts\n#EXTINF:1.500000,\nv_00001.ts\n#EXT-X-ENDLIST\n";
+        assert_eq!(
+            playlist_segments(text),
+            [
+                ("v_00000.ts".to_owned(), 4.0),
+                ("v_00001.ts".to_owned(), 1.5)
+            ]
+        );
+        // 2 MB in 4 s, 1 MB in 1.5 s: peak is the short segment's rate.
+        let r = variant_rates(&[(2_000_000, 4.0), (1_000_000, 1.5)]);
+        assert_eq!(r.average_bps, (3_000_000.0f64 * 8.0 / 5.5).ceil() as u64);
+        assert_eq!(r.peak_bps, (8_000_000.0f64 / 1.5).ceil() as u64);
+        assert!(is_segment_name("v_00001.ts"));
+        assert!(!is_segment_name("../x.ts") && !is_segment_name("a/b.ts"));
+        let r = Rendition {
+            level: "3.1".into(),
+            ..rung("x", 2, 2)
+        };
+        assert_eq!(avc1_of(&r), "avc1.64001f");
     }
 
     #[test]

@@ -1,0 +1,1266 @@
+//! Stills and previews: poster frames (JPEG and WebP at a few widths), a
+//! storyboard sprite with its WebVTT map, and an animated WebP preview.
+//!
+//! Everything comes from the same decode as the renditions: [`StillsPlan::graph`]
+//! returns filter chains that read one branch of the decoded master (the
+//! caller's label, e.g. `[still]`) and output argument groups for the same
+//! ffmpeg run. Every label created here starts with `st_`.
+//!
+//! Posters are never black while the master has a frame that is not: the
+//! poster is the first frame at or after the poster time whose average luma
+//! (`signalstats` YAVG, measured after scaling down to the poster size) is
+//! above [`BLACK_YAVG`]; when every frame from there to the end is black, the
+//! first bright frame before the poster time is taken instead, and when the
+//! whole master is black, the frame at the poster time. The three candidates
+//! are concatenated in that order and the first frame wins, so a poster is
+//! always written and never costs a second decode.
+//!
+//! Wiring it into a transcode:
+//! 1. `let plan = StillsPlan::for_master(&spec, &probe)?;` (the error names
+//!    the field, e.g. "stills.preview.width: 800 is above 640").
+//! 2. Split the decoded master once more for the stills, e.g.
+//!    `[0:v:0]split=2[main][still]`, and join `plan.graph("still", out_dir).chains`
+//!    to the caller's chains with `;`.
+//! 3. Append every group of `graph.outputs` after the caller's outputs (each
+//!    maps only its own `[st_...]` label: no audio).
+//! 4. After ffmpeg succeeds, call [`StillsPlan::write_sidecars`] (the WebVTT
+//!    storyboard); [`StillsPlan::files`] lists everything to check and publish.
+
+use super::probe::Probe;
+use super::process::path_arg;
+use super::transcode::{FileRole, WrittenFile};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Frames whose average luma (8-bit, limited range: black is 16) is at or
+/// below this count as black for posters.
+pub const BLACK_YAVG: u32 = 32;
+/// The widest animated preview.
+pub const PREVIEW_MAX_WIDTH: u32 = 640;
+/// JPEG cannot be taller or wider than this.
+const JPEG_MAX_SIDE: u32 = 65_535;
+
+pub const SPRITE_FILE: &str = "sprite.jpg";
+pub const STORYBOARD_FILE: &str = "storyboard.vtt";
+pub const PREVIEW_FILE: &str = "preview.webp";
+
+/// A poster image format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StillFormat {
+    Jpg,
+    Webp,
+}
+
+impl StillFormat {
+    pub fn ext(self) -> &'static str {
+        match self {
+            Self::Jpg => "jpg",
+            Self::Webp => "webp",
+        }
+    }
+}
+
+/// What stills a profile asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StillsSpec {
+    /// Poster widths in pixels. Widths above the master's are dropped (a
+    /// master narrower than all of them gets one poster at its own width).
+    /// Default [1280, 640].
+    pub poster_widths: Vec<u32>,
+    /// Default both, JPEG and WebP.
+    pub poster_formats: Vec<StillFormat>,
+    /// Master time of the poster. None: a third of the way in, at most 3 s.
+    pub poster_at_secs: Option<f64>,
+    /// Storyboard sprite and its WebVTT map; null: none.
+    pub sprite: Option<SpriteSpec>,
+    /// Animated WebP preview; null: none.
+    pub preview: Option<PreviewSpec>,
+}
+
+impl Default for StillsSpec {
+    fn default() -> Self {
+        Self {
+            poster_widths: vec![1280, 640],
+            poster_formats: vec![StillFormat::Jpg, StillFormat::Webp],
+            poster_at_secs: None,
+            sprite: Some(SpriteSpec::default()),
+            preview: Some(PreviewSpec::default()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpriteSpec {
+    /// One tile every this many seconds. Default 1.0.
+    pub interval_secs: f64,
+    /// Tile width in pixels (height keeps the aspect ratio). Default 160.
+    pub tile_width: u32,
+    /// Tiles per sprite row. Default 10.
+    pub columns: u32,
+}
+
+impl Default for SpriteSpec {
+    fn default() -> Self {
+        Self {
+            interval_secs: 1.0,
+            tile_width: 160,
+            columns: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreviewSpec {
+    /// Longest preview. Default 3.0.
+    pub secs: f64,
+    /// Width in pixels, at most 640. Default 480.
+    pub width: u32,
+    /// Frames per second. Default 10.
+    pub fps: u32,
+}
+
+impl Default for PreviewSpec {
+    fn default() -> Self {
+        Self {
+            secs: 3.0,
+            width: 480,
+            fps: 10,
+        }
+    }
+}
+
+/// The stills for one master: every size and time resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StillsPlan {
+    /// Poster sizes, widest first, all even and no wider than the master.
+    pub posters: Vec<(u32, u32)>,
+    pub poster_formats: Vec<StillFormat>,
+    /// Where the search for a non-black poster frame starts, inside the master.
+    pub poster_at_secs: f64,
+    /// The master's duration: the storyboard covers it.
+    pub duration_secs: f64,
+    pub sprite: Option<SpritePlan>,
+    pub preview: Option<PreviewPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpritePlan {
+    pub interval_secs: f64,
+    pub tile_width: u32,
+    pub tile_height: u32,
+    /// Tiles per row (never more than there are tiles).
+    pub columns: u32,
+    pub rows: u32,
+    /// Tiles in the sprite: one per interval started before the master's last frame.
+    pub tiles: u32,
+}
+
+impl SpritePlan {
+    /// The sprite's size in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        (self.columns * self.tile_width, self.rows * self.tile_height)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewPlan {
+    /// Master time the preview starts at: the poster time, moved earlier
+    /// when less than `secs` of master is left after it.
+    pub start_secs: f64,
+    pub secs: f64,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl PreviewPlan {
+    /// Most frames the preview holds: `secs` at `fps` (fps may add one at
+    /// the end of its input; the preview is cut there).
+    pub fn frames(&self) -> u32 {
+        ((self.secs * f64::from(self.fps)).floor() as u32).max(1)
+    }
+}
+
+/// Filter chains and output arguments for one ffmpeg run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StillsGraph {
+    /// Chains for `-filter_complex`, to be joined with `;` to the caller's.
+    pub chains: Vec<String>,
+    /// One argument group per file: `-map [label]`, encoder and muxer
+    /// options, `-f`, and the path last.
+    pub outputs: Vec<Vec<String>>,
+}
+
+/// `w * num / den` rounded to the nearest even number, at least 2.
+fn even_scaled(w: u32, num: u32, den: u32) -> u32 {
+    let exact = f64::from(w) * f64::from(num) / f64::from(den.max(1));
+    ((exact / 2.0).round() as u32 * 2).max(2)
+}
+
+fn even_down(v: u32) -> u32 {
+    (v & !1).max(2)
+}
+
+fn finite_at_least(field: &str, v: f64, min_exclusive: f64) -> Result<f64, String> {
+    if v.is_finite() && v > min_exclusive {
+        Ok(v)
+    } else {
+        Err(format!(
+            "stills.{field}: {v} must be a number above {min_exclusive}"
+        ))
+    }
+}
+
+impl StillsPlan {
+    /// Resolves `spec` against the master. Errors name the field
+    /// ("stills.preview.width: ...").
+    pub fn for_master(spec: &StillsSpec, probe: &Probe) -> Result<StillsPlan, String> {
+        let video = probe
+            .video
+            .as_ref()
+            .ok_or_else(|| "stills: the master has no video stream".to_owned())?;
+        let (mw, mh) = (video.width, video.height);
+        if mw < 2 || mh < 2 {
+            return Err(format!("stills: the master's size {mw}x{mh} is unusable"));
+        }
+        let duration = probe.duration_secs;
+        if !duration.is_finite() || duration <= 0.0 {
+            return Err(format!(
+                "stills: the master's duration {duration} is unusable"
+            ));
+        }
+        let fps = if video.fps.is_finite() && video.fps > 0.0 {
+            video.fps
+        } else {
+            30.0
+        };
+        // The last frame starts about one frame before the end.
+        let last_frame_at = (duration - 1.0 / fps).max(0.0);
+
+        // Posters.
+        if spec.poster_widths.is_empty() {
+            return Err("stills.poster_widths: list at least one width".into());
+        }
+        if let Some(w) = spec.poster_widths.iter().find(|w| **w < 16) {
+            return Err(format!("stills.poster_widths: {w} is below 16"));
+        }
+        if spec.poster_formats.is_empty() {
+            return Err("stills.poster_formats: list at least one format (jpg, webp)".into());
+        }
+        let mut widths: Vec<u32> = spec
+            .poster_widths
+            .iter()
+            .map(|w| even_down(*w))
+            .filter(|w| *w <= mw)
+            .collect();
+        if widths.is_empty() {
+            widths.push(even_down(mw));
+        }
+        widths.sort_unstable_by(|a, b| b.cmp(a));
+        widths.dedup();
+        let posters = widths
+            .into_iter()
+            .map(|w| (w, even_scaled(w, mh, mw)))
+            .collect();
+        let mut poster_formats = Vec::new();
+        for f in &spec.poster_formats {
+            if !poster_formats.contains(f) {
+                poster_formats.push(*f);
+            }
+        }
+        let poster_at_secs = match spec.poster_at_secs {
+            Some(t) if t.is_finite() && t >= 0.0 => t.min(last_frame_at),
+            Some(t) => {
+                return Err(format!(
+                    "stills.poster_at_secs: {t} must be a number of seconds >= 0"
+                ))
+            }
+            None => (duration / 3.0).min(3.0).min(last_frame_at),
+        };
+
+        // Sprite.
+        let sprite = match &spec.sprite {
+            None => None,
+            Some(s) => {
+                let interval = finite_at_least("sprite.interval_secs", s.interval_secs, 0.0)?;
+                if !(16..=640).contains(&s.tile_width) {
+                    return Err(format!(
+                        "stills.sprite.tile_width: {} must be 16 to 640",
+                        s.tile_width
+                    ));
+                }
+                if !(1..=100).contains(&s.columns) {
+                    return Err(format!(
+                        "stills.sprite.columns: {} must be 1 to 100",
+                        s.columns
+                    ));
+                }
+                let tile_width = even_down(s.tile_width.min(mw));
+                let tile_height = even_scaled(tile_width, mh, mw);
+                let tiles_f = (last_frame_at / interval + 1e-9).floor() + 1.0;
+                if tiles_f > 10_000.0 {
+                    return Err(format!(
+                        "stills.sprite.interval_secs: {interval} gives {tiles_f} tiles for a \
+                         {duration:.1} s master; at most 10000"
+                    ));
+                }
+                let tiles = tiles_f as u32;
+                let columns = s.columns.min(tiles);
+                let rows = tiles.div_ceil(columns);
+                if rows * tile_height > JPEG_MAX_SIDE || columns * tile_width > JPEG_MAX_SIDE {
+                    return Err(format!(
+                        "stills.sprite.interval_secs: {interval} makes the sprite {}x{}, \
+                         larger than a JPEG can be; use a longer interval or more columns",
+                        columns * tile_width,
+                        rows * tile_height
+                    ));
+                }
+                Some(SpritePlan {
+                    interval_secs: interval,
+                    tile_width,
+                    tile_height,
+                    columns,
+                    rows,
+                    tiles,
+                })
+            }
+        };
+
+        // Preview.
+        let preview = match &spec.preview {
+            None => None,
+            Some(p) => {
+                let secs = finite_at_least("preview.secs", p.secs, 0.0)?;
+                if secs > 30.0 {
+                    return Err(format!("stills.preview.secs: {secs} is above 30"));
+                }
+                if p.width > PREVIEW_MAX_WIDTH {
+                    return Err(format!(
+                        "stills.preview.width: {} is above {PREVIEW_MAX_WIDTH}",
+                        p.width
+                    ));
+                }
+                if p.width < 16 {
+                    return Err(format!("stills.preview.width: {} is below 16", p.width));
+                }
+                if !(1..=30).contains(&p.fps) {
+                    return Err(format!("stills.preview.fps: {} must be 1 to 30", p.fps));
+                }
+                let width = even_down(p.width.min(mw));
+                let secs = secs.min(duration);
+                Some(PreviewPlan {
+                    start_secs: poster_at_secs.min((duration - secs).max(0.0)),
+                    secs,
+                    width,
+                    height: even_scaled(width, mh, mw),
+                    fps: p.fps,
+                })
+            }
+        };
+
+        Ok(StillsPlan {
+            posters,
+            poster_formats,
+            poster_at_secs,
+            duration_secs: duration,
+            sprite,
+            preview,
+        })
+    }
+
+    fn poster_rel(w: u32, f: StillFormat) -> String {
+        format!("poster-{w}.{}", f.ext())
+    }
+
+    /// Every file the stills produce in `out_dir` (the storyboard is written
+    /// by [`Self::write_sidecars`]), posters widest first.
+    pub fn files(&self, out_dir: &Path) -> Vec<WrittenFile> {
+        let file = |rel: String, role: FileRole| WrittenFile {
+            path: out_dir.join(&rel),
+            rel,
+            role,
+            output: None,
+        };
+        let mut files = Vec::new();
+        for (w, _) in &self.posters {
+            for f in &self.poster_formats {
+                files.push(file(Self::poster_rel(*w, *f), FileRole::Poster));
+            }
+        }
+        if self.sprite.is_some() {
+            files.push(file(SPRITE_FILE.into(), FileRole::Sprite));
+            files.push(file(STORYBOARD_FILE.into(), FileRole::Storyboard));
+        }
+        if self.preview.is_some() {
+            files.push(file(PREVIEW_FILE.into(), FileRole::Preview));
+        }
+        files
+    }
+
+    /// Filter chains reading `[input_label]` (a full-size, native-rate branch
+    /// of the decoded master) and one output group per image file.
+    pub fn graph(&self, input_label: &str, out_dir: &Path) -> StillsGraph {
+        let input = input_label.trim_start_matches('[').trim_end_matches(']');
+        let mut chains = Vec::new();
+        let mut outputs = Vec::new();
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<String>>();
+
+        let mut branches = vec!["st_poster_in"];
+        if self.sprite.is_some() {
+            branches.push("st_sprite_in");
+        }
+        if self.preview.is_some() {
+            branches.push("st_preview_in");
+        }
+        let labels: String = branches.iter().map(|b| format!("[{b}]")).collect();
+        chains.push(format!(
+            "[{input}]setpts=PTS-STARTPTS,split={}{labels}",
+            branches.len()
+        ));
+
+        // Poster: three candidates, first frame wins (see the module docs).
+        let (pw, ph) = self.posters[0];
+        let fit = format!("scale=w={pw}:h={ph}:flags=bicubic,setsar=1,format=yuv420p");
+        let bright = format!(
+            "signalstats,metadata=mode=select:key=lavfi.signalstats.YAVG:function=greater:value={BLACK_YAVG}"
+        );
+        let at = format!("{:.3}", self.poster_at_secs);
+        // At time 0 there is no "before" candidate.
+        let before = self.poster_at_secs > 0.0;
+        let cands = if before {
+            "[st_after][st_before][st_at]"
+        } else {
+            "[st_after][st_at]"
+        };
+        let nc = if before { 3 } else { 2 };
+        if before {
+            chains.push("[st_poster_in]split=3[st_pa][st_pb][st_pc]".into());
+            chains.push(format!(
+                "[st_pb]trim=end={at},{fit},{bright},trim=end_frame=1[st_before]"
+            ));
+        } else {
+            chains.push("[st_poster_in]split=2[st_pa][st_pc]".into());
+        }
+        chains.push(format!(
+            "[st_pa]trim=start={at},{fit},{bright},trim=end_frame=1[st_after]"
+        ));
+        chains.push(format!(
+            "[st_pc]trim=start={at},trim=end_frame=1,{fit}[st_at]"
+        ));
+        let n = self.posters.len();
+        let picks: String = (0..n).map(|i| format!("[st_pick{i}]")).collect();
+        chains.push(format!(
+            "{cands}concat=n={nc}:v=1:a=0,trim=end_frame=1,split={n}{picks}"
+        ));
+        for (i, (w, h)) in self.posters.iter().enumerate() {
+            let nf = self.poster_formats.len();
+            let outs: String = self
+                .poster_formats
+                .iter()
+                .map(|f| format!("[st_poster_{w}_{}]", f.ext()))
+                .collect();
+            let scale = if i == 0 {
+                "null".to_owned()
+            } else {
+                format!("scale=w={w}:h={h}:flags=bicubic,setsar=1")
+            };
+            chains.push(format!("[st_pick{i}]{scale},split={nf}{outs}"));
+            for f in &self.poster_formats {
+                let mut o = s(&[
+                    "-map",
+                    &format!("[st_poster_{w}_{}]", f.ext()),
+                    "-frames:v",
+                    "1",
+                ]);
+                match f {
+                    StillFormat::Jpg => o.extend(s(&["-c:v", "mjpeg", "-q:v", "3"])),
+                    StillFormat::Webp => {
+                        o.extend(s(&["-c:v", "libwebp", "-quality", "80", "-lossless", "0"]))
+                    }
+                }
+                o.extend(s(&["-map_metadata", "-1"]));
+                match f {
+                    StillFormat::Jpg => o.extend(s(&["-update", "1", "-f", "image2"])),
+                    StillFormat::Webp => o.extend(s(&["-f", "webp"])),
+                }
+                o.push(path_arg(&out_dir.join(Self::poster_rel(*w, *f))));
+                outputs.push(o);
+            }
+        }
+
+        if let Some(sp) = &self.sprite {
+            // The first frame at or after each multiple of the interval.
+            chains.push(format!(
+                "[st_sprite_in]select=expr=gte(t\\,selected_n*{}),trim=end_frame={},\
+                 scale=w={}:h={}:flags=bicubic,setsar=1,tile=layout={}x{}:padding=0:margin=0[st_sprite]",
+                sp.interval_secs, sp.tiles, sp.tile_width, sp.tile_height, sp.columns, sp.rows
+            ));
+            let mut o = s(&[
+                "-map",
+                "[st_sprite]",
+                "-frames:v",
+                "1",
+                "-c:v",
+                "mjpeg",
+                "-q:v",
+                "4",
+                "-map_metadata",
+                "-1",
+                "-update",
+                "1",
+                "-f",
+                "image2",
+            ]);
+            o.push(path_arg(&out_dir.join(SPRITE_FILE)));
+            outputs.push(o);
+        }
+
+        if let Some(p) = &self.preview {
+            chains.push(format!(
+                "[st_preview_in]trim=start={:.3}:duration={:.3},fps={},trim=end_frame={},\
+                 scale=w={}:h={}:flags=bicubic,setsar=1[st_preview]",
+                p.start_secs,
+                p.secs,
+                p.fps,
+                p.frames(),
+                p.width,
+                p.height
+            ));
+            let mut o = s(&[
+                "-map",
+                "[st_preview]",
+                "-c:v",
+                "libwebp_anim",
+                "-quality",
+                "70",
+                "-lossless",
+                "0",
+                "-loop",
+                "0",
+                "-map_metadata",
+                "-1",
+                "-f",
+                "webp",
+            ]);
+            o.push(path_arg(&out_dir.join(PREVIEW_FILE)));
+            outputs.push(o);
+        }
+        StillsGraph { chains, outputs }
+    }
+
+    /// The WebVTT storyboard: one cue per tile, covering the whole master.
+    /// None when the plan has no sprite.
+    pub fn storyboard_vtt(&self) -> Option<String> {
+        let sp = self.sprite.as_ref()?;
+        let mut vtt = String::from("WEBVTT\n");
+        for k in 0..sp.tiles {
+            let start = f64::from(k) * sp.interval_secs;
+            let end = if k + 1 == sp.tiles {
+                self.duration_secs
+            } else {
+                (f64::from(k + 1) * sp.interval_secs).min(self.duration_secs)
+            };
+            let (col, row) = (k % sp.columns, k / sp.columns);
+            let _ = write!(
+                vtt,
+                "\n{} --> {}\n{SPRITE_FILE}#xywh={},{},{},{}\n",
+                vtt_time(start),
+                vtt_time(end),
+                col * sp.tile_width,
+                row * sp.tile_height,
+                sp.tile_width,
+                sp.tile_height
+            );
+        }
+        Some(vtt)
+    }
+
+    /// Writes the files ffmpeg does not: the WebVTT storyboard.
+    pub fn write_sidecars(&self, out_dir: &Path) -> std::io::Result<()> {
+        if let Some(vtt) = self.storyboard_vtt() {
+            std::fs::create_dir_all(out_dir)?;
+            std::fs::write(out_dir.join(STORYBOARD_FILE), vtt)?;
+        }
+        Ok(())
+    }
+}
+
+/// "HH:MM:SS.mmm".
+fn vtt_time(secs: f64) -> String {
+    let ms = (secs.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::process::{RunOptions, Runner};
+    use crate::media::testutil;
+    use crate::media::VideoStream;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn probe(w: u32, h: u32, secs: f64) -> Probe {
+        Probe {
+            format_name: "mov".into(),
+            duration_secs: secs,
+            size_bytes: 1,
+            bit_rate: None,
+            video: Some(VideoStream {
+                codec: "h264".into(),
+                profile: None,
+                level: None,
+                width: w,
+                height: h,
+                pix_fmt: Some("yuv420p".into()),
+                fps: 24.0,
+                nb_frames: None,
+                r_frame_rate: None,
+                avg_frame_rate: None,
+            }),
+            audio: None,
+        }
+    }
+
+    #[test]
+    fn spec_defaults_and_serde() {
+        let spec: StillsSpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(spec, StillsSpec::default());
+        assert_eq!(spec.poster_widths, [1280, 640]);
+        assert_eq!(spec.poster_formats, [StillFormat::Jpg, StillFormat::Webp]);
+        assert_eq!(spec.poster_at_secs, None);
+        assert_eq!(
+            spec.sprite,
+            Some(SpriteSpec {
+                interval_secs: 1.0,
+                tile_width: 160,
+                columns: 10
+            })
+        );
+        assert_eq!(
+            spec.preview,
+            Some(PreviewSpec {
+                secs: 3.0,
+                width: 480,
+                fps: 10
+            })
+        );
+        let spec: StillsSpec = serde_json::from_str(
+            r#"{"poster_formats":["webp"],"sprite":null,"preview":{"width":320}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.poster_formats, [StillFormat::Webp]);
+        assert_eq!(spec.sprite, None);
+        assert_eq!(spec.preview.unwrap().fps, 10);
+        assert!(serde_json::from_str::<StillsSpec>(r#"{"posters":[1]}"#).is_err());
+        assert!(serde_json::from_str::<StillsSpec>(r#"{"poster_formats":["png"]}"#).is_err());
+        assert!(serde_json::from_str::<StillsSpec>(r#"{"preview":{"gif":true}}"#).is_err());
+    }
+
+    #[test]
+    fn plan_never_upscales_keeps_sizes_even_and_collapses_duplicates() {
+        let spec = StillsSpec {
+            poster_widths: vec![640, 3840, 1280, 641, 640],
+            ..StillsSpec::default()
+        };
+        let plan = StillsPlan::for_master(&spec, &probe(1920, 1080, 15.0)).unwrap();
+        assert_eq!(plan.posters, [(1280, 720), (640, 360)]);
+        assert_eq!(plan.poster_at_secs, 3.0);
+        let sp = plan.sprite.as_ref().unwrap();
+        assert_eq!((sp.tile_width, sp.tile_height), (160, 90));
+        assert_eq!((sp.tiles, sp.columns, sp.rows), (15, 10, 2));
+        assert_eq!(sp.size(), (1600, 180));
+        let pv = plan.preview.as_ref().unwrap();
+        assert_eq!((pv.width, pv.height, pv.fps), (480, 270, 10));
+        assert_eq!((pv.start_secs, pv.secs), (3.0, 3.0));
+
+        // 9:16 master narrower than every poster width: one poster at its own width.
+        let plan = StillsPlan::for_master(&StillsSpec::default(), &probe(406, 720, 2.0)).unwrap();
+        assert_eq!(plan.posters, [(406, 720)]);
+        assert!((plan.poster_at_secs - 2.0 / 3.0).abs() < 1e-9);
+        let sp = plan.sprite.as_ref().unwrap();
+        assert_eq!((sp.tile_width, sp.tile_height), (160, 284));
+        assert_eq!((sp.tiles, sp.columns, sp.rows), (2, 2, 1));
+        let pv = plan.preview.as_ref().unwrap();
+        assert_eq!((pv.width, pv.height), (406, 720));
+        assert_eq!((pv.start_secs, pv.secs), (0.0, 2.0));
+
+        // Odd aspect: heights rounded to even.
+        let plan = StillsPlan::for_master(&StillsSpec::default(), &probe(1000, 333, 3.0)).unwrap();
+        for (w, h) in plan.posters {
+            assert_eq!((w % 2, h % 2), (0, 0), "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn plan_clamps_times_inside_the_master() {
+        let spec = StillsSpec {
+            poster_at_secs: Some(99.0),
+            ..StillsSpec::default()
+        };
+        let plan = StillsPlan::for_master(&spec, &probe(640, 360, 5.0)).unwrap();
+        assert!(plan.poster_at_secs < 5.0 && plan.poster_at_secs >= 4.9);
+        let pv = plan.preview.unwrap();
+        assert_eq!(pv.start_secs, 2.0, "a full preview still fits");
+        assert_eq!(plan.sprite.unwrap().tiles, 5);
+    }
+
+    #[test]
+    fn plan_errors_name_the_field() {
+        let p = probe(1920, 1080, 10.0);
+        let err = |spec: StillsSpec| StillsPlan::for_master(&spec, &p).unwrap_err();
+        let base = StillsSpec::default;
+        let e = err(StillsSpec {
+            preview: Some(PreviewSpec {
+                width: 800,
+                ..PreviewSpec::default()
+            }),
+            ..base()
+        });
+        assert!(e.starts_with("stills.preview.width: "), "{e}");
+        let e = err(StillsSpec {
+            poster_widths: vec![],
+            ..base()
+        });
+        assert!(e.starts_with("stills.poster_widths: "), "{e}");
+        let e = err(StillsSpec {
+            poster_formats: vec![],
+            ..base()
+        });
+        assert!(e.starts_with("stills.poster_formats: "), "{e}");
+        let e = err(StillsSpec {
+            poster_at_secs: Some(-1.0),
+            ..base()
+        });
+        assert!(e.starts_with("stills.poster_at_secs: "), "{e}");
+        let e = err(StillsSpec {
+            sprite: Some(SpriteSpec {
+                interval_secs: 0.0,
+                ..SpriteSpec::default()
+            }),
+            ..base()
+        });
+        assert!(e.starts_with("stills.sprite.interval_secs: "), "{e}");
+        let e = err(StillsSpec {
+            sprite: Some(SpriteSpec {
+                columns: 0,
+                ..SpriteSpec::default()
+            }),
+            ..base()
+        });
+        assert!(e.starts_with("stills.sprite.columns: "), "{e}");
+        let e = err(StillsSpec {
+            preview: Some(PreviewSpec {
+                fps: 0,
+                ..PreviewSpec::default()
+            }),
+            ..base()
+        });
+        assert!(e.starts_with("stills.preview.fps: "), "{e}");
+        let mut no_video = p.clone();
+        no_video.video = None;
+        assert!(StillsPlan::for_master(&base(), &no_video).is_err());
+    }
+
+    #[test]
+    fn graph_reads_the_given_label_and_prefixes_its_own() {
+        let plan =
+            StillsPlan::for_master(&StillsSpec::default(), &probe(1920, 1080, 15.0)).unwrap();
+        let g = plan.graph("still", Path::new("/out"));
+        assert!(
+            g.chains[0].starts_with("[still]setpts=PTS-STARTPTS,split=3"),
+            "{}",
+            g.chains[0]
+        );
+        // Every label other than the input starts with st_.
+        let joined = g.chains.join(";");
+        let mut rest = joined.as_str();
+        let mut labels = Vec::new();
+        while let Some(i) = rest.find('[') {
+            let j = rest[i..].find(']').unwrap() + i;
+            labels.push(rest[i + 1..j].to_owned());
+            rest = &rest[j + 1..];
+        }
+        assert!(labels.iter().filter(|l| *l == "still").count() == 1);
+        assert!(
+            labels.iter().all(|l| l == "still" || l.starts_with("st_")),
+            "{labels:?}"
+        );
+        assert!(joined.contains("lavfi.signalstats.YAVG:function=greater:value=32"));
+        assert!(joined.contains("tile=layout=10x2"));
+        assert!(joined.contains("concat=n=3:v=1:a=0"));
+
+        let paths: Vec<&str> = g
+            .outputs
+            .iter()
+            .map(|o| o.last().unwrap().as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/out/poster-1280.jpg",
+                "/out/poster-1280.webp",
+                "/out/poster-640.jpg",
+                "/out/poster-640.webp",
+                "/out/sprite.jpg",
+                "/out/preview.webp"
+            ]
+        );
+        for o in &g.outputs {
+            assert_eq!(o[0], "-map");
+            assert!(o[1].starts_with("[st_"), "{o:?}");
+            assert!(o.windows(2).any(|w| w[0] == "-f"), "{o:?}");
+        }
+        let codec = |i: usize| {
+            g.outputs[i]
+                .windows(2)
+                .find(|w| w[0] == "-c:v")
+                .map(|w| w[1].clone())
+                .unwrap()
+        };
+        assert_eq!(
+            (0..6).map(codec).collect::<Vec<_>>(),
+            [
+                "mjpeg",
+                "libwebp",
+                "mjpeg",
+                "libwebp",
+                "mjpeg",
+                "libwebp_anim"
+            ]
+        );
+        assert!(g.outputs[5].windows(2).any(|w| w == ["-loop", "0"]));
+
+        // files() lists the same images plus the storyboard.
+        let rels: Vec<String> = plan
+            .files(Path::new("/out"))
+            .into_iter()
+            .map(|f| f.rel)
+            .collect();
+        assert_eq!(
+            rels,
+            [
+                "poster-1280.jpg",
+                "poster-1280.webp",
+                "poster-640.jpg",
+                "poster-640.webp",
+                "sprite.jpg",
+                "storyboard.vtt",
+                "preview.webp"
+            ]
+        );
+
+        // Without sprite and preview, at time 0: two candidates, one branch.
+        let spec = StillsSpec {
+            poster_at_secs: Some(0.0),
+            sprite: None,
+            preview: None,
+            poster_formats: vec![StillFormat::Jpg],
+            ..StillsSpec::default()
+        };
+        let plan = StillsPlan::for_master(&spec, &probe(1920, 1080, 15.0)).unwrap();
+        let g = plan.graph("[v]", Path::new("/o"));
+        assert!(g.chains[0].starts_with("[v]setpts=PTS-STARTPTS,split=1[st_poster_in]"));
+        assert!(g.chains.join(";").contains("concat=n=2:v=1:a=0"));
+        assert_eq!(g.outputs.len(), 2);
+        assert_eq!(plan.storyboard_vtt(), None);
+    }
+
+    #[test]
+    fn storyboard_cues_cover_the_master_and_stay_inside_the_sprite() {
+        let plan =
+            StillsPlan::for_master(&StillsSpec::default(), &probe(1920, 1080, 12.5)).unwrap();
+        let vtt = plan.storyboard_vtt().unwrap();
+        assert!(
+            vtt.starts_with(
+                "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nsprite.jpg#xywh=0,0,160,90\n"
+            ),
+            "{vtt}"
+        );
+        let cues = parse_vtt(&vtt);
+        let sp = plan.sprite.as_ref().unwrap();
+        assert_eq!(cues.len(), 13);
+        check_cues(&cues, sp.size(), 12.5);
+        assert_eq!(cues[10].2, [0, 90, 160, 90]);
+        assert!(
+            vtt.ends_with("00:00:12.000 --> 00:00:12.500\nsprite.jpg#xywh=320,90,160,90\n"),
+            "{vtt}"
+        );
+    }
+
+    /// (start, end, [x, y, w, h]) per cue.
+    fn parse_vtt(vtt: &str) -> Vec<(f64, f64, [u32; 4])> {
+        let secs = |t: &str| {
+            let p: Vec<f64> = t.split(':').map(|x| x.parse().unwrap()).collect();
+            p[0] * 3600.0 + p[1] * 60.0 + p[2]
+        };
+        let lines: Vec<&str> = vtt.lines().collect();
+        assert_eq!(lines[0], "WEBVTT");
+        let mut cues = Vec::new();
+        for w in lines.windows(2) {
+            if let Some((a, b)) = w[0].split_once(" --> ") {
+                let xywh = w[1].strip_prefix("sprite.jpg#xywh=").expect(w[1]);
+                let v: Vec<u32> = xywh.split(',').map(|x| x.parse().unwrap()).collect();
+                cues.push((secs(a), secs(b), [v[0], v[1], v[2], v[3]]));
+            }
+        }
+        cues
+    }
+
+    fn check_cues(cues: &[(f64, f64, [u32; 4])], (sw, sh): (u32, u32), duration: f64) {
+        assert_eq!(cues[0].0, 0.0);
+        for w in cues.windows(2) {
+            assert_eq!(w[0].1, w[1].0, "cues are contiguous");
+        }
+        assert!(
+            (cues.last().unwrap().1 - duration).abs() < 0.002,
+            "{cues:?}"
+        );
+        for (a, b, [x, y, w, h]) in cues {
+            assert!(b > a);
+            assert!(
+                *w > 0 && *h > 0 && x + w <= sw && y + h <= sh,
+                "{x},{y},{w},{h} outside {sw}x{sh}"
+            );
+        }
+    }
+
+    // ---- real ffmpeg runs ----
+
+    /// A 640x360 24 fps master: `black_secs` of black, then `bright_secs` of
+    /// testsrc2, then `tail_black_secs` of black.
+    async fn master(
+        runner: &Runner,
+        dir: &Path,
+        black_secs: u32,
+        bright_secs: u32,
+        tail_black_secs: u32,
+    ) -> (PathBuf, Probe) {
+        let path = dir.join(format!(
+            "m-{black_secs}-{bright_secs}-{tail_black_secs}.mp4"
+        ));
+        let mut parts = Vec::new();
+        let mut labels = String::new();
+        for (i, (src, d)) in [
+            ("color=c=black:", black_secs),
+            ("testsrc2=", bright_secs),
+            ("color=c=black:", tail_black_secs),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if d > 0 {
+                parts.push(format!(
+                    "{src}s=640x360:r=24:d={d},format=yuv420p,setsar=1[p{i}]"
+                ));
+                labels.push_str(&format!("[p{i}]"));
+            }
+        }
+        let n = parts.len();
+        let graph = format!("{};{labels}concat=n={n}:v=1:a=0[v]", parts.join(";"));
+        let args: Vec<String> = [
+            "-filter_complex",
+            &graph,
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "18",
+            "-pix_fmt",
+            "yuv420p",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([path.display().to_string()])
+        .collect();
+        runner
+            .ffmpeg(args, RunOptions::new("master", Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let probe = runner.ffprobe(&path).await.unwrap();
+        (path, probe)
+    }
+
+    /// The harness a transcode is: `[0:v:0]` split into a rendition branch
+    /// (sent to a null output here) and `[still]` for the stills.
+    async fn run_stills(runner: &Runner, master: &Path, plan: &StillsPlan, out: &Path) {
+        std::fs::create_dir_all(out).unwrap();
+        let g = plan.graph("still", out);
+        let graph = format!(
+            "[0:v:0]split=2[main][still];[main]scale=w=320:h=-2[v0];{}",
+            g.chains.join(";")
+        );
+        let mut args: Vec<String> = crate::media::input_args(master, true);
+        args.extend(["-filter_complex".into(), graph]);
+        args.extend(["-map", "[v0]", "-f", "null", "-"].map(String::from));
+        for o in g.outputs {
+            args.extend(o);
+        }
+        runner
+            .ffmpeg(
+                args,
+                RunOptions::new("stills", Duration::from_secs(120)).untrusted(),
+            )
+            .await
+            .unwrap();
+        plan.write_sidecars(out).unwrap();
+    }
+
+    /// Average luma of an image, as signalstats reports it.
+    async fn yavg(runner: &Runner, image: &Path) -> f64 {
+        let args: Vec<String> = [
+            "-i".to_owned(),
+            image.display().to_string(),
+            "-vf".into(),
+            "format=yuv420p,signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG".into(),
+            "-f".into(),
+            "null".into(),
+            "-".into(),
+        ]
+        .into();
+        let out = runner
+            .ffmpeg(args, RunOptions::new("yavg", Duration::from_secs(30)))
+            .await
+            .unwrap();
+        out.log
+            .iter()
+            .find_map(|l| l.split("lavfi.signalstats.YAVG=").nth(1))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or_else(|| panic!("no YAVG in {:?}", out.log))
+    }
+
+    /// (canvas width, canvas height, frames) of a WebP file, from its RIFF chunks.
+    fn webp_info(path: &Path) -> (u32, u32, usize) {
+        let b = std::fs::read(path).unwrap();
+        assert_eq!((&b[0..4], &b[8..12]), (&b"RIFF"[..], &b"WEBP"[..]));
+        let (mut i, mut size, mut frames) = (12, (0, 0), 0);
+        while i + 8 <= b.len() {
+            let id = &b[i..i + 4];
+            let len = u32::from_le_bytes(b[i + 4..i + 8].try_into().unwrap()) as usize;
+            let d = &b[i + 8..i + 8 + len];
+            let u24 = |s: &[u8]| u32::from(s[0]) | u32::from(s[1]) << 8 | u32::from(s[2]) << 16;
+            match id {
+                b"VP8X" => size = (u24(&d[4..7]) + 1, u24(&d[7..10]) + 1),
+                b"ANMF" => frames += 1,
+                b"VP8 " | b"VP8L" => frames += 1,
+                _ => {}
+            }
+            i += 8 + len + (len & 1);
+        }
+        (size.0, size.1, frames)
+    }
+
+    #[tokio::test]
+    async fn one_run_writes_every_still_and_they_decode() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (m, probe) = master(&runner, dir.path(), 0, 3, 0).await;
+        let spec = StillsSpec {
+            poster_widths: vec![640, 320, 1280],
+            ..StillsSpec::default()
+        };
+        let plan = StillsPlan::for_master(&spec, &probe).unwrap();
+        assert_eq!(plan.posters, [(640, 360), (320, 180)]);
+        let out = dir.path().join("out");
+        run_stills(&runner, &m, &plan, &out).await;
+
+        let files = plan.files(&out);
+        assert_eq!(files.len(), 7);
+        for f in &files {
+            let len = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 0, "{} missing or empty", f.rel);
+        }
+        for ((w, h), f) in [(640, 360), (320, 180)]
+            .into_iter()
+            .flat_map(|s| [(s, "jpg"), (s, "webp")])
+        {
+            let p = runner
+                .ffprobe(&out.join(format!("poster-{w}.{f}")))
+                .await
+                .unwrap();
+            let v = p.video.unwrap();
+            let codec = if f == "jpg" { "mjpeg" } else { "webp" };
+            assert_eq!(
+                (v.codec.as_str(), v.width, v.height),
+                (codec, w, h),
+                "poster-{w}.{f}"
+            );
+            assert!(
+                yavg(&runner, &out.join(format!("poster-{w}.{f}"))).await > f64::from(BLACK_YAVG)
+            );
+        }
+        let sp = plan.sprite.as_ref().unwrap();
+        assert_eq!((sp.tiles, sp.columns, sp.rows), (3, 3, 1));
+        let sprite = runner
+            .ffprobe(&out.join(SPRITE_FILE))
+            .await
+            .unwrap()
+            .video
+            .unwrap();
+        assert_eq!(
+            (sprite.codec.as_str(), sprite.width, sprite.height),
+            ("mjpeg", 480, 90)
+        );
+        assert_eq!((sprite.width, sprite.height), sp.size());
+        let vtt = std::fs::read_to_string(out.join(STORYBOARD_FILE)).unwrap();
+        check_cues(
+            &parse_vtt(&vtt),
+            (sprite.width, sprite.height),
+            probe.duration_secs,
+        );
+
+        let preview = runner.ffprobe(&out.join(PREVIEW_FILE)).await.unwrap();
+        assert_eq!(preview.video.unwrap().codec, "webp");
+        let (w, h, frames) = webp_info(&out.join(PREVIEW_FILE));
+        assert_eq!((w, h), (480, 270));
+        assert!(w <= PREVIEW_MAX_WIDTH);
+        assert!(frames > 1, "animated: {frames} frames");
+        assert_eq!(frames, 30, "3 s at 10 fps");
+    }
+
+    #[tokio::test]
+    async fn a_long_master_flushes_a_partial_last_sprite_row() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (m, probe) = master(&runner, dir.path(), 0, 5, 0).await;
+        let spec = StillsSpec {
+            poster_formats: vec![StillFormat::Jpg],
+            poster_widths: vec![320],
+            sprite: Some(SpriteSpec {
+                interval_secs: 0.5,
+                tile_width: 64,
+                columns: 4,
+            }),
+            preview: None,
+            ..StillsSpec::default()
+        };
+        let plan = StillsPlan::for_master(&spec, &probe).unwrap();
+        let sp = plan.sprite.clone().unwrap();
+        assert_eq!(
+            (sp.tiles, sp.columns, sp.rows, sp.tile_height),
+            (10, 4, 3, 36)
+        );
+        let out = dir.path().join("out");
+        run_stills(&runner, &m, &plan, &out).await;
+        let sprite = runner
+            .ffprobe(&out.join(SPRITE_FILE))
+            .await
+            .unwrap()
+            .video
+            .unwrap();
+        assert_eq!((sprite.width, sprite.height), (256, 108));
+        let cues = parse_vtt(&std::fs::read_to_string(out.join(STORYBOARD_FILE)).unwrap());
+        assert_eq!(cues.len(), 10);
+        check_cues(&cues, (256, 108), probe.duration_secs);
+        // The last tile (row 3, column 2) holds a real frame, not padding.
+        assert_eq!(cues[9].2, [64, 72, 64, 36]);
+        let tile = out.join("last-tile.png");
+        let args: Vec<String> = [
+            "-i".to_owned(),
+            out.join(SPRITE_FILE).display().to_string(),
+            "-vf".into(),
+            "crop=64:36:64:72".into(),
+            tile.display().to_string(),
+        ]
+        .into();
+        runner
+            .ffmpeg(args, RunOptions::new("crop", Duration::from_secs(30)))
+            .await
+            .unwrap();
+        assert!(yavg(&runner, &tile).await > f64::from(BLACK_YAVG));
+    }
+
+    #[tokio::test]
+    async fn the_poster_skips_a_black_first_second() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (m, probe) = master(&runner, dir.path(), 1, 2, 0).await;
+        let spec = StillsSpec {
+            poster_at_secs: Some(0.0),
+            ..StillsSpec::default()
+        };
+        let plan = StillsPlan::for_master(&spec, &probe).unwrap();
+        let out = dir.path().join("out");
+        run_stills(&runner, &m, &plan, &out).await;
+        for f in plan
+            .files(&out)
+            .iter()
+            .filter(|f| f.role == FileRole::Poster)
+        {
+            let y = yavg(&runner, &f.path).await;
+            assert!(y > f64::from(BLACK_YAVG), "{} is black: YAVG {y}", f.rel);
+        }
+        // Control: the master's first frame really is black.
+        let first = dir.path().join("first.png");
+        let args: Vec<String> = [
+            "-i".to_owned(),
+            m.display().to_string(),
+            "-frames:v".into(),
+            "1".into(),
+            first.display().to_string(),
+        ]
+        .into();
+        runner
+            .ffmpeg(args, RunOptions::new("first", Duration::from_secs(30)))
+            .await
+            .unwrap();
+        assert!(yavg(&runner, &first).await <= 17.0);
+    }
+
+    #[tokio::test]
+    async fn black_after_the_poster_time_falls_back_to_an_earlier_frame_or_any_frame() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let spec = StillsSpec {
+            poster_at_secs: Some(2.0),
+            poster_widths: vec![320],
+            ..StillsSpec::default()
+        };
+        // Bright first second, black after: the poster comes from before 2 s.
+        let (m, probe) = master(&runner, dir.path(), 0, 1, 2).await;
+        let plan = StillsPlan::for_master(&spec, &probe).unwrap();
+        let out = dir.path().join("tail");
+        run_stills(&runner, &m, &plan, &out).await;
+        let y = yavg(&runner, &out.join("poster-320.jpg")).await;
+        assert!(y > f64::from(BLACK_YAVG), "YAVG {y}");
+        assert!(yavg(&runner, &out.join("poster-320.webp")).await > f64::from(BLACK_YAVG));
+
+        // All black: the run still succeeds and writes (black) posters.
+        let (m, probe) = master(&runner, dir.path(), 3, 0, 0).await;
+        let plan = StillsPlan::for_master(&spec, &probe).unwrap();
+        let out = dir.path().join("black");
+        run_stills(&runner, &m, &plan, &out).await;
+        for f in plan.files(&out) {
+            assert!(std::fs::metadata(&f.path).unwrap().len() > 0, "{}", f.rel);
+        }
+        let p = runner
+            .ffprobe(&out.join("poster-320.jpg"))
+            .await
+            .unwrap()
+            .video
+            .unwrap();
+        assert_eq!((p.width, p.height), (320, 180));
+    }
+}
