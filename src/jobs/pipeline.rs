@@ -1249,7 +1249,11 @@ impl Pipeline {
                     probes.insert(f.name.clone(), p);
                 }
                 FileRole::Poster | FileRole::Sprite | FileRole::Preview => {
-                    probes.insert(f.name.clone(), self.runner.ffprobe(&f.path).await?);
+                    let p = match still_probe(&f.path).await? {
+                        Some(p) => p,
+                        None => self.runner.ffprobe(&f.path).await?,
+                    };
+                    probes.insert(f.name.clone(), p);
                 }
                 _ if pubset::is_text(f) => {
                     anyhow::ensure!(
@@ -1276,6 +1280,39 @@ impl Pipeline {
             .await?
             .and_then(|b| serde_json::from_slice(&b).ok()))
     }
+}
+
+/// A WebP's size from its header (ffprobe reads no size from animated
+/// ones); None for other images.
+async fn still_probe(path: &Path) -> Result<Option<Probe>, StepError> {
+    use tokio::io::AsyncReadExt;
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("webp"))
+    {
+        return Ok(None);
+    }
+    let mut head = [0u8; 30];
+    let mut f = tokio::fs::File::open(path).await?;
+    let n = f.read(&mut head).await?;
+    let size = f.metadata().await?.len();
+    Ok(pubset::webp_size(&head[..n]).map(|(width, height)| Probe {
+        format_name: "webp".into(),
+        duration_secs: 0.0,
+        size_bytes: size,
+        bit_rate: None,
+        video: Some(crate::media::VideoStream {
+            codec: "webp".into(),
+            profile: None,
+            level: None,
+            width,
+            height,
+            pix_fmt: None,
+            fps: 0.0,
+            nb_frames: None,
+        }),
+        audio: None,
+    }))
 }
 
 /// `base` plus a move to `rejected` for the given reason.

@@ -451,6 +451,30 @@ fn image_format(rel: &str) -> &'static str {
     }
 }
 
+/// A WebP's canvas size from its header. ffprobe (ffmpeg 5.1) cannot decode
+/// animated WebP and reports 0x0 for it; the header always knows.
+pub fn webp_size(head: &[u8]) -> Option<(u32, u32)> {
+    if head.len() < 30 || &head[0..4] != b"RIFF" || &head[8..12] != b"WEBP" {
+        return None;
+    }
+    let le24 = |b: &[u8]| u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+    let le16 = |b: &[u8]| u32::from(b[0]) | u32::from(b[1]) << 8;
+    match &head[12..16] {
+        // Extended (animation, alpha): 24-bit canvas size minus one.
+        b"VP8X" => Some((le24(&head[24..27]) + 1, le24(&head[27..30]) + 1)),
+        // Lossy: the key frame's start code, then 14-bit sizes.
+        b"VP8 " if head[23..26] == [0x9d, 0x01, 0x2a] => {
+            Some((le16(&head[26..28]) & 0x3fff, le16(&head[28..30]) & 0x3fff))
+        }
+        // Lossless: a signature byte, then two 14-bit sizes minus one.
+        b"VP8L" if head[20] == 0x2f => {
+            let bits = u32::from_le_bytes([head[21], head[22], head[23], head[24]]);
+            Some(((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1))
+        }
+        _ => None,
+    }
+}
+
 /// Whether a probe describes a file of this container (a QC probe is only
 /// reused for the file it was made of).
 pub fn probe_matches(probe: &Probe, rel: &str) -> bool {
@@ -731,6 +755,24 @@ mod tests {
         assert_eq!(s.renditions[0].name, "720p");
         assert_eq!(s.poster.key, "v1/spring/ast_1/v0/abcd/poster.jpg");
         assert!(s.hls.is_none() && s.storyboard.is_none() && s.preview.is_none());
+    }
+
+    #[test]
+    fn webp_sizes_come_from_the_header() {
+        // ffmpeg 5.1's libwebp_anim (VP8X) and libwebp (VP8) at 320x180.
+        let mut anim = b"RIFF\x1e\xe7\0\0WEBPVP8X\x0a\0\0\0\x12\0\0\0".to_vec();
+        anim.extend([0x3f, 0x01, 0x00, 0xb3, 0x00, 0x00]);
+        assert_eq!(webp_size(&anim), Some((320, 180)));
+        let mut lossy = b"RIFFd\x0b\0\0WEBPVP8 X\x0b\0\0PB\0".to_vec();
+        lossy.extend([0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00]);
+        assert_eq!(webp_size(&lossy), Some((320, 180)));
+        // Lossless: 100x50 is stored as 99 and 49.
+        let bits: u32 = 99 | (49 << 14);
+        let mut lossless = b"RIFF\0\0\0\0WEBPVP8L\0\0\0\0\x2f".to_vec();
+        lossless.extend(bits.to_le_bytes());
+        lossless.extend([0; 5]);
+        assert_eq!(webp_size(&lossless), Some((100, 50)));
+        assert_eq!(webp_size(b"not a webp at all, not even close"), None);
     }
 
     #[test]
