@@ -230,6 +230,20 @@ impl Layout {
     }
 }
 
+/// Why a set cannot be stored when one of its keys is longer than `max`
+/// bytes (the longest is named); None when all fit.
+pub fn key_too_long(keys: impl Iterator<Item = String>, max: usize) -> Option<String> {
+    keys.max_by_key(String::len)
+        .filter(|k| k.len() > max)
+        .map(|k| {
+            format!(
+                "the key {k} is {} bytes; this object store holds at most {max} \
+             (shorten the campaign or the profile's output names)",
+                k.len()
+            )
+        })
+}
+
 pub fn public_url(cdn_base: &str, key: &str) -> String {
     format!("{}/{}", cdn_base.trim_end_matches('/'), key)
 }
@@ -491,6 +505,28 @@ mod tests {
             "update KEY_ROOM_FOR_REL and its docs"
         );
         assert!(room >= "hls/1080p-high_00001.ts".len());
+    }
+
+    #[test]
+    fn a_set_with_a_key_too_long_is_refused_with_the_key_named() {
+        let layout = Layout::new("v1", &"c".repeat(40), &format!("ast_{}", "0".repeat(20)), 3);
+        let hash = "f".repeat(16);
+        let limit = crate::storage::embedded_max_key_bytes("reelay-cdn");
+        let keys =
+            |rels: &[&str]| -> Vec<String> { rels.iter().map(|r| layout.file(&hash, r)).collect() };
+        assert_eq!(
+            key_too_long(
+                keys(&["1080p.mp4", "hls/1080p_00001.ts"]).into_iter(),
+                limit
+            ),
+            None
+        );
+        let long = format!("hls/{}_00001.ts", "x".repeat(KEY_ROOM_FOR_REL));
+        let why = key_too_long(keys(&["1080p.mp4", &long]).into_iter(), limit).unwrap();
+        assert!(
+            why.contains(&long) && why.contains(&limit.to_string()),
+            "{why}"
+        );
     }
 
     #[test]

@@ -1215,12 +1215,7 @@ impl Pipeline {
         } else {
             crate::storage::MAX_KEY_BYTES
         };
-        keys.max_by_key(String::len).filter(|k| k.len() > max).map(|k| {
-            format!(
-                "the key {k} is {} bytes; this object store holds at most {max} (shorten the campaign or the profile's output names)",
-                k.len()
-            )
-        })
+        publish::key_too_long(keys, max)
     }
 
     /// Probes and texts the manifest needs: renditions reuse the probes QC
