@@ -103,7 +103,9 @@ pub struct VariationRow {
 /// step runs, renewed with the lease heartbeat, cleared when the state changes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepProgress {
-    /// The state the step works in, e.g. `transcoding`.
+    /// What runs: the state's name (`transcoding`), or a label of its own
+    /// for another ffmpeg pass within the step (e.g. `loudness`): percent
+    /// only grows within one label.
     pub stage: String,
     /// 0-100; None when the input's duration is unknown.
     pub percent: Option<f64>,
