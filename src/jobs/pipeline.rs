@@ -1402,3 +1402,60 @@ pub fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(s.as_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_from_before_file_lists_publish_their_renditions_and_poster() {
+        // An outputs_json written before transcodes listed their files.
+        let old = r#"{"renditions": [
+            {"name": "720p", "path": "/w/out/720p.mp4", "width": 1280, "height": 720},
+            {"name": "480p", "path": "/w/out/480p.mp4", "width": 854, "height": 480}
+        ], "poster": "/w/out/poster.jpg"}"#;
+        let o: Outputs = serde_json::from_str(old).unwrap();
+        let rels: Vec<(String, FileRole, Option<String>)> = o
+            .written()
+            .into_iter()
+            .map(|f| (f.rel, f.role, f.output))
+            .collect();
+        assert_eq!(
+            rels,
+            [
+                ("720p.mp4".into(), FileRole::Rendition, Some("720p".into())),
+                ("480p.mp4".into(), FileRole::Rendition, Some("480p".into())),
+                ("poster.jpg".into(), FileRole::Poster, None),
+            ]
+        );
+        assert!(!o.all_present());
+        // A listed set is taken as it is, and present only when every file is.
+        let dir = tempfile::tempdir().unwrap();
+        let file = |rel: &str, role| {
+            let path = dir.path().join(rel.replace('/', "_"));
+            std::fs::write(&path, b"x").unwrap();
+            WrittenFile {
+                rel: rel.into(),
+                path,
+                role,
+                output: None,
+            }
+        };
+        let mut listed = Outputs {
+            renditions: vec![],
+            poster: dir.path().join("poster-1280.jpg"),
+            files: vec![
+                file("poster-1280.jpg", FileRole::Poster),
+                file("hls/720p_00001.ts", FileRole::HlsSegment),
+            ],
+            boost: 0,
+        };
+        assert_eq!(listed.written(), listed.files);
+        assert!(listed.all_present());
+        listed.files[1].path = dir.path().join("gone.ts");
+        assert!(
+            !listed.all_present(),
+            "a missing segment means transcoding again"
+        );
+    }
+}
