@@ -3,8 +3,11 @@
 //! pointer naming a file that is not there yet. The same bytes published
 //! again change nothing.
 
+pub mod set;
 pub mod vast;
 
+use crate::media::probe::Probe;
+use crate::media::transcode::FileRole;
 use crate::storage::{ObjectKey, ObjectStore, StorageError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -12,15 +15,28 @@ use std::path::{Path, PathBuf};
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
+/// Bytes left for a file's path inside a set (`hls/1080p_00001.ts` is 18)
+/// when the embedded store holds the CDN bucket `reelay-cdn` under the
+/// prefix `v1` and the key is as long as the API allows (40-character
+/// campaign, `ast_` + 20 hex, `v3`, 16-hex hash). Profiles whose output
+/// paths stay within this always publish; a longer key fails the publish
+/// step with `keyTooLong` instead of a storage error.
+pub const KEY_ROOM_FOR_REL: usize = 36;
+
 /// A file to publish beside its digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputFile {
-    /// File name inside the content-addressed folder, e.g. `1080p.mp4`.
+    /// Path inside the content-addressed folder, `/` separated, e.g.
+    /// `1080p.mp4` or `hls/720p_00001.ts` (relative URIs between the files
+    /// of a set keep working because every file keeps its path).
     pub name: String,
     pub path: PathBuf,
     pub content_type: String,
     pub sha256: String,
     pub size: u64,
+    pub role: FileRole,
+    /// The output it belongs to (rendition or HLS variant name), if any.
+    pub output: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,12 +53,77 @@ pub struct PublishedRendition {
     pub codecs: String,
     pub size: u64,
     pub sha256: String,
+    /// `mp4` or `webm` (empty in manifests written before WebM existed: mp4).
+    #[serde(default)]
+    pub container: String,
+    /// How players fetch it: `progressive` (a whole file).
+    #[serde(default)]
+    pub delivery: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PublishedFile {
     pub url: String,
     pub key: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A still or animated image of the set (poster, sprite, preview).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedImage {
+    pub url: String,
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    /// `jpeg`, `webp` or `png`.
+    pub format: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// The storyboard: a sprite sheet and the WebVTT that maps times to tiles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedStoryboard {
+    pub sprite: PublishedImage,
+    pub vtt: PublishedFile,
+}
+
+/// One variant of the HLS set, as its master playlist describes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HlsVariant {
+    pub name: String,
+    /// The variant's media playlist.
+    pub url: String,
+    pub key: String,
+    /// Peak bits per second (`BANDWIDTH`).
+    pub bandwidth: u64,
+    #[serde(default)]
+    pub average_bandwidth: Option<u64>,
+    pub width: u32,
+    pub height: u32,
+    /// RFC 6381 codecs (`CODECS`), empty when the playlist names none.
+    pub codecs: String,
+    /// Segments the media playlist lists.
+    pub segments: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedHls {
+    /// The master playlist.
+    pub master: PublishedFile,
+    pub variants: Vec<HlsVariant>,
+}
+
+/// One file of the published set, whatever it is for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SetFile {
+    /// Path inside the set.
+    pub rel: String,
+    pub key: String,
+    pub url: String,
+    pub content_type: String,
+    pub role: FileRole,
     pub size: u64,
     pub sha256: String,
 }
@@ -61,12 +142,42 @@ pub struct Manifest {
     pub expires_at: String,
     pub duration_secs: f64,
     pub master_sha256: String,
+    /// Progressive files (MP4, WebM), in the profile's order.
     pub renditions: Vec<PublishedRendition>,
+    /// The main poster (the widest JPEG, else the widest poster).
     pub poster: PublishedFile,
     pub qc_report: PublishedFile,
     pub manifest_url: String,
     #[serde(default)]
     pub vast_url: String,
+    /// Every poster, in every format and width.
+    #[serde(default)]
+    pub posters: Vec<PublishedImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storyboard: Option<PublishedStoryboard>,
+    /// The animated preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PublishedImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hls: Option<PublishedHls>,
+    /// Every file of the set (`qc.json` aside), HLS segments included.
+    #[serde(default)]
+    pub files: Vec<SetFile>,
+}
+
+impl Manifest {
+    /// Keys of every object this manifest names under its set, the QC report
+    /// included (pointers aside). Older manifests list no `files`: their
+    /// renditions and poster are all there was.
+    pub fn set_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.files.iter().map(|f| f.key.clone()).collect();
+        keys.extend(self.renditions.iter().map(|r| r.key.clone()));
+        keys.push(self.poster.key.clone());
+        keys.push(self.qc_report.key.clone());
+        keys.sort();
+        keys.dedup();
+        keys
+    }
 }
 
 /// Identifies a set of outputs by their bytes: the same files always give the
@@ -119,6 +230,20 @@ impl Layout {
     }
 }
 
+/// Why a set cannot be stored when one of its keys is longer than `max`
+/// bytes (the longest is named); None when all fit.
+pub fn key_too_long(keys: impl Iterator<Item = String>, max: usize) -> Option<String> {
+    keys.max_by_key(String::len)
+        .filter(|k| k.len() > max)
+        .map(|k| {
+            format!(
+                "the key {k} is {} bytes; this object store holds at most {max} \
+             (shorten the campaign or the profile's output names)",
+                k.len()
+            )
+        })
+}
+
 pub fn public_url(cdn_base: &str, key: &str) -> String {
     format!("{}/{}", cdn_base.trim_end_matches('/'), key)
 }
@@ -160,6 +285,37 @@ pub async fn put_immutable(
         .await?;
     Ok(true)
 }
+
+/// Uploads every file of a set under `layout`'s folder for `hash`, a few at
+/// a time, each streamed from disk. Returns how many were new.
+pub async fn upload_set(
+    store: &ObjectStore,
+    bucket: &str,
+    layout: &Layout,
+    hash: &str,
+    files: &[OutputFile],
+) -> Result<usize, StorageError> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut pending = FuturesUnordered::new();
+    let mut rest = files.iter();
+    let mut new = 0;
+    loop {
+        while pending.len() < UPLOAD_CONCURRENCY {
+            let Some(f) = rest.next() else { break };
+            pending.push(async move {
+                let key = layout.file(hash, &f.name);
+                put_immutable(store, bucket, &key, f).await
+            });
+        }
+        match pending.next().await {
+            Some(done) => new += usize::from(done?),
+            None => return Ok(new),
+        }
+    }
+}
+
+/// Files of one set uploaded at the same time: HLS sets have many small ones.
+const UPLOAD_CONCURRENCY: usize = 4;
 
 /// Stores a small content-addressed object unless one is already at its key,
 /// and returns the size and SHA-256 of what is there. The first bytes written
@@ -207,6 +363,86 @@ pub fn pointer_cache_control(max_age_secs: u64, ttl_remaining_secs: i64) -> Stri
     format!("public, max-age={max_age}")
 }
 
+/// RFC 6381 codecs of a probed file: its video codec, then its audio codec
+/// if it has one (`avc1.640028,mp4a.40.2`, `vp09.00.31.08,opus`).
+pub fn codecs_of(probe: &Probe) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = &probe.video {
+        parts.push(match v.codec.as_str() {
+            "h264" => avc1_codec(v.profile.as_deref(), v.level),
+            "vp9" => vp09_codec(
+                v.profile.as_deref(),
+                v.width,
+                v.height,
+                v.fps,
+                v.pix_fmt.as_deref(),
+            ),
+            "vp8" => "vp8".into(),
+            "av1" => "av01".into(),
+            "hevc" => "hvc1".into(),
+            other => other.to_string(),
+        });
+    }
+    if let Some(a) = &probe.audio {
+        parts.push(match a.codec.as_str() {
+            // reelay encodes AAC-LC only.
+            "aac" => "mp4a.40.2".into(),
+            "mp3" => "mp4a.40.34".into(),
+            "opus" => "opus".into(),
+            "vorbis" => "vorbis".into(),
+            other => other.to_string(),
+        });
+    }
+    parts.join(",")
+}
+
+/// RFC 6381 / VP9-in-ISOBMFF string `vp09.PP.LL.DD`: profile, the lowest
+/// VP9 level whose picture size and luma sample rate cover the stream, bit
+/// depth. ffprobe does not report VP9 levels, so the level is derived.
+pub fn vp09_codec(
+    profile: Option<&str>,
+    width: u32,
+    height: u32,
+    fps: f64,
+    pix_fmt: Option<&str>,
+) -> String {
+    let profile = match profile {
+        Some(p) if p.ends_with('1') => 1,
+        Some(p) if p.ends_with('2') => 2,
+        Some(p) if p.ends_with('3') => 3,
+        _ => 0,
+    };
+    let depth = match pix_fmt {
+        Some(f) if f.contains("12") => 12,
+        Some(f) if f.contains("10") => 10,
+        _ => 8,
+    };
+    // (level x10, max luma picture size, max luma sample rate), VP9 spec Annex A.
+    const LEVELS: [(u32, u64, u64); 14] = [
+        (10, 36_864, 829_440),
+        (11, 73_728, 2_764_800),
+        (20, 122_880, 4_608_000),
+        (21, 245_760, 9_216_000),
+        (30, 552_960, 20_736_000),
+        (31, 983_040, 36_864_000),
+        (40, 2_228_224, 83_558_400),
+        (41, 2_228_224, 160_432_128),
+        (50, 8_912_896, 311_951_360),
+        (51, 8_912_896, 588_251_136),
+        (52, 8_912_896, 1_176_502_272),
+        (60, 35_651_584, 1_176_502_272),
+        (61, 35_651_584, 2_353_004_544),
+        (62, 35_651_584, 4_706_009_088),
+    ];
+    let size = u64::from(width) * u64::from(height);
+    let rate = (size as f64 * fps.max(0.0)).ceil() as u64;
+    let level = LEVELS
+        .iter()
+        .find(|(_, max_size, max_rate)| size <= *max_size && rate <= *max_rate)
+        .map_or(62, |(l, _, _)| *l);
+    format!("vp09.{profile:02}.{level:02}.{depth:02}")
+}
+
 /// RFC 6381 string for H.264 from ffprobe's profile name and level (x10).
 pub fn avc1_codec(profile: Option<&str>, level: Option<i32>) -> String {
     let profile_idc = match profile {
@@ -230,7 +466,140 @@ mod tests {
             content_type: "video/mp4".into(),
             sha256: sha.into(),
             size: 1,
+            role: FileRole::Rendition,
+            output: None,
         }
+    }
+
+    #[test]
+    fn content_hash_covers_paths_inside_the_set() {
+        let a = content_hash(&[file("hls/720p_00001.ts", "aa"), file("720p.mp4", "bb")]);
+        let b = content_hash(&[file("hls/720p_00002.ts", "aa"), file("720p.mp4", "bb")]);
+        assert_ne!(a, b, "a renamed segment is another set");
+    }
+
+    #[test]
+    fn the_longest_realistic_key_fits_the_embedded_store() {
+        // What the API allows: campaigns up to 40 characters, ids
+        // `ast_` + 20 hex, at most 4 variations (v0..v3); a 16-hex content hash.
+        let campaign = "c".repeat(40);
+        assert!(crate::api::assets::valid_campaign(&campaign));
+        assert!(!crate::api::assets::valid_campaign(&"c".repeat(41)));
+        let layout = Layout::new("v1", &campaign, &format!("ast_{}", "0".repeat(20)), 3);
+        let hash = "f".repeat(16);
+        let limit = crate::storage::embedded_max_key_bytes("reelay-cdn");
+        for rel in [
+            "hls/1080p_00001.ts",
+            "hls/2160p_00001.ts",
+            "hls/master.m3u8",
+            "poster-1280.jpg",
+            "storyboard.vtt",
+        ] {
+            let key = layout.file(&hash, rel);
+            assert!(key.len() <= limit, "{key}: {} > {limit}", key.len());
+        }
+        // What is left for a file's path inside the set.
+        let room = limit - layout.file(&hash, "").len();
+        assert_eq!(
+            room, KEY_ROOM_FOR_REL,
+            "update KEY_ROOM_FOR_REL and its docs"
+        );
+        assert!(room >= "hls/1080p-high_00001.ts".len());
+    }
+
+    #[test]
+    fn a_set_with_a_key_too_long_is_refused_with_the_key_named() {
+        let layout = Layout::new("v1", &"c".repeat(40), &format!("ast_{}", "0".repeat(20)), 3);
+        let hash = "f".repeat(16);
+        let limit = crate::storage::embedded_max_key_bytes("reelay-cdn");
+        let keys =
+            |rels: &[&str]| -> Vec<String> { rels.iter().map(|r| layout.file(&hash, r)).collect() };
+        assert_eq!(
+            key_too_long(
+                keys(&["1080p.mp4", "hls/1080p_00001.ts"]).into_iter(),
+                limit
+            ),
+            None
+        );
+        let long = format!("hls/{}_00001.ts", "x".repeat(KEY_ROOM_FOR_REL));
+        let why = key_too_long(keys(&["1080p.mp4", &long]).into_iter(), limit).unwrap();
+        assert!(
+            why.contains(&long) && why.contains(&limit.to_string()),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn codec_strings_come_from_the_probe() {
+        use crate::media::{AudioStream, VideoStream};
+        let video = |codec: &str, profile: &str, level: Option<i32>, w, h| VideoStream {
+            codec: codec.into(),
+            profile: Some(profile.into()),
+            level,
+            width: w,
+            height: h,
+            pix_fmt: Some("yuv420p".into()),
+            fps: 24.0,
+            nb_frames: None,
+            ..Default::default()
+        };
+        let audio = |codec: &str| AudioStream {
+            codec: codec.into(),
+            sample_rate: 48000,
+            channels: 2,
+            channel_layout: None,
+            bit_rate: None,
+        };
+        let probe = |v, a| Probe {
+            format_name: "x".into(),
+            duration_secs: 1.0,
+            size_bytes: 1,
+            bit_rate: None,
+            video: Some(v),
+            audio: a,
+        };
+        assert_eq!(
+            codecs_of(&probe(
+                video("h264", "High", Some(40), 1920, 1080),
+                Some(audio("aac"))
+            )),
+            "avc1.640028,mp4a.40.2"
+        );
+        assert_eq!(
+            codecs_of(&probe(video("h264", "Main", Some(31), 1280, 720), None)),
+            "avc1.4d001f"
+        );
+        // ffprobe reports no VP9 level (-99): it is derived from size and rate.
+        assert_eq!(
+            codecs_of(&probe(
+                video("vp9", "Profile 0", Some(-99), 1920, 1080),
+                Some(audio("opus"))
+            )),
+            "vp09.00.40.08,opus"
+        );
+        assert_eq!(
+            codecs_of(&probe(
+                video("vp9", "Profile 0", None, 1280, 720),
+                Some(audio("opus"))
+            )),
+            "vp09.00.31.08,opus"
+        );
+        assert_eq!(
+            vp09_codec(Some("Profile 0"), 640, 360, 30.0, None),
+            "vp09.00.21.08"
+        );
+        assert_eq!(
+            vp09_codec(Some("Profile 0"), 854, 480, 30.0, None),
+            "vp09.00.30.08"
+        );
+        assert_eq!(
+            vp09_codec(Some("Profile 0"), 3840, 2160, 60.0, None),
+            "vp09.00.51.08"
+        );
+        assert_eq!(
+            vp09_codec(Some("Profile 2"), 1920, 1080, 60.0, Some("yuv420p10le")),
+            "vp09.02.41.10"
+        );
     }
 
     #[test]

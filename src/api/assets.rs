@@ -374,6 +374,16 @@ async fn variation_view(
         "task_uuid": v.task_uuid,
         "cost_usd": v.total_cost(),
     });
+    if let Some(p) = v.progress() {
+        // The long step's own reading (ffmpeg's): null fields are unknown yet.
+        out["progress"] = json!({
+            "stage": p.stage,
+            "percent": p.percent,
+            "fps": p.fps,
+            "speed": p.speed,
+            "eta_secs": p.eta_secs,
+        });
+    }
     let earlier = v.previous_tasks();
     if !earlier.is_empty() {
         // A resubmission: the tasks this variation had before, oldest first.
@@ -446,8 +456,25 @@ async fn variation_view(
             "renditions": m.renditions.iter().map(|r| json!({
                 "name": r.name, "url": r.url, "width": r.width, "height": r.height,
                 "bitrate_kbps": r.bitrate_kbps, "codecs": r.codecs, "size": r.size,
+                "container": if r.container.is_empty() { "mp4" } else { r.container.as_str() },
+                "content_type": r.content_type,
             })).collect::<Vec<_>>(),
             "poster_url": m.poster.url,
+            "posters": m.posters.iter().map(|p| json!({
+                "url": p.url, "width": p.width, "height": p.height, "format": p.format,
+            })).collect::<Vec<_>>(),
+            "storyboard": m.storyboard.as_ref().map(|s| json!({
+                "sprite_url": s.sprite.url, "vtt_url": s.vtt.url,
+            })),
+            "preview_url": m.preview.as_ref().map(|p| p.url.clone()),
+            "hls": m.hls.as_ref().map(|h| json!({
+                "master_url": h.master.url,
+                "variants": h.variants.iter().map(|v| json!({
+                    "name": v.name, "url": v.url, "width": v.width, "height": v.height,
+                    "bandwidth": v.bandwidth, "codecs": v.codecs,
+                })).collect::<Vec<_>>(),
+            })),
+            "file_count": m.files.len(),
             "qc_report_url": m.qc_report.url,
         });
     }

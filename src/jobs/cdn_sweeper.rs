@@ -3,6 +3,9 @@
 //! `cdn_retired` table, so it survives restarts. Each set is deleted under
 //! its variation's lease, so a reprocess cannot publish into a folder while
 //! it is being emptied, and a set that became live again is never touched.
+//! A set is deleted by listing its folder (recursively: HLS playlists and
+//! segments under `hls/` go with the rest), so nothing depends on what its
+//! manifest happened to name.
 
 use super::pipeline::Pipeline;
 use super::store::{now_ms, RetiredSet};

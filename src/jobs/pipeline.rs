@@ -5,15 +5,16 @@
 //! overwrite the same keys, the manifest is written last).
 
 use super::store::{now_ms, AssetRow, Claim, PreviousTask, Store, Update, VariationRow};
-use super::worker::ProgressCell;
+use super::worker::{ffmpeg_progress, ProgressCell};
 use super::State;
 use crate::config::Settings;
 use crate::media::loudness::Normalization;
 use crate::media::probe::Probe;
 use crate::media::process::{Progress, Runner};
-use crate::media::transcode::{transcode, WrittenFile};
+use crate::media::transcode::{transcode, FileRole, WrittenFile, POSTER_FILE};
 use crate::policy::{self, Expected, Verdict};
-use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile, PublishedRendition};
+use crate::publish::set::{self as pubset, SetError, SetFacts, Texts};
+use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile};
 use crate::qc::{
     boost_plan, measure_and_evaluate, plan_for, prepare_loudness, read_master, rendition_files,
     QcRequest, RenditionFile,
@@ -22,6 +23,7 @@ use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutco
 use crate::runware::{GenerationRequest, TaskStatus};
 use crate::storage::{ObjectKey, ObjectStore};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +81,39 @@ struct Outputs {
     /// mode pass 2 ran in), for QC to complete and record.
     #[serde(default)]
     loudness: Option<Normalization>,
+}
+
+impl Outputs {
+    /// Every file to publish. Rows written before transcodes listed their
+    /// files have only the renditions (`{name}.mp4`) and `poster.jpg`.
+    fn written(&self) -> Vec<WrittenFile> {
+        if !self.files.is_empty() {
+            return self.files.clone();
+        }
+        let mut files: Vec<WrittenFile> = self
+            .renditions
+            .iter()
+            .map(|r| WrittenFile {
+                rel: format!("{}.mp4", r.name),
+                path: r.path.clone(),
+                role: FileRole::Rendition,
+                output: Some(r.name.clone()),
+            })
+            .collect();
+        files.push(WrittenFile {
+            rel: POSTER_FILE.to_string(),
+            path: self.poster.clone(),
+            role: FileRole::Poster,
+            output: None,
+        });
+        files
+    }
+
+    /// Whether every output is still on disk (the work folder may be gone).
+    fn all_present(&self) -> bool {
+        self.renditions.iter().all(|r| r.path.exists())
+            && self.written().iter().all(|f| f.path.exists())
+    }
 }
 
 /// Quality steps a remediation asked for, kept across the re-transcode.
@@ -776,10 +811,9 @@ impl Pipeline {
             Err(e) => return Err(anyhow::Error::new(e).context("measuring loudness")),
         };
         let cell = progress.clone();
+        let input_secs = probe.duration_secs;
         let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
-            if let Some(pc) = p.percent {
-                cell.set(pc);
-            }
+            cell.report(ffmpeg_progress(State::Transcoding.as_str(), &p, input_secs));
         });
         let deadline = Duration::from_secs(self.settings.media.transcode_timeout_secs);
         match transcode(
@@ -845,9 +879,7 @@ impl Pipeline {
             .outputs_json
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok());
-        let Some(outputs) =
-            outputs.filter(|o| o.renditions.iter().all(|r| r.path.exists()) && o.poster.exists())
-        else {
+        let Some(outputs) = outputs.filter(Outputs::all_present) else {
             // The work folder is gone (restart on another disk): transcode again.
             let u = Update::to(State::Transcoding).note("outputs missing; transcoding again");
             self.advance(claim, u, false).await?;
@@ -953,9 +985,7 @@ impl Pipeline {
             .outputs_json
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok());
-        let Some(outputs) =
-            outputs.filter(|o| o.renditions.iter().all(|r| r.path.exists()) && o.poster.exists())
-        else {
+        let Some(outputs) = outputs.filter(Outputs::all_present) else {
             let u = Update::to(State::Transcoding)
                 .note("outputs missing before publish; transcoding again");
             self.advance(claim, u, false).await?;
@@ -969,16 +999,30 @@ impl Pipeline {
         );
         let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
 
-        let mut files = Vec::new();
-        for r in &outputs.renditions {
-            files.push(output_file(&format!("{}.mp4", r.name), &r.path, "video/mp4").await?);
-        }
-        files.push(output_file("poster.jpg", &outputs.poster, "image/jpeg").await?);
+        let files = match pubset::describe(&outputs.written()).await {
+            Ok(f) => f,
+            Err(SetError::Invalid(why)) => {
+                return self.refuse_set(claim, why).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let hash = publish::content_hash(&files);
         let layout = Layout::new(&self.settings.cdn.prefix, &asset.campaign, &asset.id, v.idx);
         let bucket = &self.settings.storage.cdn_bucket;
         let manifest_key = ObjectKey::parse(&layout.manifest())?;
         let vast_key = ObjectKey::parse(&layout.vast())?;
+        let qc_key = layout.file(&hash, "qc.json");
+        if let Some(why) = self.key_problem(
+            bucket,
+            files
+                .iter()
+                .map(|f| layout.file(&hash, &f.name))
+                .chain([qc_key.clone()]),
+        ) {
+            let u = Update::to(State::Failed).reason("keyTooLong", why);
+            self.advance(claim, u, false).await?;
+            return Ok(());
+        }
         let url = |k: &str| publish::public_url(&self.cdn_base, k);
         // What the row last recorded as live: pointers that differ from it
         // changed, and changed pointers are purged.
@@ -1028,10 +1072,23 @@ impl Pipeline {
             }
         }
 
-        for f in &files {
-            publish::put_immutable(&self.objects, bucket, &layout.file(&hash, &f.name), f).await?;
-        }
-        let qc_key = layout.file(&hash, "qc.json");
+        // Everything the manifest says is read from the files before any
+        // upload, so a set players could not use is never published.
+        let (probes, texts) = self.set_facts(&files, &report).await?;
+        let sections = match pubset::sections(&SetFacts {
+            layout: &layout,
+            hash: &hash,
+            cdn_base: &self.cdn_base,
+            files: &files,
+            probes: &probes,
+            texts: &texts,
+            fallback_duration_secs: probe.duration_secs,
+        }) {
+            Ok(s) => s,
+            Err(why) => return self.refuse_set(claim, why).await,
+        };
+
+        let uploaded = publish::upload_set(&self.objects, bucket, &layout, &hash, &files).await?;
         let (qc_size, qc_sha) = publish::put_small_immutable(
             &self.objects,
             bucket,
@@ -1040,42 +1097,8 @@ impl Pipeline {
             "application/json",
         )
         .await?;
+        tracing::debug!(files = files.len(), uploaded, hash = %hash, "set in place");
 
-        let renditions = outputs
-            .renditions
-            .iter()
-            .zip(&files)
-            .map(|(r, f)| {
-                let m = report.renditions.iter().find(|m| m.name == r.name);
-                let vstream = m.and_then(|m| m.probe.video.clone());
-                let mut codecs = publish::avc1_codec(
-                    vstream.as_ref().and_then(|s| s.profile.as_deref()),
-                    vstream.as_ref().and_then(|s| s.level),
-                );
-                if probe.audio.is_some() {
-                    codecs.push_str(",mp4a.40.2");
-                }
-                let duration = m
-                    .map(|m| m.probe.duration_secs)
-                    .unwrap_or(probe.duration_secs)
-                    .max(0.001);
-                let key = layout.file(&hash, &f.name);
-                PublishedRendition {
-                    name: r.name.clone(),
-                    url: url(&key),
-                    key,
-                    content_type: f.content_type.clone(),
-                    width: r.width,
-                    height: r.height,
-                    bitrate_kbps: (f.size as f64 * 8.0 / duration / 1000.0).round() as u64,
-                    codecs,
-                    size: f.size,
-                    sha256: f.sha256.clone(),
-                }
-            })
-            .collect();
-        let poster = files.last().expect("poster is always present");
-        let poster_key = layout.file(&hash, &poster.name);
         let expires_at = arrived + asset.ttl_secs * 1000;
         let manifest = Manifest {
             asset_id: asset.id.clone(),
@@ -1087,13 +1110,8 @@ impl Pipeline {
             expires_at: rfc3339(expires_at),
             duration_secs: probe.duration_secs,
             master_sha256: v.master_sha256.clone().unwrap_or_default(),
-            renditions,
-            poster: PublishedFile {
-                url: url(&poster_key),
-                key: poster_key,
-                size: poster.size,
-                sha256: poster.sha256.clone(),
-            },
+            renditions: sections.renditions,
+            poster: sections.poster,
             qc_report: PublishedFile {
                 url: url(&qc_key),
                 size: qc_size,
@@ -1102,6 +1120,11 @@ impl Pipeline {
             },
             manifest_url: url(manifest_key.as_str()),
             vast_url: url(vast_key.as_str()),
+            posters: sections.posters,
+            storyboard: sections.storyboard,
+            preview: sections.preview,
+            hls: sections.hls,
+            files: sections.files,
         };
         let impression = match self.settings.cdn.vast_impression_url.as_str() {
             "" => "about:blank".to_string(),
@@ -1166,6 +1189,77 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Fails the variation for outputs that do not make a usable set: a
+    /// retry would produce the same files.
+    async fn refuse_set(&self, claim: &mut Claim, why: String) -> StepResult {
+        tracing::error!(reason = %why, "outputs refused for publishing");
+        let u = Update::to(State::Failed).reason(
+            "invalidOutputs",
+            format!("the outputs cannot be published: {why}"),
+        );
+        self.advance(claim, u, false).await?;
+        Ok(())
+    }
+
+    /// A reason to refuse keys the object store cannot hold. Only the
+    /// embedded store has a limit below S3's 1024 bytes.
+    fn key_problem(&self, bucket: &str, keys: impl Iterator<Item = String>) -> Option<String> {
+        let max = if self.settings.storage.embedded {
+            crate::storage::embedded_max_key_bytes(bucket)
+        } else {
+            crate::storage::MAX_KEY_BYTES
+        };
+        publish::key_too_long(keys, max)
+    }
+
+    /// Probes and texts the manifest needs: renditions reuse the probes QC
+    /// made of them (their own container only); images and renditions QC did
+    /// not measure are probed here; playlists and WebVTT are read.
+    async fn set_facts(
+        &self,
+        files: &[OutputFile],
+        report: &policy::QcReport,
+    ) -> Result<(HashMap<String, Probe>, Texts), StepError> {
+        let mut probes = HashMap::new();
+        let mut texts = Texts::new();
+        for f in files {
+            match f.role {
+                FileRole::Rendition => {
+                    let name = f.output.as_deref().unwrap_or_default();
+                    let measured = report
+                        .renditions
+                        .iter()
+                        .find(|m| m.name == name && pubset::probe_matches(&m.probe, &f.name))
+                        .map(|m| m.probe.clone());
+                    let p = match measured {
+                        Some(p) => p,
+                        None => self.runner.ffprobe(&f.path).await?,
+                    };
+                    probes.insert(f.name.clone(), p);
+                }
+                FileRole::Poster | FileRole::Sprite | FileRole::Preview => {
+                    let p = match still_probe(&f.path).await? {
+                        Some(p) => p,
+                        None => self.runner.ffprobe(&f.path).await?,
+                    };
+                    probes.insert(f.name.clone(), p);
+                }
+                _ if pubset::is_text(f) => {
+                    anyhow::ensure!(
+                        f.size <= 4 * 1024 * 1024,
+                        "{} is {} bytes: too large for a playlist",
+                        f.name,
+                        f.size
+                    );
+                    let text = tokio::fs::read_to_string(&f.path).await?;
+                    texts.insert(f.name.clone(), text);
+                }
+                _ => {}
+            }
+        }
+        Ok((probes, texts))
+    }
+
     async fn read_manifest(
         &self,
         bucket: &str,
@@ -1177,15 +1271,38 @@ impl Pipeline {
     }
 }
 
-async fn output_file(name: &str, path: &Path, content_type: &str) -> Result<OutputFile, StepError> {
-    let (sha256, size) = publish::digest_file(path).await?;
-    Ok(OutputFile {
-        name: name.to_string(),
-        path: path.to_path_buf(),
-        content_type: content_type.to_string(),
-        sha256,
-        size,
-    })
+/// A WebP's size from its header (ffprobe reads no size from animated
+/// ones); None for other images.
+async fn still_probe(path: &Path) -> Result<Option<Probe>, StepError> {
+    use tokio::io::AsyncReadExt;
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("webp"))
+    {
+        return Ok(None);
+    }
+    let mut head = [0u8; 30];
+    let mut f = tokio::fs::File::open(path).await?;
+    let n = f.read(&mut head).await?;
+    let size = f.metadata().await?.len();
+    Ok(pubset::webp_size(&head[..n]).map(|(width, height)| Probe {
+        format_name: "webp".into(),
+        duration_secs: 0.0,
+        size_bytes: size,
+        bit_rate: None,
+        video: Some(crate::media::VideoStream {
+            codec: "webp".into(),
+            profile: None,
+            level: None,
+            width,
+            height,
+            pix_fmt: None,
+            fps: 0.0,
+            nb_frames: None,
+            ..Default::default()
+        }),
+        audio: None,
+    }))
 }
 
 /// `base` plus a move to `rejected` for the given reason.
@@ -1196,6 +1313,7 @@ fn reject(base: Update, code: &str, reason: String) -> Update {
         reason_code: to.reason_code,
         reason: to.reason,
         stage_progress: to.stage_progress,
+        progress_json: to.progress_json,
         stage_detail: to.stage_detail,
         error_count: to.error_count,
         release: true,
@@ -1278,4 +1396,62 @@ pub fn webhook_token(secret: &[u8], variation_id: &str) -> String {
 pub fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_from_before_file_lists_publish_their_renditions_and_poster() {
+        // An outputs_json written before transcodes listed their files.
+        let old = r#"{"renditions": [
+            {"name": "720p", "path": "/w/out/720p.mp4", "width": 1280, "height": 720},
+            {"name": "480p", "path": "/w/out/480p.mp4", "width": 854, "height": 480}
+        ], "poster": "/w/out/poster.jpg"}"#;
+        let o: Outputs = serde_json::from_str(old).unwrap();
+        let rels: Vec<(String, FileRole, Option<String>)> = o
+            .written()
+            .into_iter()
+            .map(|f| (f.rel, f.role, f.output))
+            .collect();
+        assert_eq!(
+            rels,
+            [
+                ("720p.mp4".into(), FileRole::Rendition, Some("720p".into())),
+                ("480p.mp4".into(), FileRole::Rendition, Some("480p".into())),
+                ("poster.jpg".into(), FileRole::Poster, None),
+            ]
+        );
+        assert!(!o.all_present());
+        // A listed set is taken as it is, and present only when every file is.
+        let dir = tempfile::tempdir().unwrap();
+        let file = |rel: &str, role| {
+            let path = dir.path().join(rel.replace('/', "_"));
+            std::fs::write(&path, b"x").unwrap();
+            WrittenFile {
+                rel: rel.into(),
+                path,
+                role,
+                output: None,
+            }
+        };
+        let mut listed = Outputs {
+            renditions: vec![],
+            poster: dir.path().join("poster-1280.jpg"),
+            files: vec![
+                file("poster-1280.jpg", FileRole::Poster),
+                file("hls/720p_00001.ts", FileRole::HlsSegment),
+            ],
+            boost: 0,
+            loudness: None,
+        };
+        assert_eq!(listed.written(), listed.files);
+        assert!(listed.all_present());
+        listed.files[1].path = dir.path().join("gone.ts");
+        assert!(
+            !listed.all_present(),
+            "a missing segment means transcoding again"
+        );
+    }
 }

@@ -95,6 +95,26 @@ pub struct VariationRow {
     /// Earlier tasks of this variation (a resubmission), JSON.
     pub previous_tasks: Option<String>,
     pub success_seen_at: Option<i64>,
+    /// The running step's last progress report (JSON of [`StepProgress`]).
+    pub progress_json: Option<String>,
+}
+
+/// What a long step (a transcode) last reported: shown by the API while the
+/// step runs, renewed with the lease heartbeat, cleared when the state changes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepProgress {
+    /// What runs: the state's name (`transcoding`), or a label of its own
+    /// for another ffmpeg pass within the step (e.g. `loudness`): percent
+    /// only grows within one label.
+    pub stage: String,
+    /// 0-100; None when the input's duration is unknown.
+    pub percent: Option<f64>,
+    /// Frames per second the encoder makes.
+    pub fps: Option<f64>,
+    /// Times real time (2.0: twice as fast as playback).
+    pub speed: Option<f64>,
+    /// Seconds left at the current speed.
+    pub eta_secs: Option<f64>,
 }
 
 /// A task this variation had before it was resubmitted as a new one.
@@ -114,6 +134,16 @@ pub struct PreviousTask {
 impl VariationRow {
     pub fn state(&self) -> State {
         State::from_str(&self.state).unwrap_or(State::Failed)
+    }
+
+    /// The running step's progress; None once the state moved on.
+    pub fn progress(&self) -> Option<StepProgress> {
+        if self.state().is_terminal() {
+            return None;
+        }
+        self.progress_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
     }
 
     pub fn previous_tasks(&self) -> Vec<PreviousTask> {
@@ -171,6 +201,8 @@ pub struct Update {
     pub state: Option<State>,
     pub note: Option<String>,
     pub stage_progress: Option<Option<f64>>,
+    /// JSON of [`StepProgress`]; cleared by every change of state.
+    pub progress_json: Option<Option<String>>,
     pub stage_detail: Option<Option<String>>,
     pub poll_count: Option<i64>,
     pub error_count: Option<i64>,
@@ -207,6 +239,7 @@ impl Update {
         Update {
             state: Some(state),
             stage_progress: Some(None),
+            progress_json: Some(None),
             stage_detail: Some(None),
             error_count: Some(0),
             release: true,
@@ -391,13 +424,28 @@ impl Store {
         lease: Duration,
         progress: Option<f64>,
     ) -> Result<bool> {
+        self.renew_with(claim, lease, progress, None).await
+    }
+
+    /// Extends a lease and records the step's progress (the percent and, when
+    /// given, the whole report); false when the lease was lost.
+    pub async fn renew_with(
+        &self,
+        claim: &Claim,
+        lease: Duration,
+        percent: Option<f64>,
+        report: Option<&StepProgress>,
+    ) -> Result<bool> {
         let now = now_ms();
+        let json = report.map(serde_json::to_string).transpose().ok().flatten();
         let done = sqlx::query(
-            "UPDATE variations SET lease_until = ?, stage_progress = COALESCE(?, stage_progress), updated_at = ?
+            "UPDATE variations SET lease_until = ?, stage_progress = COALESCE(?, stage_progress),
+                 progress_json = COALESCE(?, progress_json), updated_at = ?
              WHERE id = ? AND attempt = ?",
         )
         .bind(now + lease.as_millis() as i64)
-        .bind(progress)
+        .bind(percent.or(report.and_then(|r| r.percent)))
+        .bind(json)
         .bind(now)
         .bind(&claim.id)
         .bind(claim.attempt)
@@ -425,6 +473,7 @@ impl Store {
             q.push(", state = ").push_bind(s.as_str());
         }
         set!(stage_progress);
+        set!(progress_json);
         set!(stage_detail);
         set!(poll_count);
         set!(error_count);
@@ -700,7 +749,8 @@ pub(crate) async fn restart_in(
     let running = !from.is_terminal();
     sqlx::query(
         "UPDATE variations SET state = ?, next_run_at = ?, updated_at = ?, error_count = 0,
-             stage_progress = NULL, stage_detail = ?, reason_code = NULL, reason = NULL,
+             stage_progress = NULL, progress_json = NULL, stage_detail = ?,
+             reason_code = NULL, reason = NULL,
              attempt = attempt + ?, lease_until = CASE WHEN ? THEN 0 ELSE lease_until END
          WHERE id = ?",
     )
@@ -771,6 +821,58 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn progress_rides_the_heartbeat_and_goes_with_the_state() {
+        let (store, _d) = store().await;
+        seed(&store, 1).await;
+        let lease = Duration::from_secs(30);
+        let claim = store.claim(lease).await.unwrap().unwrap();
+        assert!(store
+            .update(&claim, Update::to(State::Transcoding))
+            .await
+            .unwrap());
+        let claim = Claim {
+            state: State::Transcoding,
+            ..claim
+        };
+        let report = |pc: f64| StepProgress {
+            stage: "transcoding".into(),
+            percent: Some(pc),
+            fps: Some(48.0),
+            speed: Some(1.5),
+            eta_secs: Some(2.0),
+        };
+        let row = || async { store.variation("v0").await.unwrap().unwrap() };
+        assert_eq!(row().await.progress(), None);
+        assert!(store
+            .renew_with(&claim, lease, None, Some(&report(40.0)))
+            .await
+            .unwrap());
+        let v = row().await;
+        assert_eq!(v.progress(), Some(report(40.0)));
+        assert_eq!(v.stage_progress, Some(40.0), "the percent goes along");
+        // A plain renewal keeps what was reported.
+        assert!(store.renew(&claim, lease, None).await.unwrap());
+        assert_eq!(row().await.progress(), Some(report(40.0)));
+        // A fenced-out holder writes nothing.
+        let stale = Claim {
+            attempt: claim.attempt - 1,
+            ..claim.clone()
+        };
+        assert!(!store
+            .renew_with(&stale, lease, None, Some(&report(90.0)))
+            .await
+            .unwrap());
+        assert_eq!(row().await.progress(), Some(report(40.0)));
+        // The next state starts without it.
+        assert!(store
+            .update(&claim, Update::to(State::Checking))
+            .await
+            .unwrap());
+        let v = row().await;
+        assert_eq!((v.progress(), v.progress_json), (None, None));
     }
 
     #[tokio::test]

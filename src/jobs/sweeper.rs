@@ -3,7 +3,8 @@
 //! in the job store, so a restart just sweeps again; every step is
 //! idempotent (deleting a deleted object is fine, the state change is
 //! conditional on `published`). The pointers (manifest.json, vast.xml) go
-//! first, then the set and any replaced sets still in their grace period;
+//! first, then every object of the set (listed by its folder, so HLS
+//! segments and stills go too) and any replaced sets still in their grace;
 //! the `asset.expired` callback and a purge of the pointers are queued with
 //! the state change.
 
@@ -50,11 +51,13 @@ pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
                 m.variation,
             );
             let pointers = [layout.manifest(), layout.vast()];
-            let mut keys: Vec<String> = pointers.to_vec();
-            keys.extend(m.renditions.iter().map(|r| r.key.clone()));
-            keys.push(m.poster.key.clone());
-            keys.push(m.qc_report.key.clone());
-            for k in keys {
+            for k in &pointers {
+                p.objects.delete(bucket, &ObjectKey::parse(k)?).await?;
+            }
+            // Then the set: every object under its folder (HLS segments
+            // included), and whatever the manifest names, should a store
+            // list lazily.
+            for k in set_keys(p, bucket, &layout, &m).await? {
                 p.objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
             }
             // Sets this one replaced, still in their grace period, go too.
@@ -87,4 +90,22 @@ pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Every key of the live set: what its folder holds and what its manifest
+/// names.
+async fn set_keys(
+    p: &Pipeline,
+    bucket: &str,
+    layout: &Layout,
+    m: &Manifest,
+) -> anyhow::Result<Vec<String>> {
+    let mut keys = p
+        .objects
+        .list(bucket, &layout.set_prefix(&m.content_hash))
+        .await?;
+    keys.extend(m.set_keys());
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
 }

@@ -21,7 +21,7 @@ pub struct Probe {
     pub audio: Option<AudioStream>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VideoStream {
     /// ffprobe codec name: "h264", "vp9", "hevc"...
     pub codec: String,

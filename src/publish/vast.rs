@@ -5,8 +5,9 @@
 //! `AdServingId`, `Impression` (`about:blank` when there is nothing to
 //! track, as the spec says), one `Creative` with `UniversalAdId` (new
 //! for new bytes: it carries the content hash) and a `Linear` with
-//! `Duration` and `MediaFiles`: one `MediaFile` per ready-to-serve file and
-//! a `Mezzanine` pointing at the highest-quality one.
+//! `Duration` and `MediaFiles`: one progressive `MediaFile` per rendition
+//! (MP4 and WebM), the HLS master playlist as a streaming `MediaFile`, and a
+//! `Mezzanine` pointing at the highest-quality MP4.
 
 use super::{Manifest, PublishedRendition};
 use std::fmt::Write;
@@ -15,6 +16,8 @@ pub const VAST_VERSION: &str = "4.2";
 pub const CONTENT_TYPE: &str = "application/xml";
 /// No shared registry (Ad-ID, Clearcast) is involved: VAST's own default.
 pub const ID_REGISTRY: &str = "unknown";
+/// The MIME type VAST players expect on an HLS `MediaFile`.
+pub const HLS_TYPE: &str = "application/x-mpegURL";
 
 /// The `UniversalAdId` of a published set: the asset, the variation and the
 /// content hash, so new bytes always get a new id.
@@ -29,12 +32,15 @@ fn is_streaming(content_type: &str) -> bool {
 }
 
 /// The file an SSAI vendor should transcode from: the largest picture, then
-/// the highest bitrate, among the progressive files.
+/// the highest bitrate, among the MP4s (a profile's 2160p mezzanine output
+/// when it has one); among the progressive files when there is no MP4.
 pub fn mezzanine(renditions: &[PublishedRendition]) -> Option<&PublishedRendition> {
-    renditions
-        .iter()
-        .filter(|r| !is_streaming(&r.content_type))
-        .max_by_key(|r| (u64::from(r.width) * u64::from(r.height), r.bitrate_kbps))
+    let rank = |r: &&PublishedRendition| (u64::from(r.width) * u64::from(r.height), r.bitrate_kbps);
+    let progressive = || renditions.iter().filter(|r| !is_streaming(&r.content_type));
+    progressive()
+        .filter(|r| r.content_type == "video/mp4")
+        .max_by_key(rank)
+        .or_else(|| progressive().max_by_key(rank))
 }
 
 /// `HH:MM:SS.mmm`, as VAST's `Duration` wants it.
@@ -174,6 +180,37 @@ pub fn render(m: &Manifest, impression_url: &str, system_version: &str) -> Strin
             cdata(&r.url)
         );
     }
+    if let Some(h) = &m.hls {
+        // The variant players start from describes the stream; the
+        // bitrates span every variant.
+        let kbps = |b: u64| b.div_ceil(1000);
+        let top = h
+            .variants
+            .iter()
+            .max_by_key(|v| (u64::from(v.width) * u64::from(v.height), v.bandwidth));
+        let min = h.variants.iter().map(|v| v.bandwidth).min().unwrap_or(0);
+        let max = h.variants.iter().map(|v| v.bandwidth).max().unwrap_or(0);
+        let mut a = vec![
+            ("id", "hls".to_string()),
+            ("delivery", "streaming".into()),
+            ("type", HLS_TYPE.into()),
+            ("width", top.map_or(0, |v| v.width).to_string()),
+            ("height", top.map_or(0, |v| v.height).to_string()),
+        ];
+        if let Some(c) = top.map(|v| v.codecs.clone()).filter(|c| !c.is_empty()) {
+            a.push(("codec", c));
+        }
+        a.push(("minBitrate", kbps(min).to_string()));
+        a.push(("maxBitrate", kbps(max).to_string()));
+        a.push(("scalable", "true".into()));
+        a.push(("maintainAspectRatio", "true".into()));
+        let _ = writeln!(
+            x,
+            "              <MediaFile{}>{}</MediaFile>",
+            attrs(&a),
+            cdata(&h.master.url)
+        );
+    }
     if let Some(z) = mezzanine(&m.renditions) {
         let mut a = vec![
             ("id", format!("{}-mezzanine", z.name)),
@@ -206,7 +243,7 @@ pub fn render(m: &Manifest, impression_url: &str, system_version: &str) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::PublishedFile;
+    use crate::publish::{HlsVariant, PublishedFile, PublishedHls};
 
     fn rendition(name: &str, w: u32, h: u32, kbps: u64, ct: &str) -> PublishedRendition {
         PublishedRendition {
@@ -220,6 +257,34 @@ mod tests {
             codecs: "avc1.640028,mp4a.40.2".into(),
             size: kbps * 1000,
             sha256: "00".into(),
+            container: if ct == "video/webm" { "webm" } else { "mp4" }.into(),
+            delivery: "progressive".into(),
+        }
+    }
+
+    fn hls() -> PublishedHls {
+        let variant = |name: &str, w, h, bandwidth| HlsVariant {
+            name: name.into(),
+            url: format!("https://cdn.example.com/x/hls/{name}.m3u8"),
+            key: format!("x/hls/{name}.m3u8"),
+            bandwidth,
+            average_bandwidth: None,
+            width: w,
+            height: h,
+            codecs: "avc1.640028,mp4a.40.2".into(),
+            segments: 3,
+        };
+        PublishedHls {
+            master: PublishedFile {
+                url: "https://cdn.example.com/x/hls/master.m3u8".into(),
+                key: "x/hls/master.m3u8".into(),
+                size: 300,
+                sha256: "h".into(),
+            },
+            variants: vec![
+                variant("720p", 1280, 720, 3_000_500),
+                variant("1080p", 1920, 1080, 6_100_000),
+            ],
         }
     }
 
@@ -245,6 +310,11 @@ mod tests {
             qc_report: file,
             manifest_url: "m".into(),
             vast_url: "v".into(),
+            posters: vec![],
+            storyboard: None,
+            preview: None,
+            hls: None,
+            files: vec![],
         }
     }
 
@@ -320,5 +390,69 @@ mod tests {
             Some("https://cdn.example.com/x/720p?a=1&b=<2>")
         );
         assert_eq!(find("Mezzanine").attribute("id"), Some("1080p-mezzanine"));
+    }
+
+    #[test]
+    fn the_mezzanine_is_the_largest_mp4_even_when_a_webm_is_as_large() {
+        let r = vec![
+            rendition("1080p-vp9", 1920, 1080, 9000, "video/webm"),
+            rendition("1080p", 1920, 1080, 6000, "video/mp4"),
+            rendition("2160p", 3840, 2160, 30000, "video/mp4"),
+        ];
+        assert_eq!(mezzanine(&r).unwrap().name, "2160p");
+        let only_webm = vec![rendition("720p-vp9", 1280, 720, 2000, "video/webm")];
+        assert_eq!(mezzanine(&only_webm).unwrap().name, "720p-vp9");
+    }
+
+    #[test]
+    fn webm_and_hls_get_their_own_media_files() {
+        let mut m = manifest(vec![
+            rendition("1080p", 1920, 1080, 6000, "video/mp4"),
+            rendition("720p-vp9", 1280, 720, 2500, "video/webm"),
+        ]);
+        m.renditions[1].codecs = "vp09.00.31.08,opus".into();
+        m.hls = Some(hls());
+        let x = render(&m, "about:blank", "0.1.0");
+        let doc = roxmltree::Document::parse(&x).expect("well-formed");
+        let files: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "MediaFile")
+            .collect();
+        assert_eq!(files.len(), 3);
+        let webm = files[1];
+        assert_eq!(webm.attribute("type"), Some("video/webm"));
+        assert_eq!(webm.attribute("delivery"), Some("progressive"));
+        assert_eq!(webm.attribute("codec"), Some("vp09.00.31.08,opus"));
+        let stream = files[2];
+        assert_eq!(stream.attribute("delivery"), Some("streaming"));
+        assert_eq!(stream.attribute("type"), Some("application/x-mpegURL"));
+        assert_eq!(stream.attribute("width"), Some("1920"));
+        assert_eq!(stream.attribute("height"), Some("1080"));
+        assert_eq!(stream.attribute("minBitrate"), Some("3001"));
+        assert_eq!(stream.attribute("maxBitrate"), Some("6100"));
+        assert_eq!(stream.attribute("fileSize"), None);
+        assert_eq!(
+            stream.text(),
+            Some("https://cdn.example.com/x/hls/master.m3u8")
+        );
+        let mezz = doc
+            .descendants()
+            .find(|n| n.tag_name().name() == "Mezzanine")
+            .unwrap();
+        assert_eq!(mezz.attribute("type"), Some("video/mp4"));
+        assert_eq!(mezz.attribute("id"), Some("1080p-mezzanine"));
+        // Every URL in the document is one the manifest names.
+        let named: Vec<String> = m
+            .renditions
+            .iter()
+            .map(|r| r.url.clone())
+            .chain([m.hls.as_ref().unwrap().master.url.clone()])
+            .collect();
+        for n in doc
+            .descendants()
+            .filter(|n| matches!(n.tag_name().name(), "MediaFile" | "Mezzanine"))
+        {
+            assert!(named.contains(&n.text().unwrap().to_string()), "{n:?}");
+        }
     }
 }

@@ -13,7 +13,10 @@ mod tests;
 pub use client::{Downloaded, GetObject, ObjectMeta, ObjectStore, Uploaded};
 pub use event::{S3EventNotification, S3EventRecord};
 pub use keys::{BucketName, BucketNameError, KeyError, ObjectKey, MAX_KEY_BYTES};
-pub use server::{start_embedded, EmbeddedOptions, EmbeddedS3, NotificationTarget};
+pub use server::{
+    max_key_bytes as embedded_max_key_bytes, start_embedded, EmbeddedOptions, EmbeddedS3,
+    NotificationTarget,
+};
 
 use crate::secret::Secret;
 use serde::Deserialize;

@@ -237,23 +237,31 @@ fn check_key(key: &str) -> S3Result<()> {
 /// `.bucket-<b64 bucket>.object-<b64 key>.upload-<uuid>.metadata.json`, so a
 /// long key fails deep inside it with a 500; refuse it up front instead.
 fn check_storable(bucket: &str, key: &str) -> S3Result<()> {
-    const NAME_MAX: usize = 255;
-    let b64 = |n: usize| (n * 4).div_ceil(3);
-    let sidecar = ".bucket-".len()
-        + b64(bucket.len())
-        + ".object-".len()
-        + b64(key.len())
-        + ".upload-".len()
-        + 36
-        + ".metadata.json".len();
-    if sidecar > NAME_MAX {
+    let max = max_key_bytes(bucket);
+    if key.len() > max {
         return Err(s3_error!(
             KeyTooLongError,
-            "the embedded server stores keys up to about {} bytes in this bucket",
-            (NAME_MAX - (sidecar - b64(key.len()))) * 3 / 4
+            "the embedded server stores keys up to {max} bytes in this bucket"
         ));
     }
     Ok(())
+}
+
+/// The longest key (in bytes) the embedded server can store in `bucket`:
+/// its metadata file name, which holds bucket and key in base64, must fit
+/// the file system's 255-byte name limit.
+pub fn max_key_bytes(bucket: &str) -> usize {
+    const NAME_MAX: usize = 255;
+    let b64 = |n: usize| (n * 4).div_ceil(3);
+    let fixed = ".bucket-".len()
+        + b64(bucket.len())
+        + ".object-".len()
+        + ".upload-".len()
+        + 36
+        + ".metadata.json".len();
+    let room = NAME_MAX.saturating_sub(fixed);
+    // The largest n whose base64 length fits the room.
+    (0..=room).rev().find(|&n| b64(n) <= room).unwrap_or(0)
 }
 
 fn check_write(bucket: &str, key: &str) -> S3Result<()> {
@@ -774,5 +782,22 @@ mod tests {
         assert!(check_storable("reelay-masters", &"k".repeat(100)).is_ok());
         let err = check_storable("reelay-masters", &"k".repeat(200)).unwrap_err();
         assert_eq!(*err.code(), s3s::S3ErrorCode::KeyTooLongError);
+    }
+
+    #[test]
+    fn the_key_limit_is_exact_for_the_sidecar_name() {
+        for bucket in ["reelay-cdn", "reelay-masters", "b"] {
+            let max = max_key_bytes(bucket);
+            assert!(check_storable(bucket, &"k".repeat(max)).is_ok(), "{bucket}");
+            assert!(
+                check_storable(bucket, &"k".repeat(max + 1)).is_err(),
+                "{bucket}"
+            );
+            // The sidecar file name at the limit is a legal file name.
+            let b64 = |n: usize| (n * 4).div_ceil(3);
+            let name = 8 + b64(bucket.len()) + 8 + b64(max) + 8 + 36 + 14;
+            assert!(name <= 255, "{bucket}: {name}");
+        }
+        assert_eq!(max_key_bytes("reelay-cdn"), 125);
     }
 }

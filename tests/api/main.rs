@@ -8,5 +8,6 @@ mod helpers;
 mod intake;
 mod pipeline;
 mod publishing;
+mod publishing_sets;
 mod restart;
 mod ttl;

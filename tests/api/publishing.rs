@@ -114,8 +114,33 @@ async fn check_vast(app: &TestApp, manifest: &Value, master: &Path, dir: &Path) 
         "{d} vs {master_secs}"
     );
 
-    // Every MediaFile is a progressive file whose attributes are its own.
-    let media = named("MediaFile");
+    // Every MediaFile and the Mezzanine name a file of the published set.
+    let published: Vec<&str> = manifest["files"]
+        .as_array()
+        .expect("the manifest lists its files")
+        .iter()
+        .map(|f| f["url"].as_str().unwrap())
+        .collect();
+    for n in named("MediaFile").iter().chain(named("Mezzanine").iter()) {
+        let url = text(*n);
+        assert!(
+            published.contains(&url.as_str()),
+            "{url} is not in {published:?}"
+        );
+    }
+    // A streaming MediaFile is the HLS master playlist.
+    let media: Vec<roxmltree::Node> = named("MediaFile")
+        .into_iter()
+        .filter(|m| {
+            if m.attribute("delivery") != Some("streaming") {
+                return true;
+            }
+            assert_eq!(m.attribute("type"), Some("application/x-mpegURL"));
+            assert_eq!(text(*m), manifest["hls"]["master"]["url"]);
+            false
+        })
+        .collect();
+    // Every other MediaFile is a progressive MP4 whose attributes are its own.
     let renditions = manifest["renditions"].as_array().unwrap();
     assert_eq!(media.len(), renditions.len());
     let mut largest: Option<(u64, String)> = None;

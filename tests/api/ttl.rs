@@ -91,5 +91,17 @@ async fn an_expired_asset_is_unpublished_after_a_restart_and_not_before_its_time
             .unwrap();
         assert_eq!(res.status(), 404, "{key} is still served");
     }
+    // Nothing of the variation is left in the bucket (qc.json, every file).
+    let folder = manifest["manifest_url"]
+        .as_str()
+        .unwrap()
+        .split_once("/cdn/")
+        .unwrap()
+        .1
+        .trim_end_matches("manifest.json")
+        .to_string();
+    let bucket = app.application().settings.storage.cdn_bucket.clone();
+    let left = app.objects().list(&bucket, &folder).await.unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
     app.stop().await;
 }

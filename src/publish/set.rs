@@ -1,0 +1,794 @@
+//! A published set as a whole: every file the transcode wrote, checked
+//! before anything is uploaded (safe paths, no duplicates, every relative
+//! reference inside an HLS playlist or the storyboard's WebVTT names a file
+//! of the set), and the manifest sections that describe it.
+
+use super::{
+    codecs_of, public_url, HlsVariant, Layout, OutputFile, PublishedFile, PublishedHls,
+    PublishedImage, PublishedRendition, PublishedStoryboard, SetFile,
+};
+use crate::media::probe::Probe;
+use crate::media::transcode::{content_type_for, FileRole, WrittenFile};
+use std::collections::{HashMap, HashSet};
+
+/// Names the publish step writes itself beside the outputs.
+const RESERVED: &[&str] = &["qc.json", "manifest.json", "vast.xml"];
+
+/// Text files of a set whose references are checked and parsed, by path.
+pub type Texts = HashMap<String, String>;
+
+/// Whether `rel` is a safe path inside a set: relative, `/` separated,
+/// segments of letters, digits, `.`, `-` and `_`, no `.`/`..` segments.
+pub fn check_rel(rel: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("output path {rel:?} {why}"));
+    if rel.is_empty() || rel.len() > 200 {
+        return bad("must be 1-200 bytes");
+    }
+    for seg in rel.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return bad("has an empty, '.' or '..' segment");
+        }
+        if !seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return bad("may only hold letters, digits, '.', '-', '_' and '/'");
+        }
+    }
+    if RESERVED.contains(&rel) {
+        return bad("is a name the publish step writes itself");
+    }
+    Ok(())
+}
+
+/// Digests every file (streamed) and checks its path; the order is kept.
+pub async fn describe(written: &[WrittenFile]) -> Result<Vec<OutputFile>, SetError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(written.len());
+    for w in written {
+        check_rel(&w.rel).map_err(SetError::Invalid)?;
+        if !seen.insert(w.rel.as_str()) {
+            return Err(SetError::Invalid(format!(
+                "output path {:?} appears twice",
+                w.rel
+            )));
+        }
+        let (sha256, size) = super::digest_file(&w.path)
+            .await
+            .map_err(|e| SetError::Io(format!("{}: {e}", w.path.display())))?;
+        out.push(OutputFile {
+            name: w.rel.clone(),
+            path: w.path.clone(),
+            content_type: content_type_for(&w.rel).to_string(),
+            sha256,
+            size,
+            role: w.role,
+            output: w.output.clone(),
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    /// The outputs do not make a publishable set: no retry will help.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("reading an output: {0}")]
+    Io(String),
+}
+
+/// Whether the publish step reads this file's text (playlists, WebVTT).
+pub fn is_text(f: &OutputFile) -> bool {
+    matches!(
+        f.role,
+        FileRole::HlsMaster | FileRole::HlsPlaylist | FileRole::Storyboard
+    ) || f.name.ends_with(".m3u8")
+        || f.name.ends_with(".vtt")
+}
+
+/// `uri` (as written in a playlist or WebVTT at `base`) as a path inside the
+/// set. `None` for absolute URLs, absolute paths and anything leaving the set.
+pub fn resolve(base: &str, uri: &str) -> Option<String> {
+    let uri = uri.split(['#', '?']).next().unwrap_or("");
+    if uri.is_empty() || uri.contains("://") || uri.starts_with('/') || uri.contains('\\') {
+        return None;
+    }
+    let mut parts: Vec<&str> = match base.rsplit_once('/') {
+        Some((dir, _)) => dir.split('/').collect(),
+        None => Vec::new(),
+    };
+    for seg in uri.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// URIs a playlist or WebVTT names: playlist lines that are not tags, the
+/// `URI="..."` of tags (keys, maps, media), and WebVTT cue payloads that
+/// look like image references.
+pub fn references(rel: &str, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if rel.ends_with(".m3u8") {
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(tag) = line.strip_prefix('#') {
+                if let Some(uri) = attributes(tag.split_once(':').map_or("", |(_, a)| a))
+                    .into_iter()
+                    .find(|(k, _)| k == "URI")
+                    .map(|(_, v)| v)
+                {
+                    out.push(uri);
+                }
+            } else {
+                out.push(line.to_string());
+            }
+        }
+    } else if rel.ends_with(".vtt") {
+        for line in text.lines().map(str::trim) {
+            if line.contains("-->") || line.is_empty() || line.starts_with("WEBVTT") {
+                continue;
+            }
+            let target = line.split('#').next().unwrap_or("");
+            let ext = target.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+            if matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png" | "webp")) {
+                out.push(line.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Every reference inside the set's playlists and WebVTT files must name a
+/// file of the set, or players would fetch a 404.
+pub fn check_references(files: &[OutputFile], texts: &Texts) -> Result<(), String> {
+    let present: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    for (rel, text) in texts {
+        for uri in references(rel, text) {
+            match resolve(rel, &uri) {
+                Some(target) if present.contains(target.as_str()) => {}
+                Some(target) => {
+                    return Err(format!(
+                        "{rel} names {uri:?} ({target}), which is not in the set"
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "{rel} names {uri:?}, which is not a relative path inside the set"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// HLS attribute list (`BANDWIDTH=1,CODECS="a,b",RESOLUTION=1x1`) as pairs,
+/// quotes removed.
+pub fn attributes(list: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = list.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            match q.split_once('"') {
+                Some((v, n)) => (v.to_string(), n),
+                None => (q.to_string(), ""),
+            }
+        } else {
+            match after.split_once(',') {
+                Some((v, n)) => (v.to_string(), n),
+                None => (after.to_string(), ""),
+            }
+        };
+        out.push((key.trim().to_string(), value));
+        rest = next.trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+/// A master playlist's variants: (URI, attributes) of each `EXT-X-STREAM-INF`.
+pub fn master_variants(text: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    let mut pending: Option<Vec<(String, String)>> = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(a) = line.strip_prefix("#EXT-X-STREAM-INF:") {
+            pending = Some(attributes(a));
+        } else if !line.starts_with('#') {
+            if let Some(attrs) = pending.take() {
+                out.push((line.to_string(), attrs));
+            }
+        }
+    }
+    out
+}
+
+/// Everything a manifest says about the set besides its identity.
+#[derive(Debug, Clone)]
+pub struct Sections {
+    pub renditions: Vec<PublishedRendition>,
+    pub poster: PublishedFile,
+    pub posters: Vec<PublishedImage>,
+    pub storyboard: Option<PublishedStoryboard>,
+    pub preview: Option<PublishedImage>,
+    pub hls: Option<PublishedHls>,
+    pub files: Vec<SetFile>,
+}
+
+/// The facts the sections are made of.
+pub struct SetFacts<'a> {
+    pub layout: &'a Layout,
+    pub hash: &'a str,
+    pub cdn_base: &'a str,
+    pub files: &'a [OutputFile],
+    /// ffprobe of each rendition and image, by path in the set.
+    pub probes: &'a HashMap<String, Probe>,
+    /// Playlists and WebVTT, by path in the set.
+    pub texts: &'a Texts,
+    /// The master's duration: bitrates of files whose probe has none.
+    pub fallback_duration_secs: f64,
+}
+
+/// Builds the manifest sections, refusing a set players could not use.
+pub fn sections(f: &SetFacts) -> Result<Sections, String> {
+    check_references(f.files, f.texts)?;
+    let key = |rel: &str| f.layout.file(f.hash, rel);
+    let url = |rel: &str| public_url(f.cdn_base, &key(rel));
+    let file = |o: &OutputFile| PublishedFile {
+        url: url(&o.name),
+        key: key(&o.name),
+        size: o.size,
+        sha256: o.sha256.clone(),
+    };
+    let probe = |o: &OutputFile| {
+        f.probes
+            .get(&o.name)
+            .ok_or_else(|| format!("{} was not probed", o.name))
+    };
+    let image = |o: &OutputFile| -> Result<PublishedImage, String> {
+        let v = probe(o)?
+            .video
+            .clone()
+            .ok_or_else(|| format!("{} has no picture", o.name))?;
+        Ok(PublishedImage {
+            url: url(&o.name),
+            key: key(&o.name),
+            width: v.width,
+            height: v.height,
+            format: image_format(&o.name).to_string(),
+            size: o.size,
+            sha256: o.sha256.clone(),
+        })
+    };
+    let of = |role: FileRole| f.files.iter().filter(move |o| o.role == role);
+
+    // Progressive renditions, named by their output unless two share it.
+    let progressive: Vec<&OutputFile> = of(FileRole::Rendition).collect();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for o in &progressive {
+        *names.entry(output_name(o)).or_default() += 1;
+    }
+    let mut renditions = Vec::new();
+    for o in progressive {
+        let p = probe(o)?;
+        let v = p
+            .video
+            .as_ref()
+            .ok_or_else(|| format!("rendition {} has no video", o.name))?;
+        let duration = if p.duration_secs > 0.0 {
+            p.duration_secs
+        } else {
+            f.fallback_duration_secs
+        }
+        .max(0.001);
+        let name = output_name(o);
+        renditions.push(PublishedRendition {
+            name: if names[&name] > 1 {
+                o.name.clone()
+            } else {
+                name
+            },
+            url: url(&o.name),
+            key: key(&o.name),
+            content_type: o.content_type.clone(),
+            width: v.width,
+            height: v.height,
+            bitrate_kbps: (o.size as f64 * 8.0 / duration / 1000.0).round() as u64,
+            codecs: codecs_of(p),
+            size: o.size,
+            sha256: o.sha256.clone(),
+            container: container(&o.name).to_string(),
+            delivery: "progressive".into(),
+        });
+    }
+    if renditions.is_empty() {
+        return Err("the set has no rendition".into());
+    }
+
+    let posters = of(FileRole::Poster)
+        .map(image)
+        .collect::<Result<Vec<_>, _>>()?;
+    let main = posters
+        .iter()
+        .filter(|p| p.format == "jpeg")
+        .max_by_key(|p| p.width)
+        .or_else(|| posters.iter().max_by_key(|p| p.width))
+        .ok_or("the set has no poster")?;
+    let poster = PublishedFile {
+        url: main.url.clone(),
+        key: main.key.clone(),
+        size: main.size,
+        sha256: main.sha256.clone(),
+    };
+
+    let storyboard = match (of(FileRole::Sprite).next(), of(FileRole::Storyboard).next()) {
+        (Some(sprite), Some(vtt)) => Some(PublishedStoryboard {
+            sprite: image(sprite)?,
+            vtt: file(vtt),
+        }),
+        (None, None) => None,
+        _ => return Err("a storyboard needs both its sprite and its WebVTT".into()),
+    };
+    let preview = of(FileRole::Preview).next().map(image).transpose()?;
+
+    let hls = match of(FileRole::HlsMaster).next() {
+        None => None,
+        Some(m) => {
+            let text = f
+                .texts
+                .get(&m.name)
+                .ok_or_else(|| format!("{} was not read", m.name))?;
+            let mut variants = Vec::new();
+            for (uri, attrs) in master_variants(text) {
+                let rel = resolve(&m.name, &uri)
+                    .ok_or_else(|| format!("{} names {uri:?} outside the set", m.name))?;
+                let playlist =
+                    f.files.iter().find(|o| o.name == rel).ok_or_else(|| {
+                        format!("{} names {rel}, which is not in the set", m.name)
+                    })?;
+                let attr = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                let (width, height) = attr("RESOLUTION")
+                    .and_then(|r| r.split_once('x'))
+                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                    .unwrap_or((0, 0));
+                let segments = f
+                    .texts
+                    .get(&rel)
+                    .map(|t| {
+                        references(&rel, t)
+                            .iter()
+                            .filter(|u| !u.ends_with(".m3u8"))
+                            .count()
+                    })
+                    .unwrap_or(0);
+                variants.push(HlsVariant {
+                    name: playlist.output.clone().unwrap_or_else(|| stem(&rel)),
+                    url: url(&rel),
+                    key: key(&rel),
+                    bandwidth: attr("BANDWIDTH").and_then(|b| b.parse().ok()).unwrap_or(0),
+                    average_bandwidth: attr("AVERAGE-BANDWIDTH").and_then(|b| b.parse().ok()),
+                    width,
+                    height,
+                    codecs: attr("CODECS").unwrap_or("").to_string(),
+                    segments,
+                });
+            }
+            if variants.is_empty() {
+                return Err(format!("{} lists no variant", m.name));
+            }
+            Some(PublishedHls {
+                master: file(m),
+                variants,
+            })
+        }
+    };
+
+    let files = f
+        .files
+        .iter()
+        .map(|o| super::SetFile {
+            rel: o.name.clone(),
+            key: key(&o.name),
+            url: url(&o.name),
+            content_type: o.content_type.clone(),
+            role: o.role,
+            size: o.size,
+            sha256: o.sha256.clone(),
+        })
+        .collect();
+    Ok(Sections {
+        renditions,
+        poster,
+        posters,
+        storyboard,
+        preview,
+        hls,
+        files,
+    })
+}
+
+fn stem(rel: &str) -> String {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    name.rsplit_once('.').map_or(name, |(s, _)| s).to_string()
+}
+
+fn output_name(o: &OutputFile) -> String {
+    o.output.clone().unwrap_or_else(|| stem(&o.name))
+}
+
+/// `mp4`, `webm`, ... from the file's extension.
+pub fn container(rel: &str) -> &'static str {
+    match rel
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("webm") => "webm",
+        Some("mov") => "mov",
+        _ => "mp4",
+    }
+}
+
+fn image_format(rel: &str) -> &'static str {
+    match rel
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("webp") => "webp",
+        Some("png") => "png",
+        _ => "jpeg",
+    }
+}
+
+/// A WebP's canvas size from its header. ffprobe (ffmpeg 5.1) cannot decode
+/// animated WebP and reports 0x0 for it; the header always knows.
+pub fn webp_size(head: &[u8]) -> Option<(u32, u32)> {
+    if head.len() < 30 || &head[0..4] != b"RIFF" || &head[8..12] != b"WEBP" {
+        return None;
+    }
+    let le24 = |b: &[u8]| u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+    let le16 = |b: &[u8]| u32::from(b[0]) | u32::from(b[1]) << 8;
+    match &head[12..16] {
+        // Extended (animation, alpha): 24-bit canvas size minus one.
+        b"VP8X" => Some((le24(&head[24..27]) + 1, le24(&head[27..30]) + 1)),
+        // Lossy: the key frame's start code, then 14-bit sizes.
+        b"VP8 " if head[23..26] == [0x9d, 0x01, 0x2a] => {
+            Some((le16(&head[26..28]) & 0x3fff, le16(&head[28..30]) & 0x3fff))
+        }
+        // Lossless: a signature byte, then two 14-bit sizes minus one.
+        b"VP8L" if head[20] == 0x2f => {
+            let bits = u32::from_le_bytes([head[21], head[22], head[23], head[24]]);
+            Some(((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a probe describes a file of this container (a QC probe is only
+/// reused for the file it was made of).
+pub fn probe_matches(probe: &Probe, rel: &str) -> bool {
+    let fmt = &probe.format_name;
+    match container(rel) {
+        "webm" => fmt.contains("webm") || fmt.contains("matroska"),
+        _ => fmt.contains("mp4") || fmt.contains("mov"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::VideoStream;
+    use std::path::PathBuf;
+
+    fn of(rel: &str, role: FileRole, output: Option<&str>) -> OutputFile {
+        OutputFile {
+            name: rel.into(),
+            path: PathBuf::from(rel),
+            content_type: content_type_for(rel).into(),
+            sha256: format!("sha-{rel}"),
+            size: 1000,
+            role,
+            output: output.map(String::from),
+        }
+    }
+
+    fn probe(codec: &str, fmt: &str, w: u32, h: u32) -> Probe {
+        Probe {
+            format_name: fmt.into(),
+            duration_secs: 2.0,
+            size_bytes: 1000,
+            bit_rate: None,
+            video: Some(VideoStream {
+                codec: codec.into(),
+                profile: Some(if codec == "vp9" { "Profile 0" } else { "High" }.into()),
+                level: Some(31),
+                width: w,
+                height: h,
+                pix_fmt: Some("yuv420p".into()),
+                fps: 24.0,
+                nb_frames: None,
+                ..Default::default()
+            }),
+            audio: None,
+        }
+    }
+
+    const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:3\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=2340800,RESOLUTION=1280x720,CODECS=\"avc1.64001f,mp4a.40.2\"\n\
+        720p.m3u8\n\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=1140800,AVERAGE-BANDWIDTH=900000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\"\n\
+        360p.m3u8\n";
+    const MEDIA_720: &str = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n720p_00001.ts\n#EXTINF:1.0,\n720p_00002.ts\n#EXT-X-ENDLIST\n";
+    const MEDIA_360: &str = "#EXTM3U\n#EXTINF:2.0,\n360p_00001.ts\n#EXT-X-ENDLIST\n";
+    const VTT: &str = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nsprite.jpg#xywh=0,0,160,90\n\n00:00:01.000 --> 00:00:02.000\nsprite.jpg#xywh=160,0,160,90\n";
+
+    fn full_set() -> (Vec<OutputFile>, HashMap<String, Probe>, Texts) {
+        let files = vec![
+            of("720p.mp4", FileRole::Rendition, Some("720p")),
+            of("360p.mp4", FileRole::Rendition, Some("360p")),
+            of("720p.webm", FileRole::Rendition, Some("720p")),
+            of("poster-1280.jpg", FileRole::Poster, None),
+            of("poster-640.webp", FileRole::Poster, None),
+            of("poster-640.jpg", FileRole::Poster, None),
+            of("sprite.jpg", FileRole::Sprite, None),
+            of("storyboard.vtt", FileRole::Storyboard, None),
+            of("preview.webp", FileRole::Preview, None),
+            of("hls/master.m3u8", FileRole::HlsMaster, None),
+            of("hls/720p.m3u8", FileRole::HlsPlaylist, Some("720p")),
+            of("hls/720p_00001.ts", FileRole::HlsSegment, Some("720p")),
+            of("hls/720p_00002.ts", FileRole::HlsSegment, Some("720p")),
+            of("hls/360p.m3u8", FileRole::HlsPlaylist, Some("360p")),
+            of("hls/360p_00001.ts", FileRole::HlsSegment, Some("360p")),
+        ];
+        let mut probes = HashMap::new();
+        probes.insert("720p.mp4".into(), probe("h264", "mov,mp4", 1280, 720));
+        probes.insert("360p.mp4".into(), probe("h264", "mov,mp4", 640, 360));
+        probes.insert("720p.webm".into(), probe("vp9", "matroska,webm", 1280, 720));
+        probes.insert(
+            "poster-1280.jpg".into(),
+            probe("mjpeg", "image2", 1280, 720),
+        );
+        probes.insert("poster-640.jpg".into(), probe("mjpeg", "image2", 640, 360));
+        probes.insert(
+            "poster-640.webp".into(),
+            probe("webp", "webp_pipe", 640, 360),
+        );
+        probes.insert("sprite.jpg".into(), probe("mjpeg", "image2", 1600, 900));
+        probes.insert("preview.webp".into(), probe("webp", "webp_pipe", 640, 360));
+        let mut texts = Texts::new();
+        texts.insert("hls/master.m3u8".into(), MASTER.into());
+        texts.insert("hls/720p.m3u8".into(), MEDIA_720.into());
+        texts.insert("hls/360p.m3u8".into(), MEDIA_360.into());
+        texts.insert("storyboard.vtt".into(), VTT.into());
+        (files, probes, texts)
+    }
+
+    fn build(
+        files: &[OutputFile],
+        probes: &HashMap<String, Probe>,
+        texts: &Texts,
+    ) -> Result<Sections, String> {
+        let layout = Layout::new("v1", "spring", "ast_1", 0);
+        sections(&SetFacts {
+            layout: &layout,
+            hash: "abcd",
+            cdn_base: "https://cdn.example",
+            files,
+            probes,
+            texts,
+            fallback_duration_secs: 2.0,
+        })
+    }
+
+    #[test]
+    fn paths_inside_a_set_are_plain_and_relative() {
+        for ok in ["1080p.mp4", "hls/720p_00001.ts", "poster-640.webp"] {
+            assert!(check_rel(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "/abs.mp4", "../x.mp4", "hls/../x", "a//b", "a b.mp4", "qc.json", "vast.xml",
+            "hls/", "x\\y",
+        ] {
+            assert!(check_rel(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn relative_uris_resolve_inside_the_set_only() {
+        assert_eq!(
+            resolve("hls/master.m3u8", "720p.m3u8").as_deref(),
+            Some("hls/720p.m3u8")
+        );
+        assert_eq!(
+            resolve("storyboard.vtt", "sprite.jpg#xywh=0,0,1,1").as_deref(),
+            Some("sprite.jpg")
+        );
+        assert_eq!(
+            resolve("hls/a/b.m3u8", "../c.ts").as_deref(),
+            Some("hls/c.ts")
+        );
+        assert_eq!(resolve("hls/master.m3u8", "../../x.ts"), None);
+        assert_eq!(
+            resolve("hls/master.m3u8", "https://evil.example/x.ts"),
+            None
+        );
+        assert_eq!(resolve("hls/master.m3u8", "/x.ts"), None);
+    }
+
+    #[test]
+    fn attribute_lists_keep_quoted_commas() {
+        let a = attributes("BANDWIDTH=1,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1x2");
+        assert_eq!(
+            a,
+            [
+                ("BANDWIDTH".to_string(), "1".to_string()),
+                ("CODECS".into(), "avc1.64001f,mp4a.40.2".into()),
+                ("RESOLUTION".into(), "1x2".into())
+            ]
+        );
+        let v = master_variants(MASTER);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].0, "360p.m3u8");
+    }
+
+    #[test]
+    fn a_full_set_gets_every_section() {
+        let (files, probes, texts) = full_set();
+        let s = build(&files, &probes, &texts).unwrap();
+
+        let r: Vec<(&str, &str, &str)> = s
+            .renditions
+            .iter()
+            .map(|r| (r.name.as_str(), r.container.as_str(), r.codecs.as_str()))
+            .collect();
+        assert_eq!(
+            r,
+            [
+                ("720p.mp4", "mp4", "avc1.64001f"),
+                ("360p", "mp4", "avc1.64001f"),
+                ("720p.webm", "webm", "vp09.00.31.08"),
+            ],
+            "two outputs named 720p: each keeps its file name"
+        );
+        assert_eq!(s.renditions[2].content_type, "video/webm");
+        assert_eq!(s.renditions[0].bitrate_kbps, 4); // 1000 B * 8 / 2 s
+        assert!(s.renditions.iter().all(|r| r.delivery == "progressive"));
+
+        assert_eq!(s.poster.key, "v1/spring/ast_1/v0/abcd/poster-1280.jpg");
+        let posters: Vec<(u32, &str)> = s
+            .posters
+            .iter()
+            .map(|p| (p.width, p.format.as_str()))
+            .collect();
+        assert_eq!(posters, [(1280, "jpeg"), (640, "webp"), (640, "jpeg")]);
+
+        let sb = s.storyboard.unwrap();
+        assert_eq!(
+            sb.sprite.url,
+            "https://cdn.example/v1/spring/ast_1/v0/abcd/sprite.jpg"
+        );
+        assert_eq!((sb.sprite.width, sb.sprite.height), (1600, 900));
+        assert_eq!(sb.vtt.key, "v1/spring/ast_1/v0/abcd/storyboard.vtt");
+        assert_eq!(s.preview.unwrap().format, "webp");
+
+        let hls = s.hls.unwrap();
+        assert_eq!(hls.master.key, "v1/spring/ast_1/v0/abcd/hls/master.m3u8");
+        assert_eq!(
+            hls.variants[0],
+            HlsVariant {
+                name: "720p".into(),
+                url: "https://cdn.example/v1/spring/ast_1/v0/abcd/hls/720p.m3u8".into(),
+                key: "v1/spring/ast_1/v0/abcd/hls/720p.m3u8".into(),
+                bandwidth: 2_340_800,
+                average_bandwidth: None,
+                width: 1280,
+                height: 720,
+                codecs: "avc1.64001f,mp4a.40.2".into(),
+                segments: 2,
+            }
+        );
+        assert_eq!(hls.variants[1].average_bandwidth, Some(900_000));
+        assert_eq!(hls.variants[1].segments, 1);
+        assert_eq!(s.files.len(), files.len());
+        assert!(s
+            .files
+            .iter()
+            .any(|f| f.rel == "hls/720p_00002.ts" && f.content_type == "video/mp2t"));
+    }
+
+    #[test]
+    fn a_set_that_would_send_players_to_a_404_is_refused() {
+        let (files, probes, texts) = full_set();
+        // A segment the playlist names is missing.
+        let fewer: Vec<OutputFile> = files
+            .iter()
+            .filter(|f| f.name != "hls/720p_00002.ts")
+            .cloned()
+            .collect();
+        let err = build(&fewer, &probes, &texts).unwrap_err();
+        assert!(err.contains("hls/720p_00002.ts"), "{err}");
+        // A storyboard tile in another file.
+        let mut t = texts.clone();
+        t.insert(
+            "storyboard.vtt".into(),
+            VTT.replace("sprite.jpg", "../sprite.jpg"),
+        );
+        assert!(build(&files, &probes, &t).is_err());
+        // An absolute URL in a playlist.
+        let mut t = texts.clone();
+        t.insert(
+            "hls/360p.m3u8".into(),
+            MEDIA_360.replace("360p_00001.ts", "http://x.example/360p_00001.ts"),
+        );
+        assert!(build(&files, &probes, &t).is_err());
+        // A sprite without its map.
+        let no_vtt: Vec<OutputFile> = files
+            .iter()
+            .filter(|f| f.role != FileRole::Storyboard)
+            .cloned()
+            .collect();
+        let mut t = texts.clone();
+        t.remove("storyboard.vtt");
+        assert!(build(&no_vtt, &probes, &t).is_err());
+    }
+
+    #[test]
+    fn the_skeleton_set_still_makes_a_manifest() {
+        let files = vec![
+            of("720p.mp4", FileRole::Rendition, Some("720p")),
+            of("poster.jpg", FileRole::Poster, None),
+        ];
+        let mut probes = HashMap::new();
+        probes.insert("720p.mp4".into(), probe("h264", "mov,mp4", 1280, 720));
+        probes.insert("poster.jpg".into(), probe("mjpeg", "image2", 1280, 720));
+        let s = build(&files, &probes, &Texts::new()).unwrap();
+        assert_eq!(s.renditions[0].name, "720p");
+        assert_eq!(s.poster.key, "v1/spring/ast_1/v0/abcd/poster.jpg");
+        assert!(s.hls.is_none() && s.storyboard.is_none() && s.preview.is_none());
+    }
+
+    #[test]
+    fn webp_sizes_come_from_the_header() {
+        // ffmpeg 5.1's libwebp_anim (VP8X) and libwebp (VP8) at 320x180.
+        let mut anim = b"RIFF\x1e\xe7\0\0WEBPVP8X\x0a\0\0\0\x12\0\0\0".to_vec();
+        anim.extend([0x3f, 0x01, 0x00, 0xb3, 0x00, 0x00]);
+        assert_eq!(webp_size(&anim), Some((320, 180)));
+        let mut lossy = b"RIFFd\x0b\0\0WEBPVP8 X\x0b\0\0PB\0".to_vec();
+        lossy.extend([0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00]);
+        assert_eq!(webp_size(&lossy), Some((320, 180)));
+        // Lossless: 100x50 is stored as 99 and 49.
+        let bits: u32 = 99 | (49 << 14);
+        let mut lossless = b"RIFF\0\0\0\0WEBPVP8L\0\0\0\0\x2f".to_vec();
+        lossless.extend(bits.to_le_bytes());
+        lossless.extend([0; 5]);
+        assert_eq!(webp_size(&lossless), Some((100, 50)));
+        assert_eq!(webp_size(b"not a webp at all, not even close"), None);
+    }
+
+    #[test]
+    fn qc_probes_are_reused_only_for_their_own_container() {
+        assert!(probe_matches(
+            &probe("h264", "mov,mp4,m4a,3gp,3g2,mj2", 2, 2),
+            "a.mp4"
+        ));
+        assert!(!probe_matches(
+            &probe("h264", "mov,mp4,m4a,3gp,3g2,mj2", 2, 2),
+            "a.webm"
+        ));
+        assert!(probe_matches(
+            &probe("vp9", "matroska,webm", 2, 2),
+            "a.webm"
+        ));
+    }
+}
