@@ -9,7 +9,12 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-pub async fn run(mut settings: Settings, timeout: Duration) -> anyhow::Result<()> {
+pub async fn run(mut settings: Settings, profile: &str, timeout: Duration) -> anyhow::Result<()> {
+    if !settings.profiles.contains_key(profile) {
+        let mut names: Vec<&String> = settings.profiles.keys().collect();
+        names.sort();
+        bail!("unknown profile {profile:?}; configured: {names:?}");
+    }
     // A one-off key for this run, accepted whatever the config says.
     let key = format!("demo-{}", uuid::Uuid::new_v4().simple());
     settings.api.key_sha256.push(hex::encode(hash_key(&key)));
@@ -26,16 +31,16 @@ pub async fn run(mut settings: Settings, timeout: Duration) -> anyhow::Result<()
     if let Some(sim) = &app.sim {
         println!("  Runware simulator  {}", sim.api_url());
     }
-    let result = drive(&base, &key, timeout).await;
+    let result = drive(&base, &key, profile, timeout).await;
     app.stop().await;
     result
 }
 
-async fn drive(base: &str, key: &str, timeout: Duration) -> anyhow::Result<()> {
+async fn drive(base: &str, key: &str, profile: &str, timeout: Duration) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let request = json!({
         "campaign": "demo",
-        "profile": "default",
+        "profile": profile,
         "generation": {
             "positivePrompt": "Slow aerial drone shot over a misty valley at golden hour, a red car on the road",
             "width": 3840,
@@ -47,7 +52,7 @@ async fn drive(base: &str, key: &str, timeout: Duration) -> anyhow::Result<()> {
             "providerSettings": {"klingai": {"sound": true}}
         }
     });
-    println!("\nPOST {base}/v1/assets  (3840x2160, 5 s, sound)");
+    println!("\nPOST {base}/v1/assets  (3840x2160, 5 s, sound, profile {profile})");
     let res = http
         .post(format!("{base}/v1/assets"))
         .bearer_auth(key)
@@ -165,7 +170,39 @@ async fn drive(base: &str, key: &str, timeout: Duration) -> anyhow::Result<()> {
                     r["codecs"].as_str().unwrap_or("")
                 );
             }
-            println!("    poster    {}", p["poster_url"].as_str().unwrap_or(""));
+            if let Some(h) = p["hls"].as_object() {
+                let names: Vec<&str> = h["variants"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v["name"].as_str())
+                    .collect();
+                println!(
+                    "    hls       {}  ({})",
+                    h["master_url"].as_str().unwrap_or(""),
+                    names.join(", ")
+                );
+            }
+            for st in p["posters"].as_array().into_iter().flatten() {
+                println!(
+                    "    poster    {}  ({}x{} {})",
+                    st["url"].as_str().unwrap_or(""),
+                    st["width"],
+                    st["height"],
+                    st["format"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(sb) = p["storyboard"].as_object() {
+                println!(
+                    "    sprite    {}\n    vtt       {}",
+                    sb["sprite_url"].as_str().unwrap_or(""),
+                    sb["vtt_url"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(u) = p["preview_url"].as_str() {
+                println!("    preview   {u}");
+            }
+            println!("    ({} files in the set)", p["file_count"]);
             println!(
                 "    QC report {}",
                 p["qc_report_url"].as_str().unwrap_or("")

@@ -26,6 +26,9 @@ enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
+        /// Delivery profile of the demo asset (`web`: MP4 ladder, WebM, HLS, stills).
+        #[arg(long, default_value = "web")]
+        profile: String,
     },
     /// Run only the Runware simulator (the REST protocol at /v1).
     RunwareSim {
@@ -168,9 +171,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("reelay listening on {}", app.api_url());
             app.run_until_stopped().await
         }
-        Command::Demo { timeout_secs } => {
-            reelay::demo::run(settings, Duration::from_secs(timeout_secs)).await
-        }
+        Command::Demo {
+            timeout_secs,
+            profile,
+        } => reelay::demo::run(settings, &profile, Duration::from_secs(timeout_secs)).await,
         Command::RunwareSim { port } => reelay::simulator::run_standalone(settings, port).await,
         Command::Config => {
             println!("{settings:#?}");
