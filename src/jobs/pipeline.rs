@@ -757,7 +757,9 @@ impl Pipeline {
             "transcode resumed after an interrupted run"
         };
         let u = Update {
-            stage_detail: Some(Some("transcoding renditions and poster".into())),
+            stage_detail: Some(Some(
+                "transcoding every output and still in one pass".into(),
+            )),
             stage_progress: Some(Some(0.0)),
             // Keep counting errors across resumes, or a failing transcode would retry forever.
             error_count: None,

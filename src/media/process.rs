@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -545,14 +545,31 @@ impl Runner {
                 return Err(ProcessError::BadOutput(format!("ffmpeg stderr: {e}")));
             }
         };
+        let pid = child.as_inner().id();
         let child = Arc::new(Mutex::new(child));
         let mut guard = KillOnDrop {
             child: Some(child.clone()),
         };
 
+        let reported = Arc::new(AtomicBool::new(false));
         let reader = Reader {
             on_progress: opts.on_progress.clone(),
             duration: opts.input_duration_secs.filter(|d| *d > 0.0),
+            reported: reported.clone(),
+        };
+        // ffmpeg prints no progress until every output has written its
+        // header; an output fed late (a sprite sheet is one frame at the
+        // end) holds every report back. Until the first one, progress is
+        // read from how far ffmpeg has read its first input.
+        let fallback = match (&opts.on_progress, first_input(&args)) {
+            (Some(cb), Some(input)) => Some(tokio::spawn(input_position_progress(
+                pid,
+                input,
+                cb.clone(),
+                opts.input_duration_secs.filter(|d| *d > 0.0),
+                reported,
+            ))),
+            _ => None,
         };
         let span = tracing::Span::current();
         let mut handle = tokio::task::spawn_blocking(move || {
@@ -574,6 +591,9 @@ impl Runner {
             }
         };
         guard.disarm();
+        if let Some(task) = fallback {
+            task.abort();
+        }
         let elapsed = started.elapsed();
         let (status, logs) = joined.map_err(|e| {
             ProcessError::Io(std::io::Error::other(format!("ffmpeg reader task: {e}")))
@@ -662,6 +682,97 @@ struct Logs {
 struct Reader {
     on_progress: Option<ProgressFn>,
     duration: Option<f64>,
+    /// Set once ffmpeg has printed a progress report of its own.
+    reported: Arc<AtomicBool>,
+}
+
+/// The path of the first `-i` input when it is a local file.
+fn first_input(args: &[String]) -> Option<PathBuf> {
+    let i = args.iter().position(|a| a == "-i")?;
+    let raw = args.get(i + 1)?;
+    let path = raw.strip_prefix("file:").unwrap_or(raw);
+    if path.is_empty() || path.contains("://") || path == "-" || path.starts_with("pipe:") {
+        return None;
+    }
+    std::fs::canonicalize(path).ok()
+}
+
+/// How far (bytes) process `pid` has read the open file `path`, from
+/// /proc/PID/fdinfo (Linux). None when it is not open or /proc is not there.
+fn read_position(pid: u32, path: &Path) -> Option<u64> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    for fd in fds.flatten() {
+        if std::fs::read_link(fd.path()).ok().as_deref() == Some(path) {
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            return info
+                .lines()
+                .find_map(|l| l.strip_prefix("pos:"))
+                .and_then(|v| v.trim().parse().ok());
+        }
+    }
+    None
+}
+
+/// Reports progress as the share of the input read so far (at most 99 %),
+/// every half second, until ffmpeg reports its own. A reading is reported
+/// only once the next one is not below it: a demuxer's jump to an index at
+/// the end of the file (an MP4 without faststart) is never shown.
+async fn input_position_progress(
+    pid: u32,
+    input: PathBuf,
+    cb: ProgressFn,
+    duration: Option<f64>,
+    reported: Arc<AtomicBool>,
+) {
+    let Ok(size) = std::fs::metadata(&input).map(|m| m.len()) else {
+        return;
+    };
+    if size == 0 {
+        return;
+    }
+    let started = Instant::now();
+    let mut interval = tokio::time::interval(Duration::from_millis(500));
+    let mut previous: Option<u64> = None;
+    loop {
+        interval.tick().await;
+        if reported.load(Ordering::Relaxed) {
+            return;
+        }
+        let (pid2, input2) = (pid, input.clone());
+        let pos = tokio::task::spawn_blocking(move || read_position(pid2, &input2))
+            .await
+            .ok()
+            .flatten();
+        let Some(pos) = pos else { continue };
+        let confirmed = previous.filter(|p| pos >= *p);
+        previous = Some(pos);
+        let Some(pos) = confirmed else { continue };
+        let share = (pos as f64 / size as f64).clamp(0.0, 0.99);
+        let time_secs = duration.map_or(0.0, |d| d * share);
+        let wall = started.elapsed().as_secs_f64();
+        let progress = Progress {
+            percent: Some(share * 100.0),
+            fps: 0.0,
+            speed: if wall > 0.0 {
+                (time_secs / wall) as f32
+            } else {
+                0.0
+            },
+            time_secs,
+        };
+        if reported.load(Ordering::Relaxed) {
+            return;
+        }
+        let cb = cb.clone();
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(progress))).is_err() {
+            tracing::warn!("progress callback panicked");
+            return;
+        }
+    }
 }
 
 impl Reader {
@@ -684,6 +795,7 @@ impl Reader {
                         continue;
                     };
                     let time_secs = time.as_seconds().max(0.0);
+                    self.reported.store(true, Ordering::Relaxed);
                     let progress = Progress {
                         percent: duration.map(|d| (time_secs / d * 100.0).clamp(0.0, 100.0)),
                         fps: p.fps,
@@ -1107,6 +1219,100 @@ mod tests {
             probe_err.to_string().contains("Invalid data found"),
             "{probe_err}"
         );
+    }
+
+    #[test]
+    fn the_first_input_is_found_only_for_local_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.mp4");
+        std::fs::write(&f, b"x").unwrap();
+        let canon = std::fs::canonicalize(&f).unwrap();
+        let with = |i: &str| s(&["-y", "-i", i, "-f", "null", "-"]);
+        assert_eq!(first_input(&with(f.to_str().unwrap())), Some(canon.clone()));
+        assert_eq!(
+            first_input(&with(&format!("file:{}", f.display()))),
+            Some(canon)
+        );
+        assert_eq!(first_input(&with("testsrc2=size=16x16")), None);
+        assert_eq!(first_input(&with("https://example.com/m.mp4")), None);
+        assert_eq!(first_input(&with("pipe:0")), None);
+        assert_eq!(first_input(&s(&["-f", "null", "-"])), None);
+    }
+
+    /// ffmpeg holds its own reports back until every output has written its
+    /// header; a sprite-like output (one tiled frame at the end) holds them
+    /// to the end. The share of the input read fills the gap.
+    #[tokio::test]
+    async fn progress_comes_from_the_input_position_while_ffmpeg_reports_nothing() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("m.mp4");
+        runner
+            .ffmpeg(
+                s(&[
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=320x240:rate=25:duration=4",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-movflags",
+                    "+faststart",
+                    master.to_str().unwrap(),
+                ]),
+                RunOptions::new("make master", Duration::from_secs(30)),
+            )
+            .await
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::<Progress>::new()));
+        let seen2 = seen.clone();
+        let cb: ProgressFn = Arc::new(move |p| seen2.lock().unwrap().push(p));
+        let sheet = dir.path().join("sheet.jpg");
+        // -re: 4 s of reading; the one output frame comes at the end.
+        let args = s(&[
+            "-re",
+            "-i",
+            master.to_str().unwrap(),
+            "-vf",
+            "fps=5,scale=32:-2,tile=20x1",
+            "-frames:v",
+            "1",
+            "-update",
+            "1",
+            sheet.to_str().unwrap(),
+        ]);
+        runner
+            .ffmpeg(
+                args,
+                RunOptions::new("sheet", Duration::from_secs(30))
+                    .input_duration(4.0)
+                    .progress(Some(cb)),
+            )
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        let from_input: Vec<f64> = seen
+            .iter()
+            .filter(|p| p.fps == 0.0)
+            .filter_map(|p| p.percent)
+            .collect();
+        assert!(
+            from_input
+                .iter()
+                .filter(|p| **p > 0.0 && **p < 100.0)
+                .count()
+                >= 2,
+            "{seen:?}"
+        );
+        assert!(
+            from_input.windows(2).all(|w| w[0] <= w[1]),
+            "{from_input:?}"
+        );
+        assert!(from_input.iter().all(|p| *p <= 99.0), "{from_input:?}");
     }
 
     #[tokio::test]
