@@ -147,15 +147,33 @@ async fn incomplete(
 }
 
 /// What QC measures of a transcode: every progressive rendition (MP4 and
-/// WebM). HLS variants are not measured: they come from the same encoder
-/// settings as their MP4 siblings and opening them needs the HLS demuxer,
-/// which reelay keeps away from its media readers; their playlists and
-/// segments are checked when the master playlist is written.
+/// WebM) and every HLS variant (through its media playlist, read with the
+/// HLS demuxer, which only ever opens files reelay wrote).
 pub fn rendition_files(out: &TranscodeOutput) -> Vec<RenditionFile> {
     out.renditions
         .iter()
+        .chain(&out.hls_variants)
         .map(|(r, p)| RenditionFile::new(r, p.clone()))
         .collect()
+}
+
+/// Probes an HLS variant through its playlist; the size and bitrate are its
+/// segments' (ffprobe reports the playlist's own few hundred bytes).
+async fn probe_variant(runner: &Runner, playlist: &Path) -> Result<Probe, ProcessError> {
+    let mut p = runner.ffprobe_own(playlist).await?;
+    let text = tokio::fs::read_to_string(playlist).await?;
+    let dir = playlist.parent().unwrap_or(Path::new("."));
+    let mut bytes = 0u64;
+    for uri in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        bytes += tokio::fs::metadata(dir.join(uri)).await?.len();
+    }
+    p.size_bytes = bytes;
+    p.bit_rate = (p.duration_secs > 0.0).then(|| (bytes as f64 * 8.0 / p.duration_secs) as u64);
+    Ok(p)
 }
 
 /// The plan for `profile`'s outputs on this master. A profile that lists no
@@ -251,6 +269,7 @@ pub async fn measure_and_evaluate(
         .iter()
         .map(|r| Target {
             crop: r.crop,
+            playlist: r.kind == OutputKind::Hls,
             ..Target::new(r.name.clone(), r.path.clone(), r.width, r.height)
         })
         .collect();
@@ -264,8 +283,10 @@ pub async fn measure_and_evaluate(
         }
     };
     let mut normalization = req.normalization;
+    // The delivered audio is judged on the largest progressive file.
     let top = renditions
         .iter()
+        .filter(|r| r.kind != OutputKind::Hls)
         .max_by_key(|r| u64::from(r.width) * u64::from(r.height));
     let judge_output = normalization
         .as_ref()
@@ -290,7 +311,10 @@ pub async fn measure_and_evaluate(
     }
     let mut measures = Vec::new();
     for r in renditions {
-        let p = runner.ffprobe(&r.path).await?;
+        let p = match r.kind {
+            OutputKind::Hls => probe_variant(runner, &r.path).await?,
+            _ => runner.ffprobe(&r.path).await?,
+        };
         let score = scores.iter().find(|s| s.name == r.name);
         measures.push(RenditionMeasure {
             name: r.name.clone(),

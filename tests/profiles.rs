@@ -473,6 +473,54 @@ fn olv_rungs_land_in_their_iab_bands_and_pass_qc() {
     }
 }
 
+/// QC of the web profile measures every output, the HLS variants too
+/// (through their playlists): SSIM against the master, H.264 and AAC, and a
+/// bitrate from the segments (not the playlist's few hundred bytes).
+#[test]
+fn web_qc_measures_the_webm_and_every_hls_variant() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let m = master_of(dir.path(), 1280, 720, 2);
+    let o = reelay(
+        &["process", m.to_str().unwrap(), "--profile", "web", "--json"],
+        &[],
+    );
+    let report: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(report["verdict"], "pass", "{report:#}");
+    let measured = report["qc"]["renditions"].as_array().unwrap();
+    let checks = report["qc"]["checks"].as_array().unwrap();
+    for name in ["vp9-720p", "hls-720p", "hls-480p"] {
+        let r = measured
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} was not measured: {measured:#?}"));
+        assert!(num(&r["ssim"]) > 0.9, "{name}: {r}");
+        for rule in ["ssim_floor", "video_codec", "audio", "bitrate", "duration"] {
+            let c = checks
+                .iter()
+                .find(|c| c["subject"] == name && c["rule"] == rule)
+                .unwrap_or_else(|| panic!("no {rule} check for {name}"));
+            assert_eq!(c["passed"], true, "{c}");
+        }
+    }
+    // The variant's bitrate is its segments', in kbps of a real stream.
+    let hls = checks
+        .iter()
+        .find(|c| c["subject"] == "hls-720p" && c["rule"] == "bitrate")
+        .unwrap();
+    let kbps: f64 = hls["measured"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("video ")
+        .trim_end_matches(" kbps")
+        .parse()
+        .unwrap();
+    assert!(kbps > 500.0, "{hls}");
+}
+
 #[test]
 fn small_masters_get_no_upscaled_outputs_and_print_args_matches_the_run() {
     if !have_ffmpeg() {

@@ -6,7 +6,7 @@
 //! come from the filters' per-frame stats files (and libvmaf's JSON log),
 //! which are easier to parse reliably than the summary lines in the log.
 
-use super::process::{input_args, ProcessError, RunOptions, Runner, ScratchDir};
+use super::process::{input_args, own_input_args, ProcessError, RunOptions, Runner, ScratchDir};
 use super::profile::Crop;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -40,6 +40,8 @@ pub struct Target {
     pub width: u32,
     pub height: u32,
     pub crop: Option<Crop>,
+    /// An HLS media playlist reelay wrote (read with the HLS demuxer).
+    pub playlist: bool,
 }
 
 impl Target {
@@ -50,6 +52,7 @@ impl Target {
             width,
             height,
             crop: None,
+            playlist: false,
         }
     }
 }
@@ -140,7 +143,11 @@ fn build_args(
 ) -> Vec<String> {
     let mut args = input_args(master, true);
     for t in renditions {
-        args.extend(input_args(&t.path, true));
+        if t.playlist {
+            args.extend(own_input_args(&t.path));
+        } else {
+            args.extend(input_args(&t.path, true));
+        }
     }
     args.extend([
         "-filter_complex".to_owned(),

@@ -278,6 +278,16 @@ pub fn input_args(path: &Path, untrusted: bool) -> Vec<String> {
     args
 }
 
+/// `-i <path>` for a file reelay wrote itself, which may be an HLS media
+/// playlist (read with its MPEG-TS segments). Never for user media: the HLS
+/// demuxer opens the files a playlist names.
+pub fn own_input_args(path: &Path) -> Vec<String> {
+    let mut args = whitelist_args(OWN_DEMUXERS).to_vec();
+    args.push("-i".to_owned());
+    args.push(path_arg(path));
+    args
+}
+
 fn whitelist_args(demuxers: &str) -> [String; 4] {
     [
         "-protocol_whitelist".to_owned(),
