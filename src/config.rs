@@ -202,6 +202,14 @@ pub struct EventsSettings {
 }
 
 impl Settings {
+    /// The named delivery profile, or an error listing the configured ones.
+    pub fn require_profile(&self, name: &str) -> anyhow::Result<&ProfileSettings> {
+        self.profiles.get(name).ok_or_else(|| {
+            let names: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
+            anyhow::anyhow!("unknown profile {name:?}; configured: {}", names.join(", "))
+        })
+    }
+
     /// Loads the layers from `REELAY_CONFIG_DIR` (default `./config`) for
     /// `REELAY_ENVIRONMENT` (default `local`).
     pub fn load() -> anyhow::Result<Self> {

@@ -10,11 +10,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 pub async fn run(mut settings: Settings, profile: &str, timeout: Duration) -> anyhow::Result<()> {
-    if !settings.profiles.contains_key(profile) {
-        let mut names: Vec<&String> = settings.profiles.keys().collect();
-        names.sort();
-        bail!("unknown profile {profile:?}; configured: {names:?}");
-    }
+    settings.require_profile(profile)?;
     // A one-off key for this run, accepted whatever the config says.
     let key = format!("demo-{}", uuid::Uuid::new_v4().simple());
     settings.api.key_sha256.push(hex::encode(hash_key(&key)));

@@ -89,16 +89,7 @@ pub async fn process(
     request: Option<&GenerationRequest>,
     out_dir: &Path,
 ) -> anyhow::Result<ProcessReport> {
-    anyhow::ensure!(
-        settings.profiles.contains_key(profile),
-        "unknown profile {profile:?}; configured: {}",
-        settings
-            .profiles
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    settings.require_profile(profile)?;
     let started = Instant::now();
     let runner = Runner::new(&settings.media);
     runner.version().await?;
@@ -373,16 +364,7 @@ async fn probe_and_plan(
     master: &Path,
     profile: &str,
 ) -> anyhow::Result<(crate::media::Probe, crate::media::TranscodePlan)> {
-    anyhow::ensure!(
-        settings.profiles.contains_key(profile),
-        "unknown profile {profile:?}; configured: {}",
-        settings
-            .profiles
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    settings.require_profile(profile)?;
     anyhow::ensure!(master.is_file(), "{} is not a file", master.display());
     let probe = runner.ffprobe(master).await.map_err(|e| {
         if e.is_input_fault() {

@@ -85,6 +85,18 @@ impl MediaConfig {
     }
 }
 
+/// `HH:MM:SS.mmm`, as WebVTT cues and VAST's `Duration` write a time.
+pub fn clock_millis(secs: f64) -> String {
+    let ms = (secs.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     //! Helpers for the real-ffmpeg tests: they skip (with a message) when

@@ -569,8 +569,8 @@ impl StillsPlan {
             let _ = write!(
                 vtt,
                 "\n{} --> {}\n{SPRITE_FILE}#xywh={},{},{},{}\n",
-                vtt_time(start),
-                vtt_time(end),
+                crate::media::clock_millis(start),
+                crate::media::clock_millis(end),
                 col * sp.tile_width,
                 row * sp.tile_height,
                 sp.tile_width,
@@ -588,18 +588,6 @@ impl StillsPlan {
         }
         Ok(())
     }
-}
-
-/// "HH:MM:SS.mmm".
-fn vtt_time(secs: f64) -> String {
-    let ms = (secs.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
 }
 
 #[cfg(test)]

@@ -45,14 +45,7 @@ pub fn mezzanine(renditions: &[PublishedRendition]) -> Option<&PublishedRenditio
 
 /// `HH:MM:SS.mmm`, as VAST's `Duration` wants it.
 pub fn duration(secs: f64) -> String {
-    let ms = (secs.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
+    crate::media::clock_millis(secs)
 }
 
 /// Escapes text and attribute values.
