@@ -47,7 +47,7 @@ else
     cargo build --bin reelay
     REELAY=$target/debug/reelay
   else
-    echo "==> cargo build --release (a cold build takes about 10 minutes on 2 cores)"
+    echo "==> cargo build --release (a cold build takes 10-30 minutes on 2 cores)"
     cargo build --release --bin reelay
     REELAY=$target/release/reelay
   fi
@@ -108,11 +108,12 @@ run_b() {  # master secs out_dir
 [d0_2]scale=w=640:h=360:flags=bicubic,setsar=1,format=yuv420p[v3];\
 [0:a:0]aresample=48000,aformat=channel_layouts=stereo,asplit=4[a0][a1][a2][a3];\
 [still]setpts=PTS-STARTPTS,split=3[st_poster_in][st_sprite_in][st_preview_in];\
-[st_poster_in]split=3[st_pa][st_pb][st_pc];\
+[st_poster_in]split=4[st_pa][st_pb][st_pc][st_pd];\
 [st_pb]trim=end=${POSTER_AT},${fit},${bright},trim=end_frame=1[st_before];\
+[st_pd]trim=end_frame=1,${fit}[st_first];\
 [st_pa]trim=start=${POSTER_AT},${fit},${bright},trim=end_frame=1[st_after];\
 [st_pc]trim=start=${POSTER_AT},trim=end_frame=1,${fit}[st_at];\
-[st_after][st_before][st_at]concat=n=3:v=1:a=0,trim=end_frame=1,split=2[st_pick0][st_pick1];\
+[st_after][st_before][st_at][st_first]concat=n=4:v=1:a=0,trim=end_frame=1,split=2[st_pick0][st_pick1];\
 [st_pick0]null,split=2[st_poster_1280_jpg][st_poster_1280_webp];\
 [st_pick1]scale=w=640:h=360:flags=bicubic,setsar=1,split=2[st_poster_640_jpg][st_poster_640_webp];\
 [st_sprite_in]select=expr=gte(t\\,selected_n*1),trim=end_frame=${TILES},scale=w=160:h=90:flags=bicubic,setsar=1,tile=layout=${COLS}x${ROWS}:padding=0:margin=0[st_sprite];\
@@ -275,6 +276,11 @@ tree_peak_rss_kb() {
   echo "$peak"
 }
 
+# reelay's wall time outside its ffmpeg run (probes, planning, summary).
+summary_overhead_secs() {
+  awk -F: '/"transcode_secs"/ { t = $2 + 0 } /"elapsed_secs"/ { e = $2 + 0 } END { if (e > 0) printf "%.3f", e - t }' "$1/summary.json"
+}
+
 summary_rss_kb() {
   grep -o '"reelay_peak_rss_kb"[[:space:]]*:[[:space:]]*[0-9]*' "$1/summary.json" | grep -o '[0-9]*$' || true
 }
@@ -283,7 +289,7 @@ echo "==> machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -
 echo "==> $(ffmpeg -version | head -n1)"
 echo "==> reelay: $REELAY ($PROFILE); $RUNS rounds per master"
 
-declare -A MED RSS TREE
+declare -A MED RSS TREE OVER
 for secs in $DURATIONS; do
   stills_params "$secs"
   m=$BENCH_DIR/master-${secs}s.mp4
@@ -299,7 +305,7 @@ for secs in $DURATIONS; do
   fresh "$run/b"; run_b "$m" "$secs" "$run/b"
   check_equivalent "$run/a" "$run/b"
 
-  times_a=""; times_b=""; times_c=""; rss=""
+  times_a=""; times_b=""; times_c=""; rss=""; over=""
   for ((r = 1; r <= RUNS; r++)); do
     # Rotate the order each round so no case always runs first (caches, heat).
     case $((r % 3)) in
@@ -314,10 +320,12 @@ for secs in $DURATIONS; do
       line="$line $k=${t}s"
       if [ "$k" = a ]; then
         kb=$(summary_rss_kb "$run/a"); [ -n "$kb" ] && rss="$rss $kb"
+        over="$over $(summary_overhead_secs "$run/a")"
       fi
     done
-    echo "$line"
+    echo "$line (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   done
+  OVER[$secs]=$(echo "$over" | median)
   MED[$secs,a]=$(echo "$times_a" | median)
   MED[$secs,b]=$(echo "$times_b" | median)
   MED[$secs,c]=$(echo "$times_c" | median)
@@ -344,6 +352,9 @@ echo
 echo "Goals: a/b <= 1.05, c/a >= 1.3, reelay's own peak RSS <= 150 MB on the 15 s master."
 echo "(reelay RSS: VmHWM of the reelay process from summary.json, the largest of its timed runs;"
 echo " a tree RSS: reelay + ffmpeg VmRSS summed, sampled every 0.1 s in one extra untimed run)"
+for secs in $DURATIONS; do
+  echo "reelay outside its ffmpeg run (${secs}s master, median; summary.json elapsed - transcode): ${OVER[$secs]:-?} s"
+done
 echo
 for secs in $DURATIONS; do
   ab=$(ratio "${MED[$secs,a]}" "${MED[$secs,b]}")
@@ -355,4 +366,5 @@ for secs in $DURATIONS; do
   echo "BENCH master=${secs}s metric=ratio_c_over_a value=$ca goal>=1.3 $(verdict "$ca" ">=" 1.3)"
   echo "BENCH master=${secs}s metric=reelay_peak_rss_kb value=${RSS[$secs]:-unknown}$([ "$secs" = 15 ] && echo " goal<=153600 $(verdict "${RSS[$secs]:-999999999}" "<=" 153600)")"
   echo "BENCH master=${secs}s metric=tree_peak_rss_kb value=${TREE[$secs]:-unknown}"
+  echo "BENCH master=${secs}s metric=reelay_outside_ffmpeg_secs value=${OVER[$secs]:-unknown} runs=$RUNS"
 done
