@@ -294,23 +294,16 @@ impl Settings {
 
 /// A 3840x2160, 24 fps, 30 s master: what profile stills are checked against at load.
 fn nominal_master() -> crate::media::Probe {
-    crate::media::Probe {
-        format_name: "mov,mp4,m4a,3gp,3g2,mj2".into(),
-        duration_secs: 30.0,
-        size_bytes: 0,
-        bit_rate: None,
-        video: Some(crate::media::VideoStream {
-            codec: "h264".into(),
-            profile: None,
-            level: None,
-            width: 3840,
-            height: 2160,
-            pix_fmt: None,
-            fps: 24.0,
-            nb_frames: None,
-        }),
-        audio: None,
-    }
+    serde_json::from_value(serde_json::json!({
+        "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
+        "duration_secs": 30.0,
+        "size_bytes": 0,
+        "bit_rate": null,
+        "video": {"codec": "h264", "profile": null, "level": null, "width": 3840,
+                  "height": 2160, "pix_fmt": null, "fps": 24.0, "nb_frames": null},
+        "audio": null
+    }))
+    .expect("a valid probe")
 }
 
 #[cfg(test)]
@@ -378,6 +371,32 @@ mod tests {
             "good",
             "[profiles.mine]\noutputs = [\n  { name = \"sq\", kind = \"webm\", width = 720, aspect = \"1:1\", crf = 33, maxrate_kbps = 3000 },\n]\n",
         );
+        write(
+            "unknown",
+            "[profiles.mine]\noutputs = [{ name = \"a\", short_side = 720, crf = 23, maxrate_kbps = 4000, fps = 30 }]\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "unknown").unwrap_err()
+        );
+        assert!(e.contains("fps"), "{e}");
+        write(
+            "badstills",
+            "[profiles.mine]\nstills = { preview = { width = 800 } }\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "badstills").unwrap_err()
+        );
+        assert!(e.contains("profiles.mine.stills.preview.width"), "{e}");
+        write(
+            "stills",
+            "[profiles.mine]\nstills = { poster_widths = [1920, 640], poster_formats = [\"webp\"], preview = { secs = 2.0 } }\n",
+        );
+        let s = Settings::load_from(dir.path(), "stills").unwrap();
+        let st = &s.profiles["mine"].stills;
+        assert_eq!(st.poster_widths, [1920, 640]);
+        assert_eq!(st.preview.as_ref().map(|p| p.secs), Some(2.0));
         let s = Settings::load_from(dir.path(), "good").unwrap();
         let o = &s.profiles["mine"].outputs[0];
         assert_eq!(

@@ -315,6 +315,8 @@ pub struct TranscodeSummary {
     pub profile: String,
     pub master_probe: Probed,
     pub outputs: Vec<OutputSummary>,
+    /// Outputs of the profile left out because they would upscale the master.
+    pub dropped: Vec<crate::media::profile::Dropped>,
     /// `hls/master.m3u8` when the profile has HLS outputs.
     pub hls_master: Option<String>,
     /// Posters, sprites, previews and their sidecars.
@@ -368,6 +370,24 @@ async fn probe_and_plan(
     Ok((probe, plan))
 }
 
+fn dropped_outputs(
+    settings: &Settings,
+    profile: &str,
+    probe: &crate::media::Probe,
+) -> Vec<crate::media::profile::Dropped> {
+    let (Some(p), Some(v)) = (settings.profiles.get(profile), probe.video.as_ref()) else {
+        return Vec::new();
+    };
+    let defaults;
+    let outputs = if p.outputs.is_empty() {
+        defaults = crate::media::profile::default_outputs();
+        &defaults
+    } else {
+        &p.outputs
+    };
+    crate::media::profile::dropped(outputs, v.width, v.height)
+}
+
 /// `reelay transcode --print-args`: the ffmpeg command line the run would
 /// use, binary first, without running it.
 pub async fn transcode_argv(
@@ -408,11 +428,18 @@ pub async fn transcode_only(
             }
             e => anyhow::Error::new(e),
         })?;
-    let mut outputs = Vec::new();
-    for r in &plan.renditions {
+    // The outputs are probed side by side: the summary should cost little
+    // next to the transcode.
+    let probes = plan.renditions.iter().map(|r| {
         let path = crate::media::transcode::rendition_path(out_dir, r);
-        let p = runner.ffprobe_own(&path).await?;
-        let mut probed = Probed::from(&p);
+        let runner = &runner;
+        async move { runner.ffprobe_own(&path).await }
+    });
+    let probes = futures::future::try_join_all(probes).await?;
+    let mut outputs = Vec::new();
+    for (r, p) in plan.renditions.iter().zip(&probes) {
+        let path = crate::media::transcode::rendition_path(out_dir, r);
+        let mut probed = Probed::from(p);
         if r.kind == crate::media::OutputKind::Mp4 {
             probed.moov_first = Some(crate::media::moov_before_mdat(&path)?);
         }
@@ -458,6 +485,7 @@ pub async fn transcode_only(
         master: master.to_path_buf(),
         profile: profile.to_owned(),
         master_probe: Probed::from(&probe),
+        dropped: dropped_outputs(settings, profile, &probe),
         outputs,
         hls_master: out
             .hls_master
@@ -507,6 +535,12 @@ pub fn print_transcode(s: &TranscodeSummary) {
             p.audio_sample_rate.unwrap_or(0),
             p.audio_channels.unwrap_or(0),
             o.file
+        );
+    }
+    for d in &s.dropped {
+        println!(
+            "  {:<12} dropped: {}x{} would upscale the {}x{} frame",
+            d.name, d.width, d.height, d.frame_width, d.frame_height
         );
     }
     if let Some(m) = &s.hls_master {

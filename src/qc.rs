@@ -211,6 +211,65 @@ mod tests {
         }
     }
 
+    fn probe(w: u32, h: u32) -> Probe {
+        serde_json::from_value(serde_json::json!({
+            "format_name": "mov", "duration_secs": 5.0, "size_bytes": 1, "bit_rate": null,
+            "video": {"codec": "h264", "profile": null, "level": null, "width": w,
+                      "height": h, "pix_fmt": null, "fps": 24.0, "nb_frames": null},
+            "audio": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn plans_follow_the_requested_profile_with_stills() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let settings = Settings::load_from(&dir, "test").unwrap();
+        let names = |profile: &str, w, h| -> Vec<String> {
+            let plan = plan_for(&probe(w, h), &settings, profile).unwrap();
+            assert!(plan.stills.is_some(), "{profile}");
+            plan.renditions.into_iter().map(|r| r.name).collect()
+        };
+        assert_eq!(names("default", 3840, 2160), ["1080p", "720p", "480p"]);
+        assert_eq!(names("broadcast-eu", 3840, 2160), ["1080p", "720p", "480p"]);
+        assert_eq!(names("ctv", 3840, 2160), ["1080p", "720p", "2160p"]);
+        assert_eq!(names("ctv", 1920, 1080), ["1080p", "720p"]);
+        assert_eq!(names("social", 3840, 2160), ["vertical", "square"]);
+        assert_eq!(names("social", 1920, 1080), ["square"]);
+        let web = plan_for(&probe(2880, 2880), &settings, "web").unwrap();
+        let kinds: Vec<OutputKind> = web.renditions.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == OutputKind::Hls).count(), 3);
+        assert_eq!(kinds.iter().filter(|k| **k == OutputKind::Webm).count(), 1);
+        assert!(plan_for(&probe(1920, 1080), &settings, "nope")
+            .unwrap_err()
+            .contains("unknown profile"));
+        let mut no_video = probe(1920, 1080);
+        no_video.video = None;
+        assert!(plan_for(&no_video, &settings, "default").is_err());
+    }
+
+    #[test]
+    fn files_for_qc_carry_crop_band_and_kind() {
+        let r = &crate::media::profile::resolve(
+            &[crate::media::OutputSpec {
+                aspect: crate::media::Aspect::Square,
+                min_bitrate_kbps: Some(4000),
+                ..crate::media::profile::default_outputs()[0].clone()
+            }],
+            1920,
+            1080,
+            24.0,
+        )[0];
+        let f = RenditionFile::new(r, PathBuf::from("/o/1080p.mp4"));
+        assert_eq!((f.width, f.height), (1080, 1080));
+        assert_eq!(f.crop.map(|c| (c.width, c.x)), Some((1080, 420)));
+        assert_eq!(
+            (f.min_bitrate_kbps, f.max_bitrate_kbps, f.kind),
+            (Some(4000), Some(8000), OutputKind::Mp4)
+        );
+        assert_eq!(f.profile.as_deref(), Some("high"));
+    }
+
     #[test]
     fn a_boost_lowers_crf_and_raises_the_bitrate_cap_within_a_valid_level() {
         let base = plan();

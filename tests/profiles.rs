@@ -33,16 +33,19 @@ fn have_ffmpeg() -> bool {
 /// A 1 s master at `w`x`h`, 24 fps, with a mono 44.1 kHz sine (so every
 /// output's 48 kHz stereo is the transcode's doing).
 fn master(dir: &Path, w: u32, h: u32) -> PathBuf {
-    let out = dir.join(format!("master-{w}x{h}.mp4"));
+    master_of(dir, w, h, 1)
+}
+
+/// The same, `secs` long.
+fn master_of(dir: &Path, w: u32, h: u32, secs: u32) -> PathBuf {
+    let out = dir.join(format!("master-{w}x{h}-{secs}s.mp4"));
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={w}x{h}:rate=24:duration=1"))
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100:duration=1",
-        ])
+        .arg(format!("testsrc2=size={w}x{h}:rate=24:duration={secs}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=44100:duration={secs}"
+        ))
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "20"])
         .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "1"])
         .arg(&out)
@@ -435,6 +438,41 @@ fn web_profile_with_webm_and_hls() {
     check_profile("web");
 }
 
+/// QC of the olv profile: every IAB tier is measured (SSIM, codec, audio,
+/// moov) and its average video bitrate lands inside its band.
+#[test]
+fn olv_rungs_land_in_their_iab_bands_and_pass_qc() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let m = master_of(dir.path(), 1920, 1080, 2);
+    let o = reelay(
+        &["process", m.to_str().unwrap(), "--profile", "olv", "--json"],
+        &[],
+    );
+    let report: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(report["verdict"], "pass", "{report:#}");
+    let checks = report["qc"]["checks"].as_array().unwrap();
+    for name in ["1080p", "720p", "480p", "360p"] {
+        for rule in [
+            "bitrate",
+            "bitrate_min",
+            "ssim_floor",
+            "video_codec",
+            "audio",
+            "moov_first",
+        ] {
+            let c = checks
+                .iter()
+                .find(|c| c["subject"] == name && c["rule"] == rule)
+                .unwrap_or_else(|| panic!("no {rule} check for {name}"));
+            assert_eq!(c["passed"], true, "{c}");
+        }
+    }
+}
+
 #[test]
 fn small_masters_get_no_upscaled_outputs_and_print_args_matches_the_run() {
     if !have_ffmpeg() {
@@ -464,6 +502,8 @@ fn small_masters_get_no_upscaled_outputs_and_print_args_matches_the_run() {
     // master's own 360x360 crop.
     let social = transcode(&m, "social", &dir.path().join("social"));
     assert_eq!(sizes(&social), [s("square", 360, 360)]);
+    assert_eq!(social["dropped"][0]["name"], "vertical", "{social:#}");
+    assert_eq!(olv["dropped"].as_array().unwrap().len(), 3, "{olv:#}");
 
     let out = dir.path().join("ctv");
     let printed = reelay(

@@ -211,6 +211,80 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_reference_gets_the_renditions_crop_before_scaling() {
+        let files = vec![(PathBuf::from("/s0"), PathBuf::from("/p0"))];
+        let square = Target {
+            crop: Some(Crop {
+                width: 360,
+                height: 360,
+                x: 140,
+                y: 0,
+            }),
+            ..Target::new("sq", "/sq.mp4", 180, 180)
+        };
+        let graph = filter_graph(&[square], &files);
+        assert!(
+            graph.contains("[m0]crop=w=360:h=360:x=140:y=0,scale=w=180:h=180:flags=bicubic"),
+            "{graph}"
+        );
+        let plain = filter_graph(&[Target::new("p", "/p.mp4", 320, 180)], &files);
+        assert!(plain.contains("[m0]scale=w=320:h=180"), "{plain}");
+    }
+
+    #[tokio::test]
+    async fn a_center_cropped_rendition_scores_against_the_same_crop() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("master.mp4");
+        let mut args: Vec<String> = "-f lavfi -i testsrc2=size=640x360:rate=24:duration=1 -c:v libx264 -preset ultrafast -qp 0"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        args.push(master.display().to_string());
+        runner
+            .ffmpeg(args, RunOptions::new("master", Duration::from_secs(60)))
+            .await
+            .unwrap();
+        // The 180x180 square is the master's centre 360x360, scaled.
+        let cropped = dir.path().join("cropped.mp4");
+        let mut args = input_args(&master, false);
+        args.extend(
+            "-vf crop=360:360:140:0,scale=180:180:flags=bicubic -c:v libx264 -preset ultrafast -crf 18"
+                .split(' ')
+                .map(String::from),
+        );
+        args.push(cropped.display().to_string());
+        runner
+            .ffmpeg(args, RunOptions::new("crop", Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let crop = Some(Crop {
+            width: 360,
+            height: 360,
+            x: 140,
+            y: 0,
+        });
+        let scores = ssim_psnr(
+            &runner,
+            &master,
+            &[
+                Target {
+                    crop,
+                    ..Target::new("with", cropped.clone(), 180, 180)
+                },
+                Target::new("without", cropped, 180, 180),
+            ],
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert!(scores[0].ssim > 0.95, "{scores:?}");
+        assert!(scores[1].ssim < scores[0].ssim - 0.1, "{scores:?}");
+    }
+
     async fn encode(runner: &Runner, src: &Path, out: &Path, crf: u32, size: &str) {
         let mut args = input_args(src, false);
         args.extend(

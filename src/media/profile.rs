@@ -384,35 +384,102 @@ pub fn resolve(outputs: &[OutputSpec], master_w: u32, master_h: u32, fps: f64) -
     if master_w < 2 || master_h < 2 {
         return Vec::new();
     }
-    // (spec, crop, cropped frame size, asked-for size)
-    type Framed<'a> = (&'a OutputSpec, Option<Crop>, (u32, u32), (u32, u32));
-    let framed: Vec<Framed> = outputs
-        .iter()
-        .map(|o| {
-            let crop = crop_for(o.aspect, master_w, master_h);
-            let (cw, ch) = crop.map_or((master_w, master_h), |c| (c.width, c.height));
-            (o, crop, (cw, ch), target_size(o, cw, ch))
-        })
-        .collect();
+    let framed = frame(outputs, master_w, master_h);
     let mut kept: Vec<Rendition> = framed
         .iter()
-        .filter(|(_, _, (cw, ch), (w, h))| w <= cw && h <= ch)
-        .map(|(o, crop, _, (w, h))| rendition(o, *crop, *w, *h, fps))
+        .filter(|f| f.fits())
+        .map(|f| rendition(f.spec, f.crop, f.size.0, f.size.1, fps))
         .collect();
     if kept.is_empty() {
-        let smallest = framed
-            .iter()
-            .min_by_key(|(_, _, _, (w, h))| u64::from(*w) * u64::from(*h));
-        if let Some((o, crop, (cw, ch), _)) = smallest {
+        if let Some(f) = smallest(&framed) {
+            let (cw, ch) = f.frame;
             let (w, h) = ((cw & !1).max(2), (ch & !1).max(2));
-            let mut r = rendition(o, *crop, w, h, fps);
-            if o.short_side.is_some_and(|s| o.name == format!("{s}p")) {
+            let mut r = rendition(f.spec, f.crop, w, h, fps);
+            if f.spec
+                .short_side
+                .is_some_and(|s| f.spec.name == format!("{s}p"))
+            {
                 r.name = format!("{}p", w.min(h));
             }
             kept.push(r);
         }
     }
     kept
+}
+
+/// An output [`resolve`] leaves out because it would upscale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dropped {
+    pub name: String,
+    /// The size it asks for.
+    pub width: u32,
+    pub height: u32,
+    /// The (cropped) master frame it would be made from.
+    pub frame_width: u32,
+    pub frame_height: u32,
+}
+
+/// The outputs [`resolve`] drops for this master (the fallback it keeps
+/// when every output is too large is not listed).
+pub fn dropped(outputs: &[OutputSpec], master_w: u32, master_h: u32) -> Vec<Dropped> {
+    if master_w < 2 || master_h < 2 {
+        return Vec::new();
+    }
+    let framed = frame(outputs, master_w, master_h);
+    let fallback = if framed.iter().any(Framed::fits) {
+        None
+    } else {
+        smallest(&framed).map(|f| f.spec.name.clone())
+    };
+    framed
+        .iter()
+        .filter(|f| !f.fits() && Some(&f.spec.name) != fallback.as_ref())
+        .map(|f| Dropped {
+            name: f.spec.name.clone(),
+            width: f.size.0,
+            height: f.size.1,
+            frame_width: f.frame.0,
+            frame_height: f.frame.1,
+        })
+        .collect()
+}
+
+/// A spec on a master: its crop, the cropped frame, the size it asks for.
+struct Framed<'a> {
+    spec: &'a OutputSpec,
+    crop: Option<Crop>,
+    frame: (u32, u32),
+    size: (u32, u32),
+}
+
+impl Framed<'_> {
+    /// Never upscale: the size fits inside the (cropped) master.
+    fn fits(&self) -> bool {
+        self.size.0 <= self.frame.0 && self.size.1 <= self.frame.1
+    }
+}
+
+fn frame(outputs: &[OutputSpec], master_w: u32, master_h: u32) -> Vec<Framed<'_>> {
+    outputs
+        .iter()
+        .map(|o| {
+            let crop = crop_for(o.aspect, master_w, master_h);
+            let (cw, ch) = crop.map_or((master_w, master_h), |c| (c.width, c.height));
+            Framed {
+                spec: o,
+                crop,
+                frame: (cw, ch),
+                size: target_size(o, cw, ch),
+            }
+        })
+        .collect()
+}
+
+/// The output asking for the fewest pixels (first of equals).
+fn smallest<'a, 'b>(framed: &'b [Framed<'a>]) -> Option<&'b Framed<'a>> {
+    framed
+        .iter()
+        .min_by_key(|f| u64::from(f.size.0) * u64::from(f.size.1))
 }
 
 /// A spec at a resolved size.
@@ -570,6 +637,20 @@ mod tests {
             .map(|r| (r.name.as_str(), r.width, r.height, r.crop.map(|c| c.width)))
             .collect();
         assert_eq!(got, [("square", 360, 360, Some(360))]);
+        let names = |d: Vec<Dropped>| d.into_iter().map(|d| d.name).collect::<Vec<_>>();
+        assert_eq!(names(dropped(&outputs, 640, 360)), ["vertical"]);
+        assert_eq!(names(dropped(&outputs, 1920, 1080)), ["vertical"]);
+        assert_eq!(
+            dropped(&outputs, 1920, 1080)[0],
+            Dropped {
+                name: "vertical".into(),
+                width: 1080,
+                height: 1920,
+                frame_width: 608,
+                frame_height: 1080
+            }
+        );
+        assert!(dropped(&outputs, 3840, 2160).is_empty());
         for (w, h) in [(1920u32, 1080u32), (1080, 1920), (1080, 1080), (1916, 1078)] {
             for r in resolve(&default_outputs(), w, h, 24.0) {
                 let (cw, ch) = r.crop.map_or((w, h), |c| (c.width, c.height));

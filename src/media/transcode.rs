@@ -1178,23 +1178,13 @@ mod tests {
 
     #[test]
     fn args_for_crops_webm_hls_stills_and_one_audio_filter() {
-        let probe = Probe {
-            format_name: "mov".into(),
-            duration_secs: 10.0,
-            size_bytes: 1,
-            bit_rate: None,
-            video: Some(crate::media::VideoStream {
-                codec: "h264".into(),
-                profile: None,
-                level: None,
-                width: 1920,
-                height: 1080,
-                pix_fmt: None,
-                fps: 24.0,
-                nb_frames: None,
-            }),
-            audio: None,
-        };
+        let probe: Probe = serde_json::from_value(serde_json::json!({
+            "format_name": "mov", "duration_secs": 10.0, "size_bytes": 1, "bit_rate": null,
+            "video": {"codec": "h264", "profile": null, "level": null, "width": 1920,
+                      "height": 1080, "pix_fmt": null, "fps": 24.0, "nb_frames": null},
+            "audio": null
+        }))
+        .unwrap();
         let square = Rendition {
             crop: Some(Crop {
                 width: 1080,
