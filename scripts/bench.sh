@@ -127,8 +127,8 @@ run_b() {  # master secs out_dir
   "${ff[@]}" -i "$m" -filter_complex "$graph" \
     -map '[v0]' -map '[a0]' "${x264[@]}" -level:v 4.0 -preset veryfast -b:v 6000k -maxrate 9000k -bufsize 12000k "${gop[@]}" -c:a aac -b:a 192k "${tail[@]}" "$o/1080p.mp4" \
     -map '[v1]' -map '[a1]' "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3500k -maxrate 5000k -bufsize 7000k "${gop[@]}" -c:a aac -b:a 160k "${tail[@]}" "$o/720p.mp4" \
-    -map '[v2]' -map '[a2]' "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 2800k -maxrate 4000k -bufsize 5600k "${gop[@]}" -c:a aac -b:a 128k "${tail[@]}" "$o/480p.mp4" \
-    -map '[v3]' -map '[a3]' "${x264[@]}" -level:v 3.0 -preset veryfast -b:v 2000k -maxrate 3000k -bufsize 4000k "${gop[@]}" -c:a aac -b:a 128k "${tail[@]}" "$o/360p.mp4" \
+    -map '[v2]' -map '[a2]' "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3000k -maxrate 4000k -bufsize 5600k "${gop[@]}" -c:a aac -b:a 128k "${tail[@]}" "$o/480p.mp4" \
+    -map '[v3]' -map '[a3]' "${x264[@]}" -level:v 3.0 -preset veryfast -b:v 2200k -maxrate 3000k -bufsize 4000k "${gop[@]}" -c:a aac -b:a 128k "${tail[@]}" "$o/360p.mp4" \
     -map '[st_poster_1280_jpg]' -frames:v 1 -c:v mjpeg -q:v 3 -map_metadata -1 -update 1 -f image2 "$o/poster-1280.jpg" \
     -map '[st_poster_1280_webp]' -frames:v 1 -c:v libwebp -quality 80 -lossless 0 -map_metadata -1 -f webp "$o/poster-1280.webp" \
     -map '[st_poster_640_jpg]' -frames:v 1 -c:v mjpeg -q:v 3 -map_metadata -1 -update 1 -f image2 "$o/poster-640.jpg" \
@@ -153,8 +153,8 @@ run_c() {  # master secs out_dir
   local vf="flags=bicubic,setsar=1,format=yuv420p"
   "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=1920:h=1080:$vf" "${x264[@]}" -level:v 4.0 -preset veryfast -b:v 6000k -maxrate 9000k -bufsize 12000k "${gop[@]}" "${aud[@]}" -b:a 192k "${tail[@]}" "$o/1080p.mp4"
   "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=1280:h=720:$vf" "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3500k -maxrate 5000k -bufsize 7000k "${gop[@]}" "${aud[@]}" -b:a 160k "${tail[@]}" "$o/720p.mp4"
-  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=854:h=480:$vf" "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 2800k -maxrate 4000k -bufsize 5600k "${gop[@]}" "${aud[@]}" -b:a 128k "${tail[@]}" "$o/480p.mp4"
-  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=640:h=360:$vf" "${x264[@]}" -level:v 3.0 -preset veryfast -b:v 2000k -maxrate 3000k -bufsize 4000k "${gop[@]}" "${aud[@]}" -b:a 128k "${tail[@]}" "$o/360p.mp4"
+  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=854:h=480:$vf" "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3000k -maxrate 4000k -bufsize 5600k "${gop[@]}" "${aud[@]}" -b:a 128k "${tail[@]}" "$o/480p.mp4"
+  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=640:h=360:$vf" "${x264[@]}" -level:v 3.0 -preset veryfast -b:v 2200k -maxrate 3000k -bufsize 4000k "${gop[@]}" "${aud[@]}" -b:a 128k "${tail[@]}" "$o/360p.mp4"
   local w h
   for w in 1280 640; do
     h=$((w * 9 / 16))
