@@ -11,9 +11,11 @@
 //! (`signalstats` YAVG, measured after scaling down to the poster size) is
 //! above [`BLACK_YAVG`]; when every frame from there to the end is black, the
 //! first bright frame before the poster time is taken instead, and when the
-//! whole master is black, the frame at the poster time. The three candidates
-//! are concatenated in that order and the first frame wins, so a poster is
-//! always written and never costs a second decode.
+//! whole master is black, the frame at the poster time, or the first frame
+//! when the poster time lies past the video's end (a WebM whose audio runs
+//! longer; WebM does not count frames). The candidates are concatenated in
+//! that order and the first frame wins, so a poster is always written and
+//! never costs a second decode.
 //!
 //! Wiring it into a transcode:
 //! 1. `let plan = StillsPlan::for_master(&spec, &probe)?;` (the error names
@@ -239,8 +241,15 @@ impl StillsPlan {
         } else {
             30.0
         };
+        // Times are placed inside the video stream, which may end before
+        // the container (longer audio). Its length is known when the
+        // container counts frames (MP4); WebM does not.
+        let video_secs = match video.nb_frames {
+            Some(n) if n > 0 => (n as f64 / fps).min(duration),
+            _ => duration,
+        };
         // The last frame starts about one frame before the end.
-        let last_frame_at = (duration - 1.0 / fps).max(0.0);
+        let last_frame_at = (video_secs - 1.0 / fps).max(0.0);
 
         // Posters.
         if spec.poster_widths.is_empty() {
@@ -280,7 +289,7 @@ impl StillsPlan {
                     "stills.poster_at_secs: {t} must be a number of seconds >= 0"
                 ))
             }
-            None => (duration / 3.0).min(3.0).min(last_frame_at),
+            None => (video_secs / 3.0).min(3.0).min(last_frame_at),
         };
 
         // Sprite.
@@ -306,7 +315,7 @@ impl StillsPlan {
                 if tiles_f > 10_000.0 {
                     return Err(format!(
                         "stills.sprite.interval_secs: {interval} gives {tiles_f} tiles for a \
-                         {duration:.1} s master; at most 10000"
+                         {video_secs:.1} s master; at most 10000"
                     ));
                 }
                 let tiles = tiles_f as u32;
@@ -352,9 +361,9 @@ impl StillsPlan {
                     return Err(format!("stills.preview.fps: {} must be 1 to 30", p.fps));
                 }
                 let width = even_down(p.width.min(mw));
-                let secs = secs.min(duration);
+                let secs = secs.min(video_secs);
                 Some(PreviewPlan {
-                    start_secs: poster_at_secs.min((duration - secs).max(0.0)),
+                    start_secs: poster_at_secs.min((video_secs - secs).max(0.0)),
                     secs,
                     width,
                     height: even_scaled(width, mh, mw),
@@ -423,26 +432,29 @@ impl StillsPlan {
             branches.len()
         ));
 
-        // Poster: three candidates, first frame wins (see the module docs).
+        // Poster: candidates in order, first frame wins (see the module docs).
         let (pw, ph) = self.posters[0];
         let fit = format!("scale=w={pw}:h={ph}:flags=bicubic,setsar=1,format=yuv420p");
         let bright = format!(
             "signalstats,metadata=mode=select:key=lavfi.signalstats.YAVG:function=greater:value={BLACK_YAVG}"
         );
         let at = format!("{:.3}", self.poster_at_secs);
-        // At time 0 there is no "before" candidate.
+        // At time 0 the "before" and "first" candidates are not needed.
         let before = self.poster_at_secs > 0.0;
         let cands = if before {
-            "[st_after][st_before][st_at]"
+            "[st_after][st_before][st_at][st_first]"
         } else {
             "[st_after][st_at]"
         };
-        let nc = if before { 3 } else { 2 };
+        let nc = if before { 4 } else { 2 };
         if before {
-            chains.push("[st_poster_in]split=3[st_pa][st_pb][st_pc]".into());
+            chains.push("[st_poster_in]split=4[st_pa][st_pb][st_pc][st_pd]".into());
             chains.push(format!(
                 "[st_pb]trim=end={at},{fit},{bright},trim=end_frame=1[st_before]"
             ));
+            // Only when the poster time lies past the last video frame (a
+            // WebM whose audio outlasts its video) and nothing is bright.
+            chains.push(format!("[st_pd]trim=end_frame=1,{fit}[st_first]"));
         } else {
             chains.push("[st_poster_in]split=2[st_pa][st_pc]".into());
         }
@@ -787,7 +799,7 @@ mod tests {
         );
         assert!(joined.contains("lavfi.signalstats.YAVG:function=greater:value=32"));
         assert!(joined.contains("tile=layout=10x2"));
-        assert!(joined.contains("concat=n=3:v=1:a=0"));
+        assert!(joined.contains("concat=n=4:v=1:a=0"));
 
         let paths: Vec<&str> = g
             .outputs
@@ -1213,6 +1225,79 @@ mod tests {
             .await
             .unwrap();
         assert!(yavg(&runner, &first).await <= 17.0);
+    }
+
+    /// Matroska (like WebM) does not count frames, so a poster time past the
+    /// video's end cannot be clamped: the first frame is the last resort.
+    #[tokio::test]
+    async fn a_poster_time_past_the_video_of_a_longer_audio_master_still_gives_a_poster() {
+        let Some(runner) = testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("short-video.mkv");
+        let args: Vec<String> = [
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=320x180:r=24:d=1,format=yuv420p",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([m.display().to_string()])
+        .collect();
+        runner
+            .ffmpeg(args, RunOptions::new("master", Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let probe = runner.ffprobe(&m).await.unwrap();
+        assert_eq!(probe.video.as_ref().unwrap().nb_frames, None);
+        assert!(probe.duration_secs > 2.5, "{}", probe.duration_secs);
+        let spec = StillsSpec {
+            poster_at_secs: Some(2.5),
+            poster_widths: vec![320],
+            preview: None,
+            ..StillsSpec::default()
+        };
+        let plan = StillsPlan::for_master(&spec, &probe).unwrap();
+        assert_eq!(plan.poster_at_secs, 2.5);
+        let out = dir.path().join("out");
+        run_stills(&runner, &m, &plan, &out).await;
+        for f in plan.files(&out) {
+            assert!(std::fs::metadata(&f.path).unwrap().len() > 0, "{}", f.rel);
+        }
+        let p = runner
+            .ffprobe(&out.join("poster-320.webp"))
+            .await
+            .unwrap()
+            .video
+            .unwrap();
+        assert_eq!((p.width, p.height), (320, 180));
+    }
+
+    #[test]
+    fn times_stay_inside_a_video_shorter_than_its_container() {
+        let mut p = probe(640, 360, 10.0);
+        p.video.as_mut().unwrap().nb_frames = Some(48); // 2 s of video
+        let plan = StillsPlan::for_master(&StillsSpec::default(), &p).unwrap();
+        assert!((plan.poster_at_secs - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(plan.sprite.as_ref().unwrap().tiles, 2);
+        let pv = plan.preview.unwrap();
+        assert_eq!((pv.start_secs, pv.secs), (0.0, 2.0));
+        assert_eq!(
+            plan.duration_secs, 10.0,
+            "the storyboard covers the container"
+        );
     }
 
     #[tokio::test]
