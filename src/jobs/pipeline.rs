@@ -232,27 +232,14 @@ impl Pipeline {
                 http_status,
                 errors,
             }) => {
-                let (code, message) = errors
-                    .first()
-                    .map(|e| {
-                        let param = e
-                            .parameter
-                            .as_deref()
-                            .map(|p| format!(" (parameter {p})"))
-                            .unwrap_or_default();
-                        (e.code.clone(), format!("{}{}", e.message, param))
-                    })
-                    .unwrap_or_else(|| ("providerRejected".into(), format!("HTTP {http_status}")));
-                let update = Update {
-                    provider_error_json: Some(serde_json::to_string(&errors)?),
-                    ..Update::to(State::Failed)
-                        .reason(
-                            code.clone(),
-                            format!("the generator refused the task: {message}"),
-                        )
-                        .note(format!("provider error {code}"))
-                };
-                self.advance(claim, update, false).await?;
+                self.fail_with_provider_errors(
+                    claim,
+                    &errors,
+                    &serde_json::to_string(&errors)?,
+                    "refused the task",
+                    ("providerRejected", format!("HTTP {http_status}")),
+                )
+                .await?;
             }
             Err(e) => {
                 if now - v.created_at > rw.task_deadline_secs as i64 * 1000 {
@@ -495,22 +482,43 @@ impl Pipeline {
     async fn fail_from_provider(&self, claim: &mut Claim, errors_json: &str) -> StepResult {
         let errors: Vec<crate::runware::ApiError> =
             serde_json::from_str(errors_json).unwrap_or_default();
+        self.fail_with_provider_errors(
+            claim,
+            &errors,
+            errors_json,
+            "failed the task",
+            ("providerError", "the generator reported a failure".into()),
+        )
+        .await
+    }
+
+    /// Ends the variation `failed` with the generator's first error (code,
+    /// message and the parameter it names) as the reason; `errors_json` (all
+    /// of them) is kept on the row. `fallback` is the reason when there is
+    /// no error object.
+    async fn fail_with_provider_errors(
+        &self,
+        claim: &mut Claim,
+        errors: &[crate::runware::ApiError],
+        errors_json: &str,
+        what: &str,
+        fallback: (&str, String),
+    ) -> StepResult {
         let (code, message) = errors
             .first()
-            .map(|e| (e.code.clone(), e.message.clone()))
-            .unwrap_or_else(|| {
-                (
-                    "providerError".into(),
-                    "the generator reported a failure".into(),
-                )
-            });
+            .map(|e| {
+                let param = e
+                    .parameter
+                    .as_deref()
+                    .map(|p| format!(" (parameter {p})"))
+                    .unwrap_or_default();
+                (e.code.clone(), format!("{}{}", e.message, param))
+            })
+            .unwrap_or_else(|| (fallback.0.to_owned(), fallback.1));
         let update = Update {
             provider_error_json: Some(errors_json.to_string()),
             ..Update::to(State::Failed)
-                .reason(
-                    code.clone(),
-                    format!("the generator failed the task: {message}"),
-                )
+                .reason(code.clone(), format!("the generator {what}: {message}"))
                 .note(format!("provider error {code}"))
         };
         self.advance(claim, update, false).await?;
