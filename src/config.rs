@@ -101,8 +101,16 @@ pub struct RunwareSettings {
     pub task_deadline_secs: u64,
     pub upload_url_expiry_secs: u64,
     pub upload_grace_secs: u64,
+    /// How long the arrival stage waits on its one result poll once the
+    /// master is in the bucket (so the cost is recorded without a webhook).
+    #[serde(default = "default_result_poll_timeout_secs")]
+    pub result_poll_timeout_secs: u64,
     pub resubmit_missing_upload: bool,
     pub model_spec: ModelSpec,
+}
+
+fn default_result_poll_timeout_secs() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -21,9 +21,11 @@
 
 use crate::api::assets::{is_http_url, valid_campaign};
 use crate::config::Settings;
+use crate::jobs::model::{Brief, Source};
 use crate::jobs::store::s3::{self as db, EventFreshness, NewUpload};
-use crate::jobs::store::{now_ms, AssetRow, Store, SOURCE_UPLOAD};
+use crate::jobs::store::{now_ms, Asset, Store};
 use crate::jobs::State;
+use crate::reason::ReasonCode;
 use crate::storage::event::{decode_key, S3EventNotification};
 use crate::storage::{ObjectKey, ObjectMeta, ObjectStore};
 use serde::Serialize;
@@ -331,7 +333,7 @@ impl Intake {
         head: Option<&ObjectMeta>,
     ) -> anyhow::Result<Outcome> {
         if let Some(v) = db::variation_by_master_key(tx, &ev.key).await? {
-            let state = v.state();
+            let state = v.state;
             if matches!(state, State::Requested) || state.awaits_generator() {
                 db::nudge(tx, &v.id).await?;
                 return Ok(Outcome::Nudged);
@@ -381,7 +383,7 @@ impl Intake {
         let known: Vec<&str> = self.settings.profiles.keys().map(String::as_str).collect();
         let rejected = (!self.settings.profiles.contains_key(&profile)).then(|| {
             (
-                "unknownProfile".to_string(),
+                ReasonCode::UnknownProfile,
                 format!(
                     "the master's {META_PROFILE} metadata names profile {profile:?}; known: {}",
                     known.join(", ")
@@ -396,18 +398,19 @@ impl Intake {
             }
             None => None,
         };
-        let request = serde_json::json!({"outputQuality": self.settings.uploads.output_quality});
         let upload = NewUpload {
-            asset: AssetRow {
+            asset: Asset {
                 id: id.clone(),
                 campaign: campaign.to_string(),
                 profile,
-                request_json: request.to_string(),
+                brief: Brief::Upload {
+                    output_quality: self.settings.uploads.output_quality,
+                },
                 callback_url,
                 ttl_secs: self.settings.policy.default_ttl_secs as i64,
                 created_at: now_ms(),
-                qc_json: None,
-                source: SOURCE_UPLOAD.into(),
+                qc: None,
+                source: Source::Upload,
             },
             variation_id: format!("{id}_v0"),
             master_key: ev.key.clone(),

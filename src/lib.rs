@@ -3,6 +3,7 @@
 //! Start at `ARCHITECTURE.md` for the map of modules and the flow.
 
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod demo;
 pub mod events;
@@ -13,8 +14,13 @@ pub mod notify;
 pub mod policy;
 pub mod publish;
 pub mod qc;
+pub mod reason;
 pub mod runware;
 pub mod secret;
 pub mod simulator;
+pub mod stages;
 pub mod startup;
 pub mod storage;
+pub mod time;
+pub mod tokens;
+pub mod views;

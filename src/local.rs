@@ -4,14 +4,15 @@
 
 use crate::config::Settings;
 use crate::media::process::{ProcessError, Runner};
-use crate::media::transcode::transcode;
-use crate::policy::{self, Expected, QcReport, Verdict};
-use crate::qc::{
-    measure_and_evaluate, plan_for, prepare_loudness, read_master, rendition_files, QcRequest,
-    RenditionFile,
-};
+use crate::policy::{Expected, QcReport};
+use crate::qc::plan_for;
+use crate::reason::ReasonCode;
 use crate::runware::validate::parse_generation;
-use crate::runware::{GenerationRequest, OutputFormat};
+use crate::runware::GenerationRequest;
+use crate::stages::arrival::{self, Inspection};
+use crate::stages::check::{self, Checked, QcRequest};
+use crate::stages::transcode::{self, Transcoded};
+use crate::stages::{self};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ pub const EXIT_REJECTED: u8 = 3;
 
 #[derive(Debug, Serialize)]
 pub struct Reason {
-    pub code: String,
+    pub code: ReasonCode,
     pub message: String,
 }
 
@@ -39,16 +40,18 @@ pub struct ProcessReport {
     pub probe: Option<Value>,
     pub qc: Option<QcReport>,
     pub outputs: Vec<PathBuf>,
+    /// Whether QC sent the transcode back once at a higher quality.
+    pub remediated: bool,
     pub elapsed_secs: f64,
 }
 
 impl ProcessReport {
-    fn rejected(mut self, stage: &'static str, code: &str, message: String) -> Self {
+    fn rejected(mut self, stage: &'static str, code: ReasonCode, message: String) -> Self {
         self.verdict = "rejected";
         self.stage = stage;
         self.reason = Some(Reason {
-            code: code.into(),
-            message,
+            code,
+            message: stages::client_text(&message),
         });
         self
     }
@@ -67,21 +70,9 @@ pub fn read_request(path: &Path) -> anyhow::Result<GenerationRequest> {
     })
 }
 
-fn expected_without_request(probe: &crate::media::probe::Probe) -> Expected {
-    let format = if probe.format_name.contains("webm") || probe.format_name.contains("matroska") {
-        OutputFormat::Webm
-    } else {
-        OutputFormat::Mp4
-    };
-    Expected {
-        width: None,
-        height: None,
-        duration_secs: None,
-        audio: probe.audio.is_some(),
-        format,
-    }
-}
-
+/// `reelay process`: the pipeline's own arrival read, transcode and check
+/// (with its remediation rule) on a local file. Without `request` the master
+/// is judged as an upload by hand is: as its own request.
 pub async fn process(
     settings: &Settings,
     master: &Path,
@@ -103,6 +94,7 @@ pub async fn process(
         probe: None,
         qc: None,
         outputs: Vec::new(),
+        remediated: false,
         elapsed_secs: 0.0,
     };
     let (sha, size) = crate::publish::digest_file(master).await?;
@@ -112,99 +104,70 @@ pub async fn process(
         Ok(r)
     };
 
-    // Arrival: readable, and what the request asked for.
-    if size == 0 {
-        return finish(report.rejected("arrival", "masterSize", "the master is empty".into()));
-    }
-    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
-    // The pipeline's arrival read: ffprobe, then every packet once.
-    let probe = match read_master(&runner, master, deadline).await? {
-        Ok(p) => p,
-        Err((code, reason)) => return finish(report.rejected("arrival", code, reason)),
+    let expected = request.map(Expected::from_request);
+    let probe = match arrival::inspect(&runner, master, size, expected.as_ref(), settings).await? {
+        Inspection::Verified(p) => p,
+        Inspection::Rejected {
+            code,
+            message,
+            probe,
+        } => {
+            report.probe = probe.map(|p| serde_json::to_value(&p)).transpose()?;
+            return finish(report.rejected("arrival", code, message));
+        }
     };
     report.probe = Some(serde_json::to_value(&probe)?);
-    let expected = match request {
-        Some(r) => Expected::from_request(r),
-        None => expected_without_request(&probe),
-    };
-    let mismatches =
-        policy::master_mismatches(&probe, &expected, settings.policy.duration_tolerance_secs);
-    if !mismatches.is_empty() {
-        let msg = format!(
-            "the master does not match the request: {}",
-            mismatches.join("; ")
-        );
-        return finish(report.rejected("arrival", "masterMismatch", msg));
-    }
-
-    // Transcode, then QC with the pipeline's own code.
-    let mut plan = match plan_for(&probe, settings, profile) {
-        Ok(p) => p,
-        Err(reason) => return finish(report.rejected("arrival", "masterMismatch", reason)),
-    };
-    tokio::fs::create_dir_all(out_dir).await?;
-    let mut loudness =
-        match prepare_loudness(&runner, settings, profile, master, &probe, &mut plan).await {
-            Ok(n) => n,
-            Err(e) if e.is_input_fault() => {
-                return finish(report.rejected(
-                    "transcode",
-                    "transcodeFailed",
-                    format!(
-                        "ffmpeg could not measure the master's loudness: {}",
-                        e.reason()
-                    ),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        };
-    let out = match transcode(&runner, master, &probe, &plan, out_dir, None, deadline).await {
-        Ok(o) => o,
-        Err(e) if e.is_input_fault() => {
-            return finish(report.rejected(
-                "transcode",
-                "transcodeFailed",
-                format!("ffmpeg could not transcode the master: {}", e.reason()),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(n) = loudness.as_mut() {
-        n.record_pass2(&out.log);
-    }
-    let renditions: Vec<RenditionFile> = rendition_files(&out);
-    report.outputs = out.files.iter().map(|f| f.path.clone()).collect();
+    let key = master.to_string_lossy();
+    let expected = expected
+        .unwrap_or_else(|| stages::spec_of_upload(&probe, stages::upload_format(&key, &probe)));
     let ttl = request
         .and_then(|r| r.ttl)
         .map(i64::from)
         .unwrap_or(settings.policy.default_ttl_secs as i64);
-    let qc_req = QcRequest {
-        profile,
-        expected: &expected,
-        output_quality: request.map(|r| r.effective_output_quality()).unwrap_or(95),
-        ttl_remaining_secs: ttl,
-        overrides: None,
-        normalization: loudness,
-    };
-    let qc =
-        match measure_and_evaluate(&runner, settings, master, &probe, &renditions, qc_req).await {
-            Ok(q) => q,
-            Err(e @ ProcessError::Failed { .. }) | Err(e @ ProcessError::Timeout { .. }) => {
-                return finish(report.rejected(
-                    "qc",
-                    "measureFailed",
-                    format!("quality measurement failed: {}", e.reason()),
-                ));
+    let output_quality = request
+        .map(|r| r.effective_output_quality())
+        .unwrap_or(settings.uploads.output_quality);
+
+    let mut boost = 0;
+    loop {
+        let outputs = match transcode::run_media(
+            &runner, settings, profile, master, &probe, boost, out_dir, None,
+        )
+        .await?
+        {
+            Transcoded::Done(o) => o,
+            Transcoded::Rejected { code, message } => {
+                return finish(report.rejected("transcode", code, message))
             }
-            Err(e) => return Err(e.into()),
         };
-    if qc.verdict == Verdict::Fail {
-        let summary = qc.summary();
-        report.qc = Some(qc);
-        return finish(report.rejected("qc", "qcFailed", summary));
+        report.outputs = outputs.files.iter().map(|f| f.path.clone()).collect();
+        let req = QcRequest {
+            profile,
+            expected: &expected,
+            output_quality,
+            ttl_remaining_secs: ttl,
+            overrides: None,
+            normalization: outputs.loudness.clone(),
+        };
+        match check::run_media(&runner, settings, master, &probe, &outputs, req).await? {
+            Checked::Pass(qc) => {
+                report.qc = Some(qc);
+                return finish(report);
+            }
+            Checked::Remediate { boost: b, .. } => {
+                report.remediated = true;
+                boost = b;
+            }
+            Checked::Rejected {
+                code,
+                message,
+                report: qc,
+            } => {
+                report.qc = qc;
+                return finish(report.rejected("qc", code, message));
+            }
+        }
     }
-    report.qc = Some(qc);
-    finish(report)
 }
 
 /// The report for a person: verdict, reason, and each failed check.
@@ -233,7 +196,7 @@ pub fn print_human(r: &ProcessReport) {
             );
         }
         if let Some(n) = &qc.loudness_normalization {
-            println!("  {}", crate::qc::loudness_note(n));
+            println!("  {}", transcode::loudness_note(n));
             if let (Some(l), Some(r)) = (n.after, &n.after_rendition) {
                 println!(
                     "  delivered ({r}): {:.1} LUFS, true peak {:.1} dBTP",
@@ -425,16 +388,17 @@ pub async fn transcode_only(
     let (probe, plan) = probe_and_plan(settings, &runner, master, profile).await?;
     tokio::fs::create_dir_all(out_dir).await?;
     let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
-    let out = transcode(&runner, master, &probe, &plan, out_dir, None, deadline)
-        .await
-        .map_err(|e| match e {
-            // The deadline is the reason, not ffmpeg's last words.
-            ProcessError::Timeout { .. } => anyhow::anyhow!("{e}"),
-            e if e.is_input_fault() => {
-                anyhow::anyhow!("ffmpeg could not transcode the master: {}", e.reason())
-            }
-            e => anyhow::Error::new(e),
-        })?;
+    let out =
+        crate::media::transcode::transcode(&runner, master, &probe, &plan, out_dir, None, deadline)
+            .await
+            .map_err(|e| match e {
+                // The deadline is the reason, not ffmpeg's last words.
+                ProcessError::Timeout { .. } => anyhow::anyhow!("{e}"),
+                e if e.is_input_fault() => {
+                    anyhow::anyhow!("ffmpeg could not transcode the master: {}", e.reason())
+                }
+                e => anyhow::Error::new(e),
+            })?;
     // The outputs are probed side by side: the summary should cost little
     // next to the transcode.
     let probes = plan.renditions.iter().map(|r| {

@@ -14,11 +14,10 @@
 //! is HMAC-SHA256 of `"<t>.<body>"` under the shared secret (Mux's scheme).
 
 use crate::config::Settings;
-use crate::jobs::store::{now_ms, AssetRow, OutboxRow, Store, VariationRow};
-use crate::jobs::State;
-use crate::publish::Manifest;
+pub use crate::jobs::model::{NewOutbox, KIND_CALLBACK, KIND_PURGE};
+use crate::jobs::store::{now_ms, OutboxRow, Store};
+pub use crate::views::{event_type, purge, terminal_event};
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,21 +26,6 @@ use tokio_util::sync::CancellationToken;
 pub const SIGNATURE_HEADER: &str = "Reelay-Signature";
 pub const EVENT_ID_HEADER: &str = "Reelay-Event-Id";
 pub const EVENT_TYPE_HEADER: &str = "Reelay-Event-Type";
-
-pub const KIND_CALLBACK: &str = "callback";
-pub const KIND_PURGE: &str = "purge";
-
-/// A notification to store in the outbox.
-#[derive(Debug, Clone)]
-pub struct NewOutbox {
-    pub id: String,
-    pub kind: &'static str,
-    pub event_type: String,
-    pub asset_id: Option<String>,
-    pub variation_id: Option<String>,
-    pub url: String,
-    pub body: String,
-}
 
 fn hmac_hex(secret: &[u8], t: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
@@ -76,126 +60,6 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_secs
     let expected = hmac_hex(secret, t, body);
     sigs.iter()
         .any(|s| crate::secret::constant_time_eq(s.as_bytes(), expected.as_bytes()))
-}
-
-/// The callback type for a variation that reached `state`, if any.
-pub fn event_type(state: State) -> Option<&'static str> {
-    match state {
-        State::Published => Some("asset.published"),
-        State::Rejected => Some("asset.rejected"),
-        State::Failed => Some("asset.failed"),
-        State::Expired => Some("asset.expired"),
-        _ => None,
-    }
-}
-
-/// The callback for a variation that just reached a terminal state, if the
-/// asset has a callback URL and the state is one requesters hear about.
-pub fn terminal_event(
-    asset: &AssetRow,
-    v: &VariationRow,
-    state: State,
-    now: i64,
-) -> Option<NewOutbox> {
-    let url = asset.callback_url.clone()?;
-    let event_type = event_type(state)?;
-    let id = format!("evt_{}", uuid::Uuid::new_v4().simple());
-    let reason = match (&v.reason_code, &v.reason) {
-        (Some(code), Some(message)) => json!({"code": code, "message": message}),
-        _ => Value::Null,
-    };
-    let published = if state == State::Published {
-        v.published_json
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<Manifest>(j).ok())
-            .map(|m| {
-                json!({
-                    "manifest_url": m.manifest_url,
-                    "vast_url": m.vast_url,
-                    "content_hash": m.content_hash,
-                    "universal_ad_id": m.universal_ad_id,
-                    "expires_at": m.expires_at,
-                })
-            })
-            .unwrap_or(Value::Null)
-    } else {
-        Value::Null
-    };
-    // The QC report travels with the outcome either way (without the raw
-    // ffprobe output of each rendition, which the API still has).
-    let qc = v
-        .qc_json
-        .as_deref()
-        .and_then(|j| serde_json::from_str::<crate::policy::QcReport>(j).ok())
-        .map(|r| {
-            json!({
-                "verdict": r.verdict,
-                "profile": r.profile,
-                "output_quality": r.output_quality,
-                "ssim_floor": r.ssim_floor,
-                "rules": r.rules,
-                "content": r.content,
-                "renditions": r.renditions.iter().map(|m| json!({
-                    "name": m.name, "ssim": m.ssim, "psnr": m.psnr, "vmaf": m.vmaf,
-                    "size_bytes": m.size_bytes, "moov_first": m.moov_first,
-                })).collect::<Vec<_>>(),
-                "vmaf_available": r.vmaf_available,
-                "loudness_normalization": r.loudness_normalization,
-                "checks": r.checks,
-            })
-        })
-        .unwrap_or(Value::Null);
-    let body = json!({
-        "id": id,
-        "type": event_type,
-        "created_at": crate::jobs::pipeline::rfc3339(now),
-        "data": {
-            "asset_id": asset.id,
-            "campaign": asset.campaign,
-            "profile": asset.profile,
-            "source": asset.source,
-            "variation": {"index": v.idx, "id": v.id, "state": state},
-            "reason": reason,
-            "published": published,
-            "qc": qc,
-        }
-    });
-    Some(NewOutbox {
-        id,
-        kind: KIND_CALLBACK,
-        event_type: event_type.to_string(),
-        asset_id: Some(asset.id.clone()),
-        variation_id: Some(v.id.clone()),
-        url,
-        body: body.to_string(),
-    })
-}
-
-/// A purge request for pointers that just changed.
-pub fn purge(
-    purge_url: &str,
-    asset_id: &str,
-    variation_id: &str,
-    urls: Vec<String>,
-    keys: Vec<String>,
-) -> NewOutbox {
-    let id = format!("prg_{}", uuid::Uuid::new_v4().simple());
-    let body = json!({
-        "id": id,
-        "type": "cdn.purge",
-        "created_at": crate::jobs::pipeline::rfc3339(now_ms()),
-        "urls": urls,
-        "keys": keys,
-    });
-    NewOutbox {
-        id,
-        kind: KIND_PURGE,
-        event_type: "cdn.purge".into(),
-        asset_id: Some(asset_id.to_string()),
-        variation_id: Some(variation_id.to_string()),
-        url: purge_url.to_string(),
-        body: body.to_string(),
-    }
 }
 
 /// Delay before attempt `attempts + 1`: doubling from `initial`, capped,
@@ -346,6 +210,7 @@ pub async fn run(outbox: Arc<Outbox>, shutdown: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::State;
 
     #[test]
     fn a_signature_verifies_and_any_change_breaks_it() {

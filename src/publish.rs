@@ -3,6 +3,7 @@
 //! pointer naming a file that is not there yet. The same bytes published
 //! again change nothing.
 
+pub mod flip;
 pub mod set;
 pub mod vast;
 

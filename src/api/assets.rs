@@ -1,13 +1,13 @@
 //! `POST /v1/assets`, `GET /v1/assets/{id}`, `GET /v1/assets?campaign=`.
 
 use super::{ApiError, ApiKey, AppState, JsonBody};
-use crate::jobs::pipeline::{rfc3339, sha256_hex, webhook_token};
-use crate::jobs::store::{now_ms, AssetRow, NewVariation, VariationRow, SOURCE_GENERATED};
-use crate::jobs::State as JobState;
-use crate::policy::{QcOverrides, QcReport};
-use crate::publish::Manifest;
+use crate::jobs::model::{Brief, Source};
+use crate::jobs::store::{now_ms, Asset, NewVariation};
+use crate::policy::QcOverrides;
 use crate::runware::validate::{parse_generation, validate_generation};
 use crate::runware::FieldError;
+use crate::tokens::{sha256_hex, webhook_token};
+use crate::views::{AssetDetail, AssetView};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
@@ -21,7 +21,7 @@ pub async fn create(
     _key: ApiKey,
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<AssetView>), ApiError> {
     let Some(obj) = body.as_object() else {
         return Err(ApiError::field("$", "must be a JSON object"));
     };
@@ -126,22 +126,24 @@ pub async fn create(
     // 80 random bits are plenty, and short ids keep object keys short.
     let id = format!("ast_{}", &Uuid::new_v4().simple().to_string()[..20]);
     let now = now_ms();
-    let asset = AssetRow {
+    let ttl_secs = req
+        .ttl
+        .map(|t| t as i64)
+        .unwrap_or(state.settings.policy.default_ttl_secs as i64);
+    let ext = req.effective_output_format().extension();
+    let results = req.effective_number_results() as i64;
+    let asset = Asset {
         id: id.clone(),
         campaign: campaign.clone(),
         profile,
-        request_json: serde_json::to_string(&req)?,
+        brief: Brief::Generation(Box::new(req)),
         callback_url,
-        ttl_secs: req
-            .ttl
-            .map(|t| t as i64)
-            .unwrap_or(state.settings.policy.default_ttl_secs as i64),
+        ttl_secs,
         created_at: now,
-        qc_json: qc.map(|q| serde_json::to_string(&q)).transpose()?,
-        source: SOURCE_GENERATED.into(),
+        qc,
+        source: Source::Generated,
     };
-    let ext = req.effective_output_format().extension();
-    let variations: Vec<NewVariation> = (0..req.effective_number_results() as i64)
+    let variations: Vec<NewVariation> = (0..results)
         .map(|i| {
             let vid = format!("{id}_v{i}");
             NewVariation {
@@ -170,7 +172,7 @@ pub async fn show(
     _key: ApiKey,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AssetView>, ApiError> {
     let asset = state
         .store
         .asset(&id)
@@ -188,7 +190,7 @@ pub async fn reprocess(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<AssetView>), ApiError> {
     let asset = state
         .store
         .asset(&id)
@@ -239,7 +241,7 @@ pub async fn reprocess(
     tracing::info!(asset = %asset.id, variations = restarted.len(), %profile, "reprocess requested");
     let asset = state.store.asset(&id).await?.unwrap_or(asset);
     let mut view = asset_view(&state, &asset, true).await?;
-    view["reprocessing"] = json!(restarted);
+    view.reprocessing = Some(restarted);
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
@@ -259,13 +261,17 @@ pub async fn list(
         .store
         .list_assets(q.campaign.as_deref(), limit)
         .await?;
-    let mut out = Vec::with_capacity(assets.len());
-    let mut total_cost = 0.0;
-    for a in &assets {
-        let v = asset_view(&state, a, false).await?;
-        total_cost += v["cost_usd"].as_f64().unwrap_or(0.0);
-        out.push(v);
-    }
+    // Two queries for the whole page, however many assets it lists.
+    let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
+    let mut rows = state.store.variations_of_many(&ids).await?;
+    let out: Vec<AssetView> = assets
+        .iter()
+        .map(|a| {
+            let vs = rows.remove(&a.id).unwrap_or_default();
+            AssetView::new(&state.public_url, a, &vs, None)
+        })
+        .collect();
+    let total_cost: f64 = out.iter().map(|v| v.cost_usd).sum();
     Ok(Json(json!({
         "campaign": q.campaign,
         "count": out.len(),
@@ -293,210 +299,18 @@ fn round_cents(x: f64) -> f64 {
     (x * 10000.0).round() / 10000.0
 }
 
-/// The asset's overall status from its variations' states.
-fn aggregate(states: &[JobState]) -> &'static str {
-    if states.iter().any(|s| !s.is_terminal()) {
-        "processing"
-    } else if states.iter().all(|s| *s == JobState::Published) {
-        "published"
-    } else if states.contains(&JobState::Published) {
-        "partially_published"
-    } else if states.iter().all(|s| *s == JobState::Rejected) {
-        "rejected"
-    } else if states.iter().all(|s| *s == JobState::Expired) {
-        "expired"
-    } else {
-        "failed"
-    }
-}
-
-async fn asset_view(state: &AppState, a: &AssetRow, detail: bool) -> Result<Value, ApiError> {
+/// One asset with its variations, their history and its notifications.
+async fn asset_view(state: &AppState, a: &Asset, detail: bool) -> Result<AssetView, ApiError> {
     let rows = state.store.variations_of(&a.id).await?;
-    let states: Vec<JobState> = rows.iter().map(VariationRow::state).collect();
-    let cost: f64 = rows.iter().filter_map(VariationRow::total_cost).sum();
-    let mut variations = Vec::new();
-    for v in &rows {
-        variations.push(variation_view(state, v, detail).await?);
-    }
-    let request: Value = serde_json::from_str(&a.request_json).unwrap_or(Value::Null);
-    Ok(json!({
-        "id": a.id,
-        "campaign": a.campaign,
-        "profile": a.profile,
-        "source": a.source,
-        "status": aggregate(&states),
-        "created_at": rfc3339(a.created_at),
-        "ttl_secs": a.ttl_secs,
-        "status_url": format!("{}/v1/assets/{}", state.public_url.trim_end_matches('/'), a.id),
-        "cost_usd": round_cents(cost),
-        "callback_url": a.callback_url,
-        "generation": if detail { request } else { Value::Null },
-        "variations": variations,
-        "notifications": if detail { notifications(state, &a.id).await? } else { Value::Null },
-    }))
-}
-
-/// Callbacks and purges of the asset and where their delivery stands.
-async fn notifications(state: &AppState, asset_id: &str) -> Result<Value, ApiError> {
-    let rows = state.store.outbox_of_asset(asset_id).await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "kind": r.kind,
-                "type": r.event_type,
-                "created_at": rfc3339(r.created_at),
-                "attempts": r.attempts,
-                "delivered_at": r.delivered_at.map(rfc3339),
-                "failed_at": r.failed_at.map(rfc3339),
-                "last_error": r.last_error,
-            })
+    let detail = if detail {
+        Some(AssetDetail {
+            history: state.store.transitions_of_asset(&a.id).await?,
+            notifications: state.store.outbox_of_asset(&a.id).await?,
         })
-        .collect())
-}
-
-async fn variation_view(
-    state: &AppState,
-    v: &VariationRow,
-    detail: bool,
-) -> Result<Value, ApiError> {
-    let st = v.state();
-    let mut out = json!({
-        "index": v.idx,
-        "id": v.id,
-        "state": st,
-        "stage": {
-            "name": st,
-            "progress": v.stage_progress.map(|p| (p * 10.0).round() / 10.0),
-            "detail": v.stage_detail,
-        },
-        "task_uuid": v.task_uuid,
-        "cost_usd": v.total_cost(),
-    });
-    if let Some(p) = v.progress() {
-        // The long step's own reading (ffmpeg's): null fields are unknown yet.
-        out["progress"] = json!({
-            "stage": p.stage,
-            "percent": p.percent,
-            "fps": p.fps,
-            "speed": p.speed,
-            "eta_secs": p.eta_secs,
-        });
-    }
-    let earlier = v.previous_tasks();
-    if !earlier.is_empty() {
-        // A resubmission: the tasks this variation had before, oldest first.
-        out["previous_tasks"] = earlier
-            .iter()
-            .map(|t| json!({"task_uuid": t.task_uuid, "cost_usd": t.cost, "reason_code": t.reason_code, "at": rfc3339(t.at)}))
-            .collect();
-    }
-    if let (Some(code), Some(reason)) = (&v.reason_code, &v.reason) {
-        out["reason"] = json!({"code": code, "message": reason});
-    }
-    if let Some(sha) = &v.master_sha256 {
-        let probe: Value = v
-            .master_probe
-            .as_deref()
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or(Value::Null);
-        out["master"] = json!({
-            "key": v.master_key,
-            "size": v.master_size,
-            "sha256": sha,
-            "arrived_at": v.arrived_at.map(rfc3339),
-            "width": probe.pointer("/video/width"),
-            "height": probe.pointer("/video/height"),
-            "duration_secs": probe.get("duration_secs"),
-            "video_codec": probe.pointer("/video/codec"),
-            "audio_codec": probe.pointer("/audio/codec"),
-        });
-    }
-    if let Some(qc) = v
-        .qc_json
-        .as_deref()
-        .and_then(|q| serde_json::from_str::<QcReport>(q).ok())
-    {
-        out["qc"] = json!({
-            "verdict": qc.verdict,
-            "output_quality": qc.output_quality,
-            "ssim_floor": qc.ssim_floor,
-            "ttl_remaining_secs_at_check": qc.ttl_remaining_secs,
-            "renditions": qc.renditions.iter().map(|r| json!({
-                "name": r.name,
-                "width": r.probe.video.as_ref().map(|v| v.width),
-                "height": r.probe.video.as_ref().map(|v| v.height),
-                "ssim": (r.ssim * 10000.0).round() / 10000.0,
-                "psnr_db": (r.psnr * 100.0).round() / 100.0,
-                "duration_secs": r.probe.duration_secs,
-                "bit_rate": r.probe.bit_rate,
-                "size_bytes": r.size_bytes,
-                "moov_first": r.moov_first,
-                "vmaf": r.vmaf,
-            })).collect::<Vec<_>>(),
-            "vmaf_available": qc.vmaf_available,
-            "master_loudness": qc.content.as_ref().and_then(|c| c.loudness),
-            "loudness_normalization": qc.loudness_normalization,
-            "failures": qc.failures().collect::<Vec<_>>(),
-            "checks": if detail { serde_json::to_value(&qc.checks)? } else { Value::Null },
-        });
-    }
-    if let Some(m) = v
-        .published_json
-        .as_deref()
-        .and_then(|m| serde_json::from_str::<Manifest>(m).ok())
-    {
-        out["published"] = json!({
-            "manifest_url": m.manifest_url,
-            "vast_url": m.vast_url,
-            "content_hash": m.content_hash,
-            "universal_ad_id": m.universal_ad_id,
-            "expires_at": m.expires_at,
-            "renditions": m.renditions.iter().map(|r| json!({
-                "name": r.name, "url": r.url, "width": r.width, "height": r.height,
-                "bitrate_kbps": r.bitrate_kbps, "codecs": r.codecs, "size": r.size,
-                "container": if r.container.is_empty() { "mp4" } else { r.container.as_str() },
-                "content_type": r.content_type,
-            })).collect::<Vec<_>>(),
-            "poster_url": m.poster.url,
-            "posters": m.posters.iter().map(|p| json!({
-                "url": p.url, "width": p.width, "height": p.height, "format": p.format,
-            })).collect::<Vec<_>>(),
-            "storyboard": m.storyboard.as_ref().map(|s| json!({
-                "sprite_url": s.sprite.url, "vtt_url": s.vtt.url,
-            })),
-            "preview_url": m.preview.as_ref().map(|p| p.url.clone()),
-            "hls": m.hls.as_ref().map(|h| json!({
-                "master_url": h.master.url,
-                "variants": h.variants.iter().map(|v| json!({
-                    "name": v.name, "url": v.url, "width": v.width, "height": v.height,
-                    "bandwidth": v.bandwidth, "codecs": v.codecs,
-                })).collect::<Vec<_>>(),
-            })),
-            "file_count": m.files.len(),
-            "qc_report_url": m.qc_report.url,
-        });
-    }
-    if let Some(p) = v
-        .provider_json
-        .as_deref()
-        .and_then(|p| serde_json::from_str::<Value>(p).ok())
-    {
-        out["provider"] = json!({
-            "video_uuid": p.get("videoUUID"),
-            "video_url": p.get("videoURL"),
-            "seed": p.get("seed"),
-        });
-    }
-    if detail {
-        let history = state.store.transitions(&v.id).await?;
-        out["history"] = history
-            .iter()
-            .map(|t| json!({"from": t.from_state, "to": t.to_state, "at": rfc3339(t.at), "note": t.note}))
-            .collect();
-    }
-    Ok(out)
+    } else {
+        None
+    };
+    Ok(AssetView::new(&state.public_url, a, &rows, detail))
 }
 
 #[cfg(test)]
@@ -515,7 +329,8 @@ mod tests {
 
     #[test]
     fn aggregate_status_reads_like_the_variations() {
-        use JobState::*;
+        use crate::jobs::State::*;
+        use crate::views::aggregate;
         assert_eq!(aggregate(&[Published, Transcoding]), "processing");
         assert_eq!(aggregate(&[Published, Published]), "published");
         assert_eq!(aggregate(&[Published, Rejected]), "partially_published");

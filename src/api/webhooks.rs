@@ -4,9 +4,9 @@
 //! still confirms arrival from the object itself, so repeats are no-ops.
 
 use super::{ApiError, AppState};
-use crate::jobs::pipeline::sha256_hex;
 use crate::runware::Envelope;
 use crate::secret::constant_time_eq;
+use crate::tokens::sha256_hex;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -45,16 +45,12 @@ pub async fn runware(
         .data
         .iter()
         .find(|i| ours(i.task_uuid.as_ref()) && i.error.is_none());
-    let item_json = item.map(serde_json::to_string).transpose()?;
-    let errors_json = (!errors.is_empty())
-        .then(|| serde_json::to_string(&errors))
-        .transpose()?;
     state
         .store
         .record_provider_report(
             &v.id,
-            item_json.as_deref(),
-            errors_json.as_deref(),
+            item,
+            (!errors.is_empty()).then_some(&errors[..]),
             item.and_then(|i| i.cost),
         )
         .await?;

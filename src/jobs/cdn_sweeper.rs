@@ -68,8 +68,7 @@ async fn sweep_set(
         .store
         .variation(&r.variation_id)
         .await?
-        .and_then(|v| v.published_json)
-        .and_then(|j| serde_json::from_str::<Manifest>(&j).ok())
+        .and_then(|v| v.published)
         .map(|m| m.content_hash);
     let base = r
         .prefix

@@ -1,13 +1,16 @@
-//! Durable jobs: the variation state machine, its SQLite store with leases,
-//! the workers, and the pipeline steps they run.
+//! Durable jobs: the variation state machine, the typed rows, the job store
+//! with leases, the workers, and the one step they run (whose stages live in
+//! [`crate::stages`]).
 
 pub mod cdn_sweeper;
+pub mod model;
 pub mod pipeline;
+pub mod progress;
 pub mod state;
 pub mod store;
-pub mod sweeper;
 pub mod worker;
 
+pub use model::{Asset, Claim, Update, Variation};
 pub use pipeline::Pipeline;
 pub use state::State;
-pub use store::{Store, StoreError};
+pub use store::{JobStore, Store, StoreError};

@@ -1,9 +1,8 @@
 //! The notification outbox: rows written beside the change they announce,
 //! handed out to the delivery task under a short lease.
 
-use super::{now_ms, AssetRow, Result, Store, VariationRow};
+use super::{now_ms, Asset, NewOutbox, Result, Store, Variation};
 use crate::jobs::State;
-use crate::notify::{self, NewOutbox};
 use sqlx::{FromRow, SqliteConnection};
 use std::time::Duration;
 
@@ -52,15 +51,15 @@ pub(super) async fn enqueue_terminal_event(
     state: State,
     now: i64,
 ) -> Result<()> {
-    let v: VariationRow = sqlx::query_as("SELECT * FROM variations WHERE id = ?")
+    let v: Variation = sqlx::query_as("SELECT * FROM variations WHERE id = ?")
         .bind(variation_id)
         .fetch_one(&mut *conn)
         .await?;
-    let asset: AssetRow = sqlx::query_as("SELECT * FROM assets WHERE id = ?")
+    let asset: Asset = sqlx::query_as("SELECT * FROM assets WHERE id = ?")
         .bind(&v.asset_id)
         .fetch_one(&mut *conn)
         .await?;
-    if let Some(item) = notify::terminal_event(&asset, &v, state, now) {
+    if let Some(item) = crate::views::terminal_event(&asset, &v, state, now) {
         insert(conn, &item, now).await?;
     }
     Ok(())

@@ -3,8 +3,10 @@
 //! event and applies its effect in one commit, so a retried delivery either
 //! finds the event recorded (and does nothing) or finds nothing done.
 
-use super::{now_ms, record_transition, AssetRow, Result, Store, VariationRow};
+use super::{now_ms, record_transition, Asset, Result, Store, Variation};
 use crate::jobs::State;
+use crate::reason::ReasonCode;
+use sqlx::types::Json;
 use sqlx::SqliteConnection;
 use std::cmp::Ordering;
 
@@ -103,7 +105,7 @@ pub async fn set_outcome(
 pub async fn variation_by_master_key(
     conn: &mut SqliteConnection,
     key: &str,
-) -> Result<Option<VariationRow>> {
+) -> Result<Option<Variation>> {
     Ok(
         sqlx::query_as("SELECT * FROM variations WHERE master_key = ?")
             .bind(key)
@@ -112,7 +114,7 @@ pub async fn variation_by_master_key(
     )
 }
 
-pub async fn asset(conn: &mut SqliteConnection, id: &str) -> Result<Option<AssetRow>> {
+pub async fn asset(conn: &mut SqliteConnection, id: &str) -> Result<Option<Asset>> {
     Ok(sqlx::query_as("SELECT * FROM assets WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -147,12 +149,12 @@ pub async fn set_asset_profile(
 /// A master uploaded by hand, as an asset of its own.
 #[derive(Debug, Clone)]
 pub struct NewUpload {
-    pub asset: AssetRow,
+    pub asset: Asset,
     pub variation_id: String,
     pub master_key: String,
     /// A variation that cannot be processed (e.g. an unknown profile in the
     /// object's metadata) is created `rejected` with this (code, message).
-    pub rejected: Option<(String, String)>,
+    pub rejected: Option<(ReasonCode, String)>,
 }
 
 /// Creates the asset and its one variation. There is no generation behind
@@ -170,15 +172,15 @@ pub async fn create_upload(conn: &mut SqliteConnection, u: &NewUpload) -> Result
     .bind(&a.id)
     .bind(&a.campaign)
     .bind(&a.profile)
-    .bind(&a.request_json)
+    .bind(Json(a.request_json()))
     .bind(&a.callback_url)
     .bind(a.ttl_secs)
     .bind(a.created_at)
-    .bind(&a.source)
+    .bind(a.source)
     .execute(&mut *conn)
     .await?;
     let (state, code, reason) = match &u.rejected {
-        Some((c, r)) => (State::Rejected, Some(c.as_str()), Some(r.as_str())),
+        Some((c, r)) => (State::Rejected, Some(c.clone()), Some(r.as_str())),
         None => (State::Submitted, None, None),
     };
     sqlx::query(
@@ -188,7 +190,7 @@ pub async fn create_upload(conn: &mut SqliteConnection, u: &NewUpload) -> Result
     )
     .bind(&u.variation_id)
     .bind(&a.id)
-    .bind(state.as_str())
+    .bind(state)
     .bind(uuid::Uuid::new_v4().to_string())
     .bind(&u.master_key)
     .bind(code)

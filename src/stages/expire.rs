@@ -1,4 +1,4 @@
-//! The TTL sweeper: unpublishes variations whose `ttl` (counted from the
+//! Expiry (`published` → `expired`), run by the TTL sweeper: unpublishes variations whose `ttl` (counted from the
 //! master's arrival) has run out, and marks them `expired`. State lives only
 //! in the job store, so a restart just sweeps again; every step is
 //! idempotent (deleting a deleted object is fine, the state change is
@@ -8,10 +8,10 @@
 //! the `asset.expired` callback and a purge of the pointers are queued with
 //! the state change.
 
-use super::pipeline::Pipeline;
-use super::store::now_ms;
+use crate::jobs::Pipeline;
 use crate::publish::{Layout, Manifest};
 use crate::storage::ObjectKey;
+use crate::time::now_ms;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -38,11 +38,7 @@ pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
     let mut n = 0;
     for v in due {
         let mut purge = None;
-        if let Some(m) = v
-            .published_json
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<Manifest>(j).ok())
-        {
+        if let Some(m) = &v.published {
             // The pointer first: from here on no reader is sent to the set.
             let layout = Layout::new(
                 &p.settings.cdn.prefix,
@@ -57,7 +53,7 @@ pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
             // Then the set: every object under its folder (HLS segments
             // included), and whatever the manifest names, should a store
             // list lazily.
-            for k in set_keys(p, bucket, &layout, &m).await? {
+            for k in set_keys(p, bucket, &layout, m).await? {
                 p.objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
             }
             // Sets this one replaced, still in their grace period, go too.
@@ -69,7 +65,7 @@ pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
             }
             purge = (!p.settings.cdn.purge_url.is_empty()).then(|| {
                 let url = |k: &str| crate::publish::public_url(&p.cdn_base, k);
-                crate::notify::purge(
+                crate::views::purge(
                     &p.settings.cdn.purge_url,
                     &m.asset_id,
                     &v.id,

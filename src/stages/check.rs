@@ -1,0 +1,290 @@
+//! `checking` → `publishing` | `rejected`: every rendition measured against
+//! the master (SSIM/PSNR, VMAF where ffmpeg has it), the master's content
+//! analysed, the delivered audio measured when loudness was normalised,
+//! every output probed, and the request's profile's rules applied. A
+//! failure the remediation rule can fix (renditions under their SSIM floor,
+//! once) goes back to `transcoding` at a higher quality.
+//!
+//! [`run_media`] is the media half, shared with `reelay process`.
+
+use super::transcode::RenditionFile;
+use super::{arrival, Ctx, Outcome};
+use crate::config::Settings;
+use crate::jobs::model::{Asset, Outputs, Update, Variation};
+use crate::jobs::State;
+use crate::media::analyze::{analyze, DetectSettings};
+use crate::media::loudness::{self, Normalization, Status};
+use crate::media::measure::{measure_quality, Target, VMAF_FILTER};
+use crate::media::probe::{moov_before_mdat, Probe};
+use crate::media::process::{ProcessError, Runner};
+use crate::media::profile::OutputKind;
+use crate::policy::{self, Expected, QcInput, QcOverrides, QcReport, RenditionMeasure, Verdict};
+use crate::reason::ReasonCode;
+use crate::time::now_ms;
+use std::path::Path;
+use std::time::Duration;
+
+/// What the request (or, without one, the master itself) expects.
+pub struct QcRequest<'a> {
+    pub profile: &'a str,
+    pub expected: &'a Expected,
+    pub output_quality: u32,
+    pub ttl_remaining_secs: i64,
+    pub overrides: Option<&'a QcOverrides>,
+    /// What the transcode's loudness normalisation did (from
+    /// [`prepare_loudness`]); QC measures the delivered audio when it ran.
+    pub normalization: Option<Normalization>,
+}
+
+/// Probes an HLS variant through its playlist; the size and bitrate are its
+/// segments' (ffprobe reports the playlist's own few hundred bytes).
+async fn probe_variant(runner: &Runner, playlist: &Path) -> Result<Probe, ProcessError> {
+    let mut p = runner.ffprobe_own(playlist).await?;
+    let text = tokio::fs::read_to_string(playlist).await?;
+    let dir = playlist.parent().unwrap_or(Path::new("."));
+    let mut bytes = 0u64;
+    for uri in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        bytes += tokio::fs::metadata(dir.join(uri)).await?.len();
+    }
+    p.size_bytes = bytes;
+    p.bit_rate = (p.duration_secs > 0.0).then(|| (bytes as f64 * 8.0 / p.duration_secs) as u64);
+    Ok(p)
+}
+
+/// Measures the renditions against the master (SSIM/PSNR, VMAF when ffmpeg
+/// has libvmaf), analyses the master's content, measures the delivered
+/// audio of the largest rendition when loudness was normalised, probes every
+/// output, and applies the policy. The decoding passes run side by side.
+pub async fn measure_and_evaluate(
+    runner: &Runner,
+    settings: &Settings,
+    master: &Path,
+    probe: &Probe,
+    renditions: &[RenditionFile],
+    req: QcRequest<'_>,
+) -> Result<QcReport, ProcessError> {
+    let list: Vec<Target> = renditions
+        .iter()
+        .map(|r| Target {
+            crop: r.crop,
+            playlist: r.kind == OutputKind::Hls,
+            ..Target::new(r.name.clone(), r.path.clone(), r.width, r.height)
+        })
+        .collect();
+    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
+    let detect = DetectSettings::default();
+    let vmaf = match runner.has_filter(VMAF_FILTER).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list ffmpeg's filters; VMAF not measured");
+            false
+        }
+    };
+    let mut normalization = req.normalization;
+    // The delivered audio is judged on the largest progressive file.
+    let top = renditions
+        .iter()
+        .filter(|r| r.kind != OutputKind::Hls)
+        .max_by_key(|r| u64::from(r.width) * u64::from(r.height));
+    let judge_output = normalization
+        .as_ref()
+        .is_some_and(|n| n.status == Status::Applied);
+    let output_loudness = async {
+        match top {
+            Some(t) if judge_output => loudness::measure_output(runner, &t.path, deadline)
+                .await
+                .map(|l| Some((t.name.clone(), l))),
+            _ => Ok(None),
+        }
+    };
+    let (scores, content, after) = tokio::join!(
+        measure_quality(runner, master, &list, deadline, vmaf),
+        analyze(runner, master, probe, &detect, deadline),
+        output_loudness
+    );
+    let (scores, content, after) = (scores?, content?, after?);
+    if let (Some(n), Some((name, l))) = (normalization.as_mut(), after) {
+        n.after_rendition = Some(name);
+        n.after = l;
+    }
+    let mut measures = Vec::new();
+    for r in renditions {
+        let p = match r.kind {
+            OutputKind::Hls => probe_variant(runner, &r.path).await?,
+            _ => runner.ffprobe(&r.path).await?,
+        };
+        let score = scores.iter().find(|s| s.name == r.name);
+        measures.push(RenditionMeasure {
+            name: r.name.clone(),
+            expected_width: r.width,
+            expected_height: r.height,
+            max_bitrate_kbps: r.max_bitrate_kbps,
+            vbv_bufsize_kbps: r.vbv_bufsize_kbps,
+            min_bitrate_kbps: r.min_bitrate_kbps,
+            kind: r.kind,
+            size_bytes: p.size_bytes,
+            probe: p,
+            ssim: score.map(|s| s.ssim).unwrap_or(0.0),
+            psnr: score.map(|s| s.psnr).unwrap_or(0.0),
+            vmaf: score.and_then(|s| s.vmaf),
+            moov_first: r.kind == OutputKind::Mp4 && moov_before_mdat(&r.path).unwrap_or(false),
+            expected_profile: r.profile.clone(),
+            expected_level: r.level.clone(),
+        });
+    }
+    let mut rules = policy::Rules::new(
+        &settings.policy,
+        settings.profiles.get(req.profile),
+        req.output_quality,
+    );
+    if let Some(o) = req.overrides {
+        o.apply(&mut rules);
+    }
+    Ok(policy::evaluate(QcInput {
+        profile: req.profile,
+        master: probe,
+        expected: req.expected,
+        content: Some(&content),
+        renditions: measures,
+        output_quality: req.output_quality,
+        rules,
+        ttl_remaining_secs: req.ttl_remaining_secs,
+        normalization: normalization.as_ref(),
+        vmaf_available: vmaf,
+    }))
+}
+
+/// What QC decided for one transcode.
+#[derive(Debug)]
+pub enum Checked {
+    Pass(QcReport),
+    /// Fixable by re-encoding at `boost` (the remediation rule).
+    Remediate {
+        report: QcReport,
+        boost: u8,
+    },
+    /// Turned down: the report's failures, or a measurement that could not run.
+    Rejected {
+        code: ReasonCode,
+        message: String,
+        report: Option<QcReport>,
+    },
+}
+
+/// The remediation rule: a re-encode at higher quality can lift renditions
+/// under their SSIM floor, and nothing else (content, loudness, ttl); it is
+/// tried once.
+pub fn remediation_boost(report: &QcReport, boost_applied: u8) -> Option<u8> {
+    let only_quality = report.failures().all(|c| c.rule == "ssim_floor");
+    (report.verdict == Verdict::Fail && only_quality && boost_applied == 0).then_some(1)
+}
+
+/// The verdict on a report, with remediation.
+pub fn decide(report: QcReport, boost_applied: u8) -> Checked {
+    if let Some(boost) = remediation_boost(&report, boost_applied) {
+        return Checked::Remediate { report, boost };
+    }
+    match report.verdict {
+        Verdict::Pass => Checked::Pass(report),
+        Verdict::Fail => Checked::Rejected {
+            code: ReasonCode::QcFailed,
+            message: report.summary(),
+            report: Some(report),
+        },
+    }
+}
+
+/// Measure, evaluate and decide on one transcode's outputs. `Err` is ours.
+pub async fn run_media(
+    runner: &Runner,
+    settings: &Settings,
+    master: &Path,
+    probe: &Probe,
+    outputs: &Outputs,
+    req: QcRequest<'_>,
+) -> Result<Checked, ProcessError> {
+    match measure_and_evaluate(runner, settings, master, probe, &outputs.renditions, req).await {
+        Ok(report) => Ok(decide(report, outputs.boost)),
+        Err(e) if e.is_input_fault() => Ok(Checked::Rejected {
+            code: ReasonCode::MeasureFailed,
+            message: format!("quality measurement failed: {}", e.reason()),
+            report: None,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
+    let Some(outputs) = v.outputs.as_ref().filter(|o| o.all_present()) else {
+        // The work folder is gone (restart on another disk): transcode again.
+        return Outcome::advance(
+            Update::to(State::Transcoding).note("outputs missing; transcoding again"),
+        );
+    };
+    let Some(probe) = v.master_probe.as_ref() else {
+        return Outcome::Retry(anyhow::anyhow!(
+            "a variation past arrival has no master probe"
+        ));
+    };
+    let Some(expected) = super::master_spec(asset, v) else {
+        return Outcome::Retry(anyhow::anyhow!(
+            "no description of the master to check against"
+        ));
+    };
+    let master = crate::tri!(arrival::local_master(ctx, v).await, "fetching the master");
+    let req = QcRequest {
+        overrides: asset.qc.as_ref(),
+        profile: &asset.profile,
+        expected: &expected,
+        output_quality: asset.brief.output_quality(),
+        ttl_remaining_secs: policy::ttl_remaining_secs(
+            v.arrived_at.unwrap_or(v.created_at),
+            asset.ttl_secs,
+            now_ms(),
+        ),
+        normalization: outputs.loudness.clone(),
+    };
+    let checked = run_media(ctx.runner, ctx.settings, &master, probe, outputs, req).await;
+    match crate::tri!(checked, "measuring quality") {
+        Checked::Pass(report) => {
+            let note = format!("QC passed (SSIM floor {:.4})", report.ssim_floor);
+            Outcome::advance(Update {
+                qc: Some(report),
+                ..Update::to(State::Publishing).note(note)
+            })
+        }
+        Checked::Remediate { report, boost } => {
+            let note = format!(
+                "remediation: {}; re-encoding once at higher quality",
+                report.summary()
+            );
+            Outcome::advance(Update {
+                outputs: Some(Some(Outputs {
+                    boost,
+                    ..outputs.clone()
+                })),
+                qc: Some(report),
+                ..Update::to(State::Transcoding).note(note)
+            })
+        }
+        Checked::Rejected {
+            code,
+            message,
+            report,
+        } => {
+            let failed = report.is_some();
+            let mut record = Update {
+                qc: report,
+                ..Default::default()
+            };
+            if failed {
+                record.note = Some("QC failed".into());
+            }
+            Outcome::reject(code, message).recording(record)
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! `arrived`/`transcoding` → `checking`: the profile's plan for this master
+//! (raised by a remediation's boost), loudness pass 1 when the profile
+//! normalises, then one ffmpeg process that decodes the master once and
+//! writes every output and still.
+//!
+//! [`run_media`] is the media half, shared with `reelay process`.
+
+use super::{arrival, Ctx, Outcome};
+use crate::config::Settings;
+use crate::jobs::model::{Asset, Outputs, Update, Variation};
+use crate::jobs::progress::ffmpeg_progress;
+use crate::jobs::State;
+use crate::media::ladder::Rendition;
+use crate::media::loudness::{self, Normalization, Status};
+use crate::media::probe::Probe;
+use crate::media::process::{ProcessError, Progress, Runner};
+use crate::media::profile::{Crop, OutputKind};
+use crate::media::transcode::{transcode, TranscodeOutput, TranscodePlan};
+use crate::qc::{boost_plan, plan_for};
+use crate::reason::ReasonCode;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A rendition the transcode wrote, as QC and publishing need it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenditionFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    #[serde(default)]
+    pub max_bitrate_kbps: Option<u32>,
+    #[serde(default)]
+    pub vbv_bufsize_kbps: Option<u32>,
+    /// The band's low end: the average video bitrate must reach it.
+    #[serde(default)]
+    pub min_bitrate_kbps: Option<u32>,
+    /// mp4 (H.264 + AAC, moov first) or webm (VP9 + Opus).
+    #[serde(default)]
+    pub kind: OutputKind,
+    /// The master rectangle the rendition shows (the SSIM/PSNR reference is
+    /// cropped the same way). None: the whole frame.
+    #[serde(default)]
+    pub crop: Option<Crop>,
+    /// H.264 profile and level the plan asked for ("high", "4.0"); None for VP9.
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+impl RenditionFile {
+    pub fn new(r: &Rendition, path: PathBuf) -> Self {
+        Self {
+            name: r.name.clone(),
+            path,
+            width: r.width,
+            height: r.height,
+            max_bitrate_kbps: Some(r.maxrate_kbps),
+            vbv_bufsize_kbps: Some(r.bufsize_kbps),
+            min_bitrate_kbps: r.min_bitrate_kbps,
+            kind: r.kind,
+            crop: r.crop,
+            profile: r.kind.is_h264().then(|| r.profile.clone()),
+            level: r.kind.is_h264().then(|| r.level.clone()),
+        }
+    }
+}
+
+/// What QC measures of a transcode: every progressive rendition (MP4 and
+/// WebM) and every HLS variant (through its media playlist, read with the
+/// HLS demuxer, which only ever opens files reelay wrote).
+pub fn rendition_files(out: &TranscodeOutput) -> Vec<RenditionFile> {
+    out.renditions
+        .iter()
+        .chain(&out.hls_variants)
+        .map(|(r, p)| RenditionFile::new(r, p.clone()))
+        .collect()
+}
+
+/// Loudness normalisation for this master under `profile`: none without a
+/// loudness target; otherwise pass 1 (audio only) and the record of what
+/// pass 2 will do, or why it will not run. `plan.audio_filter` is set when
+/// it runs. After the transcode, [`Normalization::record_pass2`] notes the
+/// mode that ran.
+pub async fn prepare_loudness(
+    runner: &Runner,
+    settings: &Settings,
+    profile: &str,
+    master: &Path,
+    probe: &Probe,
+    plan: &mut TranscodePlan,
+) -> Result<Option<Normalization>, ProcessError> {
+    let p = settings.profiles.get(profile);
+    let n = loudness::prepare(
+        runner,
+        master,
+        probe.audio.is_some() && plan.has_audio,
+        p.and_then(|p| p.loudness_target()),
+        p.is_some_and(|p| p.normalizes_loudness()),
+        Duration::from_secs(settings.media.transcode_timeout_secs),
+    )
+    .await?;
+    plan.audio_filter = n.as_ref().and_then(Normalization::audio_filter);
+    Ok(n)
+}
+
+/// One line for a state note: what normalisation did.
+pub fn loudness_note(n: &Normalization) -> String {
+    match (n.status, n.before, n.target) {
+        (Status::Applied, Some(b), Some(t)) => format!(
+            "loudness normalised from {:.1} LUFS to {} LUFS ({} mode)",
+            b.input_i,
+            t.integrated_lufs,
+            n.mode.map(|m| m.as_str()).unwrap_or("unknown")
+        ),
+        _ => format!(
+            "loudness not normalised: {}",
+            n.reason.as_deref().unwrap_or("not applicable")
+        ),
+    }
+}
+
+/// What the media half of the transcode ended with.
+#[derive(Debug)]
+pub enum Transcoded {
+    Done(Outputs),
+    /// The master cannot be transcoded (a client fault, not ours).
+    Rejected {
+        code: ReasonCode,
+        message: String,
+    },
+}
+
+/// Plan, loudness pass 1, one-pass transcode into `out_dir`. `Err` is ours
+/// (ffmpeg missing, disk).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_media(
+    runner: &Runner,
+    settings: &Settings,
+    profile: &str,
+    master: &Path,
+    probe: &Probe,
+    boost: u8,
+    out_dir: &Path,
+    on_progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+) -> Result<Transcoded, ProcessError> {
+    let rejected = |message: String| {
+        Ok(Transcoded::Rejected {
+            code: ReasonCode::TranscodeFailed,
+            message,
+        })
+    };
+    let mut plan = match plan_for(probe, settings, profile) {
+        Ok(p) => p,
+        Err(reason) => return rejected(format!("no transcode plan for this master: {reason}")),
+    };
+    boost_plan(&mut plan, boost);
+    tokio::fs::create_dir_all(out_dir).await?;
+    let mut loudness =
+        match prepare_loudness(runner, settings, profile, master, probe, &mut plan).await {
+            Ok(n) => n,
+            Err(e) if e.is_input_fault() => {
+                return rejected(format!(
+                    "ffmpeg could not measure the master's loudness: {}",
+                    e.reason()
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
+    let out = match transcode(runner, master, probe, &plan, out_dir, on_progress, deadline).await {
+        Ok(o) => o,
+        Err(e) if e.is_input_fault() => {
+            return rejected(format!(
+                "ffmpeg could not transcode the master: {}",
+                e.reason()
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(n) = loudness.as_mut() {
+        n.record_pass2(&out.log);
+    }
+    Ok(Transcoded::Done(Outputs {
+        renditions: rendition_files(&out),
+        poster: out.poster.clone(),
+        files: out.files.clone(),
+        boost,
+        loudness,
+    }))
+}
+
+pub async fn run(
+    ctx: &Ctx<'_>,
+    claim: &mut crate::jobs::Claim,
+    v: &Variation,
+    asset: &Asset,
+) -> Outcome {
+    let boost = v.requested_boost();
+    let note = if claim.state == State::Arrived {
+        "transcode started"
+    } else if boost > 0 {
+        "transcode at higher quality started (remediation)"
+    } else {
+        "transcode resumed after an interrupted run"
+    };
+    let start = Update {
+        stage_detail: Some(Some(
+            "transcoding every output and still in one pass".into(),
+        )),
+        stage_progress: Some(Some(0.0)),
+        // Keep counting errors across resumes, or a failing transcode would retry forever.
+        error_count: None,
+        release: false,
+        ..Update::to(State::Transcoding).note(note)
+    };
+    if !crate::tri!(ctx.store.update(claim, start).await) {
+        return Outcome::Abandoned;
+    }
+    claim.state = State::Transcoding;
+    let Some(probe) = v.master_probe.as_ref() else {
+        return Outcome::Retry(anyhow::anyhow!(
+            "a variation past arrival has no master probe"
+        ));
+    };
+    let master = crate::tri!(arrival::local_master(ctx, v).await, "fetching the master");
+    let cell = ctx.progress.clone();
+    let input_secs = probe.duration_secs;
+    let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
+        cell.report(ffmpeg_progress(State::Transcoding.as_str(), &p, input_secs));
+    });
+    let out_dir = ctx.work(v).join("out");
+    // A previous run's files must not be taken for this one's.
+    if out_dir.exists() {
+        crate::tri!(tokio::fs::remove_dir_all(&out_dir).await);
+    }
+    let done = run_media(
+        ctx.runner,
+        ctx.settings,
+        &asset.profile,
+        &master,
+        probe,
+        boost,
+        &out_dir,
+        Some(on_progress),
+    )
+    .await;
+    match crate::tri!(done, "transcoding") {
+        Transcoded::Done(outputs) => {
+            let mut note = format!("transcoded {} renditions", outputs.renditions.len());
+            if let Some(n) = &outputs.loudness {
+                note.push_str(&format!("; {}", loudness_note(n)));
+            }
+            Outcome::advance(Update {
+                outputs: Some(Some(outputs)),
+                ..Update::to(State::Checking).note(note)
+            })
+        }
+        Transcoded::Rejected { code, message } => Outcome::reject(code, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_for_qc_carry_crop_band_and_kind() {
+        let r = &crate::media::profile::resolve(
+            &[crate::media::OutputSpec {
+                aspect: crate::media::Aspect::Square,
+                min_bitrate_kbps: Some(4000),
+                ..crate::media::profile::default_outputs()[0].clone()
+            }],
+            1920,
+            1080,
+            24.0,
+        )[0];
+        let f = RenditionFile::new(r, PathBuf::from("/o/1080p.mp4"));
+        assert_eq!((f.width, f.height), (1080, 1080));
+        assert_eq!(f.crop.map(|c| (c.width, c.x)), Some((1080, 420)));
+        assert_eq!(
+            (f.min_bitrate_kbps, f.max_bitrate_kbps, f.kind),
+            (Some(4000), Some(8000), OutputKind::Mp4)
+        );
+        assert_eq!(f.profile.as_deref(), Some("high"));
+    }
+}

@@ -1,0 +1,612 @@
+//! What clients read about an asset, as types: the API's asset and variation
+//! JSON and every callback payload are serialised from these, so a field is
+//! added in one place and both say the same thing.
+
+use crate::jobs::model::{
+    Asset, NewOutbox, Reason, TransitionRow, Variation, KIND_CALLBACK, KIND_PURGE,
+};
+use crate::jobs::store::OutboxRow;
+use crate::jobs::State;
+use crate::media::loudness::Normalization;
+use crate::policy::{Check, QcReport, Verdict};
+use crate::publish::Manifest;
+use crate::time::{now_ms, rfc3339};
+use serde::Serialize;
+use serde_json::Value;
+
+fn round_to(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+/// The asset's overall status from its variations' states.
+pub fn aggregate(states: &[State]) -> &'static str {
+    if states.iter().any(|s| !s.is_terminal()) {
+        "processing"
+    } else if states.iter().all(|s| *s == State::Published) {
+        "published"
+    } else if states.contains(&State::Published) {
+        "partially_published"
+    } else if states.iter().all(|s| *s == State::Rejected) {
+        "rejected"
+    } else if states.iter().all(|s| *s == State::Expired) {
+        "expired"
+    } else {
+        "failed"
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AssetView {
+    pub id: String,
+    pub campaign: String,
+    pub profile: String,
+    pub source: &'static str,
+    pub status: &'static str,
+    pub created_at: String,
+    pub ttl_secs: i64,
+    pub status_url: String,
+    pub cost_usd: f64,
+    pub callback_url: Option<String>,
+    /// The request (detail only).
+    pub generation: Option<Value>,
+    pub variations: Vec<VariationView>,
+    /// Callbacks and purges and where their delivery stands (detail only).
+    pub notifications: Option<Vec<NotificationView>>,
+    /// Variations a reprocess just restarted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reprocessing: Option<Vec<String>>,
+}
+
+/// What one asset view needs beyond its rows.
+pub struct AssetDetail {
+    /// Each variation's transitions, by variation id.
+    pub history: std::collections::HashMap<String, Vec<TransitionRow>>,
+    pub notifications: Vec<OutboxRow>,
+}
+
+impl AssetView {
+    /// `detail` adds the request, each variation's history and checks, and
+    /// the notifications.
+    pub fn new(
+        public_url: &str,
+        a: &Asset,
+        rows: &[Variation],
+        mut detail: Option<AssetDetail>,
+    ) -> Self {
+        let states: Vec<State> = rows.iter().map(|v| v.state).collect();
+        let cost: f64 = rows.iter().filter_map(Variation::total_cost).sum();
+        let variations = rows
+            .iter()
+            .map(|v| {
+                let history = detail
+                    .as_mut()
+                    .map(|d| d.history.remove(&v.id).unwrap_or_default());
+                VariationView::new(v, history, detail.is_some())
+            })
+            .collect();
+        AssetView {
+            id: a.id.clone(),
+            campaign: a.campaign.clone(),
+            profile: a.profile.clone(),
+            source: a.source.as_str(),
+            status: aggregate(&states),
+            created_at: rfc3339(a.created_at),
+            ttl_secs: a.ttl_secs,
+            status_url: format!("{}/v1/assets/{}", public_url.trim_end_matches('/'), a.id),
+            cost_usd: round_to(cost, 4),
+            callback_url: a.callback_url.clone(),
+            generation: detail.as_ref().map(|_| request_view(a, rows.first())),
+            variations,
+            notifications: detail
+                .map(|d| d.notifications.iter().map(NotificationView::from).collect()),
+            reprocessing: None,
+        }
+    }
+}
+
+/// The request as the API shows it. A master uploaded by hand is its own
+/// request: once it arrived, its size, duration, container and sound are
+/// shown in the request's own terms.
+fn request_view(a: &Asset, first: Option<&Variation>) -> Value {
+    let mut json = a.request_json();
+    let probe = first.and_then(|v| v.master_probe.as_ref().map(|p| (v, p)));
+    if let (crate::jobs::model::Brief::Upload { .. }, Some((v, probe))) = (&a.brief, probe) {
+        let format = crate::stages::upload_format(&v.master_key, probe);
+        let spec = crate::stages::spec_of_upload(probe, format);
+        if let Some(obj) = json.as_object_mut() {
+            obj.insert("width".into(), spec.width.into());
+            obj.insert("height".into(), spec.height.into());
+            obj.insert(
+                "duration".into(),
+                (spec.duration_secs.unwrap_or(1.0) as u32).into(),
+            );
+            obj.insert(
+                "outputFormat".into(),
+                serde_json::to_value(format).unwrap_or_default(),
+            );
+            obj.insert(
+                "providerSettings".into(),
+                serde_json::json!({"klingai": {"sound": spec.audio}}),
+            );
+        }
+    }
+    json
+}
+
+#[derive(Debug, Serialize)]
+pub struct NotificationView {
+    pub id: String,
+    pub kind: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created_at: String,
+    pub attempts: i64,
+    pub delivered_at: Option<String>,
+    pub failed_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<&OutboxRow> for NotificationView {
+    fn from(r: &OutboxRow) -> Self {
+        NotificationView {
+            id: r.id.clone(),
+            kind: r.kind.clone(),
+            event_type: r.event_type.clone(),
+            created_at: rfc3339(r.created_at),
+            attempts: r.attempts,
+            delivered_at: r.delivered_at.map(rfc3339),
+            failed_at: r.failed_at.map(rfc3339),
+            last_error: r.last_error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageView {
+    pub name: State,
+    pub progress: Option<f64>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VariationView {
+    pub index: i64,
+    pub id: String,
+    pub state: State,
+    pub stage: StageView,
+    pub task_uuid: String,
+    pub cost_usd: Option<f64>,
+    /// The long step's own reading (ffmpeg's): null fields are unknown yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::jobs::model::StepProgress>,
+    /// A resubmission: the tasks this variation had before, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_tasks: Option<Vec<PreviousTaskView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<MasterView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qc: Option<QcView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<PublishedView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<TransitionView>>,
+}
+
+impl VariationView {
+    pub fn new(v: &Variation, history: Option<Vec<TransitionRow>>, detail: bool) -> Self {
+        let earlier = v.previous_tasks();
+        VariationView {
+            index: v.idx,
+            id: v.id.clone(),
+            state: v.state,
+            stage: StageView {
+                name: v.state,
+                progress: v.stage_progress.map(|p| round_to(p, 1)),
+                detail: v.stage_detail.clone(),
+            },
+            task_uuid: v.task_uuid.clone(),
+            cost_usd: v.total_cost(),
+            progress: v.live_progress().cloned(),
+            previous_tasks: (!earlier.is_empty()).then(|| {
+                earlier
+                    .iter()
+                    .map(|t| PreviousTaskView {
+                        task_uuid: t.task_uuid.clone(),
+                        cost_usd: t.cost,
+                        reason_code: t.reason_code.to_string(),
+                        at: rfc3339(t.at),
+                    })
+                    .collect()
+            }),
+            reason: v.reason(),
+            master: v.master_sha256.as_ref().map(|sha| {
+                let probe = v.master_probe.as_ref();
+                let video = probe.and_then(|p| p.video.as_ref());
+                MasterView {
+                    key: v.master_key.clone(),
+                    size: v.master_size,
+                    sha256: sha.clone(),
+                    arrived_at: v.arrived_at.map(rfc3339),
+                    width: video.map(|s| s.width),
+                    height: video.map(|s| s.height),
+                    duration_secs: probe.map(|p| p.duration_secs),
+                    video_codec: video.map(|s| s.codec.clone()),
+                    audio_codec: probe
+                        .and_then(|p| p.audio.as_ref())
+                        .map(|a| a.codec.clone()),
+                }
+            }),
+            qc: v.qc.as_ref().map(|q| QcView::new(q, detail)),
+            published: v.published.as_ref().map(PublishedView::from),
+            provider: v.provider.as_ref().map(|p| ProviderView {
+                video_uuid: p.video_uuid.map(|u| u.to_string()),
+                video_url: p.video_url.clone(),
+                seed: p.seed,
+            }),
+            history: history.map(|h| h.iter().map(TransitionView::from).collect()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreviousTaskView {
+    pub task_uuid: String,
+    pub cost_usd: Option<f64>,
+    pub reason_code: String,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MasterView {
+    pub key: String,
+    pub size: Option<i64>,
+    pub sha256: String,
+    pub arrived_at: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_secs: Option<f64>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProviderView {
+    pub video_uuid: Option<String>,
+    pub video_url: Option<String>,
+    pub seed: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransitionView {
+    pub from: State,
+    pub to: State,
+    pub at: String,
+    pub note: Option<String>,
+}
+
+impl From<&TransitionRow> for TransitionView {
+    fn from(t: &TransitionRow) -> Self {
+        TransitionView {
+            from: t.from_state,
+            to: t.to_state,
+            at: rfc3339(t.at),
+            note: t.note.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct QcView {
+    pub verdict: Verdict,
+    pub output_quality: u32,
+    pub ssim_floor: f64,
+    pub ttl_remaining_secs_at_check: i64,
+    pub renditions: Vec<QcRenditionView>,
+    pub vmaf_available: bool,
+    pub master_loudness: Option<crate::media::analyze::Loudness>,
+    pub loudness_normalization: Option<Normalization>,
+    pub failures: Vec<Check>,
+    /// Every check (detail only).
+    pub checks: Option<Vec<Check>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QcRenditionView {
+    pub name: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub ssim: f64,
+    pub psnr_db: f64,
+    pub duration_secs: f64,
+    pub bit_rate: Option<u64>,
+    pub size_bytes: u64,
+    pub moov_first: bool,
+    pub vmaf: Option<f64>,
+}
+
+impl QcView {
+    pub fn new(qc: &QcReport, detail: bool) -> Self {
+        QcView {
+            verdict: qc.verdict,
+            output_quality: qc.output_quality,
+            ssim_floor: qc.ssim_floor,
+            ttl_remaining_secs_at_check: qc.ttl_remaining_secs,
+            renditions: qc
+                .renditions
+                .iter()
+                .map(|r| QcRenditionView {
+                    name: r.name.clone(),
+                    width: r.probe.video.as_ref().map(|v| v.width),
+                    height: r.probe.video.as_ref().map(|v| v.height),
+                    ssim: round_to(r.ssim, 4),
+                    psnr_db: round_to(r.psnr, 2),
+                    duration_secs: r.probe.duration_secs,
+                    bit_rate: r.probe.bit_rate,
+                    size_bytes: r.size_bytes,
+                    moov_first: r.moov_first,
+                    vmaf: r.vmaf,
+                })
+                .collect(),
+            vmaf_available: qc.vmaf_available,
+            master_loudness: qc.content.as_ref().and_then(|c| c.loudness),
+            loudness_normalization: qc.loudness_normalization.clone(),
+            failures: qc.failures().cloned().collect(),
+            checks: detail.then(|| qc.checks.clone()),
+        }
+    }
+}
+
+/// Where a published variation lives: what callbacks and the API both say.
+#[derive(Debug, Serialize)]
+pub struct PublishedRef {
+    pub manifest_url: String,
+    pub vast_url: String,
+    pub content_hash: String,
+    pub universal_ad_id: String,
+    pub expires_at: String,
+}
+
+impl From<&Manifest> for PublishedRef {
+    fn from(m: &Manifest) -> Self {
+        PublishedRef {
+            manifest_url: m.manifest_url.clone(),
+            vast_url: m.vast_url.clone(),
+            content_hash: m.content_hash.clone(),
+            universal_ad_id: m.universal_ad_id.clone(),
+            expires_at: m.expires_at.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PublishedView {
+    #[serde(flatten)]
+    pub at: PublishedRef,
+    pub renditions: Vec<Value>,
+    pub poster_url: String,
+    pub posters: Vec<Value>,
+    pub storyboard: Option<Value>,
+    pub preview_url: Option<String>,
+    pub hls: Option<Value>,
+    pub file_count: usize,
+    pub qc_report_url: String,
+}
+
+impl From<&Manifest> for PublishedView {
+    fn from(m: &Manifest) -> Self {
+        use serde_json::json;
+        PublishedView {
+            at: PublishedRef::from(m),
+            renditions: m
+                .renditions
+                .iter()
+                .map(|r| {
+                    json!({
+                        "name": r.name, "url": r.url, "width": r.width, "height": r.height,
+                        "bitrate_kbps": r.bitrate_kbps, "codecs": r.codecs, "size": r.size,
+                        "container": if r.container.is_empty() { "mp4" } else { r.container.as_str() },
+                        "content_type": r.content_type,
+                    })
+                })
+                .collect(),
+            poster_url: m.poster.url.clone(),
+            posters: m
+                .posters
+                .iter()
+                .map(|p| json!({"url": p.url, "width": p.width, "height": p.height, "format": p.format}))
+                .collect(),
+            storyboard: m
+                .storyboard
+                .as_ref()
+                .map(|s| json!({"sprite_url": s.sprite.url, "vtt_url": s.vtt.url})),
+            preview_url: m.preview.as_ref().map(|p| p.url.clone()),
+            hls: m.hls.as_ref().map(|h| {
+                json!({
+                    "master_url": h.master.url,
+                    "variants": h.variants.iter().map(|v| json!({
+                        "name": v.name, "url": v.url, "width": v.width, "height": v.height,
+                        "bandwidth": v.bandwidth, "codecs": v.codecs,
+                    })).collect::<Vec<_>>(),
+                })
+            }),
+            file_count: m.files.len(),
+            qc_report_url: m.qc_report.url.clone(),
+        }
+    }
+}
+
+// ---- callbacks ----------------------------------------------------------------
+
+/// The callback type for a variation that reached `state`, if any.
+pub fn event_type(state: State) -> Option<&'static str> {
+    match state {
+        State::Published => Some("asset.published"),
+        State::Rejected => Some("asset.rejected"),
+        State::Failed => Some("asset.failed"),
+        State::Expired => Some("asset.expired"),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallbackBody {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    pub created_at: String,
+    pub data: CallbackData,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallbackData {
+    pub asset_id: String,
+    pub campaign: String,
+    pub profile: String,
+    pub source: &'static str,
+    pub variation: CallbackVariation,
+    pub reason: Option<Reason>,
+    pub published: Option<PublishedRef>,
+    pub qc: Option<CallbackQc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallbackVariation {
+    pub index: i64,
+    pub id: String,
+    pub state: State,
+}
+
+/// The QC report as a callback carries it: without the raw ffprobe output
+/// of each rendition, which the API still has.
+#[derive(Debug, Serialize)]
+pub struct CallbackQc {
+    pub verdict: Verdict,
+    pub profile: String,
+    pub output_quality: u32,
+    pub ssim_floor: f64,
+    pub rules: Option<crate::policy::Rules>,
+    pub content: Option<crate::media::analyze::ContentAnalysis>,
+    pub renditions: Vec<CallbackRendition>,
+    pub vmaf_available: bool,
+    pub loudness_normalization: Option<Normalization>,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallbackRendition {
+    pub name: String,
+    pub ssim: f64,
+    pub psnr: f64,
+    pub vmaf: Option<f64>,
+    pub size_bytes: u64,
+    pub moov_first: bool,
+}
+
+impl From<&QcReport> for CallbackQc {
+    fn from(r: &QcReport) -> Self {
+        CallbackQc {
+            verdict: r.verdict,
+            profile: r.profile.clone(),
+            output_quality: r.output_quality,
+            ssim_floor: r.ssim_floor,
+            rules: r.rules.clone(),
+            content: r.content.clone(),
+            renditions: r
+                .renditions
+                .iter()
+                .map(|m| CallbackRendition {
+                    name: m.name.clone(),
+                    ssim: m.ssim,
+                    psnr: m.psnr,
+                    vmaf: m.vmaf,
+                    size_bytes: m.size_bytes,
+                    moov_first: m.moov_first,
+                })
+                .collect(),
+            vmaf_available: r.vmaf_available,
+            loudness_normalization: r.loudness_normalization.clone(),
+            checks: r.checks.clone(),
+        }
+    }
+}
+
+/// The callback for a variation that just reached a terminal state, if the
+/// asset has a callback URL and the state is one requesters hear about.
+pub fn terminal_event(asset: &Asset, v: &Variation, state: State, now: i64) -> Option<NewOutbox> {
+    let url = asset.callback_url.clone()?;
+    let event_type = event_type(state)?;
+    let id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+    let body = CallbackBody {
+        id: id.clone(),
+        event_type,
+        created_at: rfc3339(now),
+        data: CallbackData {
+            asset_id: asset.id.clone(),
+            campaign: asset.campaign.clone(),
+            profile: asset.profile.clone(),
+            source: asset.source.as_str(),
+            variation: CallbackVariation {
+                index: v.idx,
+                id: v.id.clone(),
+                state,
+            },
+            reason: v.reason(),
+            published: (state == State::Published)
+                .then(|| v.published.as_ref().map(PublishedRef::from))
+                .flatten(),
+            qc: v.qc.as_ref().map(CallbackQc::from),
+        },
+    };
+    Some(NewOutbox {
+        id,
+        kind: KIND_CALLBACK,
+        event_type: event_type.to_string(),
+        asset_id: Some(asset.id.clone()),
+        variation_id: Some(v.id.clone()),
+        url,
+        body: serde_json::to_string(&body).ok()?,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct PurgeBody<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    created_at: String,
+    urls: Vec<String>,
+    keys: Vec<String>,
+}
+
+/// A purge request for pointers that just changed.
+pub fn purge(
+    purge_url: &str,
+    asset_id: &str,
+    variation_id: &str,
+    urls: Vec<String>,
+    keys: Vec<String>,
+) -> NewOutbox {
+    let id = format!("prg_{}", uuid::Uuid::new_v4().simple());
+    let body = PurgeBody {
+        id: &id,
+        event_type: "cdn.purge",
+        created_at: rfc3339(now_ms()),
+        urls,
+        keys,
+    };
+    let body = serde_json::to_string(&body).unwrap_or_default();
+    NewOutbox {
+        id,
+        kind: KIND_PURGE,
+        event_type: "cdn.purge".into(),
+        asset_id: Some(asset_id.to_string()),
+        variation_id: Some(variation_id.to_string()),
+        url: purge_url.to_string(),
+        body,
+    }
+}
