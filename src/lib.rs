@@ -13,6 +13,7 @@ pub mod notify;
 pub mod policy;
 pub mod publish;
 pub mod qc;
+pub mod reason;
 pub mod runware;
 pub mod secret;
 pub mod simulator;
