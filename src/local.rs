@@ -5,13 +5,13 @@
 use crate::config::Settings;
 use crate::media::process::{ProcessError, Runner};
 use crate::media::transcode::transcode;
-use crate::policy::{self, Expected, QcReport, Verdict};
+use crate::policy::{self, Container, MasterSpec, QcReport, Verdict};
 use crate::qc::{
     measure_and_evaluate, plan_for, prepare_loudness, read_master, rendition_files, QcRequest,
     RenditionFile,
 };
 use crate::runware::validate::parse_generation;
-use crate::runware::{GenerationRequest, OutputFormat};
+use crate::runware::GenerationRequest;
 use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -67,18 +67,18 @@ pub fn read_request(path: &Path) -> anyhow::Result<GenerationRequest> {
     })
 }
 
-fn expected_without_request(probe: &crate::media::probe::Probe) -> Expected {
+fn expected_without_request(probe: &crate::media::probe::Probe) -> MasterSpec {
     let format = if probe.format_name.contains("webm") || probe.format_name.contains("matroska") {
-        OutputFormat::Webm
+        Container::Webm
     } else {
-        OutputFormat::Mp4
+        Container::Mp4
     };
-    Expected {
+    MasterSpec {
         width: None,
         height: None,
         duration_secs: None,
-        audio: probe.audio.is_some(),
-        format,
+        sound: probe.audio.is_some(),
+        container: format,
     }
 }
 
@@ -124,7 +124,7 @@ pub async fn process(
     };
     report.probe = Some(serde_json::to_value(&probe)?);
     let expected = match request {
-        Some(r) => Expected::from_request(r),
+        Some(r) => r.master_spec(),
         None => expected_without_request(&probe),
     };
     let mismatches =

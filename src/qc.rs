@@ -10,7 +10,7 @@ use crate::media::probe::{moov_before_mdat, Probe};
 use crate::media::process::{input_args, ProcessError, RunOptions, Runner};
 use crate::media::profile::{default_outputs, resolve, Crop, OutputKind};
 use crate::media::transcode::{TranscodeOutput, TranscodePlan};
-use crate::policy::{self, Expected, QcInput, QcOverrides, QcReport, RenditionMeasure};
+use crate::policy::{self, MasterSpec, QcInput, QcOverrides, QcReport, RenditionMeasure};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -228,7 +228,7 @@ pub fn boost_plan(plan: &mut TranscodePlan, boost: u8) {
 /// What the request (or, without one, the master itself) expects.
 pub struct QcRequest<'a> {
     pub profile: &'a str,
-    pub expected: &'a Expected,
+    pub expected: &'a MasterSpec,
     pub output_quality: u32,
     pub ttl_remaining_secs: i64,
     pub overrides: Option<&'a QcOverrides>,

@@ -12,7 +12,7 @@ use crate::media::loudness::Normalization;
 use crate::media::probe::Probe;
 use crate::media::process::{Progress, Runner};
 use crate::media::transcode::{transcode, FileRole, WrittenFile, POSTER_FILE};
-use crate::policy::{self, Expected, Verdict};
+use crate::policy::{self, Verdict};
 use crate::publish::set::{self as pubset, SetError, SetFacts, Texts};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile};
 use crate::qc::{
@@ -569,7 +569,7 @@ impl Pipeline {
                 return Ok(());
             }
         };
-        let expected = Expected::from_request(req);
+        let expected = req.master_spec();
         let mismatches =
             policy::master_mismatches(&probe, &expected, policy.duration_tolerance_secs);
         let base = Update {
@@ -898,7 +898,7 @@ impl Pipeline {
         let probe: Probe = serde_json::from_str(v.master_probe.as_deref().unwrap_or("null"))?;
         let master = self.local_master(&v).await?;
         let q = req.effective_output_quality();
-        let expected = Expected::from_request(req);
+        let expected = req.master_spec();
         let overrides: Option<policy::QcOverrides> = asset
             .qc_json
             .as_deref()

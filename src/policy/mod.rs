@@ -10,7 +10,7 @@ mod ttl;
 mod verdict;
 mod video;
 
-pub use master::{master_mismatches, Expected};
+pub use master::{master_mismatches, Container, MasterSpec};
 pub use quality::ssim_floor;
 pub use rules::{LoudnessRule, QcOverrides, Rules};
 pub use ttl::ttl_remaining_secs;

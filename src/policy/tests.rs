@@ -3,7 +3,6 @@ use crate::media::analyze::{ContentAnalysis, Loudness};
 use crate::media::loudness::{Normalization, Status};
 use crate::media::probe::{Probe, VideoStream};
 use crate::media::profile::OutputKind;
-use crate::runware::OutputFormat;
 
 #[test]
 fn ssim_floor_is_monotonic_and_spans_the_configured_range() {
@@ -82,12 +81,12 @@ fn report(
     content: Option<&ContentAnalysis>,
     normalization: Option<&Normalization>,
 ) -> QcReport {
-    let expected = Expected {
+    let expected = MasterSpec {
         width: None,
         height: None,
         duration_secs: None,
-        audio: master.audio.is_some(),
-        format: OutputFormat::Mp4,
+        sound: master.audio.is_some(),
+        container: Container::Mp4,
     };
     evaluate(QcInput {
         profile: "broadcast-us",
@@ -371,12 +370,12 @@ fn the_band_floor_checks_video_bitrate_and_webm_is_judged_as_vp9_opus() {
         }
     };
     let run = |r: RenditionMeasure| {
-        let expected = Expected {
+        let expected = MasterSpec {
             width: None,
             height: None,
             duration_secs: None,
-            audio: true,
-            format: OutputFormat::Mp4,
+            sound: true,
+            container: Container::Mp4,
         };
         let rules = Rules {
             ssim_floor: 0.9,

@@ -2,7 +2,7 @@
 //! report they make.
 
 use super::content::{loudness_checks, run_checks, runs};
-use super::master::Expected;
+use super::master::MasterSpec;
 use super::rules::Rules;
 use super::video::{h264_checks, rate_checks};
 use crate::media::analyze::{ContentAnalysis, Run};
@@ -134,7 +134,7 @@ impl QcReport {
 pub struct QcInput<'a> {
     pub profile: &'a str,
     pub master: &'a Probe,
-    pub expected: &'a Expected,
+    pub expected: &'a MasterSpec,
     pub content: Option<&'a ContentAnalysis>,
     pub renditions: Vec<RenditionMeasure>,
     pub output_quality: u32,
@@ -209,7 +209,7 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
             rules.edge_secs,
             rules.max_freeze_secs,
         );
-        if expected.audio {
+        if expected.sound {
             let long = c
                 .silence
                 .iter()
@@ -237,7 +237,7 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
         if let (Some(rule), None) = (&rules.loudness, normalized) {
             match &c.loudness {
                 Some(l) => loudness_checks(&mut checks, "master", l, rule, profile, None),
-                None if expected.audio => checks.push(Check::new(
+                None if expected.sound => checks.push(Check::new(
                     "master",
                     "loudness",
                     "measured",
