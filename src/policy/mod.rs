@@ -5,6 +5,7 @@
 mod content;
 mod master;
 mod quality;
+mod remediation;
 mod rules;
 mod ttl;
 mod verdict;
@@ -12,6 +13,7 @@ mod video;
 
 pub use master::{master_mismatches, Container, MasterSpec};
 pub use quality::ssim_floor;
+pub use remediation::{remediation, Remediation};
 pub use rules::{LoudnessRule, QcOverrides, Rules};
 pub use ttl::ttl_remaining_secs;
 pub use verdict::{evaluate, Check, QcInput, QcReport, RenditionMeasure, Verdict};

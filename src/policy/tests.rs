@@ -485,3 +485,37 @@ fn request_overrides_only_ever_make_the_rules_stricter() {
     let fields: Vec<&str> = bad.validate().into_iter().map(|(f, _)| f).collect();
     assert_eq!(fields, ["minSsim", "maxBlackSecs"]);
 }
+
+#[test]
+fn only_a_verdict_failing_on_ssim_alone_is_re_encoded() {
+    let master = probe(10.0, 50_000, Some(192));
+    let blurry = || RenditionMeasure {
+        ssim: 0.85,
+        ..rendition(probe(10.0, 8_000, Some(192)))
+    };
+    let rep = report(&master, blurry(), rules(None), None, None);
+    let failed: Vec<&str> = rep.failures().map(|c| c.rule.as_str()).collect();
+    assert_eq!(failed, ["ssim_floor"]);
+    assert_eq!(remediation(&rep, 0), Remediation::ReencodeAt { boost: 1 });
+    assert_eq!(remediation(&rep, 1), Remediation::None);
+    // Too loud as well: more bits do not fix the audio.
+    let loud = loud_master();
+    let rep = report(
+        &master,
+        blurry(),
+        rules(Some(us_rule(false))),
+        Some(&loud),
+        None,
+    );
+    assert!(rep.failures().any(|c| c.rule == "loudness"));
+    assert_eq!(remediation(&rep, 0), Remediation::None);
+    let rep = report(
+        &master,
+        rendition(probe(10.0, 8_000, Some(192))),
+        rules(None),
+        None,
+        None,
+    );
+    assert_eq!(rep.verdict, Verdict::Pass);
+    assert_eq!(remediation(&rep, 0), Remediation::None);
+}
