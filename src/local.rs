@@ -120,7 +120,7 @@ pub async fn process(
     // The pipeline's arrival read: ffprobe, then every packet once.
     let probe = match read_master(&runner, master, deadline).await? {
         Ok(p) => p,
-        Err((code, reason)) => return finish(report.rejected("arrival", code, reason)),
+        Err((code, reason)) => return finish(report.rejected("arrival", code.as_str(), reason)),
     };
     report.probe = Some(serde_json::to_value(&probe)?);
     let expected = match request {

@@ -11,6 +11,7 @@ use crate::media::process::{input_args, ProcessError, RunOptions, Runner};
 use crate::media::profile::{default_outputs, resolve, Crop, OutputKind};
 use crate::media::transcode::{TranscodeOutput, TranscodePlan};
 use crate::policy::{self, MasterSpec, QcInput, QcOverrides, QcReport, RenditionMeasure};
+use crate::reason::ReasonCode;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -97,12 +98,12 @@ pub async fn read_master(
     runner: &Runner,
     path: &Path,
     deadline: Duration,
-) -> Result<Result<Probe, (&'static str, String)>, ProcessError> {
+) -> Result<Result<Probe, (ReasonCode, String)>, ProcessError> {
     let probe = match runner.ffprobe(path).await {
         Ok(p) => p,
         Err(e) if e.is_input_fault() => {
             return Ok(Err((
-                "masterUnreadable",
+                ReasonCode::MasterUnreadable,
                 format!("ffprobe cannot read the master: {}", e.reason()),
             )))
         }
@@ -110,7 +111,7 @@ pub async fn read_master(
     };
     if let Some(problem) = incomplete(runner, path, deadline).await? {
         return Ok(Err((
-            "masterIncomplete",
+            ReasonCode::MasterIncomplete,
             format!("the master is truncated or corrupt: {problem}"),
         )));
     }

@@ -663,7 +663,7 @@ impl Pipeline {
         let probe = match self.read_master(&path).await? {
             Ok(p) => p,
             Err((code, reason)) => {
-                let u = reject(identity, code, reason);
+                let u = reject(identity, code.as_str(), reason);
                 self.advance(claim, u, false).await?;
                 return Ok(());
             }
@@ -707,7 +707,7 @@ impl Pipeline {
     async fn read_master(
         &self,
         path: &Path,
-    ) -> Result<Result<Probe, (&'static str, String)>, StepError> {
+    ) -> Result<Result<Probe, (crate::reason::ReasonCode, String)>, StepError> {
         let deadline = Duration::from_secs(self.settings.media.transcode_timeout_secs);
         Ok(read_master(&self.runner, path, deadline).await?)
     }
