@@ -4,7 +4,7 @@
 
 use crate::config::Settings;
 use crate::media::process::{ProcessError, Runner};
-use crate::policy::{Expected, QcReport};
+use crate::policy::{Container, MasterSpec, QcReport};
 use crate::qc::plan_for;
 use crate::reason::ReasonCode;
 use crate::runware::validate::parse_generation;
@@ -104,7 +104,7 @@ pub async fn process(
         Ok(r)
     };
 
-    let expected = request.map(Expected::from_request);
+    let expected = request.map(GenerationRequest::master_spec);
     let probe = match arrival::inspect(&runner, master, size, expected.as_ref(), settings).await? {
         Inspection::Verified(p) => p,
         Inspection::Rejected {
@@ -119,7 +119,7 @@ pub async fn process(
     report.probe = Some(serde_json::to_value(&probe)?);
     let key = master.to_string_lossy();
     let expected = expected
-        .unwrap_or_else(|| stages::spec_of_upload(&probe, stages::upload_format(&key, &probe)));
+        .unwrap_or_else(|| MasterSpec::from_probe(&probe, Container::of_upload(&key, &probe)));
     let ttl = request
         .and_then(|r| r.ttl)
         .map(i64::from)

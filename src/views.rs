@@ -112,8 +112,13 @@ fn request_view(a: &Asset, first: Option<&Variation>) -> Value {
     let mut json = a.request_json();
     let probe = first.and_then(|v| v.master_probe.as_ref().map(|p| (v, p)));
     if let (crate::jobs::model::Brief::Upload { .. }, Some((v, probe))) = (&a.brief, probe) {
-        let format = crate::stages::upload_format(&v.master_key, probe);
-        let spec = crate::stages::spec_of_upload(probe, format);
+        let container = crate::policy::Container::of_upload(&v.master_key, probe);
+        let spec = crate::policy::MasterSpec::from_probe(probe, container);
+        let format = match container {
+            crate::policy::Container::Mp4 => crate::runware::OutputFormat::Mp4,
+            crate::policy::Container::Mov => crate::runware::OutputFormat::Mov,
+            crate::policy::Container::Webm => crate::runware::OutputFormat::Webm,
+        };
         if let Some(obj) = json.as_object_mut() {
             obj.insert("width".into(), spec.width.into());
             obj.insert("height".into(), spec.height.into());
@@ -127,7 +132,7 @@ fn request_view(a: &Asset, first: Option<&Variation>) -> Value {
             );
             obj.insert(
                 "providerSettings".into(),
-                serde_json::json!({"klingai": {"sound": spec.audio}}),
+                serde_json::json!({"klingai": {"sound": spec.sound}}),
             );
         }
     }

@@ -2,7 +2,7 @@
 //! row, with the state as an enum and every JSON column as its own type. A
 //! row that does not decode is an error (`sqlx::Error::ColumnDecode`), never
 //! "absent" and never some other state: the pipeline fails such a variation
-//! with [`ReasonCode::Internal`] and logs which column broke.
+//! with [`ReasonCode::InternalError`] and logs which column broke.
 
 use super::State;
 use crate::media::loudness::Normalization;

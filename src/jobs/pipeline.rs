@@ -202,7 +202,7 @@ impl Pipeline {
             tracing::error!(error = %format!("{err:#}"), "step failed for good after {errors} attempts");
             return ending(
                 State::Failed,
-                ReasonCode::Internal,
+                ReasonCode::InternalError,
                 &format!("{INTERNAL_MESSAGE} (gave up after {errors} attempts)"),
                 Update::default(),
             );

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod models;
+pub mod spec;
 pub mod types;
 pub mod validate;
 

@@ -12,7 +12,7 @@ use crate::jobs::model::{Asset, Update, Variation};
 use crate::jobs::State;
 use crate::media::probe::Probe;
 use crate::media::process::{input_args, ProcessError, RunOptions, Runner};
-use crate::policy::{self, Expected};
+use crate::policy::{self, upload_extension, MasterSpec};
 use crate::reason::ReasonCode;
 use crate::storage::ObjectKey;
 use crate::time::now_ms;
@@ -38,7 +38,7 @@ pub fn size_problem(size: u64, max: u64) -> Option<String> {
 
 /// The decision on a probed master: it matches `expected` (a generation's
 /// request), or for an upload (`None`), it has video.
-pub fn judge(probe: &Probe, expected: Option<&Expected>, tolerance_secs: f64) -> Inspection {
+pub fn judge(probe: &Probe, expected: Option<&MasterSpec>, tolerance_secs: f64) -> Inspection {
     let rejected = |message: String| Inspection::Rejected {
         code: ReasonCode::MasterMismatch,
         message,
@@ -67,7 +67,7 @@ pub async fn inspect(
     runner: &Runner,
     path: &Path,
     size: u64,
-    expected: Option<&Expected>,
+    expected: Option<&MasterSpec>,
     settings: &crate::config::Settings,
 ) -> Result<Inspection, ProcessError> {
     if let Some(why) = size_problem(size, settings.policy.max_master_bytes) {
@@ -132,18 +132,6 @@ async fn incomplete(
     }))
 }
 
-/// The local file extension for an uploaded master: its key's, if plain.
-pub fn upload_extension(key: &str) -> String {
-    match key.rsplit_once('.') {
-        Some((_, ext))
-            if (1..=5).contains(&ext.len()) && ext.chars().all(|c| c.is_ascii_alphanumeric()) =>
-        {
-            ext.to_ascii_lowercase()
-        }
-        _ => "bin".into(),
-    }
-}
-
 /// A generated master is in the bucket (`size`, `etag` from its HEAD).
 pub async fn generated(
     ctx: &Ctx<'_>,
@@ -156,7 +144,7 @@ pub async fn generated(
         Some(e) => e,
         None => return Outcome::Retry(anyhow::anyhow!("no master description for a generation")),
     };
-    let ext = expected.format.extension();
+    let ext = expected.container.as_str();
     arrive(
         ctx,
         v,
@@ -207,7 +195,7 @@ async fn arrive(
     size: u64,
     etag: Option<&str>,
     file_name: &str,
-    expected: Option<&Expected>,
+    expected: Option<&MasterSpec>,
     what: &str,
 ) -> Outcome {
     if let Some(why) = size_problem(size, ctx.settings.policy.max_master_bytes) {

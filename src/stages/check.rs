@@ -18,7 +18,7 @@ use crate::media::measure::{measure_quality, Target, VMAF_FILTER};
 use crate::media::probe::{moov_before_mdat, Probe};
 use crate::media::process::{ProcessError, Runner};
 use crate::media::profile::OutputKind;
-use crate::policy::{self, Expected, QcInput, QcOverrides, QcReport, RenditionMeasure, Verdict};
+use crate::policy::{self, MasterSpec, QcInput, QcOverrides, QcReport, RenditionMeasure, Verdict};
 use crate::reason::ReasonCode;
 use crate::time::now_ms;
 use std::path::Path;
@@ -27,7 +27,7 @@ use std::time::Duration;
 /// What the request (or, without one, the master itself) expects.
 pub struct QcRequest<'a> {
     pub profile: &'a str,
-    pub expected: &'a Expected,
+    pub expected: &'a MasterSpec,
     pub output_quality: u32,
     pub ttl_remaining_secs: i64,
     pub overrides: Option<&'a QcOverrides>,
@@ -175,17 +175,9 @@ pub enum Checked {
     },
 }
 
-/// The remediation rule: a re-encode at higher quality can lift renditions
-/// under their SSIM floor, and nothing else (content, loudness, ttl); it is
-/// tried once.
-pub fn remediation_boost(report: &QcReport, boost_applied: u8) -> Option<u8> {
-    let only_quality = report.failures().all(|c| c.rule == "ssim_floor");
-    (report.verdict == Verdict::Fail && only_quality && boost_applied == 0).then_some(1)
-}
-
 /// The verdict on a report, with remediation.
 pub fn decide(report: QcReport, boost_applied: u8) -> Checked {
-    if let Some(boost) = remediation_boost(&report, boost_applied) {
+    if let policy::Remediation::ReencodeAt { boost } = policy::remediation(&report, boost_applied) {
         return Checked::Remediate { report, boost };
     }
     match report.verdict {

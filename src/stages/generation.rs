@@ -243,11 +243,10 @@ pub fn provider_failure(
                 .as_deref()
                 .map(|p| format!(" (parameter {p})"))
                 .unwrap_or_default();
-            let code = e
-                .code
-                .parse()
-                .unwrap_or_else(|_| ReasonCode::Generator(e.code.clone()));
-            (code, format!("{}{}", e.message, param))
+            (
+                ReasonCode::from_generator(&e.code),
+                format!("{}{}", e.message, param),
+            )
         })
         .unwrap_or(fallback);
     let note = format!("provider error {code}");

@@ -28,12 +28,10 @@ use crate::config::Settings;
 use crate::jobs::model::{Asset, Brief, Update, Variation};
 use crate::jobs::progress::ProgressCell;
 use crate::jobs::store::JobStore;
-use crate::media::probe::Probe;
 use crate::media::process::Runner;
-use crate::policy::Expected;
+use crate::policy::{Container, MasterSpec};
 use crate::reason::ReasonCode;
 use crate::runware::client::RunwareClient;
-use crate::runware::OutputFormat;
 use crate::storage::ObjectStore;
 use std::path::{Path, PathBuf};
 
@@ -178,41 +176,18 @@ pub fn client_text(message: &str) -> String {
     out
 }
 
-/// The container a master uploaded by hand is in: its key's extension,
-/// else what ffprobe found.
-pub fn upload_format(key: &str, probe: &Probe) -> OutputFormat {
-    match arrival::upload_extension(key).as_str() {
-        "mov" => OutputFormat::Mov,
-        "webm" | "mkv" => OutputFormat::Webm,
-        "mp4" | "m4v" => OutputFormat::Mp4,
-        _ if probe.format_name.contains("webm") || probe.format_name.contains("matroska") => {
-            OutputFormat::Webm
-        }
-        _ => OutputFormat::Mp4,
-    }
-}
-
 /// What the master must be: the generation's request, or for a master
 /// uploaded by hand, what its own probe found at arrival.
-pub fn master_spec(asset: &Asset, v: &Variation) -> Option<Expected> {
+pub fn master_spec(asset: &Asset, v: &Variation) -> Option<MasterSpec> {
     match &asset.brief {
-        Brief::Generation(req) => Some(Expected::from_request(req)),
+        Brief::Generation(req) => Some(req.master_spec()),
         Brief::Upload { .. } => {
             let probe = v.master_probe.as_ref()?;
-            Some(spec_of_upload(probe, upload_format(&v.master_key, probe)))
+            Some(MasterSpec::from_probe(
+                probe,
+                Container::of_upload(&v.master_key, probe),
+            ))
         }
-    }
-}
-
-/// An uploaded master is its own request: its size, duration and sound.
-pub fn spec_of_upload(probe: &Probe, format: OutputFormat) -> Expected {
-    let video = probe.video.as_ref();
-    Expected {
-        width: video.map(|v| v.width),
-        height: video.map(|v| v.height),
-        duration_secs: Some(probe.duration_secs.round().max(1.0)),
-        audio: probe.audio.is_some(),
-        format,
     }
 }
 

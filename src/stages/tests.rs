@@ -6,6 +6,7 @@ use super::check::{decide, Checked};
 use super::*;
 use crate::jobs::model::{Asset, Brief, NewVariation, Outputs, Source};
 use crate::jobs::{Pipeline, State, Store};
+use crate::media::probe::Probe;
 use crate::media::transcode::{FileRole, WrittenFile};
 use crate::policy::{Check, QcReport, Verdict};
 use std::sync::Arc;
@@ -21,13 +22,13 @@ fn probe(width: u32, height: u32, secs: f64, audio: bool) -> Probe {
     .unwrap()
 }
 
-fn asked(width: u32, height: u32, secs: f64, audio: bool) -> Expected {
-    Expected {
+fn asked(width: u32, height: u32, secs: f64, audio: bool) -> MasterSpec {
+    MasterSpec {
         width: Some(width),
         height: Some(height),
         duration_secs: Some(secs),
-        audio,
-        format: OutputFormat::Mp4,
+        sound: audio,
+        container: Container::Mp4,
     }
 }
 
@@ -312,7 +313,7 @@ async fn an_internal_error_reaches_the_log_but_never_the_client() {
     let v = p.store.variation("a1_v0").await.unwrap().unwrap();
     assert_eq!(v.state, State::Failed);
     let reason = v.reason().unwrap();
-    assert_eq!(reason.code, ReasonCode::Internal);
+    assert_eq!(reason.code, ReasonCode::InternalError);
     assert!(
         reason.message.starts_with(INTERNAL_MESSAGE),
         "{}",

@@ -373,7 +373,7 @@ impl Store {
              WHERE id = ? AND attempt = ?",
         )
         .bind(State::Failed)
-        .bind(crate::reason::ReasonCode::Internal)
+        .bind(crate::reason::ReasonCode::InternalError)
         .bind(crate::stages::INTERNAL_MESSAGE)
         .bind(now)
         .bind(&claim.id)

@@ -192,7 +192,7 @@ async fn a_terminal_transition_queues_its_callback_in_the_same_commit() {
         attempt: c.attempt - 1,
         ..c.clone()
     };
-    let u = Update::to(State::Failed).reason(crate::reason::ReasonCode::Generator("x".into()), "y");
+    let u = Update::to(State::Failed).reason(crate::reason::ReasonCode::from_generator("x"), "y");
     assert!(!store.update(&stale, u.clone()).await.unwrap());
     assert!(store.outbox_of_asset("a1").await.unwrap().is_empty());
     let c = Claim {

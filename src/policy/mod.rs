@@ -1,0 +1,23 @@
+//! Quality and TTL policy: what a master must be to count as arrived, and
+//! what a rendition must measure to be published. Pure functions over
+//! measurements, so every rule is unit-tested without ffmpeg.
+
+mod content;
+mod master;
+mod quality;
+mod remediation;
+mod rules;
+mod ttl;
+mod verdict;
+mod video;
+
+pub use master::{master_mismatches, upload_extension, Container, MasterSpec};
+pub use quality::ssim_floor;
+pub use remediation::{remediation, Remediation};
+pub use rules::{LoudnessRule, QcOverrides, Rules};
+pub use ttl::ttl_remaining_secs;
+pub use verdict::{evaluate, Check, QcInput, QcReport, RenditionMeasure, Verdict};
+pub use video::{constant_frame_rate, level_idc, CFR_TOLERANCE, FPS_TOLERANCE};
+
+#[cfg(test)]
+mod tests;

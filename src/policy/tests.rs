@@ -1,0 +1,521 @@
+use super::*;
+use crate::media::analyze::{ContentAnalysis, Loudness};
+use crate::media::loudness::{Normalization, Status};
+use crate::media::probe::{Probe, VideoStream};
+use crate::media::profile::OutputKind;
+
+#[test]
+fn ssim_floor_is_monotonic_and_spans_the_configured_range() {
+    assert!((ssim_floor(20, 0.8, 0.95) - 0.8).abs() < 1e-9);
+    assert!((ssim_floor(99, 0.8, 0.95) - 0.95).abs() < 1e-9);
+    let mut last = 0.0;
+    for q in 20..=99u32 {
+        let f = ssim_floor(q, 0.8, 0.95);
+        assert!(f >= last, "floor fell at quality {q}");
+        last = f;
+    }
+    // Out-of-range inputs are clamped, not extrapolated.
+    assert_eq!(ssim_floor(5, 0.8, 0.95), ssim_floor(20, 0.8, 0.95));
+}
+
+#[test]
+fn ttl_remaining_counts_from_arrival() {
+    assert_eq!(ttl_remaining_secs(0, 60, 0), 60);
+    assert_eq!(ttl_remaining_secs(0, 60, 59_000), 1);
+    assert_eq!(ttl_remaining_secs(0, 60, 60_000), 0);
+    assert!(ttl_remaining_secs(0, 60, 61_000) < 0);
+}
+
+fn probe(duration: f64, total_kbps: u64, audio_kbps: Option<u64>) -> Probe {
+    serde_json::from_value(serde_json::json!({
+        "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
+        "duration_secs": duration,
+        "size_bytes": 1,
+        "bit_rate": total_kbps * 1000,
+        "video": {"codec": "h264", "profile": "High", "level": 40, "width": 1920, "height": 1080,
+                  "pix_fmt": "yuv420p", "fps": 24.0, "nb_frames": null},
+        "audio": audio_kbps.map(|k| serde_json::json!({"codec": "aac", "sample_rate": 48000, "channels": 2,
+                  "channel_layout": "stereo", "bit_rate": k * 1000})),
+    }))
+    .unwrap()
+}
+
+fn rendition(p: Probe) -> RenditionMeasure {
+    RenditionMeasure {
+        name: "1080p".into(),
+        expected_width: 1920,
+        expected_height: 1080,
+        max_bitrate_kbps: Some(8000),
+        vbv_bufsize_kbps: Some(16000),
+        min_bitrate_kbps: Some(4000),
+        kind: OutputKind::Mp4,
+        probe: p,
+        ssim: 0.99,
+        psnr: 45.0,
+        vmaf: None,
+        moov_first: true,
+        size_bytes: 1,
+        expected_profile: Some("high".into()),
+        expected_level: Some("4.0".into()),
+    }
+}
+
+fn rules(loudness: Option<LoudnessRule>) -> Rules {
+    Rules {
+        ssim_floor: 0.9,
+        duration_tolerance_secs: 0.5,
+        edge_secs: 0.05,
+        max_black_secs: 2.0,
+        max_freeze_secs: 2.0,
+        max_silence_secs: 2.0,
+        min_master_bits_per_pixel: 0.0,
+        bitrate_tolerance: 1.1,
+        loudness,
+    }
+}
+
+fn report(
+    master: &Probe,
+    r: RenditionMeasure,
+    rules: Rules,
+    content: Option<&ContentAnalysis>,
+    normalization: Option<&Normalization>,
+) -> QcReport {
+    let expected = MasterSpec {
+        width: None,
+        height: None,
+        duration_secs: None,
+        sound: master.audio.is_some(),
+        container: Container::Mp4,
+    };
+    evaluate(QcInput {
+        profile: "broadcast-us",
+        master,
+        expected: &expected,
+        content,
+        renditions: vec![r],
+        output_quality: 80,
+        rules,
+        ttl_remaining_secs: 60,
+        normalization,
+        vmaf_available: false,
+    })
+}
+
+fn check<'a>(report: &'a QcReport, rule: &str) -> Option<&'a Check> {
+    report.checks.iter().find(|c| c.rule == rule)
+}
+
+fn bitrate_check(duration: f64, total_kbps: u64, audio_kbps: Option<u64>) -> Check {
+    let master = probe(duration, 50_000, audio_kbps);
+    let r = rendition(probe(duration, total_kbps, audio_kbps));
+    let report = report(&master, r, rules(None), None, None);
+    check(&report, "bitrate").unwrap().clone()
+}
+
+fn with_video(p: &Probe, f: impl FnOnce(&mut VideoStream)) -> Probe {
+    let mut p = p.clone();
+    f(p.video.as_mut().unwrap());
+    p
+}
+
+#[test]
+fn a_rendition_keeps_the_masters_native_rate_at_a_constant_rate() {
+    let master = with_video(&probe(10.0, 50_000, None), |v| {
+        v.r_frame_rate = Some(24000.0 / 1001.0);
+        v.avg_frame_rate = Some(24000.0 / 1001.0);
+    });
+    let judged = |f: &dyn Fn(&mut VideoStream)| {
+        let r = rendition(with_video(&probe(10.0, 8_000, None), f));
+        let rep = report(&master, r, rules(None), None, None);
+        (
+            check(&rep, "frame_rate").map(|c| c.passed),
+            check(&rep, "constant_frame_rate").map(|c| (c.passed, c.reason.clone())),
+        )
+    };
+    let (rate, cfr) = judged(&|v| {
+        v.r_frame_rate = Some(24000.0 / 1001.0);
+        v.avg_frame_rate = Some(23.976);
+    });
+    assert_eq!((rate, cfr.map(|c| c.0)), (Some(true), Some(true)));
+    // 24 is not 23.976: the rate was changed.
+    let (rate, _) = judged(&|v| {
+        v.r_frame_rate = Some(24.0);
+        v.avg_frame_rate = Some(24.0);
+    });
+    assert_eq!(rate, Some(false));
+    // Variable: the average is far from the base rate.
+    let (rate, cfr) = judged(&|v| {
+        v.r_frame_rate = Some(24000.0 / 1001.0);
+        v.avg_frame_rate = Some(21.5);
+    });
+    assert_eq!(rate, Some(true));
+    let (constant, reason) = cfr.unwrap();
+    assert!(!constant);
+    assert!(reason.unwrap().contains("CFR"));
+    // No average rate: the frame count against duration x rate decides.
+    let count = |n: u64| {
+        judged(&move |v: &mut VideoStream| {
+            v.r_frame_rate = Some(24000.0 / 1001.0);
+            v.avg_frame_rate = None;
+            v.nb_frames = Some(n);
+        })
+        .1
+        .map(|c| c.0)
+    };
+    assert_eq!(count(240), Some(true), "10 s at 23.976 is 239.8 frames");
+    assert_eq!(count(200), Some(false));
+    // Nothing to tell constancy by: no check rather than a guess.
+    assert_eq!(
+        judged(&|v| {
+            v.avg_frame_rate = None;
+            v.nb_frames = None;
+        })
+        .1,
+        None
+    );
+}
+
+#[test]
+fn h264_profile_and_level_are_what_the_plan_asked_and_enough_for_the_size() {
+    let master = probe(10.0, 50_000, None);
+    let judged = |level: i32, asked: &str, profile: &str| {
+        let mut r = rendition(with_video(&probe(10.0, 8_000, None), |v| {
+            v.level = Some(level);
+            v.profile = Some(profile.into());
+            v.r_frame_rate = Some(24.0);
+        }));
+        r.expected_level = Some(asked.into());
+        r.expected_profile = Some(
+            if profile.contains("Baseline") {
+                "baseline"
+            } else {
+                "high"
+            }
+            .into(),
+        );
+        let rep = report(&master, r, rules(None), None, None);
+        let l = check(&rep, "h264_level").unwrap().clone();
+        let p = check(&rep, "h264_profile").unwrap().clone();
+        (l, p)
+    };
+    let (l, p) = judged(40, "4.0", "High");
+    assert!(l.passed && p.passed, "{l:?} {p:?}");
+    assert_eq!(l.measured, "4.0");
+    let (l, _) = judged(31, "4.0", "High");
+    assert!(!l.passed);
+    assert!(l.reason.unwrap().contains("asked for 4.0"));
+    // The plan itself asked too little for 1920x1080 at 8 Mbps.
+    let (l, _) = judged(30, "3.0", "High");
+    assert!(!l.passed);
+    assert!(l.reason.unwrap().contains("below the 4.0"), "needs 4.0");
+    let (_, p) = judged(30, "3.0", "Constrained Baseline");
+    assert!(
+        p.passed,
+        "x264's baseline is ffprobe's Constrained Baseline"
+    );
+    let (_, p) = judged(40, "4.0", "Main");
+    assert!(!p.passed);
+    // Not H.264: not judged by these rules.
+    let mut vp9 = rendition(with_video(&probe(10.0, 8_000, None), |v| {
+        v.codec = "vp9".into()
+    }));
+    vp9.expected_level = Some("4.0".into());
+    let rep = report(&master, vp9, rules(None), None, None);
+    assert!(check(&rep, "h264_level").is_none() && check(&rep, "h264_profile").is_none());
+    assert_eq!(level_idc("3.1"), Some(31));
+    assert_eq!(level_idc("5"), Some(50));
+    assert_eq!(level_idc("1b"), Some(9));
+    assert_eq!(level_idc("x"), None);
+}
+
+fn us_rule(normalize: bool) -> LoudnessRule {
+    LoudnessRule {
+        target_lufs: -24.0,
+        tolerance_lu: 2.0,
+        true_peak_max_dbtp: Some(-2.0),
+        normalize,
+    }
+}
+
+fn loud_master() -> ContentAnalysis {
+    ContentAnalysis {
+        duration_secs: 10.0,
+        loudness: Some(Loudness {
+            integrated_lufs: -6.1,
+            range_lu: 0.0,
+            true_peak_dbtp: -5.1,
+        }),
+        ..Default::default()
+    }
+}
+
+fn normalised(after_lufs: f64, after_tp: f64) -> Normalization {
+    use crate::media::loudness::{plan, Measured, Target};
+    let mut n = plan(
+        Target::for_profile(-24.0, Some(-2.0)),
+        Measured {
+            input_i: -6.06,
+            input_tp: -5.1,
+            input_lra: 0.0,
+            input_thresh: -16.06,
+            target_offset: 0.04,
+        },
+    );
+    n.after_rendition = Some("1080p".into());
+    n.after = Some(Loudness {
+        integrated_lufs: after_lufs,
+        range_lu: 0.0,
+        true_peak_dbtp: after_tp,
+    });
+    n
+}
+
+#[test]
+fn normalised_audio_is_judged_on_the_delivered_file_and_the_master_stays_in_the_report() {
+    let master = probe(10.0, 50_000, Some(192));
+    let r = || rendition(probe(10.0, 8_000, Some(192)));
+    let content = loud_master();
+    let n = normalised(-23.9, -22.9);
+    let rep = report(
+        &master,
+        r(),
+        rules(Some(us_rule(true))),
+        Some(&content),
+        Some(&n),
+    );
+    let l = check(&rep, "loudness").unwrap();
+    assert_eq!((l.subject.as_str(), l.passed), ("1080p", true), "{l:?}");
+    assert!(check(&rep, "true_peak").unwrap().passed);
+    assert!(!rep
+        .checks
+        .iter()
+        .any(|c| c.subject == "master" && c.rule == "loudness"));
+    let recorded = rep.loudness_normalization.as_ref().unwrap();
+    assert_eq!(recorded.before.unwrap().input_i, -6.06);
+    assert_eq!(recorded.after.unwrap().integrated_lufs, -23.9);
+    assert_eq!(rep.content.unwrap().loudness.unwrap().integrated_lufs, -6.1);
+    let json = serde_json::to_value(&rep.loudness_normalization).unwrap();
+    assert_eq!(json["status"], "applied");
+    assert_eq!(json["mode"], "dynamic");
+
+    // Normalised once and still off: rejected, in words, with both numbers.
+    let n = normalised(-19.0, -1.0);
+    let rep = report(
+        &master,
+        r(),
+        rules(Some(us_rule(true))),
+        Some(&content),
+        Some(&n),
+    );
+    let l = check(&rep, "loudness").unwrap();
+    assert!(!l.passed);
+    let why = l.reason.clone().unwrap();
+    assert!(why.contains("still too loud after normalisation"), "{why}");
+    assert!(
+        why.contains("-19.0 LUFS") && why.contains("-6.1 LUFS"),
+        "{why}"
+    );
+    let tp = check(&rep, "true_peak").unwrap();
+    assert!(!tp.passed);
+    assert!(tp.reason.clone().unwrap().contains("after normalisation"));
+    assert_eq!(rep.verdict, Verdict::Fail);
+
+    // Normalisation off (or skipped): the master is judged, as before.
+    let mut off = normalised(-23.9, -22.9);
+    off.status = Status::Disabled;
+    for n in [Some(&off), None] {
+        let rep = report(&master, r(), rules(Some(us_rule(false))), Some(&content), n);
+        let l = check(&rep, "loudness").unwrap();
+        assert_eq!((l.subject.as_str(), l.passed), ("master", false));
+        assert!(l.reason.clone().unwrap().starts_with("too loud"));
+    }
+
+    // Normalised, but the delivered file had no audio to measure.
+    let mut mute = normalised(-24.0, -23.0);
+    mute.after = None;
+    let rep = report(
+        &master,
+        r(),
+        rules(Some(us_rule(true))),
+        Some(&content),
+        Some(&mute),
+    );
+    assert!(!check(&rep, "loudness").unwrap().passed);
+}
+
+#[test]
+fn the_band_floor_checks_video_bitrate_and_webm_is_judged_as_vp9_opus() {
+    let master = probe(10.0, 50_000, Some(192));
+    let measure = |total: u64, kind: OutputKind, codec: &str, audio: &str| {
+        let mut p = probe(10.0, total, Some(192));
+        p.video.as_mut().unwrap().codec = codec.into();
+        p.audio.as_mut().unwrap().codec = audio.into();
+        RenditionMeasure {
+            name: "r".into(),
+            expected_width: 1920,
+            expected_height: 1080,
+            max_bitrate_kbps: Some(10_000),
+            vbv_bufsize_kbps: Some(20_000),
+            min_bitrate_kbps: Some(4000),
+            kind,
+            expected_profile: None,
+            expected_level: None,
+            probe: p,
+            ssim: 0.99,
+            psnr: 45.0,
+            vmaf: None,
+            moov_first: false,
+            size_bytes: 1,
+        }
+    };
+    let run = |r: RenditionMeasure| {
+        let expected = MasterSpec {
+            width: None,
+            height: None,
+            duration_secs: None,
+            sound: true,
+            container: Container::Mp4,
+        };
+        let rules = Rules {
+            ssim_floor: 0.9,
+            duration_tolerance_secs: 0.5,
+            edge_secs: 0.05,
+            max_black_secs: 2.0,
+            max_freeze_secs: 2.0,
+            max_silence_secs: 2.0,
+            min_master_bits_per_pixel: 0.0,
+            bitrate_tolerance: 1.1,
+            loudness: None,
+        };
+        evaluate(QcInput {
+            profile: "olv",
+            master: &master,
+            expected: &expected,
+            content: None,
+            renditions: vec![r],
+            output_quality: 80,
+            rules,
+            ttl_remaining_secs: 60,
+            normalization: None,
+            vmaf_available: false,
+        })
+    };
+    let failed =
+        |report: &QcReport| -> Vec<String> { report.failures().map(|c| c.rule.clone()).collect() };
+    // 1.1 Mbps of video in a 4-10 Mbps band: under the floor.
+    let low = run(measure(1_100 + 192, OutputKind::Mp4, "h264", "aac"));
+    assert_eq!(failed(&low), ["bitrate_min", "moov_first"]);
+    let ok = run(measure(6_000 + 192, OutputKind::Webm, "vp9", "opus"));
+    assert_eq!(failed(&ok), Vec::<String>::new(), "no moov check for WebM");
+    let wrong = run(measure(6_000 + 192, OutputKind::Webm, "h264", "aac"));
+    assert_eq!(failed(&wrong), ["video_codec", "audio"]);
+}
+
+#[test]
+fn the_bitrate_band_is_the_vbv_bound_on_video_not_the_muxed_total() {
+    // 30 s at 8 Mbps cap + 16 Mbit buffer: bound (8000 + 533) * 1.1 = 9387 kbps.
+    assert!(
+        bitrate_check(30.0, 9_000 + 192, Some(192)).passed,
+        "audio is not video"
+    );
+    assert!(!bitrate_check(30.0, 9_600 + 192, Some(192)).passed);
+    // 3 s: the buffer may drain into a short clip, (8000 + 5333) * 1.1 = 14667.
+    assert!(bitrate_check(3.0, 12_000, None).passed);
+    assert!(!bitrate_check(3.0, 15_000, None).passed);
+}
+
+#[test]
+fn request_overrides_only_ever_make_the_rules_stricter() {
+    let base = Rules {
+        ssim_floor: 0.9,
+        duration_tolerance_secs: 0.5,
+        edge_secs: 0.05,
+        max_black_secs: 2.0,
+        max_freeze_secs: 2.0,
+        max_silence_secs: 2.0,
+        min_master_bits_per_pixel: 0.02,
+        bitrate_tolerance: 1.1,
+        loudness: Some(us_rule(true)),
+    };
+    let stricter = QcOverrides {
+        min_ssim: Some(0.95),
+        max_black_secs: Some(0.5),
+        max_freeze_secs: Some(1.0),
+        max_silence_secs: Some(0.0),
+        loudness_tolerance_lu: Some(1.0),
+    };
+    let mut r = base.clone();
+    stricter.apply(&mut r);
+    assert_eq!(
+        (
+            r.ssim_floor,
+            r.max_black_secs,
+            r.max_freeze_secs,
+            r.max_silence_secs
+        ),
+        (0.95, 0.5, 1.0, 0.0)
+    );
+    assert_eq!(r.loudness.unwrap().tolerance_lu, 1.0);
+    let looser = QcOverrides {
+        min_ssim: Some(0.6),
+        max_black_secs: Some(9.0),
+        max_freeze_secs: Some(9.0),
+        max_silence_secs: Some(9.0),
+        loudness_tolerance_lu: Some(5.0),
+    };
+    let mut r = base.clone();
+    looser.apply(&mut r);
+    assert_eq!(
+        (
+            r.ssim_floor,
+            r.max_black_secs,
+            r.max_freeze_secs,
+            r.max_silence_secs
+        ),
+        (0.9, 2.0, 2.0, 2.0)
+    );
+    assert_eq!(r.loudness.unwrap().tolerance_lu, 2.0);
+    assert!(stricter.validate().is_empty());
+    let bad = QcOverrides {
+        min_ssim: Some(1.5),
+        max_black_secs: Some(-1.0),
+        ..Default::default()
+    };
+    let fields: Vec<&str> = bad.validate().into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["minSsim", "maxBlackSecs"]);
+}
+
+#[test]
+fn only_a_verdict_failing_on_ssim_alone_is_re_encoded() {
+    let master = probe(10.0, 50_000, Some(192));
+    let blurry = || RenditionMeasure {
+        ssim: 0.85,
+        ..rendition(probe(10.0, 8_000, Some(192)))
+    };
+    let rep = report(&master, blurry(), rules(None), None, None);
+    let failed: Vec<&str> = rep.failures().map(|c| c.rule.as_str()).collect();
+    assert_eq!(failed, ["ssim_floor"]);
+    assert_eq!(remediation(&rep, 0), Remediation::ReencodeAt { boost: 1 });
+    assert_eq!(remediation(&rep, 1), Remediation::None);
+    // Too loud as well: more bits do not fix the audio.
+    let loud = loud_master();
+    let rep = report(
+        &master,
+        blurry(),
+        rules(Some(us_rule(false))),
+        Some(&loud),
+        None,
+    );
+    assert!(rep.failures().any(|c| c.rule == "loudness"));
+    assert_eq!(remediation(&rep, 0), Remediation::None);
+    let rep = report(
+        &master,
+        rendition(probe(10.0, 8_000, Some(192))),
+        rules(None),
+        None,
+        None,
+    );
+    assert_eq!(rep.verdict, Verdict::Pass);
+    assert_eq!(remediation(&rep, 0), Remediation::None);
+}
