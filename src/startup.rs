@@ -3,7 +3,7 @@
 //! HTTP API. Binding port 0 works everywhere; the chosen ports are reported.
 
 use crate::api::{self, AppState};
-use crate::config::Settings;
+use crate::config::{RunwareMode, Settings};
 use crate::jobs::{cdn_sweeper, sweeper, worker, Pipeline, Store};
 use crate::media::process::Runner;
 use crate::notify;
@@ -78,6 +78,8 @@ async fn webhook_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Before anything is created or bound: a refused set-up leaves no trace.
+        settings.check_generator()?;
         let mut settings = settings;
         let data = settings.data.dir.clone();
         for sub in ["objects", "work", "runware-sim", "secrets"] {
@@ -148,24 +150,28 @@ impl Application {
                 .with_context(|| format!("object storage bucket {b}"))?;
         }
 
-        let (sim, api_url, api_key) = if settings.runware.api_key.is_empty() {
-            let addr: SocketAddr =
-                format!("{}:{}", settings.simulator.host, settings.simulator.port).parse()?;
-            let sim = simulator::start(
-                SimConfig::from_settings(&settings, data.join("runware-sim")),
-                runner.clone(),
-                addr,
-            )
-            .await?;
-            let url = sim.api_url();
-            tracing::info!(%url, "no Runware API key configured: using the built-in simulator");
-            (Some(sim), url, settings.simulator.api_key.clone())
-        } else {
-            (
+        let (sim, api_url, api_key) = match settings.runware.mode {
+            RunwareMode::Simulator => {
+                let addr: SocketAddr =
+                    format!("{}:{}", settings.simulator.host, settings.simulator.port).parse()?;
+                let sim = simulator::start(
+                    SimConfig::from_settings(&settings, data.join("runware-sim")),
+                    runner.clone(),
+                    addr,
+                )
+                .await?;
+                let url = sim.api_url();
+                if !settings.runware.api_key.is_empty() {
+                    tracing::warn!("runware.api_key is set but runware.mode = \"simulator\": the key is not used");
+                }
+                tracing::info!(%url, "runware.mode = \"simulator\": using the built-in simulator");
+                (Some(sim), url, settings.simulator.api_key.clone())
+            }
+            RunwareMode::Live => (
                 None,
                 settings.runware.api_url.clone(),
                 settings.runware.api_key.clone(),
-            )
+            ),
         };
         let runware = RunwareClient::new(ClientConfig {
             api_url,
