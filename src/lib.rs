@@ -3,6 +3,7 @@
 //! Start at `ARCHITECTURE.md` for the map of modules and the flow.
 
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod demo;
 pub mod events;

@@ -13,6 +13,7 @@
 //! Every request carries `Reelay-Signature: t=<unix>,v1=<hex>` where the hex
 //! is HMAC-SHA256 of `"<t>.<body>"` under the shared secret (Mux's scheme).
 
+use crate::backoff::{Backoff, Jitter};
 use crate::config::Settings;
 use crate::jobs::store::{now_ms, AssetRow, OutboxRow, Store, VariationRow};
 use crate::jobs::State;
@@ -201,10 +202,9 @@ pub fn purge(
 /// Delay before attempt `attempts + 1`: doubling from `initial`, capped,
 /// with ±20% jitter so retries of many events spread out.
 pub fn backoff(attempts: i64, initial: Duration, max: Duration) -> Duration {
-    let exp = initial.saturating_mul(1u32 << attempts.clamp(0, 20) as u32);
-    let base = exp.min(max);
-    let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    base.mul_f64(jitter)
+    Backoff::doubling(initial, max)
+        .with_jitter(Jitter::Proportional(0.2))
+        .delay(attempts.clamp(0, i64::from(u32::MAX)) as u32)
 }
 
 /// Delivers the outbox.

@@ -14,6 +14,7 @@
 pub mod faults;
 pub mod frames;
 
+use crate::backoff::Backoff;
 use crate::media::process::Runner;
 use crate::media::synth::{render_clip, ClipFormat, ClipSpec};
 use crate::runware::validate::{validate_task, FieldError};
@@ -38,6 +39,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const DOCS: &str = "https://runware.ai/docs/en/video-inference/api-reference";
+
+/// A result PUT is tried this often, waiting [`UPLOAD_BACKOFF`] between tries
+/// (about a minute in all: long enough for a store restart).
+const UPLOAD_ATTEMPTS: u32 = 10;
+const UPLOAD_BACKOFF: Backoff =
+    Backoff::doubling(Duration::from_millis(500), Duration::from_secs(8));
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -857,9 +864,8 @@ impl Simulator {
         truncate: bool,
     ) -> Result<(), String> {
         use tokio::io::AsyncReadExt;
-        let mut delay = Duration::from_millis(500);
         let mut last = String::new();
-        for _ in 0..10 {
+        for attempt in 0..UPLOAD_ATTEMPTS {
             let f = tokio::fs::File::open(file)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -888,8 +894,7 @@ impl Simulator {
                 Ok(r) => last = format!("HTTP {}", r.status()),
                 Err(e) => last = e.to_string(),
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(8));
+            tokio::time::sleep(UPLOAD_BACKOFF.delay(attempt)).await;
         }
         Err(last)
     }
@@ -909,6 +914,8 @@ impl Simulator {
             )]}),
             _ => json!({"data": [self.item(t)]}),
         };
+        // An explicit table, not a Backoff: `simulator.webhook_retry_ms` lets a
+        // test reproduce any delivery rhythm Runware might use.
         let delays = &self.0.cfg.webhook_retry_ms;
         for attempt in 0..=delays.len() {
             if attempt > 0 {

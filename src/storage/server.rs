@@ -7,6 +7,7 @@ use super::event::{
 };
 use super::keys::{BucketName, ObjectKey};
 use super::StorageError;
+use crate::backoff::Backoff;
 use crate::secret::Secret;
 
 use s3s::auth::SimpleAuth;
@@ -637,14 +638,14 @@ impl EventEmitter {
 #[derive(Debug, Clone, Copy)]
 struct RetryPolicy {
     attempts: u32,
-    first_delay: Duration,
-    max_delay: Duration,
+    backoff: Backoff,
 }
 
+/// Tries spread over about 80 s, so an event outlasts a restart of its
+/// receiver, as a bucket notification would.
 const DELIVERY_RETRY: RetryPolicy = RetryPolicy {
     attempts: 10,
-    first_delay: Duration::from_millis(200),
-    max_delay: Duration::from_secs(30),
+    backoff: Backoff::doubling(Duration::from_millis(200), Duration::from_secs(30)),
 };
 
 /// POSTs events from background tasks so a slow or absent receiver never
@@ -682,7 +683,6 @@ impl Notifier {
     }
 
     async fn deliver(&self, body: Vec<u8>) {
-        let mut delay = self.retry.first_delay;
         let mut last_error = String::new();
         for attempt in 1..=self.retry.attempts {
             let res = self
@@ -700,8 +700,7 @@ impl Notifier {
             }
             tracing::debug!(attempt, error = %last_error, "S3 event delivery failed; retrying");
             if attempt < self.retry.attempts {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(self.retry.max_delay);
+                tokio::time::sleep(self.retry.backoff.delay(attempt - 1)).await;
             }
         }
         tracing::warn!(
