@@ -84,6 +84,9 @@ pub struct ServerSettings {
     pub port: u16,
     pub public_url: String,
     pub request_timeout_secs: u64,
+    /// On stop, workers and the server get this long to finish before they
+    /// are aborted (their steps resume on the next start).
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +121,11 @@ pub struct RunwareSettings {
     pub model: String,
     pub request_timeout_secs: u64,
     pub retry_deadline_secs: u64,
+    /// Ceiling of the wait before the first retry of a failed call; doubles
+    /// per retry (full jitter) up to `backoff_max_secs`. A `Retry-After`
+    /// from Runware is honoured when it asks for longer.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_secs: u64,
     pub task_deadline_secs: u64,
     pub upload_url_expiry_secs: u64,
     pub upload_grace_secs: u64,
@@ -279,6 +287,11 @@ impl Settings {
             "profiles.default must exist: requests without `profile` use it"
         );
         anyhow::ensure!(
+            self.runware.backoff_initial_ms > 0
+                && self.runware.backoff_initial_ms <= self.runware.backoff_max_secs * 1000,
+            "runware.backoff_initial_ms must be positive and at most runware.backoff_max_secs"
+        );
+        anyhow::ensure!(
             self.worker.lease_secs >= 3,
             "worker.lease_secs must be at least 3"
         );
@@ -354,6 +367,10 @@ impl Settings {
 
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.worker.lease_secs)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_timeout_secs)
     }
 }
 
@@ -577,6 +594,24 @@ mod tests {
         std::fs::write(dir.path().join("live.toml"), "[runware]\nmode = \"live\"\n").unwrap();
         let s = Settings::load_from(dir.path(), "live").unwrap();
         assert_eq!(s.runware.mode, RunwareMode::Live);
+    }
+
+    #[test]
+    fn retry_limits_are_settings_with_the_old_values_as_defaults() {
+        let s = Settings::load_from(&config_dir(), "local").unwrap();
+        assert_eq!(s.runware.backoff_initial_ms, 500);
+        assert_eq!(s.runware.backoff_max_secs, 10);
+        assert_eq!(s.shutdown_timeout(), Duration::from_secs(10));
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        std::fs::write(dir.path().join("default.toml"), base).unwrap();
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "[runware]\nbackoff_initial_ms = 20000\nbackoff_max_secs = 10\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Settings::load_from(dir.path(), "bad").unwrap_err());
+        assert!(e.contains("runware.backoff_initial_ms"), "{e}");
     }
 
     #[test]

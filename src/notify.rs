@@ -207,6 +207,13 @@ pub fn backoff(attempts: i64, initial: Duration, max: Duration) -> Duration {
         .delay(attempts.clamp(0, i64::from(u32::MAX)) as u32)
 }
 
+/// Rows claimed per round. Bounds the concurrent requests of one round; rows
+/// left over are taken by the next round at once.
+const CLAIM_BATCH: i64 = 16;
+/// A claim outlives one delivery attempt by this much, so a slow receiver
+/// never lets a second round send the same row while the first still waits.
+const CLAIM_MARGIN_SECS: u64 = 10;
+
 /// Delivers the outbox.
 pub struct Outbox {
     pub store: Store,
@@ -281,8 +288,9 @@ impl Outbox {
 
     /// Delivers what is due once; returns how many rows it tried.
     pub async fn drain_once(&self) -> anyhow::Result<usize> {
-        let lease = Duration::from_secs(self.settings.callbacks.request_timeout_secs + 10);
-        let rows = self.store.claim_outbox(16, lease).await?;
+        let lease =
+            Duration::from_secs(self.settings.callbacks.request_timeout_secs + CLAIM_MARGIN_SECS);
+        let rows = self.store.claim_outbox(CLAIM_BATCH, lease).await?;
         let n = rows.len();
         let results = futures::future::join_all(rows.iter().map(|r| self.deliver(r))).await;
         for (row, outcome) in rows.iter().zip(results) {

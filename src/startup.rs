@@ -178,8 +178,8 @@ impl Application {
             api_key,
             request_timeout: Duration::from_secs(settings.runware.request_timeout_secs),
             retry_deadline: Duration::from_secs(settings.runware.retry_deadline_secs),
-            backoff_initial: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(settings.runware.backoff_initial_ms),
+            backoff_max: Duration::from_secs(settings.runware.backoff_max_secs),
         })?;
 
         let store = Store::connect(
@@ -294,7 +294,7 @@ impl Application {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), drain)
+        if tokio::time::timeout(self.settings.shutdown_timeout(), drain)
             .await
             .is_err()
         {

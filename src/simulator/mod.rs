@@ -40,6 +40,11 @@ use uuid::Uuid;
 
 const DOCS: &str = "https://runware.ai/docs/en/video-inference/api-reference";
 
+/// One outgoing request (result PUT of a 4K clip, webhook, frame image).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+/// A render still running after this is killed and the task fails with
+/// `providerError`, as a stuck provider would.
+const RENDER_TIMEOUT: Duration = Duration::from_secs(600);
 /// A result PUT is tried this often, waiting [`UPLOAD_BACKOFF`] between tries
 /// (about a minute in all: long enough for a store restart).
 const UPLOAD_ATTEMPTS: u32 = 10;
@@ -162,7 +167,7 @@ pub async fn start(cfg: SimConfig, runner: Runner, addr: SocketAddr) -> anyhow::
     let sim = Simulator(Arc::new(Inner {
         base_url: format!("http://{addr}"),
         http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
+            .timeout(HTTP_TIMEOUT)
             .build()?,
         tasks: Mutex::new(HashMap::new()),
         stats: Mutex::new(SimStats::default()),
@@ -826,7 +831,7 @@ impl Simulator {
             .cfg
             .state_dir
             .join(format!("{stem}.{}", format.extension()));
-        render_clip(&self.0.runner, &spec, &out, Duration::from_secs(600))
+        render_clip(&self.0.runner, &spec, &out, RENDER_TIMEOUT)
             .await
             .map_err(|e| {
                 with_id(err(

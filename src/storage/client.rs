@@ -33,6 +33,10 @@ const MAX_PARTS: u64 = 10_000;
 /// S3 refuses a single PUT above 5 GiB.
 const MAX_SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 const READ_BUF_BYTES: usize = 1024 * 1024;
+/// A store that takes longer than this to accept a connection is down, not
+/// slow; failing fast lets the caller retry instead of waiting the whole
+/// request timeout.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What HEAD tells about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +167,7 @@ impl ObjectStore {
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(timeout.min(Duration::from_secs(10)))
+                    .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
                     .operation_attempt_timeout(timeout)
                     .build(),
             );

@@ -84,7 +84,14 @@ impl Drop for EmbeddedS3 {
 #[derive(Debug, Clone, Copy)]
 struct PeerAddr(SocketAddr);
 
+/// Open connections get this long to finish on shutdown. The embedded store
+/// serves local clients only, so this bound is never tuned.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
+/// After a failed accept (typically out of file descriptors), wait before the
+/// next so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+/// One event POST; the receiver is reelay's own API.
+const EVENT_POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts the server on `host:port` and returns once it is accepting.
 pub async fn start_embedded(opts: EmbeddedOptions) -> Result<EmbeddedS3, StorageError> {
@@ -159,7 +166,7 @@ async fn accept_loop(
                     Ok(x) => x,
                     Err(e) => {
                         tracing::warn!(error = %e, "embedded S3 accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                         continue;
                     }
                 };
@@ -660,7 +667,7 @@ struct Notifier {
 impl Notifier {
     fn new(target: NotificationTarget) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(EVENT_POST_TIMEOUT)
             .build()
             .unwrap_or_default();
         Notifier {
