@@ -32,3 +32,18 @@ ensure_cargo() {
     fi
   fi
 }
+
+# Adds rustfmt and clippy when the toolchain lacks them (minimal rustup
+# profiles leave them out).
+ensure_lint_tools() {
+  local missing=()
+  cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+  cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v rustup >/dev/null 2>&1; then
+    echo "error: ${missing[*]} missing and rustup not found; install them with your toolchain" >&2
+    return 1
+  fi
+  echo "==> adding ${missing[*]} to the toolchain"
+  rustup component add "${missing[@]}"
+}

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the tests need (ffmpeg, Runware's Python SDK in a venv) and runs
-# the whole suite.
+# Installs what the tests need (ffmpeg, Runware's Python SDK in a venv), checks
+# formatting and lints, and runs the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_cargo
+ensure_lint_tools
+# Formatting and lints first, so they fail before ffmpeg and the SDK venv are set up.
+echo "==> cargo fmt --check"
+cargo fmt --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
 ensure_ffmpeg
 echo "==> ffmpeg: $(ffmpeg -version | head -n1)"
 # Runware's own Python SDK against the simulator (before cargo test, so that

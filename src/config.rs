@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The `REELAY_ENVIRONMENT` that must never run the simulator.
+pub const PRODUCTION: &str = "production";
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -28,6 +31,10 @@ pub struct Settings {
     pub callbacks: CallbackSettings,
     pub uploads: UploadSettings,
     pub profiles: BTreeMap<String, ProfileSettings>,
+    /// The `REELAY_ENVIRONMENT` the layers were loaded for (not a key:
+    /// startup refuses some set-ups in `production`).
+    #[serde(skip)]
+    pub environment: String,
 }
 
 /// A delivery profile: its outputs and its policy.
@@ -77,6 +84,9 @@ pub struct ServerSettings {
     pub port: u16,
     pub public_url: String,
     pub request_timeout_secs: u64,
+    /// On stop, workers and the server get this long to finish before they
+    /// are aborted (their steps resume on the next start).
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,13 +101,31 @@ pub struct DatabaseSettings {
     pub acquire_timeout_secs: u64,
 }
 
+/// Where `videoInference` tasks go. Explicit, so a production start without
+/// a key fails instead of quietly generating placeholder footage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunwareMode {
+    /// The built-in simulator, started in-process; `runware.api_url` and
+    /// `runware.api_key` are not used.
+    Simulator,
+    /// Runware itself at `runware.api_url`, with `runware.api_key`.
+    Live,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RunwareSettings {
+    pub mode: RunwareMode,
     pub api_url: String,
     pub api_key: Secret,
     pub model: String,
     pub request_timeout_secs: u64,
     pub retry_deadline_secs: u64,
+    /// Ceiling of the wait before the first retry of a failed call; doubles
+    /// per retry (full jitter) up to `backoff_max_secs`. A `Retry-After`
+    /// from Runware is honoured when it asks for longer.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_secs: u64,
     pub task_deadline_secs: u64,
     pub upload_url_expiry_secs: u64,
     pub upload_grace_secs: u64,
@@ -247,7 +275,8 @@ impl Settings {
                     .with_list_parse_key("simulator.webhook_retry_ms"),
             )
             .build()?;
-        let parsed: Settings = settings.try_deserialize()?;
+        let mut parsed: Settings = settings.try_deserialize()?;
+        parsed.environment = environment.to_string();
         parsed.validate()?;
         Ok(parsed)
     }
@@ -264,6 +293,11 @@ impl Settings {
         anyhow::ensure!(
             self.profiles.contains_key("default"),
             "profiles.default must exist: requests without `profile` use it"
+        );
+        anyhow::ensure!(
+            self.runware.backoff_initial_ms > 0
+                && self.runware.backoff_initial_ms <= self.runware.backoff_max_secs * 1000,
+            "runware.backoff_initial_ms must be positive and at most runware.backoff_max_secs"
         );
         anyhow::ensure!(
             self.worker.lease_secs >= 3,
@@ -310,6 +344,23 @@ impl Settings {
         Ok(())
     }
 
+    /// Refuses generator set-ups that cannot work or would deliver simulated
+    /// footage as real. Checked at startup rather than at load, so commands
+    /// that never call Runware (`process`, `transcode`, `config`) still run.
+    pub fn check_generator(&self) -> anyhow::Result<()> {
+        match self.runware.mode {
+            RunwareMode::Live => anyhow::ensure!(
+                !self.runware.api_key.is_empty(),
+                "runware.mode = \"live\" needs runware.api_key (REELAY__RUNWARE__API_KEY)"
+            ),
+            RunwareMode::Simulator => anyhow::ensure!(
+                self.environment != PRODUCTION,
+                "runware.mode = \"simulator\" is refused under REELAY_ENVIRONMENT={PRODUCTION}: set runware.mode = \"live\" (REELAY__RUNWARE__MODE) and runware.api_key"
+            ),
+        }
+        Ok(())
+    }
+
     /// The job store URL, defaulting to a SQLite file in the data dir.
     pub fn database_url(&self) -> String {
         if self.database.url.is_empty() {
@@ -324,6 +375,10 @@ impl Settings {
 
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.worker.lease_secs)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_timeout_secs)
     }
 }
 
@@ -485,6 +540,86 @@ mod tests {
         let prod = Settings::load_from(&config_dir(), "production").unwrap();
         assert!(prod.api.key_sha256.is_empty());
         assert!(!prod.storage.embedded);
+    }
+
+    #[test]
+    fn shipped_layers_pick_the_generator_mode() {
+        for env in ["local", "test"] {
+            let s = Settings::load_from(&config_dir(), env).unwrap();
+            assert_eq!(s.runware.mode, RunwareMode::Simulator, "{env}");
+            assert_eq!(s.environment, env);
+            s.check_generator().unwrap();
+        }
+        let prod = Settings::load_from(&config_dir(), PRODUCTION).unwrap();
+        assert_eq!(prod.runware.mode, RunwareMode::Live);
+    }
+
+    #[test]
+    fn live_mode_without_a_key_is_refused_naming_the_setting() {
+        let mut s = Settings::load_from(&config_dir(), "test").unwrap();
+        s.runware.mode = RunwareMode::Live;
+        let e = s.check_generator().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "runware.mode = \"live\" needs runware.api_key (REELAY__RUNWARE__API_KEY)"
+        );
+        let mut prod = Settings::load_from(&config_dir(), PRODUCTION).unwrap();
+        assert!(prod.check_generator().is_err(), "production ships no key");
+        prod.runware.api_key = Secret::new("rw-key".to_string());
+        prod.check_generator().unwrap();
+        s.runware.api_key = Secret::new("rw-key".to_string());
+        s.check_generator().unwrap();
+    }
+
+    #[test]
+    fn the_simulator_is_refused_in_production_even_with_a_key() {
+        let mut prod = Settings::load_from(&config_dir(), PRODUCTION).unwrap();
+        prod.runware.mode = RunwareMode::Simulator;
+        prod.runware.api_key = Secret::new("rw-key".to_string());
+        let e = prod.check_generator().unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "runware.mode = \"simulator\" is refused under REELAY_ENVIRONMENT=production"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("REELAY__RUNWARE__MODE"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        // Elsewhere a configured key does not switch the simulator off.
+        let mut s = Settings::load_from(&config_dir(), "local").unwrap();
+        s.runware.api_key = Secret::new("rw-key".to_string());
+        s.check_generator().unwrap();
+    }
+
+    #[test]
+    fn the_mode_is_one_of_two_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        std::fs::write(dir.path().join("default.toml"), base).unwrap();
+        std::fs::write(dir.path().join("bad.toml"), "[runware]\nmode = \"real\"\n").unwrap();
+        let e = format!("{:#}", Settings::load_from(dir.path(), "bad").unwrap_err());
+        assert!(e.contains("real"), "{e}");
+        std::fs::write(dir.path().join("live.toml"), "[runware]\nmode = \"live\"\n").unwrap();
+        let s = Settings::load_from(dir.path(), "live").unwrap();
+        assert_eq!(s.runware.mode, RunwareMode::Live);
+    }
+
+    #[test]
+    fn retry_limits_are_settings_with_the_old_values_as_defaults() {
+        let s = Settings::load_from(&config_dir(), "local").unwrap();
+        assert_eq!(s.runware.backoff_initial_ms, 500);
+        assert_eq!(s.runware.backoff_max_secs, 10);
+        assert_eq!(s.shutdown_timeout(), Duration::from_secs(10));
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        std::fs::write(dir.path().join("default.toml"), base).unwrap();
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "[runware]\nbackoff_initial_ms = 20000\nbackoff_max_secs = 10\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Settings::load_from(dir.path(), "bad").unwrap_err());
+        assert!(e.contains("runware.backoff_initial_ms"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! Every request carries `Reelay-Signature: t=<unix>,v1=<hex>` where the hex
 //! is HMAC-SHA256 of `"<t>.<body>"` under the shared secret (Mux's scheme).
 
+use crate::backoff::{Backoff, Jitter};
 use crate::config::Settings;
 pub use crate::jobs::model::{NewOutbox, KIND_CALLBACK, KIND_PURGE};
 use crate::jobs::store::{now_ms, OutboxRow, Store};
@@ -65,11 +66,17 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_secs
 /// Delay before attempt `attempts + 1`: doubling from `initial`, capped,
 /// with ±20% jitter so retries of many events spread out.
 pub fn backoff(attempts: i64, initial: Duration, max: Duration) -> Duration {
-    let exp = initial.saturating_mul(1u32 << attempts.clamp(0, 20) as u32);
-    let base = exp.min(max);
-    let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    base.mul_f64(jitter)
+    Backoff::doubling(initial, max)
+        .with_jitter(Jitter::Proportional(0.2))
+        .delay(attempts.clamp(0, i64::from(u32::MAX)) as u32)
 }
+
+/// Rows claimed per round. Bounds the concurrent requests of one round; rows
+/// left over are taken by the next round at once.
+const CLAIM_BATCH: i64 = 16;
+/// A claim outlives one delivery attempt by this much, so a slow receiver
+/// never lets a second round send the same row while the first still waits.
+const CLAIM_MARGIN_SECS: u64 = 10;
 
 /// Delivers the outbox.
 pub struct Outbox {
@@ -145,8 +152,9 @@ impl Outbox {
 
     /// Delivers what is due once; returns how many rows it tried.
     pub async fn drain_once(&self) -> anyhow::Result<usize> {
-        let lease = Duration::from_secs(self.settings.callbacks.request_timeout_secs + 10);
-        let rows = self.store.claim_outbox(16, lease).await?;
+        let lease =
+            Duration::from_secs(self.settings.callbacks.request_timeout_secs + CLAIM_MARGIN_SECS);
+        let rows = self.store.claim_outbox(CLAIM_BATCH, lease).await?;
         let n = rows.len();
         let results = futures::future::join_all(rows.iter().map(|r| self.deliver(r))).await;
         for (row, outcome) in rows.iter().zip(results) {

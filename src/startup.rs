@@ -3,7 +3,7 @@
 //! HTTP API. Binding port 0 works everywhere; the chosen ports are reported.
 
 use crate::api::{self, AppState};
-use crate::config::Settings;
+use crate::config::{RunwareMode, Settings};
 use crate::jobs::{cdn_sweeper, worker, Pipeline, Store};
 use crate::media::process::Runner;
 use crate::notify;
@@ -79,6 +79,8 @@ async fn webhook_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Before anything is created or bound: a refused set-up leaves no trace.
+        settings.check_generator()?;
         let mut settings = settings;
         let data = settings.data.dir.clone();
         for sub in ["objects", "work", "runware-sim", "secrets"] {
@@ -149,32 +151,36 @@ impl Application {
                 .with_context(|| format!("object storage bucket {b}"))?;
         }
 
-        let (sim, api_url, api_key) = if settings.runware.api_key.is_empty() {
-            let addr: SocketAddr =
-                format!("{}:{}", settings.simulator.host, settings.simulator.port).parse()?;
-            let sim = simulator::start(
-                SimConfig::from_settings(&settings, data.join("runware-sim")),
-                runner.clone(),
-                addr,
-            )
-            .await?;
-            let url = sim.api_url();
-            tracing::info!(%url, "no Runware API key configured: using the built-in simulator");
-            (Some(sim), url, settings.simulator.api_key.clone())
-        } else {
-            (
+        let (sim, api_url, api_key) = match settings.runware.mode {
+            RunwareMode::Simulator => {
+                let addr: SocketAddr =
+                    format!("{}:{}", settings.simulator.host, settings.simulator.port).parse()?;
+                let sim = simulator::start(
+                    SimConfig::from_settings(&settings, data.join("runware-sim")),
+                    runner.clone(),
+                    addr,
+                )
+                .await?;
+                let url = sim.api_url();
+                if !settings.runware.api_key.is_empty() {
+                    tracing::warn!("runware.api_key is set but runware.mode = \"simulator\": the key is not used");
+                }
+                tracing::info!(%url, "runware.mode = \"simulator\": using the built-in simulator");
+                (Some(sim), url, settings.simulator.api_key.clone())
+            }
+            RunwareMode::Live => (
                 None,
                 settings.runware.api_url.clone(),
                 settings.runware.api_key.clone(),
-            )
+            ),
         };
         let runware = RunwareClient::new(ClientConfig {
             api_url,
             api_key,
             request_timeout: Duration::from_secs(settings.runware.request_timeout_secs),
             retry_deadline: Duration::from_secs(settings.runware.retry_deadline_secs),
-            backoff_initial: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(settings.runware.backoff_initial_ms),
+            backoff_max: Duration::from_secs(settings.runware.backoff_max_secs),
         })?;
 
         let store = Store::connect(
@@ -289,7 +295,7 @@ impl Application {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), drain)
+        if tokio::time::timeout(self.settings.shutdown_timeout(), drain)
             .await
             .is_err()
         {

@@ -12,6 +12,7 @@ use super::model::{Asset, Claim, Reason, Update, Variation};
 use super::progress::ProgressCell;
 use super::store::{JobStore, Store, StoreError};
 use super::State;
+use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::media::process::Runner;
 use crate::reason::ReasonCode;
@@ -21,10 +22,14 @@ use crate::storage::ObjectStore;
 use crate::time::now_ms;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Transient errors are retried this many times before the variation fails.
 pub const MAX_TRANSIENT_ERRORS: i64 = 8;
+
+/// Between retries of a failed step: 2, 4, 8 ... seconds, capped at a minute.
+const STEP_RETRY: Backoff = Backoff::doubling(Duration::from_secs(2), Duration::from_secs(60));
 
 pub struct Pipeline {
     pub store: Store,
@@ -207,7 +212,7 @@ impl Pipeline {
                 Update::default(),
             );
         }
-        let delay = crate::backoff::step_retry_delay(errors);
+        let delay = STEP_RETRY.delay(errors as u32 - 1);
         tracing::warn!(error = %format!("{err:#}"), retry_in_ms = delay.as_millis() as u64, "step failed; will retry");
         Update {
             error_count: Some(errors),

@@ -6,6 +6,7 @@
 //! `conflictTaskUUID`, reported as [`SubmitOutcome::AlreadyExists`].
 
 use super::types::{ApiError, Envelope, GetResponseTask, TaskItem, VideoInferenceTask};
+use crate::backoff::{Backoff, Jitter};
 use crate::secret::Secret;
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
@@ -320,11 +321,14 @@ impl RunwareClient {
     }
 }
 
-/// Delay before poll number `attempt` (0-based): 1.0 s, 1.5 s, then x1.5
-/// per poll, capped at 10 s, like the official SDKs.
+/// The official SDKs' poll rhythm: 1.0 s, 1.5 s, then x1.5 per poll, capped
+/// at 10 s. Not a setting: it is what Runware expects clients to do.
+pub const POLL_CADENCE: Backoff =
+    Backoff::exponential(Duration::from_secs(1), 1.5, Duration::from_secs(10));
+
+/// Delay before poll number `attempt` (0-based), see [`POLL_CADENCE`].
 pub fn poll_delay(attempt: u32) -> Duration {
-    let secs = 1.5_f64.powi(attempt.min(32) as i32).min(10.0);
-    Duration::from_secs_f64(secs)
+    POLL_CADENCE.delay(attempt)
 }
 
 fn is_retryable(status: StatusCode) -> bool {
@@ -333,11 +337,12 @@ fn is_retryable(status: StatusCode) -> bool {
         || status.is_server_error()
 }
 
-/// Random delay in [0, min(max, initial * 2^(attempt-1))].
+/// Random delay in [0, min(max, initial * 2^(attempt-1))]; `attempt` is the
+/// failed one, counted from 1.
 fn full_jitter(attempt: u32, initial: Duration, max: Duration) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-    let ceiling = initial.saturating_mul(factor).min(max);
-    ceiling.mul_f64(rand::random::<f64>())
+    Backoff::doubling(initial, max)
+        .with_jitter(Jitter::Full)
+        .delay(attempt.saturating_sub(1))
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare for APIs and ignored).

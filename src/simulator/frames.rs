@@ -7,6 +7,9 @@ use std::time::Duration;
 
 /// Largest frame image the simulator fetches or decodes.
 pub const MAX_IMAGE_BYTES: usize = 32 * 1024 * 1024;
+/// A frame image URL that has not answered in this long fails the task, so a
+/// dead host cannot hold a generation forever.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The image's bytes, `None` for a UUID reference.
 pub async fn load(http: &reqwest::Client, image: &str) -> Result<Option<Vec<u8>>, String> {
@@ -42,7 +45,7 @@ pub async fn load(http: &reqwest::Client, image: &str) -> Result<Option<Vec<u8>>
 async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
     let res = http
         .get(url)
-        .timeout(Duration::from_secs(60))
+        .timeout(FETCH_TIMEOUT)
         .send()
         .await
         .map_err(|e| format!("fetching the image failed: {e}"))?;

@@ -130,6 +130,7 @@ async fn a_wrong_runware_key_is_surfaced_as_invalid_api_key_without_leaking_it()
     .await
     .unwrap();
     let app = spawn_app_with(|s| {
+        s.runware.mode = reelay::config::RunwareMode::Live;
         s.runware.api_url = sim.api_url();
         s.runware.api_key = reelay::secret::Secret::new("wrong-key-0123456789".to_string());
     })
