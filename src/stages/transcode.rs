@@ -126,7 +126,7 @@ pub fn loudness_note(n: &Normalization) -> String {
 /// What the media half of the transcode ended with.
 #[derive(Debug)]
 pub enum Transcoded {
-    Done(Outputs),
+    Done(Box<Outputs>),
     /// The master cannot be transcoded (a client fault, not ours).
     Rejected {
         code: ReasonCode,
@@ -184,13 +184,13 @@ pub async fn run_media(
     if let Some(n) = loudness.as_mut() {
         n.record_pass2(&out.log);
     }
-    Ok(Transcoded::Done(Outputs {
+    Ok(Transcoded::Done(Box::new(Outputs {
         renditions: rendition_files(&out),
         poster: out.poster.clone(),
         files: out.files.clone(),
         boost,
         loudness,
-    }))
+    })))
 }
 
 pub async fn run(
@@ -255,7 +255,7 @@ pub async fn run(
                 note.push_str(&format!("; {}", loudness_note(n)));
             }
             Outcome::advance(Update {
-                outputs: Some(Some(outputs)),
+                outputs: Some(Some(*outputs)),
                 ..Update::to(State::Checking).note(note)
             })
         }

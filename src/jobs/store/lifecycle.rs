@@ -113,7 +113,7 @@ impl Store {
             "INSERT INTO transitions (variation_id, from_state, to_state, at, note) VALUES (?, ?, 'expired', ?, ?)",
         )
         .bind(id)
-        .bind(&from)
+        .bind(from)
         .bind(now)
         .bind(note)
         .execute(&mut *tx)
