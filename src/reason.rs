@@ -105,6 +105,11 @@ reason_codes! {
     Cancelled = "cancelled",
 }
 
+/// The reason text of a variation that failed inside reelay
+/// ([`ReasonCode::InternalError`]): the cause is in the log, never in the API.
+pub const INTERNAL_MESSAGE: &str =
+    "reelay could not process this variation; the cause is in reelay's log";
+
 impl ReasonCode {
     /// The reason for a generator's error `code`: one of reelay's fixed
     /// codes when it is one (Runware also says `timeoutProvider` and

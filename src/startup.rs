@@ -4,13 +4,12 @@
 
 use crate::api::{self, AppState};
 use crate::config::{RunwareMode, Settings};
-use crate::jobs::{cdn_sweeper, worker, Pipeline, Store};
+use crate::jobs::{cdn_sweeper, sweeper, worker, Pipeline, Store};
 use crate::media::process::Runner;
 use crate::notify;
 use crate::runware::client::{ClientConfig, RunwareClient};
 use crate::secret::Secret;
 use crate::simulator::{self, SimConfig, SimHandle};
-use crate::stages::expire as sweeper;
 use crate::storage::ObjectStore;
 use crate::storage::{start_embedded, EmbeddedOptions, EmbeddedS3, NotificationTarget};
 use anyhow::Context;

@@ -3,9 +3,8 @@
 //! added in one place and both say the same thing.
 
 use crate::jobs::model::{
-    Asset, NewOutbox, Reason, TransitionRow, Variation, KIND_CALLBACK, KIND_PURGE,
+    Asset, NewOutbox, OutboxRow, Reason, TransitionRow, Variation, KIND_CALLBACK, KIND_PURGE,
 };
-use crate::jobs::store::OutboxRow;
 use crate::jobs::State;
 use crate::media::loudness::Normalization;
 use crate::policy::{Check, QcReport, Verdict};

@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod state;
 pub mod store;
+pub mod sweeper;
 pub mod worker;
 
 pub use model::{Asset, Claim, Update, Variation};

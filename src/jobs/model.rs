@@ -6,13 +6,13 @@
 
 use super::State;
 use crate::media::loudness::Normalization;
+use crate::media::outputs::RenditionFile;
 use crate::media::probe::Probe;
 use crate::media::transcode::{FileRole, WrittenFile, POSTER_FILE};
 use crate::policy::{QcOverrides, QcReport};
 use crate::publish::Manifest;
 use crate::reason::ReasonCode;
 use crate::runware::{ApiError, GenerationRequest, TaskItem};
-use crate::stages::transcode::RenditionFile;
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use std::path::PathBuf;
@@ -445,4 +445,23 @@ pub struct NewOutbox {
     pub variation_id: Option<String>,
     pub url: String,
     pub body: String,
+}
+
+/// A notification as the outbox keeps it, with where its delivery stands.
+#[derive(Debug, Clone, FromRow)]
+pub struct OutboxRow {
+    pub id: String,
+    pub kind: String,
+    pub event_type: String,
+    pub asset_id: Option<String>,
+    pub variation_id: Option<String>,
+    pub url: String,
+    pub body: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub lease_until: i64,
+    pub delivered_at: Option<i64>,
+    pub failed_at: Option<i64>,
+    pub last_error: Option<String>,
 }

@@ -9,6 +9,7 @@ pub mod analyze;
 pub mod ladder;
 pub mod loudness;
 pub mod measure;
+pub mod outputs;
 pub mod probe;
 pub mod process;
 pub mod profile;

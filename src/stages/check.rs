@@ -7,7 +7,6 @@
 //!
 //! [`run_media`] is the media half, shared with `reelay process`.
 
-use super::transcode::RenditionFile;
 use super::{arrival, Ctx, Outcome};
 use crate::config::Settings;
 use crate::jobs::model::{Asset, Outputs, Update, Variation};
@@ -15,6 +14,7 @@ use crate::jobs::State;
 use crate::media::analyze::{analyze, DetectSettings};
 use crate::media::loudness::{self, Normalization, Status};
 use crate::media::measure::{measure_quality, Target, VMAF_FILTER};
+use crate::media::outputs::RenditionFile;
 use crate::media::probe::{moov_before_mdat, Probe};
 use crate::media::process::{ProcessError, Runner};
 use crate::media::profile::OutputKind;

@@ -8,31 +8,24 @@
 //! the `asset.expired` callback and a purge of the pointers are queued with
 //! the state change.
 
-use crate::jobs::Pipeline;
+use crate::config::Settings;
+use crate::jobs::Store;
 use crate::publish::{Layout, Manifest};
 use crate::storage::ObjectKey;
+use crate::storage::ObjectStore;
 use crate::time::now_ms;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-pub async fn run_sweeper(pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
-    let every = Duration::from_secs(pipeline.settings.policy.ttl_sweep_interval_secs.max(1));
-    loop {
-        match sweep_once(&pipeline).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "ttl sweep"),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "ttl sweep failed; will retry"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.cancelled() => break,
-        }
-    }
+/// What expiry works with: the job store and the CDN bucket.
+pub struct Expiry<'a> {
+    pub store: &'a Store,
+    pub objects: &'a ObjectStore,
+    pub settings: &'a Settings,
+    /// Base URL of published files (for purges).
+    pub cdn_base: &'a str,
 }
 
 /// Expires every published variation that is due; returns how many.
-pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
+pub async fn sweep_once(p: &Expiry<'_>) -> anyhow::Result<usize> {
     let due = p.store.published_due(now_ms()).await?;
     let bucket = &p.settings.storage.cdn_bucket;
     let mut n = 0;
@@ -64,7 +57,7 @@ pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
                 p.store.unretire_set(&v.id, &r.content_hash).await?;
             }
             purge = (!p.settings.cdn.purge_url.is_empty()).then(|| {
-                let url = |k: &str| crate::publish::public_url(&p.cdn_base, k);
+                let url = |k: &str| crate::publish::public_url(p.cdn_base, k);
                 crate::views::purge(
                     &p.settings.cdn.purge_url,
                     &m.asset_id,
@@ -91,7 +84,7 @@ pub async fn sweep_once(p: &Pipeline) -> anyhow::Result<usize> {
 /// Every key of the live set: what its folder holds and what its manifest
 /// names.
 async fn set_keys(
-    p: &Pipeline,
+    p: &Expiry<'_>,
     bucket: &str,
     layout: &Layout,
     m: &Manifest,

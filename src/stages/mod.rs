@@ -35,10 +35,7 @@ use crate::runware::client::RunwareClient;
 use crate::storage::ObjectStore;
 use std::path::{Path, PathBuf};
 
-/// The reason text of a variation that failed inside reelay: the cause is
-/// in the log, never in the API.
-pub const INTERNAL_MESSAGE: &str =
-    "reelay could not process this variation; the cause is in reelay's log";
+pub use crate::reason::INTERNAL_MESSAGE;
 
 /// What a stage needs from the rest of reelay.
 pub struct Ctx<'a> {

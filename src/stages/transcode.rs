@@ -10,75 +10,16 @@ use crate::config::Settings;
 use crate::jobs::model::{Asset, Outputs, Update, Variation};
 use crate::jobs::progress::ffmpeg_progress;
 use crate::jobs::State;
-use crate::media::ladder::Rendition;
 use crate::media::loudness::{self, Normalization, Status};
+use crate::media::outputs::rendition_files;
 use crate::media::probe::Probe;
 use crate::media::process::{ProcessError, Progress, Runner};
-use crate::media::profile::{Crop, OutputKind};
-use crate::media::transcode::{transcode, TranscodeOutput, TranscodePlan};
+use crate::media::transcode::{transcode, TranscodePlan};
 use crate::qc::{boost_plan, plan_for};
 use crate::reason::ReasonCode;
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A rendition the transcode wrote, as QC and publishing need it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RenditionFile {
-    pub name: String,
-    pub path: PathBuf,
-    pub width: u32,
-    pub height: u32,
-    #[serde(default)]
-    pub max_bitrate_kbps: Option<u32>,
-    #[serde(default)]
-    pub vbv_bufsize_kbps: Option<u32>,
-    /// The band's low end: the average video bitrate must reach it.
-    #[serde(default)]
-    pub min_bitrate_kbps: Option<u32>,
-    /// mp4 (H.264 + AAC, moov first) or webm (VP9 + Opus).
-    #[serde(default)]
-    pub kind: OutputKind,
-    /// The master rectangle the rendition shows (the SSIM/PSNR reference is
-    /// cropped the same way). None: the whole frame.
-    #[serde(default)]
-    pub crop: Option<Crop>,
-    /// H.264 profile and level the plan asked for ("high", "4.0"); None for VP9.
-    #[serde(default)]
-    pub profile: Option<String>,
-    #[serde(default)]
-    pub level: Option<String>,
-}
-
-impl RenditionFile {
-    pub fn new(r: &Rendition, path: PathBuf) -> Self {
-        Self {
-            name: r.name.clone(),
-            path,
-            width: r.width,
-            height: r.height,
-            max_bitrate_kbps: Some(r.maxrate_kbps),
-            vbv_bufsize_kbps: Some(r.bufsize_kbps),
-            min_bitrate_kbps: r.min_bitrate_kbps,
-            kind: r.kind,
-            crop: r.crop,
-            profile: r.kind.is_h264().then(|| r.profile.clone()),
-            level: r.kind.is_h264().then(|| r.level.clone()),
-        }
-    }
-}
-
-/// What QC measures of a transcode: every progressive rendition (MP4 and
-/// WebM) and every HLS variant (through its media playlist, read with the
-/// HLS demuxer, which only ever opens files reelay wrote).
-pub fn rendition_files(out: &TranscodeOutput) -> Vec<RenditionFile> {
-    out.renditions
-        .iter()
-        .chain(&out.hls_variants)
-        .map(|(r, p)| RenditionFile::new(r, p.clone()))
-        .collect()
-}
 
 /// Loudness normalisation for this master under `profile`: none without a
 /// loudness target; otherwise pass 1 (audio only) and the record of what
@@ -260,32 +201,5 @@ pub async fn run(
             })
         }
         Transcoded::Rejected { code, message } => Outcome::reject(code, message),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn files_for_qc_carry_crop_band_and_kind() {
-        let r = &crate::media::profile::resolve(
-            &[crate::media::OutputSpec {
-                aspect: crate::media::Aspect::Square,
-                min_bitrate_kbps: Some(4000),
-                ..crate::media::profile::default_outputs()[0].clone()
-            }],
-            1920,
-            1080,
-            24.0,
-        )[0];
-        let f = RenditionFile::new(r, PathBuf::from("/o/1080p.mp4"));
-        assert_eq!((f.width, f.height), (1080, 1080));
-        assert_eq!(f.crop.map(|c| (c.width, c.x)), Some((1080, 420)));
-        assert_eq!(
-            (f.min_bitrate_kbps, f.max_bitrate_kbps, f.kind),
-            (Some(4000), Some(8000), OutputKind::Mp4)
-        );
-        assert_eq!(f.profile.as_deref(), Some("high"));
     }
 }

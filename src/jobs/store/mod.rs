@@ -19,13 +19,12 @@ pub mod s3;
 mod types;
 
 pub use super::model::{
-    Asset, Claim, NewOutbox, NewVariation, Outputs, PreviousTask, Reason, Source, StepProgress,
-    TransitionRow, Update, Variation,
+    Asset, Claim, NewOutbox, NewVariation, OutboxRow, Outputs, PreviousTask, Reason, Source,
+    StepProgress, TransitionRow, Update, Variation,
 };
 pub use crate::time::now_ms;
 pub use interface::JobStore;
 pub(crate) use lifecycle::restart_in;
-pub use outbox::OutboxRow;
 pub use retired::RetiredSet;
 
 #[derive(Debug, thiserror::Error)]
@@ -374,7 +373,7 @@ impl Store {
         )
         .bind(State::Failed)
         .bind(crate::reason::ReasonCode::InternalError)
-        .bind(crate::stages::INTERNAL_MESSAGE)
+        .bind(crate::reason::INTERNAL_MESSAGE)
         .bind(now)
         .bind(&claim.id)
         .bind(claim.attempt)

@@ -1,28 +1,10 @@
 //! The notification outbox: rows written beside the change they announce,
 //! handed out to the delivery task under a short lease.
 
-use super::{now_ms, Asset, NewOutbox, Result, Store, Variation};
+use super::{now_ms, Asset, NewOutbox, OutboxRow, Result, Store, Variation};
 use crate::jobs::State;
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::SqliteConnection;
 use std::time::Duration;
-
-#[derive(Debug, Clone, FromRow)]
-pub struct OutboxRow {
-    pub id: String,
-    pub kind: String,
-    pub event_type: String,
-    pub asset_id: Option<String>,
-    pub variation_id: Option<String>,
-    pub url: String,
-    pub body: String,
-    pub created_at: i64,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    pub lease_until: i64,
-    pub delivered_at: Option<i64>,
-    pub failed_at: Option<i64>,
-    pub last_error: Option<String>,
-}
 
 pub(super) async fn insert(conn: &mut SqliteConnection, item: &NewOutbox, now: i64) -> Result<()> {
     sqlx::query(
