@@ -19,8 +19,8 @@
 //! that every effect looks at the object itself (HEAD), so even an event
 //! with no identity cannot make a variation redo a master it already took in.
 
-use crate::api::assets::{is_http_url, valid_campaign};
 use crate::config::Settings;
+use crate::domain::{AssetId, CallbackUrl, CampaignId};
 use crate::jobs::model::{Brief, Source};
 use crate::jobs::store::s3::{self as db, EventFreshness, NewUpload};
 use crate::jobs::store::{now_ms, Asset, Store};
@@ -275,7 +275,8 @@ pub struct Intake {
 fn upload_campaign(key: &str) -> Option<&str> {
     let rest = key.strip_prefix(MASTERS_PREFIX)?;
     let (campaign, tail) = rest.split_once('/')?;
-    (valid_campaign(campaign) && !tail.is_empty() && !tail.ends_with('/')).then_some(campaign)
+    (CampaignId::parse(campaign).is_ok() && !tail.is_empty() && !tail.ends_with('/'))
+        .then_some(campaign)
 }
 
 impl Intake {
@@ -374,7 +375,7 @@ impl Intake {
         let Some(meta) = head else {
             return Ok(Outcome::Gone);
         };
-        let id = format!("ast_{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+        let id = AssetId::generate().to_string();
         let profile = meta
             .metadata
             .get(META_PROFILE)
@@ -391,7 +392,7 @@ impl Intake {
             )
         });
         let callback_url = match meta.metadata.get(META_CALLBACK_URL) {
-            Some(u) if is_http_url(u) => Some(u.clone()),
+            Some(u) if CallbackUrl::parse(u).is_ok() => Some(u.clone()),
             Some(_) => {
                 tracing::warn!(key = %ev.key, "ignoring a {META_CALLBACK_URL} that is not an http(s) URL");
                 None

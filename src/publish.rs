@@ -484,8 +484,8 @@ mod tests {
         // What the API allows: campaigns up to 40 characters, ids
         // `ast_` + 20 hex, at most 4 variations (v0..v3); a 16-hex content hash.
         let campaign = "c".repeat(40);
-        assert!(crate::api::assets::valid_campaign(&campaign));
-        assert!(!crate::api::assets::valid_campaign(&"c".repeat(41)));
+        assert!(crate::domain::CampaignId::parse(&campaign).is_ok());
+        assert!(!crate::domain::CampaignId::parse(&"c".repeat(41)).is_ok());
         let layout = Layout::new("v1", &campaign, &format!("ast_{}", "0".repeat(20)), 3);
         let hash = "f".repeat(16);
         let limit = crate::storage::embedded_max_key_bytes("reelay-cdn");

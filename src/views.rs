@@ -614,3 +614,18 @@ pub fn purge(
         body,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregate_status_reads_like_the_variations() {
+        use State::*;
+        assert_eq!(aggregate(&[Published, Transcoding]), "processing");
+        assert_eq!(aggregate(&[Published, Published]), "published");
+        assert_eq!(aggregate(&[Published, Rejected]), "partially_published");
+        assert_eq!(aggregate(&[Rejected]), "rejected");
+        assert_eq!(aggregate(&[Failed, Rejected]), "failed");
+    }
+}

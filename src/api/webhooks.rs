@@ -4,6 +4,7 @@
 //! still confirms arrival from the object itself, so repeats are no-ops.
 
 use super::{ApiError, AppState};
+use crate::domain::VariationId;
 use crate::runware::Envelope;
 use crate::secret::constant_time_eq;
 use crate::tokens::sha256_hex;
@@ -24,9 +25,10 @@ pub async fn runware(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     // An unknown variation and a wrong token look the same from outside.
+    let id = VariationId::parse(&variation).ok_or(ApiError::Unauthorized)?;
     let v = state
         .store
-        .variation(&variation)
+        .variation(id.as_str())
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let presented = sha256_hex(q.token.as_deref().unwrap_or(""));
