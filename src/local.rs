@@ -4,11 +4,10 @@
 
 use crate::config::Settings;
 use crate::media::process::{ProcessError, Runner};
-use crate::media::transcode::transcode;
+use crate::media::transcode::{plan_for, transcode};
 use crate::policy::{self, Expected, QcReport, Verdict};
 use crate::qc::{
-    measure_and_evaluate, plan_for, prepare_loudness, read_master, rendition_files, QcRequest,
-    RenditionFile,
+    measure_and_evaluate, prepare_loudness, read_master, rendition_files, QcRequest, RenditionFile,
 };
 use crate::runware::validate::parse_generation;
 use crate::runware::{GenerationRequest, OutputFormat};
@@ -89,7 +88,7 @@ pub async fn process(
     request: Option<&GenerationRequest>,
     out_dir: &Path,
 ) -> anyhow::Result<ProcessReport> {
-    settings.require_profile(profile)?;
+    let resolved = settings.require_profile(profile)?;
     let started = Instant::now();
     let runner = Runner::new(&settings.media);
     runner.version().await?;
@@ -138,7 +137,7 @@ pub async fn process(
     }
 
     // Transcode, then QC with the pipeline's own code.
-    let mut plan = match plan_for(&probe, settings, profile) {
+    let mut plan = match plan_for(&probe, resolved, &settings.media) {
         Ok(p) => p,
         Err(reason) => return finish(report.rejected("arrival", "masterMismatch", reason)),
     };
@@ -364,7 +363,7 @@ async fn probe_and_plan(
     master: &Path,
     profile: &str,
 ) -> anyhow::Result<(crate::media::Probe, crate::media::TranscodePlan)> {
-    settings.require_profile(profile)?;
+    let resolved = settings.require_profile(profile)?;
     anyhow::ensure!(master.is_file(), "{} is not a file", master.display());
     let probe = runner.ffprobe(master).await.map_err(|e| {
         if e.is_input_fault() {
@@ -373,7 +372,7 @@ async fn probe_and_plan(
             anyhow::Error::new(e)
         }
     })?;
-    let plan = plan_for(&probe, settings, profile).map_err(anyhow::Error::msg)?;
+    let plan = plan_for(&probe, resolved, &settings.media).map_err(anyhow::Error::msg)?;
     Ok((probe, plan))
 }
 

@@ -11,13 +11,14 @@ use crate::config::Settings;
 use crate::media::loudness::Normalization;
 use crate::media::probe::Probe;
 use crate::media::process::{Progress, Runner};
-use crate::media::transcode::{transcode, FileRole, WrittenFile, POSTER_FILE};
+use crate::media::transcode::{
+    boost_plan, plan_for, transcode, FileRole, WrittenFile, POSTER_FILE,
+};
 use crate::policy::{self, Expected, Verdict};
 use crate::publish::set::{self as pubset, SetError, SetFacts, Texts};
 use crate::publish::{self, Layout, Manifest, OutputFile, PublishedFile};
 use crate::qc::{
-    boost_plan, measure_and_evaluate, plan_for, prepare_loudness, read_master, rendition_files,
-    QcRequest, RenditionFile,
+    measure_and_evaluate, prepare_loudness, read_master, rendition_files, QcRequest, RenditionFile,
 };
 use crate::runware::client::{poll_delay, ClientError, RunwareClient, SubmitOutcome};
 use crate::runware::{GenerationRequest, TaskStatus};
@@ -783,7 +784,13 @@ impl Pipeline {
             tokio::fs::remove_dir_all(&out_dir).await?;
         }
         tokio::fs::create_dir_all(&out_dir).await?;
-        let mut plan = match plan_for(&probe, &self.settings, &asset.profile) {
+        let planned = self
+            .settings
+            .profiles
+            .get(&asset.profile)
+            .ok_or_else(|| format!("unknown profile {:?}", asset.profile))
+            .and_then(|p| plan_for(&probe, p, &self.settings.media));
+        let mut plan = match planned {
             Ok(p) => p,
             Err(reason) => {
                 let u = Update::to(State::Rejected).reason(

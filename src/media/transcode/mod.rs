@@ -11,6 +11,10 @@
 //! files; HLS variants are MPEG-TS segments plus a VOD playlist each under
 //! `hls/`, and reelay writes `hls/master.m3u8` once the run succeeded.
 
+pub mod plan;
+
+pub use plan::{boost_plan, plan_for};
+
 use super::ladder::{h264_level, max_level, Rendition};
 use super::probe::Probe;
 use super::process::{input_args, path_arg, ProcessError, ProgressFn, RunOptions, Runner};
@@ -1258,7 +1262,7 @@ mod tests {
     #[test]
     fn unsafe_rendition_names_are_refused() {
         let probe =
-            crate::media::probe::parse(include_bytes!("fixtures/ffprobe-5.1.9-h264-aac.json"))
+            crate::media::probe::parse(include_bytes!("../fixtures/ffprobe-5.1.9-h264-aac.json"))
                 .unwrap();
         for name in ["../x", "a b", "", "poster"] {
             let p = plan(vec![rung(name, 320, 180)], false);
@@ -1392,7 +1396,7 @@ mod tests {
     #[test]
     fn a_master_without_video_is_the_inputs_fault() {
         let mut probe =
-            crate::media::probe::parse(include_bytes!("fixtures/ffprobe-5.1.9-h264-aac.json"))
+            crate::media::probe::parse(include_bytes!("../fixtures/ffprobe-5.1.9-h264-aac.json"))
                 .unwrap();
         probe.video = None;
         let err = validate(&plan(vec![rung("ok", 320, 180)], true), &probe).unwrap_err();
