@@ -6,6 +6,8 @@
 //! binaries are named in [`MediaConfig`].
 
 pub mod analyze;
+pub mod codec;
+pub mod files;
 pub mod ladder;
 pub mod loudness;
 pub mod measure;

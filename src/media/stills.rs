@@ -28,9 +28,9 @@
 //! 4. After ffmpeg succeeds, call [`StillsPlan::write_sidecars`] (the WebVTT
 //!    storyboard); [`StillsPlan::files`] lists everything to check and publish.
 
+use super::files::{FileRole, WrittenFile};
 use super::probe::Probe;
 use super::process::path_arg;
-use super::transcode::{FileRole, WrittenFile};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;

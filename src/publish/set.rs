@@ -4,11 +4,12 @@
 //! of the set), and the manifest sections that describe it.
 
 use super::{
-    codecs_of, public_url, HlsVariant, Layout, OutputFile, PublishedFile, PublishedHls,
-    PublishedImage, PublishedRendition, PublishedStoryboard, SetFile,
+    public_url, HlsVariant, Layout, OutputFile, PublishedFile, PublishedHls, PublishedImage,
+    PublishedRendition, PublishedStoryboard, SetFile,
 };
+use crate::media::codec::codecs_of;
+use crate::media::files::{content_type_for, FileRole, WrittenFile};
 use crate::media::probe::Probe;
-use crate::media::transcode::{content_type_for, FileRole, WrittenFile};
 use std::collections::{HashMap, HashSet};
 
 /// Names the publish step writes itself beside the outputs.

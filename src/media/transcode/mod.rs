@@ -15,13 +15,15 @@ pub mod plan;
 
 pub use plan::{boost_plan, plan_for};
 
+pub use super::files::{content_type_for, FileRole, WrittenFile};
+
+use super::codec::{avc1_of, MP4A_AAC_LC};
 use super::ladder::{h264_level, max_level, Rendition};
 use super::probe::Probe;
 use super::process::{input_args, path_arg, ProcessError, ProgressFn, RunOptions, Runner};
 use super::profile::{is_safe_name, Crop, OutputKind};
 use super::stills::{StillsGraph, StillsPlan};
 use super::MediaConfig;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -111,57 +113,6 @@ pub struct TranscodeOutput {
     pub elapsed: Duration,
     /// ffmpeg's log of the run (what filters such as `loudnorm` reported).
     pub log: Vec<String>,
-}
-
-/// What a written file is for, in the published set and its manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileRole {
-    /// A progressive rendition (MP4 or WebM) that QC measures.
-    Rendition,
-    Poster,
-    /// Storyboard sprite sheet.
-    Sprite,
-    /// WebVTT map of the sprite (`sprite.jpg#xywh=...` cues).
-    Storyboard,
-    /// Animated preview.
-    Preview,
-    /// HLS master playlist.
-    HlsMaster,
-    /// HLS media playlist of one variant.
-    HlsPlaylist,
-    HlsSegment,
-}
-
-/// A file a transcode wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WrittenFile {
-    /// Path inside the output folder and inside the published set, `/`
-    /// separated: "1080p.mp4", "hls/720p_00001.ts".
-    pub rel: String,
-    pub path: PathBuf,
-    pub role: FileRole,
-    /// The output it belongs to (rendition or HLS variant name), if any.
-    #[serde(default)]
-    pub output: Option<String>,
-}
-
-/// The Content-Type a published file is served with, from its extension.
-pub fn content_type_for(rel: &str) -> &'static str {
-    let ext = rel.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    match ext.to_ascii_lowercase().as_str() {
-        "mp4" | "m4v" => "video/mp4",
-        "webm" => "video/webm",
-        "m3u8" => "application/vnd.apple.mpegurl",
-        "ts" => "video/mp2t",
-        "m4s" => "video/iso.segment",
-        "jpg" | "jpeg" => "image/jpeg",
-        "webp" => "image/webp",
-        "png" => "image/png",
-        "vtt" => "text/vtt",
-        "json" => "application/json",
-        _ => "application/octet-stream",
-    }
 }
 
 pub const POSTER_FILE: &str = "poster.jpg";
@@ -648,20 +599,6 @@ pub fn playlist_segments(text: &str) -> Vec<(String, f64)> {
     out
 }
 
-/// RFC 6381 codec string of an H.264 rendition ("avc1.640028").
-fn avc1_of(r: &Rendition) -> String {
-    let profile = match r.profile.as_str() {
-        "baseline" => "Baseline",
-        "main" => "Main",
-        _ => "High",
-    };
-    let level = r
-        .level
-        .split_once('.')
-        .and_then(|(a, b)| Some(a.parse::<i32>().ok()? * 10 + b.parse::<i32>().ok()?));
-    crate::publish::avc1_codec(Some(profile), level)
-}
-
 /// One EXT-X-STREAM-INF entry's numbers, measured from the written segments.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VariantRates {
@@ -744,7 +681,8 @@ async fn write_hls_master(
         let rates = variant_rates(&sized);
         let mut codecs = avc1_of(r);
         if plan.has_audio {
-            codecs.push_str(",mp4a.40.2");
+            codecs.push(',');
+            codecs.push_str(MP4A_AAC_LC);
         }
         master.push_str(&format!(
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{codecs}\",FRAME-RATE={:.3}\n{}.m3u8\n",
