@@ -3,6 +3,7 @@
 
 use crate::config::Settings;
 use crate::media::analyze::{analyze, DetectSettings};
+use crate::media::hls::MediaPlaylist;
 use crate::media::ladder::Rendition;
 use crate::media::loudness::{self, Normalization, Status};
 use crate::media::measure::{measure_quality, Target, VMAF_FILTER};
@@ -164,12 +165,8 @@ async fn probe_variant(runner: &Runner, playlist: &Path) -> Result<Probe, Proces
     let text = tokio::fs::read_to_string(playlist).await?;
     let dir = playlist.parent().unwrap_or(Path::new("."));
     let mut bytes = 0u64;
-    for uri in text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        bytes += tokio::fs::metadata(dir.join(uri)).await?.len();
+    for seg in MediaPlaylist::parse(&text).segments {
+        bytes += tokio::fs::metadata(dir.join(&seg.uri)).await?.len();
     }
     p.size_bytes = bytes;
     p.bit_rate = (p.duration_secs > 0.0).then(|| (bytes as f64 * 8.0 / p.duration_secs) as u64);

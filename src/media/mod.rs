@@ -8,6 +8,7 @@
 pub mod analyze;
 pub mod codec;
 pub mod files;
+pub mod hls;
 pub mod ladder;
 pub mod loudness;
 pub mod measure;

@@ -18,6 +18,7 @@ pub use plan::{boost_plan, plan_for};
 pub use super::files::{content_type_for, FileRole, WrittenFile};
 
 use super::codec::{avc1_of, MP4A_AAC_LC};
+use super::hls::{MasterPlaylist, MediaPlaylist, Segment, Variant};
 use super::ladder::{h264_level, max_level, Rendition};
 use super::probe::Probe;
 use super::process::{input_args, path_arg, ProcessError, ProgressFn, RunOptions, Runner};
@@ -582,23 +583,6 @@ async fn finish(
     }
 }
 
-/// The segments of a media playlist: (uri, duration secs).
-pub fn playlist_segments(text: &str) -> Vec<(String, f64)> {
-    let mut out = Vec::new();
-    let mut duration = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("#EXTINF:") {
-            duration = rest
-                .split(',')
-                .next()
-                .and_then(|d| d.trim().parse::<f64>().ok());
-        } else if !line.is_empty() && !line.starts_with('#') {
-            out.push((line.to_owned(), duration.take().unwrap_or(0.0)));
-        }
-    }
-    out
-}
-
 /// One EXT-X-STREAM-INF entry's numbers, measured from the written segments.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VariantRates {
@@ -640,11 +624,17 @@ async fn write_hls_master(
     out_dir: &Path,
 ) -> Result<Vec<WrittenFile>, ProcessError> {
     let mut files = Vec::new();
-    let mut master = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    // Version 3: decimal EXTINF durations; every segment starts on a keyframe
+    // (fixed GOP, no scene cuts), which the independent-segments tag promises.
+    let mut master = MasterPlaylist {
+        version: Some(3),
+        independent_segments: true,
+        variants: Vec::new(),
+    };
     for r in plan.hls() {
         let playlist = rendition_path(out_dir, r);
         let text = tokio::fs::read_to_string(&playlist).await?;
-        let segments = playlist_segments(&text);
+        let segments = MediaPlaylist::parse(&text).segments;
         if segments.is_empty() {
             return Err(ProcessError::BadOutput(format!(
                 "{} lists no segments",
@@ -658,7 +648,7 @@ async fn write_hls_master(
             output: Some(r.name.clone()),
         });
         let mut sized = Vec::new();
-        for (uri, secs) in segments {
+        for Segment { uri, duration_secs } in segments {
             if !is_segment_name(&uri) {
                 return Err(ProcessError::BadOutput(format!(
                     "{} names an unexpected segment {uri:?}",
@@ -670,7 +660,7 @@ async fn write_hls_master(
                 .await
                 .map_err(|e| ProcessError::BadOutput(format!("segment {uri}: {e}")))?
                 .len();
-            sized.push((len, secs));
+            sized.push((len, duration_secs));
             files.push(WrittenFile {
                 rel: format!("{HLS_DIR}/{uri}"),
                 path,
@@ -684,13 +674,17 @@ async fn write_hls_master(
             codecs.push(',');
             codecs.push_str(MP4A_AAC_LC);
         }
-        master.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{codecs}\",FRAME-RATE={:.3}\n{}.m3u8\n",
-            rates.peak_bps, rates.average_bps, r.width, r.height, plan.fps, r.name
-        ));
+        master.variants.push(Variant {
+            bandwidth: Some(rates.peak_bps),
+            average_bandwidth: Some(rates.average_bps),
+            resolution: Some((r.width, r.height)),
+            codecs: Some(codecs),
+            frame_rate: Some(plan.fps),
+            ..Variant::new(format!("{}.m3u8", r.name))
+        });
     }
     let path = out_dir.join(HLS_MASTER);
-    tokio::fs::write(&path, master).await?;
+    tokio::fs::write(&path, master.render()).await?;
     files.insert(
         0,
         WrittenFile {
@@ -1311,8 +1305,13 @@ mod tests {
     fn playlists_give_segments_and_rates_for_the_master_playlist() {
         let text = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n\
                     #EXTINF:4.000000,\nv_00000.ts\n#EXTINF:1.500000,\nv_00001.ts\n#EXT-X-ENDLIST\n";
+        let segments: Vec<(String, f64)> = MediaPlaylist::parse(text)
+            .segments
+            .into_iter()
+            .map(|s| (s.uri, s.duration_secs))
+            .collect();
         assert_eq!(
-            playlist_segments(text),
+            segments,
             [
                 ("v_00000.ts".to_owned(), 4.0),
                 ("v_00001.ts".to_owned(), 1.5)
@@ -1329,6 +1328,65 @@ mod tests {
             ..rung("x", 2, 2)
         };
         assert_eq!(avc1_of(&r), "avc1.64001f");
+    }
+
+    /// The master playlist bytes reelay publishes, pinned on a sample set of
+    /// written segments: a change here changes every published HLS set.
+    #[tokio::test]
+    async fn the_hls_master_playlist_text_is_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let hls = dir.path().join(HLS_DIR);
+        std::fs::create_dir_all(&hls).unwrap();
+        let variant = |name: &str, w, h, level: &str| Rendition {
+            kind: OutputKind::Hls,
+            level: level.into(),
+            ..rung(name, w, h)
+        };
+        let p = plan(
+            vec![
+                variant("h720", 1280, 720, "3.1"),
+                rung("480p", 854, 480),
+                variant("h360", 640, 360, "3.0"),
+            ],
+            true,
+        );
+        std::fs::write(
+            hls.join("h720.m3u8"),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.000000,\n\
+             h720_00000.ts\n#EXTINF:1.500000,\nh720_00001.ts\n#EXT-X-ENDLIST\n",
+        )
+        .unwrap();
+        std::fs::write(
+            hls.join("h360.m3u8"),
+            "#EXTM3U\n#EXTINF:2.0,\nh360_00000.ts\n#EXT-X-ENDLIST\n",
+        )
+        .unwrap();
+        std::fs::write(hls.join("h720_00000.ts"), vec![0u8; 2000]).unwrap();
+        std::fs::write(hls.join("h720_00001.ts"), vec![0u8; 1000]).unwrap();
+        std::fs::write(hls.join("h360_00000.ts"), vec![0u8; 500]).unwrap();
+
+        let files = write_hls_master(&p, dir.path()).await.unwrap();
+
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(HLS_MASTER)).unwrap(),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=5334,AVERAGE-BANDWIDTH=4364,RESOLUTION=1280x720,CODECS=\"avc1.64001f,mp4a.40.2\",FRAME-RATE=24.000\n\
+             h720.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2000,AVERAGE-BANDWIDTH=2000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",FRAME-RATE=24.000\n\
+             h360.m3u8\n"
+        );
+        let rels: Vec<&str> = files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(
+            rels,
+            [
+                "hls/master.m3u8",
+                "hls/h720.m3u8",
+                "hls/h720_00000.ts",
+                "hls/h720_00001.ts",
+                "hls/h360.m3u8",
+                "hls/h360_00000.ts"
+            ]
+        );
     }
 
     #[test]
