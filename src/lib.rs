@@ -14,7 +14,6 @@ pub mod media;
 pub mod notify;
 pub mod policy;
 pub mod publish;
-pub mod qc;
 pub mod reason;
 pub mod runware;
 pub mod secret;

@@ -4,8 +4,8 @@
 
 use crate::config::Settings;
 use crate::media::process::{ProcessError, Runner};
+use crate::media::transcode::plan_for;
 use crate::policy::{Container, MasterSpec, QcReport};
-use crate::qc::plan_for;
 use crate::reason::ReasonCode;
 use crate::runware::validate::parse_generation;
 use crate::runware::GenerationRequest;
@@ -81,6 +81,7 @@ pub async fn process(
     out_dir: &Path,
 ) -> anyhow::Result<ProcessReport> {
     settings.require_profile(profile)?;
+    let resolved = stages::Profile::resolve(settings, profile).expect("checked above");
     let started = Instant::now();
     let runner = Runner::new(&settings.media);
     runner.version().await?;
@@ -131,7 +132,7 @@ pub async fn process(
     let mut boost = 0;
     loop {
         let outputs = match transcode::run_media(
-            &runner, settings, profile, master, &probe, boost, out_dir, None,
+            &runner, settings, resolved, master, &probe, boost, out_dir, None,
         )
         .await?
         {
@@ -142,7 +143,7 @@ pub async fn process(
         };
         report.outputs = outputs.files.iter().map(|f| f.path.clone()).collect();
         let req = QcRequest {
-            profile,
+            profile: resolved,
             expected: &expected,
             output_quality,
             ttl_remaining_secs: ttl,
@@ -327,7 +328,7 @@ async fn probe_and_plan(
     master: &Path,
     profile: &str,
 ) -> anyhow::Result<(crate::media::Probe, crate::media::TranscodePlan)> {
-    settings.require_profile(profile)?;
+    let resolved = settings.require_profile(profile)?;
     anyhow::ensure!(master.is_file(), "{} is not a file", master.display());
     let probe = runner.ffprobe(master).await.map_err(|e| {
         if e.is_input_fault() {
@@ -336,7 +337,7 @@ async fn probe_and_plan(
             anyhow::Error::new(e)
         }
     })?;
-    let plan = plan_for(&probe, settings, profile).map_err(anyhow::Error::msg)?;
+    let plan = plan_for(&probe, resolved, &settings.media).map_err(anyhow::Error::msg)?;
     Ok((probe, plan))
 }
 

@@ -6,6 +6,9 @@
 //! binaries are named in [`MediaConfig`].
 
 pub mod analyze;
+pub mod codec;
+pub mod files;
+pub mod hls;
 pub mod ladder;
 pub mod loudness;
 pub mod measure;

@@ -7,11 +7,12 @@
 //!
 //! [`run_media`] is the media half, shared with `reelay process`.
 
-use super::{arrival, Ctx, Outcome};
+use super::{arrival, unknown_profile, Ctx, Outcome, Profile};
 use crate::config::Settings;
 use crate::jobs::model::{Asset, Outputs, Update, Variation};
 use crate::jobs::State;
 use crate::media::analyze::{analyze, DetectSettings};
+use crate::media::hls::MediaPlaylist;
 use crate::media::loudness::{self, Normalization, Status};
 use crate::media::measure::{measure_quality, Target, VMAF_FILTER};
 use crate::media::outputs::RenditionFile;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 /// What the request (or, without one, the master itself) expects.
 pub struct QcRequest<'a> {
-    pub profile: &'a str,
+    pub profile: Profile<'a>,
     pub expected: &'a MasterSpec,
     pub output_quality: u32,
     pub ttl_remaining_secs: i64,
@@ -43,12 +44,8 @@ async fn probe_variant(runner: &Runner, playlist: &Path) -> Result<Probe, Proces
     let text = tokio::fs::read_to_string(playlist).await?;
     let dir = playlist.parent().unwrap_or(Path::new("."));
     let mut bytes = 0u64;
-    for uri in text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        bytes += tokio::fs::metadata(dir.join(uri)).await?.len();
+    for seg in MediaPlaylist::parse(&text).segments {
+        bytes += tokio::fs::metadata(dir.join(&seg.uri)).await?.len();
     }
     p.size_bytes = bytes;
     p.bit_rate = (p.duration_secs > 0.0).then(|| (bytes as f64 * 8.0 / p.duration_secs) as u64);
@@ -138,14 +135,14 @@ pub async fn measure_and_evaluate(
     }
     let mut rules = policy::Rules::new(
         &settings.policy,
-        settings.profiles.get(req.profile),
+        Some(req.profile.settings),
         req.output_quality,
     );
     if let Some(o) = req.overrides {
         o.apply(&mut rules);
     }
     Ok(policy::evaluate(QcInput {
-        profile: req.profile,
+        profile: req.profile.name,
         master: probe,
         expected: req.expected,
         content: Some(&content),
@@ -222,6 +219,9 @@ pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
             "a variation past arrival has no master probe"
         ));
     };
+    let Some(profile) = Profile::resolve(ctx.settings, &asset.profile) else {
+        return unknown_profile(asset);
+    };
     let Some(expected) = super::master_spec(asset, v) else {
         return Outcome::Retry(anyhow::anyhow!(
             "no description of the master to check against"
@@ -230,7 +230,7 @@ pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
     let master = crate::tri!(arrival::local_master(ctx, v).await, "fetching the master");
     let req = QcRequest {
         overrides: asset.qc.as_ref(),
-        profile: &asset.profile,
+        profile,
         expected: &expected,
         output_quality: asset.brief.output_quality(),
         ttl_remaining_secs: policy::ttl_remaining_secs(

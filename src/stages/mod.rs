@@ -24,7 +24,7 @@ pub mod publish;
 pub mod submit;
 pub mod transcode;
 
-use crate::config::Settings;
+use crate::config::{ProfileSettings, Settings};
 use crate::jobs::model::{Asset, Brief, Update, Variation};
 use crate::jobs::progress::ProgressCell;
 use crate::jobs::store::JobStore;
@@ -36,6 +36,35 @@ use crate::storage::ObjectStore;
 use std::path::{Path, PathBuf};
 
 pub use crate::reason::INTERNAL_MESSAGE;
+
+/// A delivery profile resolved once: its name (for reports) and its
+/// settings, so no stage can read a missing profile as "no loudness".
+#[derive(Debug, Clone, Copy)]
+pub struct Profile<'a> {
+    pub name: &'a str,
+    pub settings: &'a ProfileSettings,
+}
+
+impl<'a> Profile<'a> {
+    pub fn resolve(settings: &'a Settings, name: &'a str) -> Option<Self> {
+        settings
+            .profiles
+            .get(name)
+            .map(|p| Profile { name, settings: p })
+    }
+}
+
+/// The failure of a variation whose profile was removed from the
+/// configuration since it was requested.
+pub fn unknown_profile(asset: &Asset) -> Outcome {
+    Outcome::fail(
+        ReasonCode::UnknownProfile,
+        format!(
+            "the asset's profile {:?} is no longer configured",
+            asset.profile
+        ),
+    )
+}
 
 /// What a stage needs from the rest of reelay.
 pub struct Ctx<'a> {

@@ -5,7 +5,7 @@
 //!
 //! [`run_media`] is the media half, shared with `reelay process`.
 
-use super::{arrival, Ctx, Outcome};
+use super::{arrival, unknown_profile, Ctx, Outcome, Profile};
 use crate::config::Settings;
 use crate::jobs::model::{Asset, Outputs, Update, Variation};
 use crate::jobs::progress::ffmpeg_progress;
@@ -14,8 +14,8 @@ use crate::media::loudness::{self, Normalization, Status};
 use crate::media::outputs::rendition_files;
 use crate::media::probe::Probe;
 use crate::media::process::{ProcessError, Progress, Runner};
+use crate::media::transcode::{boost_plan, plan_for};
 use crate::media::transcode::{transcode, TranscodePlan};
-use crate::qc::{boost_plan, plan_for};
 use crate::reason::ReasonCode;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,18 +29,18 @@ use std::time::Duration;
 pub async fn prepare_loudness(
     runner: &Runner,
     settings: &Settings,
-    profile: &str,
+    profile: Profile<'_>,
     master: &Path,
     probe: &Probe,
     plan: &mut TranscodePlan,
 ) -> Result<Option<Normalization>, ProcessError> {
-    let p = settings.profiles.get(profile);
+    let p = profile.settings;
     let n = loudness::prepare(
         runner,
         master,
         probe.audio.is_some() && plan.has_audio,
-        p.and_then(|p| p.loudness_target()),
-        p.is_some_and(|p| p.normalizes_loudness()),
+        p.loudness_target(),
+        p.normalizes_loudness(),
         Duration::from_secs(settings.media.transcode_timeout_secs),
     )
     .await?;
@@ -81,7 +81,7 @@ pub enum Transcoded {
 pub async fn run_media(
     runner: &Runner,
     settings: &Settings,
-    profile: &str,
+    profile: Profile<'_>,
     master: &Path,
     probe: &Probe,
     boost: u8,
@@ -94,7 +94,7 @@ pub async fn run_media(
             message,
         })
     };
-    let mut plan = match plan_for(probe, settings, profile) {
+    let mut plan = match plan_for(probe, profile.settings, &settings.media) {
         Ok(p) => p,
         Err(reason) => return rejected(format!("no transcode plan for this master: {reason}")),
     };
@@ -140,6 +140,9 @@ pub async fn run(
     v: &Variation,
     asset: &Asset,
 ) -> Outcome {
+    let Some(profile) = Profile::resolve(ctx.settings, &asset.profile) else {
+        return unknown_profile(asset);
+    };
     let boost = v.requested_boost();
     let note = if claim.state == State::Arrived {
         "transcode started"
@@ -181,7 +184,7 @@ pub async fn run(
     let done = run_media(
         ctx.runner,
         ctx.settings,
-        &asset.profile,
+        profile,
         &master,
         probe,
         boost,

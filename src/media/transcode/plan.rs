@@ -1,36 +1,34 @@
-//! The transcode plan for a profile and its remediation boost.
+//! Which outputs a profile asks of a given master, and how a remediation
+//! pass raises their quality. Lives beside the transcode because the plan is
+//! only ever read by it; the caller resolves the profile by name.
 
-use crate::config::Settings;
+use super::TranscodePlan;
+use crate::config::ProfileSettings;
 use crate::media::ladder::{h264_level, max_level};
 use crate::media::probe::Probe;
 use crate::media::profile::{default_outputs, resolve};
-use crate::media::transcode::TranscodePlan;
+use crate::media::stills::StillsPlan;
+use crate::media::MediaConfig;
 
 /// The plan for `profile`'s outputs on this master. A profile that lists no
 /// outputs gets the default ladder.
 pub fn plan_for(
     probe: &Probe,
-    settings: &Settings,
-    profile: &str,
+    profile: &ProfileSettings,
+    media: &MediaConfig,
 ) -> Result<TranscodePlan, String> {
     let video = probe
         .video
         .as_ref()
         .ok_or_else(|| "the master has no video stream".to_owned())?;
-    let p = settings
-        .profiles
-        .get(profile)
-        .ok_or_else(|| format!("unknown profile {profile:?}"))?;
     let fps = Some(video.fps).filter(|f| *f > 0.0).unwrap_or(30.0);
-    let renditions = if p.outputs.is_empty() {
+    let renditions = if profile.outputs.is_empty() {
         resolve(&default_outputs(), video.width, video.height, fps)
     } else {
-        resolve(&p.outputs, video.width, video.height, fps)
+        resolve(&profile.outputs, video.width, video.height, fps)
     };
-    let mut plan = TranscodePlan::for_master(probe, renditions, &settings.media);
-    plan.stills = Some(crate::media::stills::StillsPlan::for_master(
-        &p.stills, probe,
-    )?);
+    let mut plan = TranscodePlan::for_master(probe, renditions, media);
+    plan.stills = Some(StillsPlan::for_master(&profile.stills, probe)?);
     Ok(plan)
 }
 
@@ -58,6 +56,7 @@ pub fn boost_plan(plan: &mut TranscodePlan, boost: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
     use crate::media::ladder::default_ladder;
     use crate::media::profile::OutputKind;
 
@@ -89,8 +88,12 @@ mod tests {
     fn plans_follow_the_requested_profile_with_stills() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         let settings = Settings::load_from(&dir, "test").unwrap();
+        let plan = |profile: &str, w, h| {
+            let p = settings.require_profile(profile).unwrap();
+            plan_for(&probe(w, h), p, &settings.media)
+        };
         let names = |profile: &str, w, h| -> Vec<String> {
-            let plan = plan_for(&probe(w, h), &settings, profile).unwrap();
+            let plan = plan(profile, w, h).unwrap();
             assert!(plan.stills.is_some(), "{profile}");
             plan.renditions.into_iter().map(|r| r.name).collect()
         };
@@ -100,16 +103,20 @@ mod tests {
         assert_eq!(names("ctv", 1920, 1080), ["1080p", "720p"]);
         assert_eq!(names("social", 3840, 2160), ["vertical", "square"]);
         assert_eq!(names("social", 1920, 1080), ["square"]);
-        let web = plan_for(&probe(2880, 2880), &settings, "web").unwrap();
+        let web = plan("web", 2880, 2880).unwrap();
         let kinds: Vec<OutputKind> = web.renditions.iter().map(|r| r.kind).collect();
         assert_eq!(kinds.iter().filter(|k| **k == OutputKind::Hls).count(), 3);
         assert_eq!(kinds.iter().filter(|k| **k == OutputKind::Webm).count(), 1);
-        assert!(plan_for(&probe(1920, 1080), &settings, "nope")
+        // An unknown name is now the caller's to refuse, when it resolves the profile.
+        assert!(settings
+            .require_profile("nope")
             .unwrap_err()
+            .to_string()
             .contains("unknown profile"));
         let mut no_video = probe(1920, 1080);
         no_video.video = None;
-        assert!(plan_for(&no_video, &settings, "default").is_err());
+        let default = settings.require_profile("default").unwrap();
+        assert!(plan_for(&no_video, default, &settings.media).is_err());
     }
 
     #[test]

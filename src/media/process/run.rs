@@ -1,0 +1,393 @@
+//! Spawning, limiting, timing out and reaping the ffmpeg and ffprobe children.
+
+use super::args::{guard_inputs, whitelist_args};
+use super::output::{first_input, input_position_progress, Reader, Tail};
+use super::*;
+use crate::media::probe::{self, Probe};
+use crate::media::MediaConfig;
+use ffmpeg_sidecar::child::FfmpegChild;
+use ffmpeg_sidecar::command::FfmpegCommand;
+use std::fmt;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// Runs ffmpeg and ffprobe. Cheap to clone; clones share the concurrency limit.
+#[derive(Clone)]
+pub struct Runner {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) config: MediaConfig,
+    pub(super) slots: Arc<Semaphore>,
+    pub(super) next_id: AtomicU64,
+    /// `ffmpeg -filters`, read once.
+    pub(super) filters: tokio::sync::OnceCell<std::collections::HashSet<String>>,
+}
+
+impl fmt::Debug for Runner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner")
+            .field("config", &self.inner.config)
+            .field("free_slots", &self.inner.slots.available_permits())
+            .finish()
+    }
+}
+
+impl Runner {
+    pub fn new(config: &MediaConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                slots: Arc::new(Semaphore::new(config.effective_max_concurrent())),
+                config: config.clone(),
+                next_id: AtomicU64::new(1),
+                filters: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &MediaConfig {
+        &self.inner.config
+    }
+
+    /// First line of `ffmpeg -version`, e.g. "ffmpeg version 5.1.9-0+deb12u1 ...".
+    pub async fn version(&self) -> Result<String, ProcessError> {
+        let bin = &self.inner.config.ffmpeg_path;
+        let out = self
+            .run_plain(
+                bin,
+                &["-hide_banner".into(), "-version".into()],
+                "ffmpeg -version",
+            )
+            .await?;
+        String::from_utf8_lossy(&out)
+            .lines()
+            .next()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| ProcessError::BadOutput("ffmpeg -version printed nothing".into()))
+    }
+
+    /// Whether the installed ffmpeg has the filter `name` (e.g. "libvmaf",
+    /// which depends on how ffmpeg was built). `ffmpeg -filters` is read once
+    /// per runner (clones share it); a failed read is tried again next time.
+    pub async fn has_filter(&self, name: &str) -> Result<bool, ProcessError> {
+        let bin = &self.inner.config.ffmpeg_path;
+        let filters = self
+            .inner
+            .filters
+            .get_or_try_init(|| async {
+                let out = self
+                    .run_plain(
+                        bin,
+                        &["-hide_banner".into(), "-filters".into()],
+                        "ffmpeg -filters",
+                    )
+                    .await?;
+                Ok::<_, ProcessError>(parse_filter_names(&String::from_utf8_lossy(&out)))
+            })
+            .await?;
+        Ok(filters.contains(name))
+    }
+
+    /// ffprobe's view of a media file. The file is treated as user media
+    /// (whitelisted protocols and demuxers). Not counted against
+    /// `max_concurrent`: probes are short and must not queue behind transcodes.
+    pub async fn ffprobe(&self, path: &Path) -> Result<Probe, ProcessError> {
+        self.ffprobe_with(path, PROBE_DEMUXERS).await
+    }
+
+    /// ffprobe of a file reelay wrote itself, which may also be an HLS
+    /// playlist (read with its MPEG-TS segments). Never for user media: the
+    /// HLS demuxer opens the files a playlist names.
+    pub async fn ffprobe_own(&self, path: &Path) -> Result<Probe, ProcessError> {
+        self.ffprobe_with(path, OWN_DEMUXERS).await
+    }
+
+    pub(super) async fn ffprobe_with(
+        &self,
+        path: &Path,
+        demuxers: &str,
+    ) -> Result<Probe, ProcessError> {
+        let bin = &self.inner.config.ffprobe_path;
+        let mut args: Vec<String> = vec!["-v".into(), "error".into()];
+        args.extend(whitelist_args(demuxers));
+        args.extend(
+            [
+                "-print_format",
+                "json",
+                "-show_format",
+                "-show_streams",
+                "-i",
+            ]
+            .map(String::from),
+        );
+        args.push(path_arg(path));
+        let out = self.run_plain(bin, &args, "ffprobe").await?;
+        probe::parse(&out).map_err(|e| ProcessError::BadOutput(format!("ffprobe JSON: {e}")))
+    }
+
+    /// Runs a short-lived binary with tokio (kill on drop, probe deadline);
+    /// returns stdout.
+    pub(super) async fn run_plain(
+        &self,
+        bin: &Path,
+        args: &[String],
+        label: &str,
+    ) -> Result<Vec<u8>, ProcessError> {
+        let deadline = self.inner.config.probe_timeout();
+        let started = Instant::now();
+        let child = tokio::process::Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| spawn_error(bin, e))?;
+        let out = match tokio::time::timeout(deadline, child.wait_with_output()).await {
+            Ok(out) => out?,
+            // Dropping the child (inside the timed-out future) kills it.
+            Err(_) => {
+                return Err(ProcessError::Timeout {
+                    label: label.to_owned(),
+                    after: deadline,
+                    stderr_tail: Vec::new(),
+                })
+            }
+        };
+        tracing::debug!(label, elapsed_ms = started.elapsed().as_millis() as u64, status = %out.status, "child finished");
+        if !out.status.success() {
+            let mut tail = Tail::new(TAIL_LINES, TAIL_BYTES);
+            for line in String::from_utf8_lossy(&out.stderr).lines() {
+                tail.push(line);
+            }
+            return Err(ProcessError::Failed {
+                label: label.to_owned(),
+                code: out.status.code(),
+                stderr_tail: tail.into_vec(),
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// The whole command line [`Runner::ffmpeg`] runs for `args`: binary,
+    /// ffmpeg-sidecar's `-loglevel level+info`, `-hide_banner -nostdin -y`,
+    /// and (for user media) the whitelists before each input.
+    pub fn ffmpeg_argv(&self, args: &[String], untrusted: bool) -> Vec<String> {
+        let mut argv = vec![
+            self.inner.config.ffmpeg_path.to_string_lossy().into_owned(),
+            "-loglevel".to_owned(),
+            "level+info".to_owned(),
+            "-hide_banner".to_owned(),
+            "-nostdin".to_owned(),
+            "-y".to_owned(),
+        ];
+        if untrusted {
+            argv.extend(guard_inputs(args.to_vec()));
+        } else {
+            argv.extend(args.iter().cloned());
+        }
+        argv
+    }
+
+    /// Runs `ffmpeg -hide_banner -nostdin -y <args>` (ffmpeg-sidecar also
+    /// prepends `-loglevel level+info`, which its progress parsing needs:
+    /// don't pass `-loglevel` or `-nostats`). Success is judged by the exit
+    /// status. Output to stdout is discarded: write to files.
+    pub async fn ffmpeg(
+        &self,
+        args: Vec<String>,
+        opts: RunOptions,
+    ) -> Result<RunOutput, ProcessError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("ffmpeg", run = id, label = %opts.label);
+        self.ffmpeg_inner(args, opts).instrument(span).await
+    }
+
+    pub(super) async fn ffmpeg_inner(
+        &self,
+        args: Vec<String>,
+        opts: RunOptions,
+    ) -> Result<RunOutput, ProcessError> {
+        let permit = self
+            .inner
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let args = if opts.untrusted_input {
+            guard_inputs(args)
+        } else {
+            args
+        };
+        let bin = self.inner.config.ffmpeg_path.clone();
+        tracing::debug!(?args, "starting ffmpeg");
+        let started = Instant::now();
+
+        let mut cmd = FfmpegCommand::new_with_path(&bin);
+        cmd.args(["-hide_banner", "-nostdin", "-y"]).args(&args);
+        die_with_parent(cmd.as_inner_mut());
+        let mut child = cmd.spawn().map_err(|e| spawn_error(&bin, e))?;
+        let iter = match child.iter() {
+            Ok(iter) => iter,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ProcessError::BadOutput(format!("ffmpeg stderr: {e}")));
+            }
+        };
+        let pid = child.as_inner().id();
+        let child = Arc::new(Mutex::new(child));
+        let mut guard = KillOnDrop {
+            child: Some(child.clone()),
+        };
+
+        let reported = Arc::new(AtomicBool::new(false));
+        let reader = Reader {
+            on_progress: opts.on_progress.clone(),
+            duration: opts.input_duration_secs.filter(|d| *d > 0.0),
+            reported: reported.clone(),
+        };
+        // ffmpeg prints no progress until every output has written its
+        // header; an output fed late (a sprite sheet is one frame at the
+        // end) holds every report back. Until the first one, progress is
+        // read from how far ffmpeg has read its first input.
+        let fallback = match (&opts.on_progress, first_input(&args)) {
+            (Some(cb), Some(input)) => Some(tokio::spawn(input_position_progress(
+                pid,
+                input,
+                cb.clone(),
+                opts.input_duration_secs.filter(|d| *d > 0.0),
+                reported,
+            ))),
+            _ => None,
+        };
+        let span = tracing::Span::current();
+        let mut handle = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            // The slot is held until the child is reaped, not just until the
+            // caller stops waiting.
+            let _permit = permit;
+            let logs = reader.read(iter);
+            let status = reap(&child);
+            (status, logs)
+        });
+
+        let (joined, timed_out) = match tokio::time::timeout(opts.deadline, &mut handle).await {
+            Ok(joined) => (joined, false),
+            Err(_) => {
+                tracing::debug!(deadline = ?opts.deadline, "deadline passed, killing ffmpeg");
+                guard.kill();
+                (handle.await, true)
+            }
+        };
+        guard.disarm();
+        if let Some(task) = fallback {
+            task.abort();
+        }
+        let elapsed = started.elapsed();
+        let (status, logs) = joined.map_err(|e| {
+            ProcessError::Io(std::io::Error::other(format!("ffmpeg reader task: {e}")))
+        })?;
+        let status = status?;
+        tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, %status, timed_out, "ffmpeg finished");
+
+        if timed_out {
+            return Err(ProcessError::Timeout {
+                label: opts.label,
+                after: opts.deadline,
+                stderr_tail: logs.tail.into_vec(),
+            });
+        }
+        if !status.success() {
+            return Err(ProcessError::Failed {
+                label: opts.label,
+                code: status.code(),
+                stderr_tail: logs.tail.into_vec(),
+            });
+        }
+        Ok(RunOutput {
+            stderr_tail: logs.tail.into_vec(),
+            log: logs.log.into_vec(),
+            elapsed,
+        })
+    }
+}
+
+pub(super) fn spawn_error(bin: &Path, e: std::io::Error) -> ProcessError {
+    let binary = bin.display().to_string();
+    if e.kind() == std::io::ErrorKind::NotFound {
+        ProcessError::NotFound { binary }
+    } else {
+        ProcessError::Spawn { binary, source: e }
+    }
+}
+
+/// Kills the child when the run is abandoned (deadline or dropped future).
+/// Reaping stays with the reader thread.
+pub(super) struct KillOnDrop {
+    pub(super) child: Option<Arc<Mutex<FfmpegChild>>>,
+}
+
+impl KillOnDrop {
+    pub(super) fn kill(&mut self) {
+        if let Some(child) = &self.child {
+            let mut child = child.lock().unwrap_or_else(|p| p.into_inner());
+            // Fails only when the child is already gone.
+            let _ = child.kill();
+        }
+    }
+
+    pub(super) fn disarm(&mut self) {
+        self.child = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            tracing::debug!("ffmpeg run abandoned, killing the child");
+            self.kill();
+        }
+    }
+}
+
+/// Waits for the child without holding the lock, so a kill can get in.
+pub(super) fn reap(child: &Mutex<FfmpegChild>) -> std::io::Result<ExitStatus> {
+    loop {
+        {
+            let mut c = child.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(status) = c.as_inner_mut().try_wait()? {
+                return Ok(status);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Kill-on-drop covers a caller that goes away; this covers a reelay process
+/// that is killed outright (SIGKILL, OOM): the kernel then sends ffmpeg
+/// SIGKILL too, so no orphan keeps burning CPU on a job that will be redone.
+#[cfg(target_os = "linux")]
+pub(super) fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn die_with_parent(_cmd: &mut std::process::Command) {}

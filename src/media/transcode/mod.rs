@@ -1,0 +1,325 @@
+//! One ffmpeg run turns the master into every output of a profile and the
+//! poster.
+//!
+//! The master (often 4K) is decoded once and `split` into one branch per
+//! crop (outputs with the master's own shape share one) plus one for the
+//! stills. Within a branch each size is scaled from the next larger one
+//! (1080 from the master, 720 from 1080, ...), which costs far less than
+//! scaling 4K every time; outputs of the same size share one scaler. The
+//! audio is decoded once too: the plan's `audio_filter` (loudness), then
+//! 48 kHz stereo, `asplit` to every output. MP4 and WebM outputs are single
+//! files; HLS variants are MPEG-TS segments plus a VOD playlist each under
+//! `hls/`, and reelay writes `hls/master.m3u8` once the run succeeded.
+
+mod args;
+pub mod plan;
+mod variants;
+
+pub use args::build_args;
+pub use plan::{boost_plan, plan_for};
+pub use variants::{variant_rates, VariantRates};
+
+pub use super::files::{content_type_for, FileRole, WrittenFile};
+
+use super::ladder::{h264_level, max_level, Rendition};
+use super::probe::Probe;
+use super::process::{ProcessError, ProgressFn, RunOptions, Runner};
+use super::profile::{is_safe_name, OutputKind};
+use super::stills::StillsPlan;
+use super::MediaConfig;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use variants::write_hls_master;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscodePlan {
+    /// Every output (MP4, WebM and HLS variants), in profile order.
+    pub renditions: Vec<Rendition>,
+    /// Poster width in pixels; never wider than the master. Height keeps the aspect ratio.
+    pub poster_width: u32,
+    /// Master time of the poster frame.
+    pub poster_at_secs: f64,
+    /// Encode the master's first audio stream into every output.
+    pub has_audio: bool,
+    /// Master frame rate: sets the keyframe intervals (the rate itself is kept).
+    pub fps: f64,
+    /// x264 preset.
+    pub preset: String,
+    /// ffmpeg threads; 0 lets ffmpeg choose.
+    pub threads: usize,
+    /// Audio filter applied once to the master's audio before it is encoded
+    /// (e.g. the second pass of `loudnorm`). None: the audio as it is.
+    pub audio_filter: Option<String>,
+    /// Posters, storyboard sprite and preview from one more branch of the
+    /// same decode. None: a single `poster.jpg` (`poster_width`,
+    /// `poster_at_secs`), as plans built by hand get.
+    pub stills: Option<StillsPlan>,
+}
+
+impl TranscodePlan {
+    /// A plan for this master: its audio and frame rate, a 1280-wide poster
+    /// (narrower masters keep their width) a third of the way in (at most
+    /// 3 s), preset and threads from the config. H.264 levels are raised
+    /// where the master's frame rate needs it (e.g. 1080p60 needs 4.2).
+    pub fn for_master(probe: &Probe, renditions: Vec<Rendition>, config: &MediaConfig) -> Self {
+        let fps = probe
+            .video
+            .as_ref()
+            .map(|v| v.fps)
+            .filter(|f| *f > 0.0)
+            .unwrap_or(30.0);
+        let master_w = probe.video.as_ref().map_or(1280, |v| v.width);
+        let renditions = renditions
+            .into_iter()
+            .map(|mut r| {
+                if r.kind.is_h264() {
+                    let needed = h264_level(r.width, r.height, fps, r.maxrate_kbps);
+                    r.level = max_level(&r.level, &needed).to_owned();
+                }
+                r
+            })
+            .collect();
+        Self {
+            renditions,
+            poster_width: 1280.min(master_w).max(2),
+            poster_at_secs: (probe.duration_secs / 3.0).clamp(0.0, 3.0),
+            has_audio: probe.audio.is_some(),
+            fps,
+            preset: config.x264_preset.clone(),
+            threads: config.threads,
+            audio_filter: None,
+            stills: None,
+        }
+    }
+
+    /// The HLS variants of the plan.
+    pub fn hls(&self) -> impl Iterator<Item = &Rendition> {
+        self.renditions.iter().filter(|r| r.kind == OutputKind::Hls)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TranscodeOutput {
+    /// Each progressive rendition (MP4, WebM) with its file, in plan order:
+    /// what QC measures.
+    pub renditions: Vec<(Rendition, PathBuf)>,
+    /// Each HLS variant with its media playlist, in plan order.
+    pub hls_variants: Vec<(Rendition, PathBuf)>,
+    /// `hls/master.m3u8` when the plan has HLS variants.
+    pub hls_master: Option<PathBuf>,
+    pub poster: PathBuf,
+    /// Every file the run wrote (renditions, HLS playlists and segments,
+    /// poster), in a stable order: what publishing uploads.
+    pub files: Vec<WrittenFile>,
+    /// The ffmpeg arguments the run used (after the binary and the runner's
+    /// own `-hide_banner -nostdin -y`).
+    pub args: Vec<String>,
+    pub elapsed: Duration,
+    /// ffmpeg's log of the run (what filters such as `loudnorm` reported).
+    pub log: Vec<String>,
+}
+
+pub const POSTER_FILE: &str = "poster.jpg";
+/// Folder of the HLS set inside the output folder.
+pub const HLS_DIR: &str = "hls";
+pub const HLS_MASTER: &str = "hls/master.m3u8";
+/// Target HLS segment length; keyframe intervals of 2 s (or 4 s) make every
+/// segment start on a keyframe.
+pub const HLS_SEGMENT_SECS: u32 = 4;
+
+/// A rendition's main file inside the output folder: "1080p.mp4",
+/// "vp9.webm", or for HLS its media playlist "hls/720p.m3u8".
+pub fn rendition_rel(r: &Rendition) -> String {
+    match r.kind {
+        OutputKind::Mp4 => format!("{}.mp4", r.name),
+        OutputKind::Webm => format!("{}.webm", r.name),
+        OutputKind::Hls => format!("{HLS_DIR}/{}.m3u8", r.name),
+    }
+}
+
+/// The rendition's file in `out_dir`.
+pub fn rendition_path(out_dir: &Path, r: &Rendition) -> PathBuf {
+    out_dir.join(rendition_rel(r))
+}
+
+fn validate(plan: &TranscodePlan, probe: &Probe) -> Result<(), ProcessError> {
+    let bad = |m: String| Err(ProcessError::Invalid(m));
+    if plan.renditions.is_empty() {
+        return bad("the plan has no renditions".into());
+    }
+    let mut names = std::collections::HashSet::new();
+    for r in &plan.renditions {
+        if !is_safe_name(&r.name) {
+            return bad(format!(
+                "rendition name {:?} is not a safe file name",
+                r.name
+            ));
+        }
+        if !names.insert(r.name.to_ascii_lowercase()) {
+            return bad(format!("rendition name {:?} appears twice", r.name));
+        }
+        if r.width < 2 || r.height < 2 || r.width % 2 == 1 || r.height % 2 == 1 {
+            return bad(format!(
+                "{}: {}x{} is not an even size",
+                r.name, r.width, r.height
+            ));
+        }
+        let crf_max = if r.kind == OutputKind::Webm { 63 } else { 51 };
+        if let Some(crf) = r.crf.filter(|c| *c > crf_max) {
+            return bad(format!("{}: crf {crf} is above {crf_max}", r.name));
+        }
+    }
+    if plan.has_audio && probe.audio.is_none() {
+        return bad("the plan wants audio but the master has none".into());
+    }
+    if probe.video.is_none() {
+        return Err(ProcessError::UnusableInput(
+            "the master has no video stream".into(),
+        ));
+    }
+    if !plan.poster_at_secs.is_finite() || !plan.fps.is_finite() {
+        return bad("poster time and fps must be finite".into());
+    }
+    Ok(())
+}
+
+/// Runs the plan: every output and the poster from one decode of the
+/// master, then the HLS master playlist. Outputs are checked to exist and
+/// be non-empty; on failure the partial outputs are removed.
+pub async fn transcode(
+    runner: &Runner,
+    master: &Path,
+    probe: &Probe,
+    plan: &TranscodePlan,
+    out_dir: &Path,
+    on_progress: Option<ProgressFn>,
+    deadline: Duration,
+) -> Result<TranscodeOutput, ProcessError> {
+    validate(plan, probe)?;
+    tokio::fs::create_dir_all(out_dir).await?;
+    let has_hls = plan.hls().next().is_some();
+    if has_hls {
+        tokio::fs::create_dir_all(out_dir.join(HLS_DIR)).await?;
+    }
+    let still_files: Vec<WrittenFile> = match &plan.stills {
+        Some(st) => st.files(out_dir),
+        None => vec![WrittenFile {
+            rel: POSTER_FILE.to_owned(),
+            path: out_dir.join(POSTER_FILE),
+            role: FileRole::Poster,
+            output: None,
+        }],
+    };
+    // What ffmpeg must have written (the storyboard is ours, written after).
+    let outputs: Vec<PathBuf> = plan
+        .renditions
+        .iter()
+        .map(|r| rendition_path(out_dir, r))
+        .chain(
+            still_files
+                .iter()
+                .filter(|f| f.role != FileRole::Storyboard)
+                .map(|f| f.path.clone()),
+        )
+        .collect();
+
+    let opts = RunOptions::new("transcode", deadline)
+        .input_duration(probe.duration_secs)
+        .progress(on_progress)
+        .untrusted();
+    let args = build_args(master, plan, out_dir);
+    let result = match runner.ffmpeg(args.clone(), opts).await {
+        Ok(run) => finish(plan, out_dir, &outputs, has_hls)
+            .await
+            .map(|files| (run, files)),
+        Err(e) => Err(e),
+    };
+    let (run, hls_files) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            for p in outputs.iter().chain(still_files.iter().map(|f| &f.path)) {
+                let _ = tokio::fs::remove_file(p).await;
+            }
+            if has_hls {
+                let _ = tokio::fs::remove_dir_all(out_dir.join(HLS_DIR)).await;
+            }
+            return Err(e);
+        }
+    };
+    let mut files: Vec<WrittenFile> = plan
+        .renditions
+        .iter()
+        .filter(|r| r.kind.is_progressive())
+        .map(|r| WrittenFile {
+            rel: rendition_rel(r),
+            path: rendition_path(out_dir, r),
+            role: FileRole::Rendition,
+            output: Some(r.name.clone()),
+        })
+        .collect();
+    files.extend(hls_files);
+    // The poster the pipeline publishes as poster.jpg: the widest JPEG.
+    let poster = still_files
+        .iter()
+        .filter(|f| f.role == FileRole::Poster)
+        .find(|f| f.rel.ends_with(".jpg"))
+        .or_else(|| still_files.iter().find(|f| f.role == FileRole::Poster))
+        .map(|f| f.path.clone())
+        .unwrap_or_else(|| out_dir.join(POSTER_FILE));
+    files.extend(still_files);
+    let with_path = |keep: fn(&Rendition) -> bool| -> Vec<(Rendition, PathBuf)> {
+        plan.renditions
+            .iter()
+            .filter(|r| keep(r))
+            .map(|r| (r.clone(), rendition_path(out_dir, r)))
+            .collect()
+    };
+    Ok(TranscodeOutput {
+        files,
+        renditions: with_path(|r| r.kind.is_progressive()),
+        hls_variants: with_path(|r| r.kind == OutputKind::Hls),
+        hls_master: has_hls.then(|| out_dir.join(HLS_MASTER)),
+        poster,
+        args,
+        elapsed: run.elapsed,
+        log: run.log,
+    })
+}
+
+/// After a successful run: every output is there and non-empty, the
+/// storyboard is written, and the HLS master playlist (returns the HLS files).
+async fn finish(
+    plan: &TranscodePlan,
+    out_dir: &Path,
+    outputs: &[PathBuf],
+    has_hls: bool,
+) -> Result<Vec<WrittenFile>, ProcessError> {
+    check_outputs(outputs).await?;
+    if let Some(st) = &plan.stills {
+        st.write_sidecars(out_dir)?;
+    }
+    if has_hls {
+        write_hls_master(plan, out_dir).await
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+async fn check_outputs(outputs: &[PathBuf]) -> Result<(), ProcessError> {
+    for p in outputs {
+        match tokio::fs::metadata(p).await {
+            Ok(m) if m.len() > 0 => {}
+            Ok(_) => return Err(ProcessError::BadOutput(format!("{} is empty", p.display()))),
+            Err(e) => {
+                return Err(ProcessError::BadOutput(format!(
+                    "{} was not written: {e}",
+                    p.display()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
