@@ -11,6 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Defined beside the code that reads them, so media and policy need
+/// nothing of config.
+pub use crate::media::profile::ProfileSettings;
+pub use crate::policy::PolicySettings;
+
 /// The `REELAY_ENVIRONMENT` that must never run the simulator.
 pub const PRODUCTION: &str = "production";
 
@@ -35,47 +40,6 @@ pub struct Settings {
     /// startup refuses some set-ups in `production`).
     #[serde(skip)]
     pub environment: String,
-}
-
-/// A delivery profile: its outputs and its policy.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProfileSettings {
-    #[serde(default)]
-    pub description: String,
-    /// What the one transcode run writes. Empty: the default ladder
-    /// (`media::profile::default_outputs`).
-    #[serde(default)]
-    pub outputs: Vec<crate::media::profile::OutputSpec>,
-    /// Posters, storyboard sprite and preview (`media::stills::StillsSpec`).
-    #[serde(default)]
-    pub stills: crate::media::stills::StillsSpec,
-    pub loudness_target_lufs: Option<f64>,
-    #[serde(default = "default_loudness_tolerance")]
-    pub loudness_tolerance_lu: f64,
-    pub true_peak_max_dbtp: Option<f64>,
-    /// Normalise the audio to the loudness target (measured two-pass
-    /// `loudnorm`) before QC judges the delivered files. Unset: true when
-    /// the profile names a loudness target. false: a master off target is
-    /// rejected.
-    #[serde(default)]
-    pub normalize_loudness: Option<bool>,
-}
-
-impl ProfileSettings {
-    /// True when the profile has a loudness target and allows normalising to it.
-    pub fn normalizes_loudness(&self) -> bool {
-        self.loudness_target_lufs.is_some() && self.normalize_loudness.unwrap_or(true)
-    }
-
-    /// What `loudnorm` is asked to reach, when the profile names a target.
-    pub fn loudness_target(&self) -> Option<crate::media::loudness::Target> {
-        self.loudness_target_lufs
-            .map(|t| crate::media::loudness::Target::for_profile(t, self.true_peak_max_dbtp))
-    }
-}
-
-fn default_loudness_tolerance() -> f64 {
-    2.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,22 +122,6 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     pub lease_secs: u64,
     pub idle_poll_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct PolicySettings {
-    pub duration_tolerance_secs: f64,
-    pub max_master_bytes: u64,
-    pub ssim_floor_at_min: f64,
-    pub ssim_floor_at_max: f64,
-    pub default_ttl_secs: u64,
-    pub ttl_sweep_interval_secs: u64,
-    pub edge_secs: f64,
-    pub max_black_secs: f64,
-    pub max_freeze_secs: f64,
-    pub max_silence_secs: f64,
-    pub min_master_bits_per_pixel: f64,
-    pub bitrate_tolerance: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

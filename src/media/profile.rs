@@ -514,6 +514,47 @@ fn rendition(o: &OutputSpec, crop: Option<Crop>, width: u32, height: u32, fps: f
     }
 }
 
+/// A delivery profile: its outputs and its policy.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProfileSettings {
+    #[serde(default)]
+    pub description: String,
+    /// What the one transcode run writes. Empty: the default ladder
+    /// (`media::profile::default_outputs`).
+    #[serde(default)]
+    pub outputs: Vec<OutputSpec>,
+    /// Posters, storyboard sprite and preview (`media::stills::StillsSpec`).
+    #[serde(default)]
+    pub stills: crate::media::stills::StillsSpec,
+    pub loudness_target_lufs: Option<f64>,
+    #[serde(default = "default_loudness_tolerance")]
+    pub loudness_tolerance_lu: f64,
+    pub true_peak_max_dbtp: Option<f64>,
+    /// Normalise the audio to the loudness target (measured two-pass
+    /// `loudnorm`) before QC judges the delivered files. Unset: true when
+    /// the profile names a loudness target. false: a master off target is
+    /// rejected.
+    #[serde(default)]
+    pub normalize_loudness: Option<bool>,
+}
+
+impl ProfileSettings {
+    /// True when the profile has a loudness target and allows normalising to it.
+    pub fn normalizes_loudness(&self) -> bool {
+        self.loudness_target_lufs.is_some() && self.normalize_loudness.unwrap_or(true)
+    }
+
+    /// What `loudnorm` is asked to reach, when the profile names a target.
+    pub fn loudness_target(&self) -> Option<crate::media::loudness::Target> {
+        self.loudness_target_lufs
+            .map(|t| crate::media::loudness::Target::for_profile(t, self.true_peak_max_dbtp))
+    }
+}
+
+fn default_loudness_tolerance() -> f64 {
+    2.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ mod video;
 pub use master::{master_mismatches, upload_extension, Container, MasterSpec};
 pub use quality::ssim_floor;
 pub use remediation::{remediation, Remediation};
-pub use rules::{LoudnessRule, QcOverrides, Rules};
+pub use rules::{LoudnessRule, PolicySettings, QcOverrides, Rules};
 pub use ttl::ttl_remaining_secs;
 pub use verdict::{evaluate, Check, QcInput, QcReport, RenditionMeasure, Verdict};
 pub use video::{constant_frame_rate, level_idc, CFR_TOLERANCE, FPS_TOLERANCE};

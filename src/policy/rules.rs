@@ -2,7 +2,7 @@
 //! and the request's own stricter overrides.
 
 use super::quality::ssim_floor;
-use crate::config::{PolicySettings, ProfileSettings};
+use crate::media::profile::ProfileSettings;
 use serde::{Deserialize, Serialize};
 
 /// A profile's loudness requirement (ATSC A/85, EBU R128...).
@@ -111,4 +111,21 @@ impl QcOverrides {
             l.tolerance_lu = l.tolerance_lu.min(t);
         }
     }
+}
+
+/// The QC and TTL policy (`[policy]`): thresholds every profile starts from.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PolicySettings {
+    pub duration_tolerance_secs: f64,
+    pub max_master_bytes: u64,
+    pub ssim_floor_at_min: f64,
+    pub ssim_floor_at_max: f64,
+    pub default_ttl_secs: u64,
+    pub ttl_sweep_interval_secs: u64,
+    pub edge_secs: f64,
+    pub max_black_secs: f64,
+    pub max_freeze_secs: f64,
+    pub max_silence_secs: f64,
+    pub min_master_bits_per_pixel: f64,
+    pub bitrate_tolerance: f64,
 }

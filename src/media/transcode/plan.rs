@@ -3,9 +3,9 @@
 //! only ever read by it; the caller resolves the profile by name.
 
 use super::TranscodePlan;
-use crate::config::ProfileSettings;
 use crate::media::ladder::{h264_level, max_level};
 use crate::media::probe::Probe;
+use crate::media::profile::ProfileSettings;
 use crate::media::profile::{default_outputs, resolve};
 use crate::media::stills::StillsPlan;
 use crate::media::MediaConfig;
