@@ -4,7 +4,6 @@
 
 use crate::config::Settings;
 use crate::media::process::{ProcessError, Runner};
-use crate::media::transcode::plan_for;
 use crate::policy::{Container, MasterSpec, QcReport};
 use crate::reason::ReasonCode;
 use crate::runware::validate::parse_generation;
@@ -16,7 +15,7 @@ use crate::stages::{self};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub const EXIT_REJECTED: u8 = 3;
 
@@ -322,13 +321,15 @@ pub fn peak_rss_kb() -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The master's probe and the transcode stage's own plan for it.
 async fn probe_and_plan(
     settings: &Settings,
     runner: &Runner,
     master: &Path,
     profile: &str,
 ) -> anyhow::Result<(crate::media::Probe, crate::media::TranscodePlan)> {
-    let resolved = settings.require_profile(profile)?;
+    settings.require_profile(profile)?;
+    let resolved = stages::Profile::resolve(settings, profile).expect("checked above");
     anyhow::ensure!(master.is_file(), "{} is not a file", master.display());
     let probe = runner.ffprobe(master).await.map_err(|e| {
         if e.is_input_fault() {
@@ -337,7 +338,7 @@ async fn probe_and_plan(
             anyhow::Error::new(e)
         }
     })?;
-    let plan = plan_for(&probe, resolved, &settings.media).map_err(anyhow::Error::msg)?;
+    let plan = transcode::plan(&probe, settings, resolved, 0).map_err(anyhow::Error::msg)?;
     Ok((probe, plan))
 }
 
@@ -387,19 +388,26 @@ pub async fn transcode_only(
     let started = Instant::now();
     let runner = Runner::new(&settings.media);
     let (probe, plan) = probe_and_plan(settings, &runner, master, profile).await?;
-    tokio::fs::create_dir_all(out_dir).await?;
-    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
-    let out =
-        crate::media::transcode::transcode(&runner, master, &probe, &plan, out_dir, None, deadline)
-            .await
-            .map_err(|e| match e {
-                // The deadline is the reason, not ffmpeg's last words.
-                ProcessError::Timeout { .. } => anyhow::anyhow!("{e}"),
-                e if e.is_input_fault() => {
-                    anyhow::anyhow!("ffmpeg could not transcode the master: {}", e.reason())
-                }
-                e => anyhow::Error::new(e),
-            })?;
+    let resolved = stages::Profile::resolve(settings, profile).expect("checked above");
+    // The stage's own run: loudness pass 1 where the profile normalises,
+    // then the one-pass transcode.
+    let executed = transcode::execute(
+        &runner,
+        settings,
+        resolved,
+        master,
+        &probe,
+        plan.clone(),
+        out_dir,
+        None,
+    )
+    .await
+    .map_err(|e| match e {
+        // The deadline is the reason, not ffmpeg's last words.
+        ProcessError::Timeout { .. } => anyhow::anyhow!("{e}"),
+        e => anyhow::Error::new(e),
+    })?;
+    let out = executed.map_err(anyhow::Error::msg)?.out;
     // The outputs are probed side by side: the summary should cost little
     // next to the transcode.
     let probes = plan.renditions.iter().map(|r| {

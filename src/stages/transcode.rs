@@ -15,7 +15,7 @@ use crate::media::outputs::rendition_files;
 use crate::media::probe::Probe;
 use crate::media::process::{ProcessError, Progress, Runner};
 use crate::media::transcode::{boost_plan, plan_for};
-use crate::media::transcode::{transcode, TranscodePlan};
+use crate::media::transcode::{transcode, TranscodeOutput, TranscodePlan};
 use crate::reason::ReasonCode;
 use std::path::Path;
 use std::sync::Arc;
@@ -75,8 +75,70 @@ pub enum Transcoded {
     },
 }
 
-/// Plan, loudness pass 1, one-pass transcode into `out_dir`. `Err` is ours
-/// (ffmpeg missing, disk).
+/// The plan for this master under `profile`, raised by `boost` steps; a
+/// master no plan fits is the client's fault (`transcodeFailed`).
+pub fn plan(
+    probe: &Probe,
+    settings: &Settings,
+    profile: Profile<'_>,
+    boost: u8,
+) -> Result<TranscodePlan, String> {
+    let mut plan = plan_for(probe, profile.settings, &settings.media)
+        .map_err(|reason| format!("no transcode plan for this master: {reason}"))?;
+    boost_plan(&mut plan, boost);
+    Ok(plan)
+}
+
+/// What one run of a plan wrote, and what loudness normalisation did.
+pub struct Executed {
+    pub out: TranscodeOutput,
+    pub loudness: Option<Normalization>,
+}
+
+/// Loudness pass 1 when the profile normalises, then the one-pass
+/// transcode of `plan` into `out_dir`. `Ok(Err(reason))` is the master's
+/// fault; `Err` is ours (ffmpeg missing, disk).
+#[allow(clippy::too_many_arguments)]
+pub async fn execute(
+    runner: &Runner,
+    settings: &Settings,
+    profile: Profile<'_>,
+    master: &Path,
+    probe: &Probe,
+    mut plan: TranscodePlan,
+    out_dir: &Path,
+    on_progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+) -> Result<Result<Executed, String>, ProcessError> {
+    tokio::fs::create_dir_all(out_dir).await?;
+    let mut loudness =
+        match prepare_loudness(runner, settings, profile, master, probe, &mut plan).await {
+            Ok(n) => n,
+            Err(e) if e.is_input_fault() => {
+                return Ok(Err(format!(
+                    "ffmpeg could not measure the master's loudness: {}",
+                    e.reason()
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
+    let out = match transcode(runner, master, probe, &plan, out_dir, on_progress, deadline).await {
+        Ok(o) => o,
+        Err(e) if e.is_input_fault() => {
+            return Ok(Err(format!(
+                "ffmpeg could not transcode the master: {}",
+                e.reason()
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(n) = loudness.as_mut() {
+        n.record_pass2(&out.log);
+    }
+    Ok(Ok(Executed { out, loudness }))
+}
+
+/// [`plan`] then [`execute`]: the media half of the stage.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_media(
     runner: &Runner,
@@ -94,37 +156,25 @@ pub async fn run_media(
             message,
         })
     };
-    let mut plan = match plan_for(probe, profile.settings, &settings.media) {
+    let plan = match plan(probe, settings, profile, boost) {
         Ok(p) => p,
-        Err(reason) => return rejected(format!("no transcode plan for this master: {reason}")),
+        Err(why) => return rejected(why),
     };
-    boost_plan(&mut plan, boost);
-    tokio::fs::create_dir_all(out_dir).await?;
-    let mut loudness =
-        match prepare_loudness(runner, settings, profile, master, probe, &mut plan).await {
-            Ok(n) => n,
-            Err(e) if e.is_input_fault() => {
-                return rejected(format!(
-                    "ffmpeg could not measure the master's loudness: {}",
-                    e.reason()
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-    let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
-    let out = match transcode(runner, master, probe, &plan, out_dir, on_progress, deadline).await {
-        Ok(o) => o,
-        Err(e) if e.is_input_fault() => {
-            return rejected(format!(
-                "ffmpeg could not transcode the master: {}",
-                e.reason()
-            ))
-        }
-        Err(e) => return Err(e),
+    let Executed { out, loudness } = match execute(
+        runner,
+        settings,
+        profile,
+        master,
+        probe,
+        plan,
+        out_dir,
+        on_progress,
+    )
+    .await?
+    {
+        Ok(done) => done,
+        Err(why) => return rejected(why),
     };
-    if let Some(n) = loudness.as_mut() {
-        n.record_pass2(&out.log);
-    }
     Ok(Transcoded::Done(Box::new(Outputs {
         renditions: rendition_files(&out),
         poster: out.poster.clone(),
