@@ -1,0 +1,274 @@
+use super::*;
+use crate::media::testutil;
+
+#[test]
+fn stats_files_average_per_frame_values() {
+    let ssim = "n:1 Y:0.990000 U:0.980000 V:0.970000 All:0.985000 (18.239)\n\
+                n:2 Y:0.960000 U:0.950000 V:0.940000 All:0.955000 (13.468)\n";
+    assert!((mean_ssim(ssim).unwrap() - 0.97).abs() < 1e-9);
+    let psnr = "n:1 mse_avg:1.00 mse_y:1.00 mse_u:1.00 mse_v:1.00 psnr_avg:48.13 psnr_y:48.13\n\
+                n:2 mse_avg:3.00 mse_y:3.00 mse_u:3.00 mse_v:3.00 psnr_avg:43.36 psnr_y:43.36\n";
+    let expected = 10.0 * (255.0f64 * 255.0 / 2.0).log10();
+    assert!((mean_psnr(psnr).unwrap() - expected).abs() < 1e-9);
+    let same = "n:1 mse_avg:0.00 mse_y:0.00 mse_u:0.00 mse_v:0.00 psnr_avg:inf psnr_y:inf\n";
+    assert_eq!(mean_psnr(same), Some(PSNR_IDENTICAL));
+    assert_eq!(mean_ssim(""), None);
+}
+
+fn three() -> Vec<Target> {
+    [
+        ("1080p", 1920, 1080),
+        ("720p", 1280, 720),
+        ("480p", 854, 480),
+    ]
+    .iter()
+    .map(|(n, w, h)| Target::new(*n, format!("/o/{n}.mp4"), *w, *h))
+    .collect()
+}
+
+fn stats_files(n: usize) -> Vec<(PathBuf, PathBuf)> {
+    (0..n)
+        .map(|i| {
+            (
+                PathBuf::from(format!("/s/ssim{i}.log")),
+                PathBuf::from(format!("/s/psnr{i}.log")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn without_libvmaf_the_run_measures_ssim_and_psnr_only() {
+    let r = three();
+    let args = build_args(Path::new("/m.mp4"), &r, &stats_files(3), None);
+    let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+    assert!(!graph.contains("vmaf"), "{graph}");
+    assert!(graph.contains(
+        "[m1]scale=w=1280:h=720:flags=bicubic,setsar=1,format=yuv420p,split=2[ra1][rb1]"
+    ));
+    let maps: Vec<&String> = args
+        .windows(2)
+        .filter(|w| w[0] == "-map")
+        .map(|w| &w[1])
+        .collect();
+    assert_eq!(maps, ["[s0]", "[p0]", "[s1]", "[p1]", "[s2]", "[p2]"]);
+    assert_eq!(
+        args.iter().filter(|a| *a == "-i").count(),
+        4,
+        "master decoded once"
+    );
+}
+
+#[test]
+fn with_libvmaf_each_rendition_gets_a_third_comparison_in_the_same_run() {
+    let r = three();
+    let logs: Vec<PathBuf> = (0..3)
+        .map(|i| PathBuf::from(format!("/s/vmaf{i}.json")))
+        .collect();
+    let args = build_args(Path::new("/m.mp4"), &r, &stats_files(3), Some(&logs));
+    let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+    assert!(
+        graph.contains("format=yuv420p,split=3[ra2][rb2][rc2]"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("[3:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split=3[da2][db2][dc2]"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("[dc0][rc0]libvmaf=log_fmt=json:log_path=/s/vmaf0.json[q0]"),
+        "{graph}"
+    );
+    assert_eq!(graph.matches("libvmaf=").count(), 3);
+    let maps: Vec<&String> = args
+        .windows(2)
+        .filter(|w| w[0] == "-map")
+        .map(|w| &w[1])
+        .collect();
+    assert_eq!(
+        maps,
+        ["[s0]", "[p0]", "[q0]", "[s1]", "[p1]", "[q1]", "[s2]", "[p2]", "[q2]"]
+    );
+    assert_eq!(
+        args.iter().filter(|a| *a == "-i").count(),
+        4,
+        "master decoded once"
+    );
+}
+
+#[test]
+fn vmaf_logs_of_both_libvmaf_generations_are_read() {
+    let v2 = r#"{"version": "2.3.1", "frames": [{"frameNum": 0, "metrics": {"vmaf": 90.0}}],
+        "pooled_metrics": {"vmaf": {"min": 88.0, "max": 97.0, "mean": 93.25, "harmonic_mean": 93.1}}}"#;
+    assert_eq!(mean_vmaf(v2), Some(93.25));
+    let v1 =
+        r#"{"frames": [{"frameNum": 0, "metrics": {"VMAF_score": 80.0}}], "VMAF score": 81.5}"#;
+    assert_eq!(mean_vmaf(v1), Some(81.5));
+    let frames_only = r#"{"frames": [{"metrics": {"vmaf": 80.0}}, {"metrics": {"vmaf": 90.0}}]}"#;
+    assert_eq!(mean_vmaf(frames_only), Some(85.0));
+    assert_eq!(mean_vmaf("not json"), None);
+    assert_eq!(mean_vmaf(r#"{"frames": []}"#), None);
+}
+
+#[test]
+fn filter_values_are_escaped_for_both_levels() {
+    assert_eq!(escape_filter_value("/tmp/a.log"), "/tmp/a.log");
+    assert_eq!(escape_filter_value("/tmp/a:b.log"), "/tmp/a\\\\:b.log");
+    assert_eq!(
+        escape_filter_value("/t,x/[1];'q'"),
+        "/t\\,x/\\[1\\]\\;\\\\\\'q\\\\\\'"
+    );
+}
+
+#[test]
+fn the_reference_gets_the_renditions_crop_before_scaling() {
+    let files = vec![(PathBuf::from("/s0"), PathBuf::from("/p0"))];
+    let square = Target {
+        crop: Some(Crop {
+            width: 360,
+            height: 360,
+            x: 140,
+            y: 0,
+        }),
+        ..Target::new("sq", "/sq.mp4", 180, 180)
+    };
+    let graph = filter_graph(&[square], &files, None);
+    assert!(
+        graph.contains("[m0]crop=w=360:h=360:x=140:y=0,scale=w=180:h=180:flags=bicubic"),
+        "{graph}"
+    );
+    let plain = filter_graph(&[Target::new("p", "/p.mp4", 320, 180)], &files, None);
+    assert!(plain.contains("[m0]scale=w=320:h=180"), "{plain}");
+}
+
+#[tokio::test]
+async fn a_center_cropped_rendition_scores_against_the_same_crop() {
+    let Some(runner) = testutil::runner() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let master = dir.path().join("master.mp4");
+    let mut args: Vec<String> =
+        "-f lavfi -i testsrc2=size=640x360:rate=24:duration=1 -c:v libx264 -preset ultrafast -qp 0"
+            .split(' ')
+            .map(String::from)
+            .collect();
+    args.push(master.display().to_string());
+    runner
+        .ffmpeg(args, RunOptions::new("master", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    // The 180x180 square is the master's centre 360x360, scaled.
+    let cropped = dir.path().join("cropped.mp4");
+    let mut args = input_args(&master, false);
+    args.extend(
+        "-vf crop=360:360:140:0,scale=180:180:flags=bicubic -c:v libx264 -preset ultrafast -crf 18"
+            .split(' ')
+            .map(String::from),
+    );
+    args.push(cropped.display().to_string());
+    runner
+        .ffmpeg(args, RunOptions::new("crop", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let crop = Some(Crop {
+        width: 360,
+        height: 360,
+        x: 140,
+        y: 0,
+    });
+    let scores = ssim_psnr(
+        &runner,
+        &master,
+        &[
+            Target {
+                crop,
+                ..Target::new("with", cropped.clone(), 180, 180)
+            },
+            Target::new("without", cropped, 180, 180),
+        ],
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert!(scores[0].ssim > 0.95, "{scores:?}");
+    assert!(scores[1].ssim < scores[0].ssim - 0.1, "{scores:?}");
+}
+
+async fn encode(runner: &Runner, src: &Path, out: &Path, crf: u32, size: &str) {
+    let mut args = input_args(src, false);
+    args.extend(
+        [
+            "-vf",
+            &format!("scale={size}:flags=bicubic"),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            &crf.to_string(),
+        ]
+        .map(String::from),
+    );
+    args.push(out.display().to_string());
+    runner
+        .ffmpeg(args, RunOptions::new("encode", Duration::from_secs(60)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn low_crf_scores_higher_than_high_crf_and_identical_scores_one() {
+    let Some(runner) = testutil::runner() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A detailed master: test pattern plus per-frame noise, lossless.
+    let master = dir.path().join("master.mkv");
+    let args: Vec<String> = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=24:duration=1,noise=alls=4:allf=t",
+        "-c:v",
+        "libx264",
+        "-qp",
+        "0",
+        "-preset",
+        "ultrafast",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([master.display().to_string()])
+    .collect();
+    runner
+        .ffmpeg(args, RunOptions::new("master", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let good = dir.path().join("good.mp4");
+    let bad = dir.path().join("bad.mp4");
+    encode(&runner, &master, &good, 18, "320:180").await;
+    encode(&runner, &master, &bad, 45, "320:180").await;
+
+    let scores = ssim_psnr(
+        &runner,
+        &master,
+        &[
+            Target::new("crf18", good, 320, 180),
+            Target::new("crf45", bad, 320, 180),
+            Target::new("same", master.clone(), 640, 360),
+        ],
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
+
+    let by = |n: &str| scores.iter().find(|s| s.name == n).unwrap();
+    let (good, bad, same) = (by("crf18"), by("crf45"), by("same"));
+    assert!(good.ssim > bad.ssim, "{scores:?}");
+    assert!(good.psnr > bad.psnr, "{scores:?}");
+    assert!(bad.ssim < 0.95, "{scores:?}");
+    assert!(good.ssim > 0.95, "{scores:?}");
+    assert!(same.ssim > 0.999, "{scores:?}");
+    assert_eq!(same.psnr, PSNR_IDENTICAL, "{scores:?}");
+}
