@@ -321,3 +321,86 @@ async fn an_internal_error_reaches_the_log_but_never_the_client() {
     );
     assert!(!reason.message.contains("refusing"));
 }
+
+#[test]
+fn the_generators_own_code_is_kept_and_ours_are_recognised() {
+    use crate::runware::ApiError;
+    let error = |code: &str, parameter: Option<&str>| -> ApiError {
+        serde_json::from_value(serde_json::json!({
+            "code": code, "message": "no", "parameter": parameter,
+        }))
+        .unwrap()
+    };
+    let fallback = (ReasonCode::ProviderError, "a failure".to_string());
+    match generation::provider_failure(
+        &[error("invalidApiKey", Some("apiKey"))],
+        "refused the task",
+        fallback.clone(),
+    ) {
+        Outcome::Fail {
+            code,
+            message,
+            record,
+        } => {
+            assert_eq!(code.as_str(), "invalidApiKey");
+            assert_eq!(code, ReasonCode::from_generator("invalidApiKey"));
+            assert_eq!(
+                message,
+                "the generator refused the task: no (parameter apiKey)"
+            );
+            assert_eq!(
+                record.provider_errors.map(|e| e.len()),
+                Some(1),
+                "the errors are kept"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match generation::provider_failure(
+        &[error("timeoutProvider", None)],
+        "failed the task",
+        fallback.clone(),
+    ) {
+        Outcome::Fail { code, .. } => assert_eq!(code, ReasonCode::TimeoutProvider),
+        other => panic!("{other:?}"),
+    }
+    match generation::provider_failure(&[], "failed the task", fallback) {
+        Outcome::Fail { code, message, .. } => {
+            assert_eq!(code, ReasonCode::ProviderError);
+            assert!(message.ends_with("a failure"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_variation_whose_ttl_ran_out_before_publishing_expires_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path()).await;
+    let mut claim = seed(&p, State::Publishing).await;
+    raw(
+        &p,
+        "UPDATE variations SET arrived_at = 1 WHERE id = 'a1_v0'",
+    )
+    .await;
+    p.step(&mut claim, Default::default()).await;
+    let v = p.store.variation("a1_v0").await.unwrap().unwrap();
+    assert_eq!(v.state, State::Expired);
+    assert_eq!(v.reason().unwrap().code, ReasonCode::TtlExpired);
+}
+
+#[tokio::test]
+async fn a_check_whose_outputs_are_gone_transcodes_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path()).await;
+    let mut claim = seed(&p, State::Checking).await;
+    p.step(&mut claim, Default::default()).await;
+    let v = p.store.variation("a1_v0").await.unwrap().unwrap();
+    assert_eq!(v.state, State::Transcoding);
+    assert!(v.reason().is_none());
+    let last = p.store.transitions("a1_v0").await.unwrap().pop().unwrap();
+    assert_eq!(
+        last.note.as_deref(),
+        Some("outputs missing; transcoding again")
+    );
+}
