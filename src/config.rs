@@ -122,6 +122,28 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     pub lease_secs: u64,
     pub idle_poll_ms: u64,
+    /// A step that fails this many times in a row (storage, database,
+    /// network) ends its variation `failed` with `internalError`.
+    #[serde(default = "default_max_step_errors")]
+    pub max_step_errors: i64,
+    /// The wait before the first retry of a failed step; it doubles per
+    /// retry up to `step_retry_max_secs`.
+    #[serde(default = "default_step_retry_initial_ms")]
+    pub step_retry_initial_ms: u64,
+    #[serde(default = "default_step_retry_max_secs")]
+    pub step_retry_max_secs: u64,
+}
+
+fn default_max_step_errors() -> i64 {
+    8
+}
+
+fn default_step_retry_initial_ms() -> u64 {
+    2000
+}
+
+fn default_step_retry_max_secs() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +292,15 @@ impl Settings {
         anyhow::ensure!(
             (20..=99).contains(&self.uploads.output_quality),
             "uploads.output_quality must be 20..=99"
+        );
+        anyhow::ensure!(
+            self.worker.max_step_errors >= 1,
+            "worker.max_step_errors must be at least 1"
+        );
+        anyhow::ensure!(
+            self.worker.step_retry_initial_ms >= 1
+                && self.worker.step_retry_initial_ms <= self.worker.step_retry_max_secs * 1000,
+            "worker.step_retry_initial_ms must be 1..=worker.step_retry_max_secs * 1000"
         );
         for (name, profile) in &self.profiles {
             crate::media::profile::validate_outputs(&profile.outputs)

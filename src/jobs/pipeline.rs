@@ -25,12 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Transient errors are retried this many times before the variation fails.
-pub const MAX_TRANSIENT_ERRORS: i64 = 8;
-
-/// Between retries of a failed step: 2, 4, 8 ... seconds, capped at a minute.
-const STEP_RETRY: Backoff = Backoff::doubling(Duration::from_secs(2), Duration::from_secs(60));
-
 pub struct Pipeline {
     pub store: Store,
     pub objects: ObjectStore,
@@ -189,7 +183,7 @@ impl Pipeline {
     }
 
     /// A transient error: counted, logged with its whole cause chain, and
-    /// retried with backoff; after [`MAX_TRANSIENT_ERRORS`] the variation
+    /// retried with backoff; after `worker.max_step_errors` the variation
     /// fails with an internal reason that names no cause.
     async fn retry(&self, claim: &Claim, v: Option<&Variation>, err: anyhow::Error) -> Update {
         let known = match v {
@@ -203,7 +197,8 @@ impl Pipeline {
                 .map(|v| v.error_count),
         };
         let errors = known.unwrap_or(0) + 1;
-        if errors >= MAX_TRANSIENT_ERRORS {
+        let w = &self.settings.worker;
+        if errors >= w.max_step_errors {
             tracing::error!(error = %format!("{err:#}"), "step failed for good after {errors} attempts");
             return ending(
                 State::Failed,
@@ -212,12 +207,17 @@ impl Pipeline {
                 Update::default(),
             );
         }
-        let delay = STEP_RETRY.delay(errors as u32 - 1);
+        let delay = Backoff::doubling(
+            Duration::from_millis(w.step_retry_initial_ms),
+            Duration::from_secs(w.step_retry_max_secs),
+        )
+        .delay(errors as u32 - 1);
         tracing::warn!(error = %format!("{err:#}"), retry_in_ms = delay.as_millis() as u64, "step failed; will retry");
         Update {
             error_count: Some(errors),
             stage_detail: Some(Some(format!(
-                "retrying after an internal error (attempt {errors} of {MAX_TRANSIENT_ERRORS})"
+                "retrying after an internal error (attempt {errors} of {})",
+                w.max_step_errors
             ))),
             next_run_at: Some(now_ms() + delay.as_millis() as i64),
             ..Default::default()
