@@ -223,7 +223,7 @@ impl Settings {
                     .with_list_parse_key("simulator.webhook_retry_ms"),
             )
             .build()?;
-        let mut parsed: Settings = settings.try_deserialize()?;
+        let mut parsed: Settings = settings.try_deserialize().map_err(dotted_key)?;
         parsed.environment = environment.to_string();
         parsed.validate()?;
         Ok(parsed)
@@ -344,6 +344,43 @@ fn nominal_master() -> crate::media::Probe {
     .expect("a valid probe")
 }
 
+/// The config crate names a field inside a list element `outputs[1]level`
+/// (no dot after the index) when a value fails to deserialize; the error
+/// should name it as TOML spells it and as [`Settings::validate`] does,
+/// `outputs[1].level`.
+fn dotted_key(e: config::ConfigError) -> config::ConfigError {
+    let dot = |key: String| {
+        let mut out = String::with_capacity(key.len() + 4);
+        let mut chars = key.chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == ']' && chars.peek().is_some_and(|n| *n != '[' && *n != '.') {
+                out.push('.');
+            }
+        }
+        out
+    };
+    match e {
+        config::ConfigError::At { error, origin, key } => config::ConfigError::At {
+            error,
+            origin,
+            key: key.map(dot),
+        },
+        config::ConfigError::Type {
+            origin,
+            unexpected,
+            expected,
+            key,
+        } => config::ConfigError::Type {
+            origin,
+            unexpected,
+            expected,
+            key: key.map(dot),
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,6 +467,15 @@ mod tests {
         );
         let e = format!("{:#}", Settings::load_from(dir.path(), "bad").unwrap_err());
         assert!(e.contains("profiles.mine.outputs[1].crf"), "{e}");
+        write(
+            "badtype",
+            "[profiles.mine]\noutputs = [{ name = \"a\", short_side = 720, crf = 23, maxrate_kbps = \"lots\" }]\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "badtype").unwrap_err()
+        );
+        assert!(e.contains("profiles.mine.outputs[0].maxrate_kbps"), "{e}");
         write(
             "good",
             "[profiles.mine]\noutputs = [\n  { name = \"sq\", kind = \"webm\", width = 720, aspect = \"1:1\", crf = 33, maxrate_kbps = 3000 },\n]\n",
