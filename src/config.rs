@@ -468,6 +468,16 @@ mod tests {
         let e = format!("{:#}", Settings::load_from(dir.path(), "bad").unwrap_err());
         assert!(e.contains("profiles.mine.outputs[1].crf"), "{e}");
         write(
+            "badlevel",
+            "[profiles.mine]\noutputs = [\n  { name = \"a\", short_side = 720, crf = 23, maxrate_kbps = 4000 },\n  { name = \"b\", short_side = 480, crf = 23, maxrate_kbps = 2000, level = \"4.5\" },\n]\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "badlevel").unwrap_err()
+        );
+        assert!(e.contains("profiles.mine.outputs[1].level"), "{e}");
+        assert!(e.contains("\"4.5\" is not an H.264 level"), "{e}");
+        write(
             "badtype",
             "[profiles.mine]\noutputs = [{ name = \"a\", short_side = 720, crf = 23, maxrate_kbps = \"lots\" }]\n",
         );
@@ -506,6 +516,15 @@ mod tests {
         let st = &s.profiles["mine"].stills;
         assert_eq!(st.poster_widths, [1920, 640]);
         assert_eq!(st.preview.as_ref().map(|p| p.secs), Some(2.0));
+        write(
+            "wholelevel",
+            "[profiles.mine]\noutputs = [{ name = \"a\", short_side = 720, crf = 23, maxrate_kbps = 4000, level = \"4\" }]\n",
+        );
+        let s = Settings::load_from(dir.path(), "wholelevel").unwrap();
+        assert_eq!(
+            s.profiles["mine"].outputs[0].level,
+            Some(crate::media::H264Level::L4_0)
+        );
         let s = Settings::load_from(dir.path(), "good").unwrap();
         let o = &s.profiles["mine"].outputs[0];
         assert_eq!(

@@ -24,7 +24,7 @@ pub mod transcode;
 use serde::Deserialize;
 use std::path::PathBuf;
 
-pub use ladder::{default_ladder, h264_level, Rendition};
+pub use ladder::{default_ladder, Rendition};
 pub use level::H264Level;
 pub use measure::{ssim_psnr, QualityScore, Target};
 pub use probe::{moov_before_mdat, AudioStream, Probe, ProbeError, VideoStream};
