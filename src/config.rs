@@ -245,7 +245,7 @@ impl Settings {
                     .with_list_parse_key("simulator.webhook_retry_ms"),
             )
             .build()?;
-        let mut parsed: Settings = settings.try_deserialize()?;
+        let mut parsed: Settings = settings.try_deserialize().map_err(dotted_key)?;
         parsed.environment = environment.to_string();
         parsed.validate()?;
         Ok(parsed)
@@ -375,6 +375,43 @@ fn nominal_master() -> crate::media::Probe {
     .expect("a valid probe")
 }
 
+/// The config crate names a field inside a list element `outputs[1]level`
+/// (no dot after the index) when a value fails to deserialize; the error
+/// should name it as TOML spells it and as [`Settings::validate`] does,
+/// `outputs[1].level`.
+fn dotted_key(e: config::ConfigError) -> config::ConfigError {
+    let dot = |key: String| {
+        let mut out = String::with_capacity(key.len() + 4);
+        let mut chars = key.chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == ']' && chars.peek().is_some_and(|n| *n != '[' && *n != '.') {
+                out.push('.');
+            }
+        }
+        out
+    };
+    match e {
+        config::ConfigError::At { error, origin, key } => config::ConfigError::At {
+            error,
+            origin,
+            key: key.map(dot),
+        },
+        config::ConfigError::Type {
+            origin,
+            unexpected,
+            expected,
+            key,
+        } => config::ConfigError::Type {
+            origin,
+            unexpected,
+            expected,
+            key: key.map(dot),
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +499,25 @@ mod tests {
         let e = format!("{:#}", Settings::load_from(dir.path(), "bad").unwrap_err());
         assert!(e.contains("profiles.mine.outputs[1].crf"), "{e}");
         write(
+            "badlevel",
+            "[profiles.mine]\noutputs = [\n  { name = \"a\", short_side = 720, crf = 23, maxrate_kbps = 4000 },\n  { name = \"b\", short_side = 480, crf = 23, maxrate_kbps = 2000, level = \"4.5\" },\n]\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "badlevel").unwrap_err()
+        );
+        assert!(e.contains("profiles.mine.outputs[1].level"), "{e}");
+        assert!(e.contains("\"4.5\" is not an H.264 level"), "{e}");
+        write(
+            "badtype",
+            "[profiles.mine]\noutputs = [{ name = \"a\", short_side = 720, crf = 23, maxrate_kbps = \"lots\" }]\n",
+        );
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "badtype").unwrap_err()
+        );
+        assert!(e.contains("profiles.mine.outputs[0].maxrate_kbps"), "{e}");
+        write(
             "good",
             "[profiles.mine]\noutputs = [\n  { name = \"sq\", kind = \"webm\", width = 720, aspect = \"1:1\", crf = 33, maxrate_kbps = 3000 },\n]\n",
         );
@@ -491,6 +547,15 @@ mod tests {
         let st = &s.profiles["mine"].stills;
         assert_eq!(st.poster_widths, [1920, 640]);
         assert_eq!(st.preview.as_ref().map(|p| p.secs), Some(2.0));
+        write(
+            "wholelevel",
+            "[profiles.mine]\noutputs = [{ name = \"a\", short_side = 720, crf = 23, maxrate_kbps = 4000, level = \"4\" }]\n",
+        );
+        let s = Settings::load_from(dir.path(), "wholelevel").unwrap();
+        assert_eq!(
+            s.profiles["mine"].outputs[0].level,
+            Some(crate::media::H264Level::L4_0)
+        );
         let s = Settings::load_from(dir.path(), "good").unwrap();
         let o = &s.profiles["mine"].outputs[0];
         assert_eq!(

@@ -4,6 +4,7 @@
 //! probed files with them, so both must agree on one spelling.
 
 use super::ladder::Rendition;
+use super::level::H264Level;
 use super::probe::Probe;
 
 /// AAC-LC, the only AAC profile reelay encodes.
@@ -110,11 +111,7 @@ pub fn avc1_of(r: &Rendition) -> String {
         "main" => "Main",
         _ => "High",
     };
-    let level = r
-        .level
-        .split_once('.')
-        .and_then(|(a, b)| Some(a.parse::<i32>().ok()? * 10 + b.parse::<i32>().ok()?));
-    avc1_codec(Some(profile), level)
+    avc1_codec(Some(profile), r.level.map(H264Level::idc))
 }
 
 #[cfg(test)]
@@ -204,7 +201,7 @@ mod tests {
     #[test]
     fn a_planned_rendition_gets_the_string_its_file_will_probe_as() {
         let r = Rendition {
-            level: "3.1".into(),
+            level: Some(H264Level::L3_1),
             ..crate::media::default_ladder(1280, 720)[0].clone()
         };
         assert_eq!(avc1_of(&r), "avc1.64001f");

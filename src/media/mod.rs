@@ -10,6 +10,7 @@ pub mod codec;
 pub mod files;
 pub mod hls;
 pub mod ladder;
+pub mod level;
 pub mod loudness;
 pub mod measure;
 pub mod outputs;
@@ -23,7 +24,8 @@ pub mod transcode;
 use serde::Deserialize;
 use std::path::PathBuf;
 
-pub use ladder::{default_ladder, h264_level, Rendition};
+pub use ladder::{default_ladder, Rendition};
+pub use level::H264Level;
 pub use measure::{ssim_psnr, QualityScore, Target};
 pub use probe::{moov_before_mdat, AudioStream, Probe, ProbeError, VideoStream};
 pub use process::{

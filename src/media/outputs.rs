@@ -2,6 +2,7 @@
 //! the plan's promises about it (size, band, profile and level, crop).
 
 use super::ladder::Rendition;
+use super::level::H264Level;
 use super::profile::{Crop, OutputKind};
 use super::transcode::TranscodeOutput;
 use serde::{Deserialize, Serialize};
@@ -31,8 +32,9 @@ pub struct RenditionFile {
     /// H.264 profile and level the plan asked for ("high", "4.0"); None for VP9.
     #[serde(default)]
     pub profile: Option<String>,
+    /// Rows store the level as "4.0"; one that does not parse fails the row's decode.
     #[serde(default)]
-    pub level: Option<String>,
+    pub level: Option<H264Level>,
 }
 
 impl RenditionFile {
@@ -48,7 +50,7 @@ impl RenditionFile {
             kind: r.kind,
             crop: r.crop,
             profile: r.kind.is_h264().then(|| r.profile.clone()),
-            level: r.kind.is_h264().then(|| r.level.clone()),
+            level: r.level.filter(|_| r.kind.is_h264()),
         }
     }
 }
@@ -88,5 +90,28 @@ mod tests {
             (Some(4000), Some(8000), OutputKind::Mp4)
         );
         assert_eq!(f.profile.as_deref(), Some("high"));
+        assert_eq!(f.level, Some(H264Level::L4_0));
+    }
+
+    #[test]
+    fn stored_rows_keep_the_level_as_its_string() {
+        let row = serde_json::json!({
+            "name": "720p", "path": "/o/720p.mp4", "width": 1280, "height": 720,
+            "kind": "mp4", "profile": "high", "level": "3.1"
+        });
+        let f: RenditionFile = serde_json::from_value(row).unwrap();
+        assert_eq!(f.level, Some(H264Level::L3_1));
+        assert_eq!(serde_json::to_value(&f).unwrap()["level"], "3.1");
+        // Rows written before plans recorded a level, and VP9 rows.
+        let old = serde_json::json!({"name": "v", "path": "/o/v.webm", "width": 2, "height": 2});
+        let f: RenditionFile = serde_json::from_value(old).unwrap();
+        assert_eq!(f.level, None);
+        assert_eq!(
+            serde_json::to_value(&f).unwrap()["level"],
+            serde_json::Value::Null
+        );
+        let bad = serde_json::json!({"name": "v", "path": "/o/v.mp4", "width": 2, "height": 2, "level": "4.5"});
+        let e = serde_json::from_value::<RenditionFile>(bad).unwrap_err();
+        assert!(e.to_string().contains("\"4.5\""), "{e}");
     }
 }

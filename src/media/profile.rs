@@ -8,7 +8,8 @@
 //! master, and an H.264 level high enough for size, frame rate and peak
 //! bitrate.
 
-use super::ladder::{h264_level, is_level, max_level, Rendition};
+use super::ladder::Rendition;
+use super::level::H264Level;
 use serde::{Deserialize, Serialize};
 
 /// Container and codecs of an output.
@@ -125,9 +126,10 @@ pub struct OutputSpec {
     #[serde(default)]
     pub profile: Option<String>,
     /// H.264 level ("4.0"); raised when size, frame rate or maxrate need
-    /// more. Default: the lowest that fits. Ignored for WebM.
+    /// more. Default: the lowest that fits. Ignored for WebM. A bad value is
+    /// refused while the config loads, naming `profiles.X.outputs[i].level`.
     #[serde(default)]
-    pub level: Option<String>,
+    pub level: Option<H264Level>,
     /// Fixed keyframe interval in seconds (no scene-cut keyframes).
     #[serde(default = "default_keyframe_secs")]
     pub keyframe_secs: f64,
@@ -241,11 +243,6 @@ impl OutputSpec {
                 return err("profile", format!("{p:?} must be baseline, main or high"));
             }
         }
-        if let Some(l) = &self.level {
-            if !is_level(l) {
-                return err("level", format!("{l:?} is not an H.264 level (\"4.0\")"));
-            }
-        }
         if !(self.keyframe_secs.is_finite() && (0.1..=10.0).contains(&self.keyframe_secs)) {
             return err(
                 "keyframe_secs",
@@ -278,7 +275,7 @@ pub fn validate_outputs(outputs: &[OutputSpec]) -> Result<(), String> {
     Ok(())
 }
 
-fn spec(name: &str, short: u32, crf: u8, maxrate: u32, level: &str, audio: u32) -> OutputSpec {
+fn spec(name: &str, short: u32, crf: u8, maxrate: u32, level: H264Level, audio: u32) -> OutputSpec {
     OutputSpec {
         name: name.into(),
         kind: OutputKind::Mp4,
@@ -291,7 +288,7 @@ fn spec(name: &str, short: u32, crf: u8, maxrate: u32, level: &str, audio: u32) 
         bufsize_kbps: None,
         min_bitrate_kbps: None,
         profile: None,
-        level: Some(level.into()),
+        level: Some(level),
         keyframe_secs: 2.0,
         audio_kbps: audio,
     }
@@ -303,9 +300,9 @@ fn spec(name: &str, short: u32, crf: u8, maxrate: u32, level: &str, audio: u32) 
 /// 2 x maxrate; AAC 192/160/128 kbps.
 pub fn default_outputs() -> Vec<OutputSpec> {
     vec![
-        spec("1080p", 1080, 21, 8000, "4.0", 192),
-        spec("720p", 720, 22, 5000, "3.1", 160),
-        spec("480p", 480, 23, 2500, "3.0", 128),
+        spec("1080p", 1080, 21, 8000, H264Level::L4_0, 192),
+        spec("720p", 720, 22, 5000, H264Level::L3_1, 160),
+        spec("480p", 480, 23, 2500, H264Level::L3_0, 128),
     ]
 }
 
@@ -486,15 +483,12 @@ fn smallest<'a, 'b>(framed: &'b [Framed<'a>]) -> Option<&'b Framed<'a>> {
 fn rendition(o: &OutputSpec, crop: Option<Crop>, width: u32, height: u32, fps: f64) -> Rendition {
     let bufsize = o.bufsize_kbps.unwrap_or(o.maxrate_kbps.saturating_mul(2));
     let (profile, level) = if o.kind.is_h264() {
-        let needed = h264_level(width, height, fps, o.maxrate_kbps);
-        let level = match &o.level {
-            Some(l) => max_level(l, &needed).to_owned(),
-            None => needed,
-        };
+        let needed = H264Level::lowest_for(width, height, fps, o.maxrate_kbps);
+        let level = o.level.max(Some(needed));
         (o.profile.clone().unwrap_or_else(|| "high".into()), level)
     } else {
         // VP9 profile 0 (8-bit 4:2:0); libvpx picks the level.
-        ("0".to_owned(), String::new())
+        ("0".to_owned(), None)
     };
     Rendition {
         name: o.name.clone(),
@@ -564,7 +558,7 @@ mod tests {
             aspect,
             short_side: short,
             width,
-            ..spec(name, 2, 23, 4000, "3.0", 128)
+            ..spec(name, 2, 23, 4000, H264Level::L3_0, 128)
         }
     }
 
@@ -706,15 +700,15 @@ mod tests {
         top.crf = None;
         top.bitrate_kbps = Some(18_000);
         top.maxrate_kbps = 30_000;
-        top.level = Some("4.0".into());
+        top.level = Some(H264Level::L4_0);
         let r = &resolve(std::slice::from_ref(&top), 1920, 1080, 24.0)[0];
-        assert_eq!((r.level.as_str(), r.bufsize_kbps), ("4.1", 60_000));
+        assert_eq!((r.level, r.bufsize_kbps), (Some(H264Level::L4_1), 60_000));
         let r = &resolve(std::slice::from_ref(&top), 1920, 1080, 60.0)[0];
-        assert_eq!(r.level, "4.2");
+        assert_eq!(r.level, Some(H264Level::L4_2));
         let mut webm = out("vp9", Aspect::Native, Some(720), None);
         webm.kind = OutputKind::Webm;
         let r = &resolve(&[webm], 1920, 1080, 24.0)[0];
-        assert_eq!((r.profile.as_str(), r.level.as_str()), ("0", ""));
+        assert_eq!((r.profile.as_str(), r.level), ("0", None));
     }
 
     #[test]
@@ -771,13 +765,6 @@ mod tests {
                     ..good.clone()
                 },
                 "outputs[0].bitrate_kbps",
-            ),
-            (
-                OutputSpec {
-                    level: Some("4.5".into()),
-                    ..good.clone()
-                },
-                "outputs[0].level",
             ),
             (
                 OutputSpec {

@@ -17,7 +17,7 @@ pub use remediation::{remediation, Remediation};
 pub use rules::{LoudnessRule, PolicySettings, QcOverrides, Rules};
 pub use ttl::ttl_remaining_secs;
 pub use verdict::{evaluate, Check, QcInput, QcReport, RenditionMeasure, Verdict};
-pub use video::{constant_frame_rate, level_idc, CFR_TOLERANCE, FPS_TOLERANCE};
+pub use video::{constant_frame_rate, CFR_TOLERANCE, FPS_TOLERANCE};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 use super::*;
 use crate::media::analyze::{ContentAnalysis, Loudness};
+use crate::media::level::H264Level;
 use crate::media::loudness::{Normalization, Status};
 use crate::media::probe::{Probe, VideoStream};
 use crate::media::profile::OutputKind;
@@ -56,7 +57,7 @@ fn rendition(p: Probe) -> RenditionMeasure {
         moov_first: true,
         size_bytes: 1,
         expected_profile: Some("high".into()),
-        expected_level: Some("4.0".into()),
+        expected_level: Some(H264Level::L4_0),
     }
 }
 
@@ -185,7 +186,7 @@ fn h264_profile_and_level_are_what_the_plan_asked_and_enough_for_the_size() {
             v.profile = Some(profile.into());
             v.r_frame_rate = Some(24.0);
         }));
-        r.expected_level = Some(asked.into());
+        r.expected_level = Some(H264Level::parse(asked).unwrap());
         r.expected_profile = Some(
             if profile.contains("Baseline") {
                 "baseline"
@@ -202,6 +203,19 @@ fn h264_profile_and_level_are_what_the_plan_asked_and_enough_for_the_size() {
     let (l, p) = judged(40, "4.0", "High");
     assert!(l.passed && p.passed, "{l:?} {p:?}");
     assert_eq!(l.measured, "4.0");
+    assert_eq!(l.threshold, "4.0 (at least 4.0)");
+    // The report keeps the asked-for level as the string it always carried.
+    let rep = report(
+        &master,
+        rendition(probe(10.0, 8_000, None)),
+        rules(None),
+        None,
+        None,
+    );
+    let json = serde_json::to_value(&rep).unwrap();
+    assert_eq!(json["renditions"][0]["expected_level"], "4.0");
+    let back: QcReport = serde_json::from_value(json).unwrap();
+    assert_eq!(back.renditions[0].expected_level, Some(H264Level::L4_0));
     let (l, _) = judged(31, "4.0", "High");
     assert!(!l.passed);
     assert!(l.reason.unwrap().contains("asked for 4.0"));
@@ -220,13 +234,16 @@ fn h264_profile_and_level_are_what_the_plan_asked_and_enough_for_the_size() {
     let mut vp9 = rendition(with_video(&probe(10.0, 8_000, None), |v| {
         v.codec = "vp9".into()
     }));
-    vp9.expected_level = Some("4.0".into());
+    vp9.expected_level = Some(H264Level::L4_0);
     let rep = report(&master, vp9, rules(None), None, None);
     assert!(check(&rep, "h264_level").is_none() && check(&rep, "h264_profile").is_none());
-    assert_eq!(level_idc("3.1"), Some(31));
-    assert_eq!(level_idc("5"), Some(50));
-    assert_eq!(level_idc("1b"), Some(9));
-    assert_eq!(level_idc("x"), None);
+    // Spellings and numbers of the levels themselves: media::level's tests.
+    // A file may claim a level no plan asks for; the report names it.
+    let (l, _) = judged(9, "4.0", "High");
+    assert!(!l.passed);
+    assert_eq!(l.measured, "1b");
+    let (l, _) = judged(60, "4.0", "High");
+    assert_eq!((l.passed, l.measured.as_str()), (false, "6.0"));
 }
 
 fn us_rule(normalize: bool) -> LoudnessRule {

@@ -6,6 +6,7 @@ use super::master::MasterSpec;
 use super::rules::Rules;
 use super::video::{h264_checks, rate_checks};
 use crate::media::analyze::{ContentAnalysis, Run};
+use crate::media::level::H264Level;
 use crate::media::loudness::{Normalization, Status};
 use crate::media::probe::Probe;
 use crate::media::profile::OutputKind;
@@ -73,9 +74,9 @@ pub struct RenditionMeasure {
     /// The H.264 profile the plan asked for ("high"), when H.264.
     #[serde(default)]
     pub expected_profile: Option<String>,
-    /// The H.264 level the plan asked for ("4.0").
+    /// The H.264 level the plan asked for; "4.0" in the report.
     #[serde(default)]
-    pub expected_level: Option<String>,
+    pub expected_level: Option<H264Level>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Frame-rate and H.264 checks of a rendition's video stream.
 
 use super::verdict::{Check, RenditionMeasure};
-use crate::media::ladder::h264_level;
+use crate::media::level::H264Level;
 use crate::media::probe::{Probe, VideoStream};
 
 /// Two frame rates are the same rate within this, fps.
@@ -32,20 +32,14 @@ pub fn constant_frame_rate(v: &VideoStream, duration_secs: f64) -> Option<(Strin
     }
 }
 
-/// "4.0" -> 40, "3.1" -> 31, "1b" -> 9 (as ffprobe reports level_idc).
-pub fn level_idc(level: &str) -> Option<i32> {
-    if level.eq_ignore_ascii_case("1b") {
-        return Some(9);
-    }
-    let (major, minor) = level.split_once('.').unwrap_or((level, "0"));
-    Some(major.trim().parse::<i32>().ok()? * 10 + minor.trim().parse::<i32>().ok()?)
-}
-
-fn level_name(idc: i32) -> String {
-    if idc == 9 {
-        "1b".into()
-    } else {
-        format!("{}.{}", idc / 10, idc % 10)
+/// How ffprobe's level number reads in the report: the level's name, also
+/// for numbers no plan can ask for (1b is 9, 6.x are 60..62), since the
+/// report shows what the file claims.
+fn probed_level_text(idc: i32) -> String {
+    match H264Level::from_idc(idc) {
+        Some(l) => l.to_string(),
+        None if idc == 9 => "1b".into(),
+        None => format!("{}.{}", idc / 10, idc % 10),
     }
 }
 
@@ -111,15 +105,18 @@ pub(super) fn h264_checks(checks: &mut Vec<Check>, r: &RenditionMeasure, v: &Vid
         same_h264_profile(&got, want),
         || format!("H.264 profile is {got}, the plan asked for {want}"),
     ));
-    if let Some(want) = &r.expected_level {
+    if let Some(want) = r.expected_level {
         let fps = v.native_fps();
         let cap = r.max_bitrate_kbps.unwrap_or(0);
-        let needed = h264_level(v.width, v.height, fps, cap);
-        let got = v.level;
-        let (want_idc, needed_idc) = (level_idc(want), level_idc(&needed));
-        let got_text = got.map(level_name).unwrap_or_else(|| "unknown".into());
-        let matches = got.is_some() && got == want_idc;
-        let enough = matches!((got, needed_idc), (Some(g), Some(n)) if g >= n);
+        let needed = H264Level::lowest_for(v.width, v.height, fps, cap);
+        let got_text = v
+            .level
+            .map(probed_level_text)
+            .unwrap_or_else(|| "unknown".into());
+        // A number outside table A-1 can match no plan, so it fails as asked-for.
+        let got = v.level.and_then(H264Level::from_idc);
+        let matches = got == Some(want);
+        let enough = got.is_some_and(|g| g >= needed);
         checks.push(Check::new(
             s,
             "h264_level",

@@ -130,7 +130,7 @@ pub async fn measure_and_evaluate(
             vmaf: score.and_then(|s| s.vmaf),
             moov_first: r.kind == OutputKind::Mp4 && moov_before_mdat(&r.path).unwrap_or(false),
             expected_profile: r.profile.clone(),
-            expected_level: r.level.clone(),
+            expected_level: r.level,
         });
     }
     let mut rules = policy::Rules::new(

@@ -50,19 +50,13 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
         };
         match r.kind {
             OutputKind::Mp4 | OutputKind::Hls => {
-                push(
-                    &mut args,
-                    &[
-                        "-c:v",
-                        "libx264",
-                        "-profile:v",
-                        &r.profile,
-                        "-level:v",
-                        &r.level,
-                        "-preset",
-                        &plan.preset,
-                    ],
-                );
+                push(&mut args, &["-c:v", "libx264", "-profile:v", &r.profile]);
+                // Resolved plans always carry a level; one built by hand
+                // without it lets x264 pick rather than pass an empty value.
+                if let Some(level) = r.level {
+                    push(&mut args, &["-level:v", &level.to_string()]);
+                }
+                push(&mut args, &["-preset", &plan.preset]);
                 args.extend(rate);
                 push(
                     &mut args,

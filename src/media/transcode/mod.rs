@@ -21,7 +21,8 @@ pub use variants::{variant_rates, VariantRates};
 
 pub use super::files::{content_type_for, FileRole, WrittenFile};
 
-use super::ladder::{h264_level, max_level, Rendition};
+use super::ladder::Rendition;
+use super::level::H264Level;
 use super::probe::Probe;
 use super::process::{ProcessError, ProgressFn, RunOptions, Runner};
 use super::profile::{is_safe_name, OutputKind};
@@ -73,8 +74,8 @@ impl TranscodePlan {
             .into_iter()
             .map(|mut r| {
                 if r.kind.is_h264() {
-                    let needed = h264_level(r.width, r.height, fps, r.maxrate_kbps);
-                    r.level = max_level(&r.level, &needed).to_owned();
+                    let needed = H264Level::lowest_for(r.width, r.height, fps, r.maxrate_kbps);
+                    r.level = r.level.max(Some(needed));
                 }
                 r
             })

@@ -3,7 +3,7 @@
 //! only ever read by it; the caller resolves the profile by name.
 
 use super::TranscodePlan;
-use crate::media::ladder::{h264_level, max_level};
+use crate::media::level::H264Level;
 use crate::media::probe::Probe;
 use crate::media::profile::ProfileSettings;
 use crate::media::profile::{default_outputs, resolve};
@@ -47,8 +47,8 @@ pub fn boost_plan(plan: &mut TranscodePlan, boost: u8) {
         r.maxrate_kbps = up(r.maxrate_kbps);
         r.bufsize_kbps = up(r.bufsize_kbps);
         if r.kind.is_h264() {
-            let needed = h264_level(r.width, r.height, plan.fps, r.maxrate_kbps);
-            r.level = max_level(&r.level, &needed).to_owned();
+            let needed = H264Level::lowest_for(r.width, r.height, plan.fps, r.maxrate_kbps);
+            r.level = r.level.max(Some(needed));
         }
     }
 }
@@ -128,13 +128,13 @@ mod tests {
             assert_eq!(r.crf, b.crf.map(|c| c - 4), "{}", r.name);
             assert_eq!(r.maxrate_kbps, b.maxrate_kbps * 3 / 2, "{}", r.name);
             assert!(r.bufsize_kbps > b.bufsize_kbps);
-            let needed = h264_level(r.width, r.height, 24.0, r.maxrate_kbps);
+            let needed = H264Level::lowest_for(r.width, r.height, 24.0, r.maxrate_kbps);
+            let level = r.level.expect("an H.264 rendition has a level");
             assert_eq!(
-                max_level(&r.level, &needed),
-                r.level,
-                "{}: level {} too low",
+                level.max(needed),
+                level,
+                "{}: level {level} too low",
                 r.name,
-                r.level
             );
         }
         let mut same = plan();

@@ -3,6 +3,7 @@ use super::*;
 use crate::media::codec::avc1_of;
 use crate::media::hls::MediaPlaylist;
 use crate::media::ladder::default_ladder;
+use crate::media::level::H264Level;
 use crate::media::probe::moov_before_mdat;
 use crate::media::profile::Crop;
 use crate::media::testutil;
@@ -20,7 +21,7 @@ fn rung(name: &str, w: u32, h: u32) -> Rendition {
         bufsize_kbps: 2000,
         min_bitrate_kbps: None,
         profile: "high".into(),
-        level: "3.0".into(),
+        level: Some(H264Level::L3_0),
         keyframe_secs: 2.0,
         audio_bitrate_kbps: 128,
     }
@@ -201,7 +202,11 @@ fn plan_for_a_60fps_master_raises_levels_and_keeps_small_posters() {
     };
     let plan =
         TranscodePlan::for_master(&probe, default_ladder(1920, 1080), &MediaConfig::default());
-    let levels: Vec<&str> = plan.renditions.iter().map(|r| r.level.as_str()).collect();
+    let levels: Vec<String> = plan
+        .renditions
+        .iter()
+        .map(|r| r.level.map(|l| l.to_string()).unwrap_or_default())
+        .collect();
     assert_eq!(levels, ["4.2", "3.2", "3.1"]);
     assert_eq!(plan.poster_width, 1280);
     assert_eq!(plan.poster_at_secs, 3.0);
@@ -507,7 +512,7 @@ fn args_for_crops_webm_hls_stills_and_one_audio_filter() {
         kind: OutputKind::Webm,
         crf: Some(33),
         profile: "0".into(),
-        level: String::new(),
+        level: None,
         ..rung("vp9", 1280, 720)
     };
     let hls = Rendition {
@@ -600,7 +605,7 @@ fn playlists_give_segments_and_rates_for_the_master_playlist() {
     assert!(is_segment_name("v_00001.ts"));
     assert!(!is_segment_name("../x.ts") && !is_segment_name("a/b.ts"));
     let r = Rendition {
-        level: "3.1".into(),
+        level: Some(H264Level::L3_1),
         ..rung("x", 2, 2)
     };
     assert_eq!(avc1_of(&r), "avc1.64001f");
@@ -615,7 +620,7 @@ async fn the_hls_master_playlist_text_is_pinned() {
     std::fs::create_dir_all(&hls).unwrap();
     let variant = |name: &str, w, h, level: &str| Rendition {
         kind: OutputKind::Hls,
-        level: level.into(),
+        level: H264Level::parse(level).ok(),
         ..rung(name, w, h)
     };
     let p = plan(
