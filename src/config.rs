@@ -105,6 +105,10 @@ fn default_result_poll_timeout_secs() -> u64 {
     10
 }
 
+fn default_ws_idle_secs() -> f64 {
+    120.0
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct SimulatorSettings {
     pub host: String,
@@ -113,6 +117,9 @@ pub struct SimulatorSettings {
     pub generation_secs: f64,
     pub webhook_retry_ms: Vec<u64>,
     pub accept_fault_header: bool,
+    /// Seconds without a frame after which a WebSocket connection is closed.
+    #[serde(default = "default_ws_idle_secs")]
+    pub ws_idle_secs: f64,
     #[serde(default)]
     pub faults: crate::simulator::Faults,
 }

@@ -40,6 +40,7 @@ async fn sim(faults: Faults) -> Option<Sim> {
             faults,
             accept_fault_header: true,
             webhook_retry_ms: vec![10, 10, 10],
+            ws_idle: Duration::from_secs(120),
         },
         runner,
         "127.0.0.1:0".parse().unwrap(),
