@@ -250,3 +250,5 @@ use errors::code_for;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod ws_tests;
