@@ -81,6 +81,11 @@ pub enum RunwareMode {
 pub struct RunwareSettings {
     pub mode: RunwareMode,
     pub api_url: String,
+    /// REST (the default) or Runware's WebSocket API.
+    #[serde(default)]
+    pub transport: crate::runware::client::Transport,
+    #[serde(default = "default_ws_url")]
+    pub ws_url: String,
     pub api_key: Secret,
     pub model: String,
     pub request_timeout_secs: u64,
@@ -99,6 +104,10 @@ pub struct RunwareSettings {
     pub result_poll_timeout_secs: u64,
     pub resubmit_missing_upload: bool,
     pub model_spec: ModelSpec,
+}
+
+fn default_ws_url() -> String {
+    crate::runware::client::ClientConfig::DEFAULT_WS_URL.into()
 }
 
 fn default_result_poll_timeout_secs() -> u64 {

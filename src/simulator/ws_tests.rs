@@ -167,3 +167,67 @@ async fn idle_connections_are_closed_and_the_drop_fault_cuts_a_running_task() {
         TaskStatus::Processing
     );
 }
+
+/// reelay's own client with `transport = "websocket"`: the same outcomes as
+/// over REST, and a dropped connection costs nothing but a reconnect.
+#[tokio::test]
+async fn reelays_client_works_over_websocket_and_survives_a_drop() {
+    use crate::runware::client::{
+        ClientConfig, ClientError, RunwareClient, SubmitOutcome, Transport,
+    };
+    let faults = Faults {
+        drop_connection_ms: 20,
+        ..Faults::default()
+    };
+    let Some(sim) = sim_with(faults, Duration::from_secs(120)).await else {
+        return;
+    };
+    let client = |key: &str| {
+        let mut cfg = ClientConfig::new(sim.handle.api_url(), Secret::new(key.to_string()));
+        cfg.transport = Transport::Websocket;
+        cfg.ws_url = sim.handle.ws_url();
+        cfg.retry_deadline = Duration::from_secs(10);
+        cfg.backoff_initial = Duration::from_millis(10);
+        RunwareClient::new(cfg).unwrap()
+    };
+    let c = client(KEY);
+    let t: VideoInferenceTask = serde_json::from_value(task(Uuid::new_v4())).unwrap();
+    let SubmitOutcome::Accepted { items } = c.submit(&t).await.unwrap() else {
+        panic!("not accepted");
+    };
+    assert_eq!(items[0].task_uuid, Some(t.task_uuid));
+    assert_eq!(c.submit(&t).await.unwrap(), SubmitOutcome::AlreadyExists);
+    let started = std::time::Instant::now();
+    loop {
+        // The connection is dropped 20 ms after the ack while the task runs;
+        // the next poll reconnects and resumes the session.
+        let poll = c.get_response(t.task_uuid).await.unwrap();
+        if poll.successes().next().is_some() {
+            break;
+        }
+        assert!(!poll.is_failed(), "{poll:?}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut bad: VideoInferenceTask = serde_json::from_value(task(Uuid::new_v4())).unwrap();
+    bad.duration = Some(0);
+    match c.submit(&bad).await {
+        Err(ClientError::Rejected {
+            http_status: 400,
+            errors,
+        }) => {
+            assert_eq!(errors[0].parameter.as_deref(), Some("duration"))
+        }
+        other => panic!("{other:?}"),
+    }
+    match client("wrong").submit(&t).await {
+        Err(ClientError::Rejected {
+            http_status: 401,
+            errors,
+        }) => {
+            assert_eq!(errors[0].code, "invalidApiKey")
+        }
+        other => panic!("{other:?}"),
+    }
+}
