@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs Runware's official Python SDK (PyPI: runware-sdk, pinned below), unchanged
-# and over its REST transport, against `reelay runware-sim`: the simulator must be
-# faithful enough that Runware's own client works with only the base URL swapped.
+# Runs Runware's official Python SDK (PyPI: runware-sdk, pinned below), unchanged,
+# against `reelay runware-sim` over both its transports: REST, and WebSocket (the
+# SDK's default). The simulator must be faithful enough that Runware's own client
+# works with only the base URL swapped.
 # Skips (with a message) when python3, venv or pip is missing or PyPI is out of reach.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +35,13 @@ for _ in $(seq 1 100); do
   if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
   sleep 0.1
 done
-echo "==> Runware SDK against reelay runware-sim"
+echo "==> Runware SDK against reelay runware-sim (REST)"
 if ! "$venv/bin/python" tests/sdk/runware_sdk_check.py --url "http://127.0.0.1:$port/v1" --key sdk-check-key; then
+  echo "--- simulator log:"; tail -n 40 "$data/sim.log"
+  exit 1
+fi
+echo "==> Runware SDK against reelay runware-sim (WebSocket, the SDK's default transport)"
+if ! "$venv/bin/python" tests/sdk/runware_sdk_ws_check.py --url "ws://127.0.0.1:$port/v1" --key sdk-check-key; then
   echo "--- simulator log:"; tail -n 40 "$data/sim.log"
   exit 1
 fi

@@ -81,6 +81,11 @@ pub enum RunwareMode {
 pub struct RunwareSettings {
     pub mode: RunwareMode,
     pub api_url: String,
+    /// REST (the default) or Runware's WebSocket API.
+    #[serde(default)]
+    pub transport: crate::runware::client::Transport,
+    #[serde(default = "default_ws_url")]
+    pub ws_url: String,
     pub api_key: Secret,
     pub model: String,
     pub request_timeout_secs: u64,
@@ -101,8 +106,16 @@ pub struct RunwareSettings {
     pub model_spec: ModelSpec,
 }
 
+fn default_ws_url() -> String {
+    crate::runware::client::ClientConfig::DEFAULT_WS_URL.into()
+}
+
 fn default_result_poll_timeout_secs() -> u64 {
     10
+}
+
+fn default_ws_idle_secs() -> f64 {
+    120.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +126,9 @@ pub struct SimulatorSettings {
     pub generation_secs: f64,
     pub webhook_retry_ms: Vec<u64>,
     pub accept_fault_header: bool,
+    /// Seconds without a frame after which a WebSocket connection is closed.
+    #[serde(default = "default_ws_idle_secs")]
+    pub ws_idle_secs: f64,
     #[serde(default)]
     pub faults: crate::simulator::Faults,
 }

@@ -150,7 +150,7 @@ impl Application {
                 .with_context(|| format!("object storage bucket {b}"))?;
         }
 
-        let (sim, api_url, api_key) = match settings.runware.mode {
+        let (sim, api_url, ws_url, api_key) = match settings.runware.mode {
             RunwareMode::Simulator => {
                 let addr: SocketAddr =
                     format!("{}:{}", settings.simulator.host, settings.simulator.port).parse()?;
@@ -165,16 +165,20 @@ impl Application {
                     tracing::warn!("runware.api_key is set but runware.mode = \"simulator\": the key is not used");
                 }
                 tracing::info!(%url, "runware.mode = \"simulator\": using the built-in simulator");
-                (Some(sim), url, settings.simulator.api_key.clone())
+                let ws_url = sim.ws_url();
+                (Some(sim), url, ws_url, settings.simulator.api_key.clone())
             }
             RunwareMode::Live => (
                 None,
                 settings.runware.api_url.clone(),
+                settings.runware.ws_url.clone(),
                 settings.runware.api_key.clone(),
             ),
         };
         let runware = RunwareClient::new(ClientConfig {
             api_url,
+            transport: settings.runware.transport,
+            ws_url,
             api_key,
             request_timeout: Duration::from_secs(settings.runware.request_timeout_secs),
             retry_deadline: Duration::from_secs(settings.runware.retry_deadline_secs),

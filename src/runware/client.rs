@@ -1,4 +1,5 @@
-//! HTTP client for Runware's REST endpoint: submit a task, poll `getResponse`.
+//! Client for Runware: submit a task, poll `getResponse`, over REST (the
+//! default) or the WebSocket API (`runware.transport`, see [`ws`]).
 //!
 //! Transient failures (408, 429, 5xx, connection errors) are retried with
 //! exponential backoff and full jitter until a deadline. Resubmitting is
@@ -16,11 +17,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// Which of Runware's APIs calls go over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// One HTTP POST per call.
+    #[default]
+    Rest,
+    /// One long-lived connection per client, resumed after a drop.
+    Websocket,
+}
+
 /// How to reach Runware and how hard to retry.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// The REST endpoint; requests go to it verbatim (no path appended).
     pub api_url: String,
+    pub transport: Transport,
+    /// The WebSocket endpoint, used with [`Transport::Websocket`].
+    pub ws_url: String,
     pub api_key: Secret,
     /// Limit for one HTTP exchange (connect, send, read).
     pub request_timeout: Duration,
@@ -34,11 +49,14 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     pub const DEFAULT_API_URL: &'static str = "https://api.runware.ai/v1";
+    pub const DEFAULT_WS_URL: &'static str = "wss://ws-api.runware.ai/v1";
 
     /// Defaults: 30 s per request, retry for 2 min, backoff 0.5 s doubling to 15 s.
     pub fn new(api_url: impl Into<String>, api_key: Secret) -> Self {
         Self {
             api_url: api_url.into(),
+            transport: Transport::Rest,
+            ws_url: Self::DEFAULT_WS_URL.into(),
             api_key,
             request_timeout: Duration::from_secs(30),
             retry_deadline: Duration::from_secs(120),
@@ -128,6 +146,8 @@ fn summarize(errors: &[ApiError]) -> String {
 #[derive(Clone)]
 pub struct RunwareClient {
     http: reqwest::Client,
+    /// The connection, when the transport is WebSocket.
+    ws: Option<Arc<ws::WsLink>>,
     config: Arc<ClientConfig>,
 }
 
@@ -135,6 +155,7 @@ impl fmt::Debug for RunwareClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunwareClient")
             .field("api_url", &self.config.api_url)
+            .field("transport", &self.config.transport)
             .finish_non_exhaustive()
     }
 }
@@ -158,8 +179,30 @@ impl RunwareClient {
             .user_agent(concat!("reelay/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Config(error_chain(&e)))?;
+        let ws = match config.transport {
+            Transport::Rest => None,
+            Transport::Websocket => {
+                if !matches!(
+                    url::Url::parse(&config.ws_url)
+                        .map(|u| u.scheme().to_string())
+                        .as_deref(),
+                    Ok("ws" | "wss")
+                ) {
+                    return Err(ClientError::Config(format!(
+                        "ws_url {:?} is not a ws:// or wss:// URL",
+                        config.ws_url
+                    )));
+                }
+                Some(Arc::new(ws::WsLink::new(
+                    config.ws_url.clone(),
+                    config.api_key.clone(),
+                    config.request_timeout,
+                )))
+            }
+        };
         Ok(Self {
             http,
+            ws,
             config: Arc::new(config),
         })
     }
@@ -172,7 +215,9 @@ impl RunwareClient {
     #[tracing::instrument(name = "runware.submit", skip_all, fields(task_uuid = %task.task_uuid))]
     pub async fn submit(&self, task: &VideoInferenceTask) -> Result<SubmitOutcome, ClientError> {
         let ours = task.task_uuid;
-        let raw = self.post_with_retry(&[task]).await?;
+        let raw = self
+            .post_with_retry(&[task], (ours, StatusCode::BAD_REQUEST))
+            .await?;
         let (env, errors) = self.decode(&raw)?;
         let is_ours = |e: &ApiError| e.task_uuid.is_none_or(|u| u == ours);
         if errors
@@ -210,7 +255,10 @@ impl RunwareClient {
     #[tracing::instrument(name = "runware.get_response", skip(self))]
     pub async fn get_response(&self, task_uuid: Uuid) -> Result<PollOutcome, ClientError> {
         let raw = self
-            .post_with_retry(&[GetResponseTask::new(task_uuid)])
+            .post_with_retry(
+                &[GetResponseTask::new(task_uuid)],
+                (task_uuid, StatusCode::OK),
+            )
             .await?;
         let (env, errors) = self.decode(&raw)?;
         if !raw.status.is_success() {
@@ -258,9 +306,12 @@ impl RunwareClient {
         }
     }
 
+    /// `about` is the task the call names and the status a WebSocket answer
+    /// with errors stands for (see [`ws::WsLink::exchange`]).
     async fn post_with_retry<B: Serialize + ?Sized>(
         &self,
         body: &B,
+        about: (Uuid, StatusCode),
     ) -> Result<RawResponse, ClientError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
@@ -269,6 +320,17 @@ impl RunwareClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            if let Some(link) = &self.ws {
+                let reason = match link.exchange(&body, about.0, about.1).await {
+                    Ok(raw) if is_retryable(raw.status) => {
+                        format!("HTTP {}: {}", raw.status, snippet(&raw.body))
+                    }
+                    Ok(raw) => return Ok(raw),
+                    Err(e) => e,
+                };
+                self.backoff(started, attempt, reason, None).await?;
+                continue;
+            }
             let sent = self
                 .http
                 .post(&cfg.api_url)
@@ -295,18 +357,31 @@ impl RunwareClient {
                 }
                 Err(e) => (error_chain(&e), None),
             };
-            let reason = self.redact(reason);
-            let delay = full_jitter(attempt, cfg.backoff_initial, cfg.backoff_max)
-                .max(retry_after.unwrap_or_default());
-            if started.elapsed() + delay > cfg.retry_deadline {
-                return Err(ClientError::Unavailable {
-                    attempts: attempt,
-                    last: reason,
-                });
-            }
-            tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, %reason, "Runware call failed, retrying");
-            tokio::time::sleep(delay).await;
+            self.backoff(started, attempt, reason, retry_after).await?;
         }
+    }
+
+    /// Waits before the next attempt, or gives up past the retry deadline.
+    async fn backoff(
+        &self,
+        started: Instant,
+        attempt: u32,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) -> Result<(), ClientError> {
+        let cfg = &self.config;
+        let reason = self.redact(reason);
+        let delay = full_jitter(attempt, cfg.backoff_initial, cfg.backoff_max)
+            .max(retry_after.unwrap_or_default());
+        if started.elapsed() + delay > cfg.retry_deadline {
+            return Err(ClientError::Unavailable {
+                attempts: attempt,
+                last: reason,
+            });
+        }
+        tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, %reason, "Runware call failed, retrying");
+        tokio::time::sleep(delay).await;
+        Ok(())
     }
 
     /// Belt and braces: the key is only ever sent in a header, but a proxy
@@ -380,3 +455,4 @@ fn snippet(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+mod ws;

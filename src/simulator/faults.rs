@@ -7,6 +7,8 @@
 //! same keys as the config table; its keys override the config's for that
 //! request and for the tasks it creates. A task keeps the faults it was
 //! created with (they are persisted with it), so a restart does not heal it.
+//! Over WebSocket the header (or a `fault` query parameter) of the upgrade
+//! request applies to every call and task of that connection.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -74,6 +76,10 @@ pub struct Faults {
     pub ack_delay_ms: u64,
     /// Milliseconds before a `getResponse` poll is answered.
     pub poll_delay_ms: u64,
+    /// WebSocket only: the connection a task was submitted on is dropped (no
+    /// close frame) this long after the ack, if the task is still running.
+    /// 0: never.
+    pub drop_connection_ms: u64,
     /// Submits are refused with HTTP 402 `insufficientCredits`; no task is created.
     pub insufficient_credits: bool,
     /// HTTP status of a burst (429, 503, ...); 0 = no burst.

@@ -2,7 +2,9 @@
 //! `https://api.runware.ai/v1`: POST of a JSON array, Bearer (or in-body
 //! `authentication`) auth, `data`/`errors` envelopes, async acks,
 //! `getResponse` polling, a webhook per result, and the result PUT to
-//! `uploadEndpoint`. It renders real footage with ffmpeg.
+//! `uploadEndpoint`. It renders real footage with ffmpeg. The same `/v1`
+//! path also speaks Runware's WebSocket API (see [`ws`]), the official SDKs'
+//! default transport.
 //!
 //! Tasks are kept on disk (`{state_dir}/{taskUUID}.json`) so that, like the
 //! real service, a task outlives a restart of the process hosting it.
@@ -16,6 +18,7 @@ pub mod faults;
 pub mod frames;
 mod lifecycle;
 mod wire;
+mod ws;
 
 use crate::backoff::Backoff;
 use crate::media::process::Runner;
@@ -70,6 +73,8 @@ pub struct SimConfig {
     /// Delays between webhook attempts: a delivery answered non-2xx (or not
     /// at all) is tried again after each, then given up.
     pub webhook_retry_ms: Vec<u64>,
+    /// A WebSocket connection that sends no frame for this long is closed.
+    pub ws_idle: Duration,
 }
 
 impl SimConfig {
@@ -84,6 +89,7 @@ impl SimConfig {
             faults: sim.faults.clone(),
             accept_fault_header: sim.accept_fault_header,
             webhook_retry_ms: sim.webhook_retry_ms.clone(),
+            ws_idle: Duration::from_secs_f64(sim.ws_idle_secs.max(0.001)),
         }
     }
 }
@@ -131,6 +137,8 @@ struct Inner {
     stats: Mutex<SimStats>,
     /// Burst answers given so far, per kind of call and taskUUID.
     bursts: Mutex<HashMap<String, u32>>,
+    /// WebSocket sessions by `connectionSessionUUID`; they outlive connections.
+    sessions: Mutex<HashMap<Uuid, ws::Session>>,
     base_url: String,
 }
 
@@ -148,6 +156,11 @@ impl SimHandle {
     /// The REST endpoint, as a client's `api_url`.
     pub fn api_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The WebSocket endpoint (same path, GET with Upgrade).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1", self.addr)
     }
 }
 
@@ -174,12 +187,13 @@ pub async fn start(cfg: SimConfig, runner: Runner, addr: SocketAddr) -> anyhow::
         tasks: Mutex::new(HashMap::new()),
         stats: Mutex::new(SimStats::default()),
         bursts: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(HashMap::new()),
         runner,
         cfg,
     }));
     sim.resume().await?;
     let app = Router::new()
-        .route("/v1", post(handle))
+        .route("/v1", post(handle).get(ws::upgrade))
         .route("/video/{file}", get(serve_video))
         .with_state(sim.clone());
     let task = tokio::spawn(async move {
@@ -222,7 +236,11 @@ pub async fn run_standalone(
         println!("fault injection on: {:?}", cfg.faults);
     }
     let handle = start(cfg, runner, addr).await?;
-    println!("Runware simulator listening on {}", handle.api_url());
+    println!(
+        "Runware simulator listening on {} (WebSocket: {})",
+        handle.api_url(),
+        handle.ws_url()
+    );
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
@@ -232,3 +250,5 @@ use errors::code_for;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod ws_tests;

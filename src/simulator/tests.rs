@@ -8,7 +8,7 @@ use axum::extract::State as AxState;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-const KEY: &str = "sim-test-key";
+pub(super) const KEY: &str = "sim-test-key";
 
 fn small_model() -> ModelSpec {
     ModelSpec {
@@ -22,13 +22,18 @@ fn small_model() -> ModelSpec {
     }
 }
 
-struct Sim {
-    handle: SimHandle,
+pub(super) struct Sim {
+    pub(super) handle: SimHandle,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
 async fn sim(faults: Faults) -> Option<Sim> {
+    sim_with(faults, Duration::from_secs(120)).await
+}
+
+/// A simulator whose WebSocket connections are dropped after `ws_idle`.
+pub(super) async fn sim_with(faults: Faults, ws_idle: Duration) -> Option<Sim> {
     let runner = testutil::runner()?;
     let dir = tempfile::tempdir().unwrap();
     let handle = start(
@@ -40,6 +45,7 @@ async fn sim(faults: Faults) -> Option<Sim> {
             faults,
             accept_fault_header: true,
             webhook_retry_ms: vec![10, 10, 10],
+            ws_idle,
         },
         runner,
         "127.0.0.1:0".parse().unwrap(),
@@ -53,7 +59,7 @@ async fn sim(faults: Faults) -> Option<Sim> {
     })
 }
 
-fn task(uuid: Uuid) -> Value {
+pub(super) fn task(uuid: Uuid) -> Value {
     json!({
         "taskType": "videoInference",
         "taskUUID": uuid,
@@ -69,7 +75,7 @@ fn task(uuid: Uuid) -> Value {
 }
 
 impl Sim {
-    async fn post(&self, body: &Value, fault: Option<&str>) -> (u16, Value) {
+    pub(super) async fn post(&self, body: &Value, fault: Option<&str>) -> (u16, Value) {
         let mut req = self
             .http
             .post(self.handle.api_url())
@@ -84,7 +90,7 @@ impl Sim {
     }
 
     /// Polls until the task is no longer processing; returns the envelope.
-    async fn finished(&self, uuid: Uuid) -> Value {
+    pub(super) async fn finished(&self, uuid: Uuid) -> Value {
         let started = Instant::now();
         loop {
             let (status, env) = self

@@ -59,6 +59,8 @@ async fn serve(answers: Vec<(u16, String)>) -> (String, Arc<Script>) {
 fn client(url: &str) -> RunwareClient {
     RunwareClient::new(ClientConfig {
         api_url: url.to_string(),
+        transport: Transport::Rest,
+        ws_url: ClientConfig::DEFAULT_WS_URL.into(),
         api_key: Secret::new(KEY),
         request_timeout: Duration::from_secs(5),
         retry_deadline: Duration::from_secs(5),
