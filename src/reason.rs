@@ -73,7 +73,7 @@ reason_codes! {
     MasterIncomplete = "masterIncomplete",
     /// The master has no video or does not match the request (container, codec, resolution, duration, sound).
     MasterMismatch = "masterMismatch",
-    /// A master uploaded by hand names a profile that is not configured.
+    /// The profile is not configured: a master uploaded by hand names an unknown one, or the asset's profile was removed from the configuration before its transcode or check.
     UnknownProfile = "unknownProfile",
     /// ffmpeg could not plan, measure the loudness of, or transcode the master.
     TranscodeFailed = "transcodeFailed",
