@@ -110,6 +110,10 @@ fn default_ws_url() -> String {
     crate::runware::client::ClientConfig::DEFAULT_WS_URL.into()
 }
 
+fn default_cors_origins() -> Vec<String> {
+    vec!["*".into()]
+}
+
 fn default_result_poll_timeout_secs() -> u64 {
     10
 }
@@ -166,6 +170,11 @@ fn default_step_retry_max_secs() -> u64 {
 pub struct CdnSettings {
     pub prefix: String,
     pub base_url: String,
+    /// Origins whose pages may read `/cdn/` files from script (ad players,
+    /// publishers' sites): `["*"]` for any, else exact origins such as
+    /// `https://player.example`.
+    #[serde(default = "default_cors_origins")]
+    pub cors_allowed_origins: Vec<String>,
     /// max-age of the mutable pointers (`manifest.json`, `vast.xml`), capped
     /// by the asset's remaining TTL.
     pub manifest_max_age_secs: u64,
@@ -309,6 +318,12 @@ impl Settings {
             (20..=99).contains(&self.uploads.output_quality),
             "uploads.output_quality must be 20..=99"
         );
+        for o in &self.cdn.cors_allowed_origins {
+            anyhow::ensure!(
+                o == "*" || (o.starts_with("http") && o.contains("://") && !o.ends_with('/')),
+                "cdn.cors_allowed_origins: {o:?} is not \"*\" or an origin like https://player.example"
+            );
+        }
         anyhow::ensure!(
             self.worker.max_step_errors >= 1,
             "worker.max_step_errors must be at least 1"

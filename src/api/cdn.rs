@@ -71,3 +71,37 @@ pub async fn serve(
     }
     Ok((status, out, Body::from_stream(obj.body)).into_response())
 }
+
+/// CORS for `/cdn/`: what a player on another origin needs to stream a set
+/// (hls.js fetches playlists and segments with Range, `<video crossorigin>`,
+/// fetches of `manifest.json`, `vast.xml` and WebVTT), and nothing that
+/// writes. Preflights are answered here, before the method routing.
+pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([
+            header::RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_RANGE,
+        ])
+        .expose_headers([
+            header::ACCEPT_RANGES,
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::ETAG,
+        ])
+        .max_age(std::time::Duration::from_secs(86_400))
+}

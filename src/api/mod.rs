@@ -46,7 +46,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/assets/{id}/reprocess", post(assets::reprocess))
         .route("/v1/webhooks/runware/{variation}", post(webhooks::runware))
         .route("/v1/events/s3", post(events::s3))
-        .route("/cdn/{*path}", get(cdn::serve).head(cdn::serve))
+        .route(
+            "/cdn/{*path}",
+            get(cdn::serve)
+                .head(cdn::serve)
+                .layer(cdn::cors(&state.settings.cdn.cors_allowed_origins)),
+        )
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

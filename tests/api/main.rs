@@ -2,6 +2,7 @@
 
 mod assets;
 mod callbacks;
+mod cors;
 mod equivalence;
 mod events;
 mod faults;
