@@ -375,7 +375,8 @@ impl Intake {
         let Some(meta) = head else {
             return Ok(Outcome::Gone);
         };
-        let id = AssetId::generate().to_string();
+        let asset_id = AssetId::generate();
+        let id = asset_id.to_string();
         let profile = meta
             .metadata
             .get(META_PROFILE)
@@ -413,7 +414,7 @@ impl Intake {
                 qc: None,
                 source: Source::Upload,
             },
-            variation_id: format!("{id}_v0"),
+            variation_id: asset_id.variation(0).as_str().to_string(),
             master_key: ev.key.clone(),
             rejected,
         };

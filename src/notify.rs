@@ -17,7 +17,6 @@ use crate::backoff::{Backoff, Jitter};
 use crate::config::Settings;
 pub use crate::jobs::model::{NewOutbox, KIND_CALLBACK, KIND_PURGE};
 use crate::jobs::store::{now_ms, OutboxRow, Store};
-pub use crate::views::{event_type, purge, terminal_event};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -219,6 +218,7 @@ pub async fn run(outbox: Arc<Outbox>, shutdown: CancellationToken) {
 mod tests {
     use super::*;
     use crate::jobs::State;
+    use crate::views::event_type;
 
     #[test]
     fn a_signature_verifies_and_any_change_breaks_it() {

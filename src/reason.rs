@@ -134,16 +134,6 @@ impl FromStr for ReasonCode {
     }
 }
 
-/// The row stores the code as text (`Update::reason` takes `Into<String>`).
-impl From<ReasonCode> for String {
-    fn from(code: ReasonCode) -> String {
-        match code {
-            ReasonCode::Generator(code) => code,
-            fixed => fixed.as_str().to_owned(),
-        }
-    }
-}
-
 impl Serialize for ReasonCode {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -223,7 +213,7 @@ mod tests {
             );
             assert_eq!(code.to_string(), s);
             assert_eq!(s.parse::<ReasonCode>().unwrap(), *code);
-            assert_eq!(String::from(code.clone()), s);
+            assert_eq!(code.to_string(), s);
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(s.into()));
             assert_eq!(serde_json::from_value::<ReasonCode>(json).unwrap(), *code);
@@ -270,7 +260,7 @@ mod tests {
         assert_eq!(code, ReasonCode::Generator("invalidApiKey".into()));
         assert_eq!(code.as_str(), "invalidApiKey");
         assert_eq!(code.to_string(), "invalidApiKey");
-        assert_eq!(String::from(code.clone()), "invalidApiKey");
+        assert_eq!(code.to_string(), "invalidApiKey");
         assert_eq!(serde_json::to_string(&code).unwrap(), r#""invalidApiKey""#);
         let back: ReasonCode = serde_json::from_str(r#""invalidApiKey""#).unwrap();
         assert_eq!(back, code);

@@ -113,11 +113,7 @@ fn request_view(a: &Asset, first: Option<&Variation>) -> Value {
     if let (crate::jobs::model::Brief::Upload { .. }, Some((v, probe))) = (&a.brief, probe) {
         let container = crate::policy::Container::of_upload(&v.master_key, probe);
         let spec = crate::policy::MasterSpec::from_probe(probe, container);
-        let format = match container {
-            crate::policy::Container::Mp4 => crate::runware::OutputFormat::Mp4,
-            crate::policy::Container::Mov => crate::runware::OutputFormat::Mov,
-            crate::policy::Container::Webm => crate::runware::OutputFormat::Webm,
-        };
+        let format = crate::runware::OutputFormat::from(container);
         if let Some(obj) = json.as_object_mut() {
             obj.insert("width".into(), spec.width.into());
             obj.insert("height".into(), spec.height.into());

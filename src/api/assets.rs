@@ -150,7 +150,7 @@ pub async fn create(
     };
     let variations: Vec<NewVariation> = (0..results)
         .map(|i| {
-            let vid = format!("{id}_v{i}");
+            let vid = asset_id.variation(i).as_str().to_string();
             NewVariation {
                 webhook_token_sha256: sha256_hex(&webhook_token(&state.webhook_secret, &vid)),
                 task_uuid: Uuid::new_v4().to_string(),

@@ -14,6 +14,17 @@ impl From<OutputFormat> for Container {
     }
 }
 
+/// The request's spelling of a container (an upload shown as a request).
+impl From<Container> for OutputFormat {
+    fn from(c: Container) -> Self {
+        match c {
+            Container::Mp4 => OutputFormat::Mp4,
+            Container::Mov => OutputFormat::Mov,
+            Container::Webm => OutputFormat::Webm,
+        }
+    }
+}
+
 impl GenerationRequest {
     /// What the generator's master must be to match this request.
     pub fn master_spec(&self) -> MasterSpec {

@@ -182,15 +182,7 @@ macro_rules! tri {
 /// may quote ffmpeg) and it stays one short paragraph.
 pub fn client_text(message: &str) -> String {
     const MAX: usize = 1000;
-    let mut out = message
-        .split(' ')
-        .map(|word| match word.strip_prefix('/') {
-            Some(rest) => rest.rsplit('/').next().unwrap_or(rest),
-            None => word,
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace(['\n', '\r'], " ");
+    let mut out = crate::media::process::hide_folders(&message.replace(['\n', '\r'], " "));
     if out.len() > MAX {
         let mut cut = MAX;
         while !out.is_char_boundary(cut) {

@@ -206,7 +206,7 @@ impl ProcessError {
 }
 
 /// "/tmp/reelay-1/master.mp4: Invalid data" -> "master.mp4: Invalid data".
-fn hide_folders(line: &str) -> String {
+pub fn hide_folders(line: &str) -> String {
     line.split(' ')
         .map(|word| match word.strip_prefix('/') {
             Some(rest) => rest.rsplit('/').next().unwrap_or(rest),
