@@ -34,6 +34,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub events: EventsSettings,
     pub callbacks: CallbackSettings,
+    pub outbound: crate::outbound::OutboundSettings,
     pub uploads: UploadSettings,
     pub profiles: BTreeMap<String, ProfileSettings>,
     /// The `REELAY_ENVIRONMENT` the layers were loaded for (not a key:
@@ -228,6 +229,9 @@ pub struct EventsSettings {
     pub token: Secret,
     /// SNS topics whose SubscriptionConfirmation is confirmed (GET SubscribeURL).
     pub sns_topic_allowlist: Vec<String>,
+    /// `scheme://host[:port]` patterns (`*` is one DNS label) of the SNS
+    /// endpoints whose SigningCertURL and SubscribeURL reelay follows.
+    pub sns_hosts: Vec<String>,
     /// S3 event dedupe records older than this are pruned.
     pub dedupe_retention_secs: u64,
 }
@@ -267,6 +271,8 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("api.key_sha256")
                     .with_list_parse_key("events.sns_topic_allowlist")
+                    .with_list_parse_key("events.sns_hosts")
+                    .with_list_parse_key("outbound.allowed_private_networks")
                     .with_list_parse_key("simulator.webhook_retry_ms"),
             )
             .build()?;
@@ -314,6 +320,8 @@ impl Settings {
             self.cdn.purge_url.is_empty() || !self.cdn.purge_secret.is_empty(),
             "cdn.purge_secret is required when cdn.purge_url is set"
         );
+        crate::outbound::Guard::new(&self.outbound)?;
+        crate::outbound::HostPatterns::new(&self.events.sns_hosts)?;
         anyhow::ensure!(
             (20..=99).contains(&self.uploads.output_quality),
             "uploads.output_quality must be 20..=99"

@@ -107,11 +107,19 @@ impl VariationId {
 pub struct CallbackUrl(String);
 
 impl CallbackUrl {
-    pub const RULE: &'static str = "must be an absolute http or https URL";
+    pub const RULE: &'static str =
+        "must be an absolute http or https URL with a host and without user info";
+    /// An IP literal the outbound guard refuses (checked by the API, which
+    /// knows the allowed networks).
+    pub const PUBLIC_RULE: &'static str = "must not name a loopback, private, link-local or other non-public address (outbound.allowed_private_networks lists the allowed ones)";
 
     pub fn parse(u: &str) -> Result<Self, &'static str> {
-        let ok = url::Url::parse(u)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        let ok = url::Url::parse(u).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty() && h != ".")
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
         if ok {
             Ok(CallbackUrl(u.to_string()))
         } else {
@@ -121,6 +129,10 @@ impl CallbackUrl {
 
     pub fn into_string(self) -> String {
         self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -166,7 +178,15 @@ mod tests {
     #[test]
     fn callbacks_go_to_http_urls_only() {
         assert!(CallbackUrl::parse("https://ops.example/hook").is_ok());
-        for bad in ["ftp://x/y", "/relative", "https://", "not a url"] {
+        for bad in [
+            "ftp://x/y",
+            "/relative",
+            "https://",
+            "not a url",
+            "http://user:pw@ops.example/hook",
+            "http://user@ops.example/hook",
+            "http://:pw@ops.example/hook",
+        ] {
             assert!(CallbackUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -5,7 +5,8 @@
 //! - S3 event notifications, `{"Records": [...]}` (AWS, the embedded store);
 //! - the same inside an SNS envelope (`Type: Notification`, `Message` is the
 //!   JSON text), and SNS `SubscriptionConfirmation`s, confirmed only for
-//!   topics on `events.sns_topic_allowlist`;
+//!   topics on `events.sns_topic_allowlist`; every SNS message must carry a
+//!   valid signature ([`sns`]);
 //! - EventBridge `Object Created` events (`detail.bucket.name`,
 //!   `detail.object.key`, `etag`, `version-id`, `sequencer`);
 //! - MinIO webhooks (`EventName`, `Key: "bucket/key"`, `Records`).
@@ -32,6 +33,8 @@ use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::Notify;
+
+pub mod sns;
 
 /// Prefix under which masters live (generated and uploaded by hand).
 pub const MASTERS_PREFIX: &str = "masters/";
@@ -100,6 +103,9 @@ pub struct Parsed {
     /// Messages understood but carrying nothing to do (test events,
     /// unsubscribe confirmations, other EventBridge detail types).
     pub ignored: usize,
+    /// Every SNS envelope met, as sent: each must pass [`sns::Verifier`]
+    /// before anything it carries is acted on.
+    pub sns: Vec<Value>,
 }
 
 /// Reads any supported envelope. Errors name what was wrong.
@@ -129,6 +135,7 @@ fn parse_value(v: &Value, out: &mut Parsed, depth: usize) -> Result<(), String> 
     };
     // SNS: {"Type": ..., "TopicArn": ..., "Message": "..."}
     if let (Some(kind), Some(topic)) = (text(v, "/Type"), text(v, "/TopicArn")) {
+        out.sns.push(v.clone());
         match kind.as_str() {
             "Notification" => {
                 let message = text(v, "/Message").ok_or("SNS Notification without Message")?;
@@ -392,10 +399,13 @@ impl Intake {
                 ),
             )
         });
+        let guard = crate::outbound::Guard::new(&self.settings.outbound)?;
         let callback_url = match meta.metadata.get(META_CALLBACK_URL) {
-            Some(u) if CallbackUrl::parse(u).is_ok() => Some(u.clone()),
+            Some(u) if CallbackUrl::parse(u).is_ok() && guard.check_url(u).is_ok() => {
+                Some(u.clone())
+            }
             Some(_) => {
-                tracing::warn!(key = %ev.key, "ignoring a {META_CALLBACK_URL} that is not an http(s) URL");
+                tracing::warn!(key = %ev.key, "ignoring a {META_CALLBACK_URL} that is not an http(s) URL of a public address");
                 None
             }
             None => None,

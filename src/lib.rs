@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod local;
 pub mod media;
 pub mod notify;
+pub mod outbound;
 pub mod policy;
 pub mod publish;
 pub mod reason;

@@ -12,11 +12,17 @@
 //!
 //! Every request carries `Reelay-Signature: t=<unix>,v1=<hex>` where the hex
 //! is HMAC-SHA256 of `"<t>.<body>"` under the shared secret (Mux's scheme).
+//!
+//! Every request goes through [`crate::outbound::Guard`]: only public
+//! addresses (or the operator's allowed private networks), no redirects. A
+//! failure is recorded as one of two fixed phrases, never the receiver's
+//! status or a connect error (those go to the log).
 
 use crate::backoff::{Backoff, Jitter};
 use crate::config::Settings;
 pub use crate::jobs::model::{NewOutbox, KIND_CALLBACK, KIND_PURGE};
 use crate::jobs::store::{now_ms, OutboxRow, Store};
+use crate::outbound::{self, Guard};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -83,6 +89,7 @@ pub struct Outbox {
     pub settings: Arc<Settings>,
     pub callback_secret: Vec<u8>,
     pub client: reqwest::Client,
+    pub guard: Guard,
 }
 
 enum Outcome {
@@ -96,18 +103,16 @@ impl Outbox {
         settings: Arc<Settings>,
         callback_secret: Vec<u8>,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.callbacks.request_timeout_secs))
-            // A receiver answers itself; following redirects would let a
-            // callback URL point reelay anywhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("reelay/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let guard = Guard::new(&settings.outbound)?;
+        // A receiver answers itself; following redirects would let a
+        // callback URL point reelay anywhere (the guarded client follows none).
+        let client = guard.client(Duration::from_secs(settings.callbacks.request_timeout_secs))?;
         Ok(Outbox {
             store,
             settings,
             callback_secret,
             client,
+            guard,
         })
     }
 
@@ -129,6 +134,10 @@ impl Outbox {
     }
 
     async fn deliver(&self, row: &OutboxRow) -> Outcome {
+        if let Err(refusal) = self.guard.check_url(&row.url) {
+            tracing::warn!(id = %row.id, kind = %row.kind, %refusal, "notification refused: its URL names no public address");
+            return Outcome::Failed(outbound::REFUSED.to_string());
+        }
         let t = now_ms() / 1000;
         let signature = sign(&self.secret(&row.kind), t, row.body.as_bytes());
         let res = self
@@ -143,9 +152,17 @@ impl Outbox {
             .await;
         match res {
             Ok(r) if r.status().is_success() => Outcome::Delivered,
-            Ok(r) => Outcome::Failed(format!("HTTP {}", r.status().as_u16())),
-            // Without the URL: it may carry the receiver's own token.
-            Err(e) => Outcome::Failed(e.without_url().to_string()),
+            Ok(r) => {
+                tracing::info!(id = %row.id, kind = %row.kind, status = r.status().as_u16(), "notification answered with a non-2xx status");
+                Outcome::Failed(outbound::FAILED.to_string())
+            }
+            Err(e) => {
+                let text = outbound::client_text(&e);
+                // Without the URL: it may carry the receiver's own token.
+                let cause = format!("{:#}", anyhow::Error::new(e.without_url()));
+                tracing::info!(id = %row.id, kind = %row.kind, error = %cause, "notification not delivered");
+                Outcome::Failed(text.to_string())
+            }
         }
     }
 

@@ -66,7 +66,19 @@ pub async fn create(
     let callback_url = match obj.get("callbackUrl") {
         None | Some(Value::Null) => None,
         Some(u) => match u.as_str().map(CallbackUrl::parse) {
-            Some(Ok(u)) => Some(u.into_string()),
+            Some(Ok(u)) => {
+                let guard = crate::outbound::Guard::new(&state.settings.outbound)?;
+                match guard.check_url(u.as_str()) {
+                    Ok(_) => Some(u.into_string()),
+                    Err(_) => {
+                        errors.push(FieldError {
+                            path: "callbackUrl".into(),
+                            rule: CallbackUrl::PUBLIC_RULE.into(),
+                        });
+                        None
+                    }
+                }
+            }
             _ => {
                 errors.push(FieldError {
                     path: "callbackUrl".into(),

@@ -16,6 +16,11 @@ pub enum ApiError {
         fields: Vec<FieldError>,
     },
     Unauthorized,
+    /// A webhook or event sender did not present the token it must; the
+    /// text says which token and how.
+    TokenRequired(&'static str),
+    /// Authenticated, but what was sent is not believed (an SNS signature).
+    Forbidden(String),
     NotFound(String),
     /// The request is valid but the resource's state does not allow it.
     Conflict(String),
@@ -57,6 +62,14 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 json!({"error": {"code": "unauthorized", "message": "a valid API key is required (Authorization: Bearer <key>)"}}),
+            ),
+            ApiError::TokenRequired(message) => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": {"code": "unauthorized", "message": message}}),
+            ),
+            ApiError::Forbidden(message) => (
+                StatusCode::FORBIDDEN,
+                json!({"error": {"code": "forbidden", "message": message}}),
             ),
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,

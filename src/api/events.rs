@@ -5,7 +5,8 @@
 //! side gets 500, so the sender delivers again.
 
 use super::{bearer, ApiError, AppState};
-use crate::events::{self, Intake, Outcome};
+use crate::events::{self, sns, Intake, Outcome};
+use crate::outbound::{self, Guard, HostPatterns};
 use crate::secret::constant_time_eq;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,6 +15,9 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// What a caller without the events token is told.
+pub const TOKEN_REQUIRED: &str = "a valid events token is required: Authorization: Bearer <events.token>, or HTTP Basic auth with it as the password";
 
 /// The caller presented the events token: as a Bearer token, or as the
 /// password of HTTP Basic auth (what an SNS HTTPS subscription can send).
@@ -41,31 +45,20 @@ impl axum::extract::FromRequestParts<AppState> for EventSender {
         let presented = bearer(parts)
             .map(str::to_string)
             .or_else(|| basic_password(parts))
-            .ok_or(ApiError::Unauthorized)?;
+            .ok_or(ApiError::TokenRequired(TOKEN_REQUIRED))?;
         if constant_time_eq(presented.as_bytes(), expected) {
             Ok(EventSender)
         } else {
-            Err(ApiError::Unauthorized)
+            Err(ApiError::TokenRequired(TOKEN_REQUIRED))
         }
     }
 }
 
-/// SNS sends SubscribeURLs on its own regional hosts; confirming anything
-/// else would let a message make reelay fetch arbitrary URLs. Loopback is
-/// allowed for local testing.
-fn subscribe_url_allowed(u: &str) -> bool {
-    let Ok(url) = url::Url::parse(u) else {
-        return false;
-    };
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
-            url.scheme() == "https"
-                && (d.ends_with(".amazonaws.com") || d.ends_with(".amazonaws.com.cn"))
-        }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+/// SNS sends SubscribeURLs on its own endpoints (`events.sns_hosts`);
+/// confirming anything else would let a message make reelay fetch arbitrary
+/// URLs. The outbound guard applies on top.
+fn subscribe_url_allowed(hosts: &HostPatterns, guard: &Guard, u: &str) -> bool {
+    guard.check_url(u).is_ok_and(|url| hosts.matches(&url))
 }
 
 pub async fn s3(
@@ -80,6 +73,21 @@ pub async fn s3(
         )
     })?;
 
+    let guard = Guard::new(&state.settings.outbound)?;
+    let hosts = HostPatterns::new(&state.settings.events.sns_hosts)?;
+    let verifier = sns::Verifier {
+        hosts: hosts.clone(),
+        guard: guard.clone(),
+    };
+    // Nothing an SNS message says is acted on unless every one is signed.
+    for msg in &parsed.sns {
+        if let Err(e) = verifier.verify(msg).await {
+            let topic = msg.get("TopicArn").and_then(Value::as_str).unwrap_or("");
+            tracing::warn!(%topic, reason = %e, "SNS message refused");
+            return Err(ApiError::Forbidden(format!("SNS signature: {e}")));
+        }
+    }
+
     let mut confirmed = 0;
     let mut refused = 0;
     for c in &parsed.confirmations {
@@ -89,19 +97,17 @@ pub async fn s3(
             .sns_topic_allowlist
             .iter()
             .any(|t| t == &c.topic_arn);
-        if !allowed || !subscribe_url_allowed(&c.subscribe_url) {
-            tracing::warn!(topic = %c.topic_arn, "SNS subscription not confirmed: topic not allow-listed or SubscribeURL not SNS's");
+        if !allowed || !subscribe_url_allowed(&hosts, &guard, &c.subscribe_url) {
+            tracing::warn!(topic = %c.topic_arn, "SNS subscription not confirmed: topic not allow-listed or SubscribeURL not on events.sns_hosts");
             refused += 1;
             continue;
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let res =
-            client.get(&c.subscribe_url).send().await.map_err(|e| {
-                anyhow::anyhow!("confirming the SNS subscription: {}", e.without_url())
-            })?;
+        let client = guard.client(Duration::from_secs(10))?;
+        let res = client.get(&c.subscribe_url).send().await.map_err(|e| {
+            let text = outbound::client_text(&e);
+            anyhow::Error::new(e.without_url())
+                .context(format!("confirming the SNS subscription: {text}"))
+        })?;
         if !res.status().is_success() {
             return Err(
                 anyhow::anyhow!("confirming the SNS subscription: HTTP {}", res.status()).into(),
@@ -154,19 +160,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_sns_hosts_or_loopback_may_be_confirmed() {
-        assert!(subscribe_url_allowed(
+    fn only_sns_hosts_may_be_confirmed() {
+        let hosts = HostPatterns::new(&[
+            "https://sns.*.amazonaws.com".into(),
+            "http://127.0.0.1:4000".into(),
+        ])
+        .unwrap();
+        let guard = Guard::new(&crate::outbound::OutboundSettings {
+            allowed_private_networks: vec!["127.0.0.0/8".into()],
+        })
+        .unwrap();
+        let ok = |u: &str| subscribe_url_allowed(&hosts, &guard, u);
+        assert!(ok(
             "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=x"
         ));
-        assert!(subscribe_url_allowed("http://127.0.0.1:4000/confirm"));
+        assert!(ok("http://127.0.0.1:4000/confirm"));
+        assert!(!ok("http://127.0.0.1:4001/confirm"));
+        assert!(!ok("http://sns.eu-west-1.amazonaws.com/x"));
+        assert!(!ok("https://evil.example/amazonaws.com"));
+        assert!(!ok("https://amazonaws.com.evil.example/"));
+        assert!(!ok("https://u:p@sns.eu-west-1.amazonaws.com/"));
+        assert!(!ok("http://10.0.0.1/"));
+        assert!(!ok("not a url"));
+        // On the host list but refused by the guard (no loopback allowed).
         assert!(!subscribe_url_allowed(
-            "http://sns.eu-west-1.amazonaws.com/x"
+            &hosts,
+            &Guard::default(),
+            "http://127.0.0.1:4000/confirm"
         ));
-        assert!(!subscribe_url_allowed("https://evil.example/amazonaws.com"));
-        assert!(!subscribe_url_allowed(
-            "https://amazonaws.com.evil.example/"
-        ));
-        assert!(!subscribe_url_allowed("http://10.0.0.1/"));
-        assert!(!subscribe_url_allowed("not a url"));
     }
 }

@@ -5,13 +5,35 @@
 
 use super::{ApiError, AppState};
 use crate::domain::VariationId;
-use crate::runware::Envelope;
+use crate::runware::{Envelope, FieldError};
 use crate::secret::constant_time_eq;
 use crate::tokens::sha256_hex;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
+
+/// What a caller without the right token is told.
+pub const TOKEN_REQUIRED: &str =
+    "a valid webhook token is required: the ?token= of the webhookURL reelay gave for this variation";
+
+/// Reads a webhook body as a Runware envelope; a field of the wrong shape
+/// is named by its path (`data[0].cost`), a body that is not JSON by `$`.
+pub fn decode(body: &[u8]) -> Result<Envelope, FieldError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let env: Envelope = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        FieldError {
+            path: if path == "." { "$".into() } else { path },
+            rule: format!("must be a Runware response envelope ({})", e.inner()),
+        }
+    })?;
+    de.end().map_err(|e| FieldError {
+        path: "$".into(),
+        rule: format!("must be one JSON value ({e})"),
+    })?;
+    Ok(env)
+}
 
 #[derive(Deserialize)]
 pub struct TokenQuery {
@@ -25,18 +47,17 @@ pub async fn runware(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     // An unknown variation and a wrong token look the same from outside.
-    let id = VariationId::parse(&variation).ok_or(ApiError::Unauthorized)?;
+    let id = VariationId::parse(&variation).ok_or(ApiError::TokenRequired(TOKEN_REQUIRED))?;
     let v = state
         .store
         .variation(id.as_str())
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ApiError::TokenRequired(TOKEN_REQUIRED))?;
     let presented = sha256_hex(q.token.as_deref().unwrap_or(""));
     if !constant_time_eq(presented.as_bytes(), v.webhook_token_sha256.as_bytes()) {
-        return Err(ApiError::Unauthorized);
+        return Err(ApiError::TokenRequired(TOKEN_REQUIRED));
     }
-    let env: Envelope = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::field("$", format!("must be a Runware response envelope ({e})")))?;
+    let env = decode(&body).map_err(|e| ApiError::field(e.path, e.rule))?;
     let ours = |uuid: Option<&uuid::Uuid>| uuid.is_some_and(|u| u.to_string() == v.task_uuid);
     let errors: Vec<_> = env
         .all_errors()

@@ -302,3 +302,210 @@ async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_val
     );
     app.stop().await;
 }
+
+/// A TCP listener (on 127.0.0.1, and on [::1] at the same port when the
+/// machine has IPv6) that counts the connections it is offered.
+async fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let seen = Arc::new(AtomicUsize::new(0));
+    let v4 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = v4.local_addr().unwrap().port();
+    let mut listeners = vec![v4];
+    if let Ok(v6) = tokio::net::TcpListener::bind(("::1", port)).await {
+        listeners.push(v6);
+    }
+    for l in listeners {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((_conn, _)) = l.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    (port, seen)
+}
+
+/// Every way of writing this machine's loopback address in a URL.
+fn loopback_spellings(port: u16) -> Vec<String> {
+    [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f.1",
+        "0x7f000001",
+        "0177.0.0.1",
+        "0177.1",
+        "127.1",
+        "127.0.0.1.",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[0:0:0:0:0:0:0:1]",
+        "[::127.0.0.1]",
+        "0.0.0.0",
+    ]
+    .iter()
+    .map(|h| format!("http://{h}:{port}/hook"))
+    .collect()
+}
+
+/// Queues one notification row the way the store does, due now.
+async fn queue(db: &sqlx::SqlitePool, id: &str, kind: &str, url: &str) {
+    sqlx::query(
+        "INSERT INTO outbox (id, kind, event_type, asset_id, variation_id, url, body, created_at, next_attempt_at)
+         VALUES (?, ?, 'asset.failed', NULL, NULL, ?, '{}', ?, ?)",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(url)
+    .bind(chrono::Utc::now().timestamp_millis())
+    .bind(chrono::Utc::now().timestamp_millis())
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+/// The last_error of each row once every row has one.
+async fn last_errors(db: &sqlx::SqlitePool, ids: &[String]) -> Vec<(String, String)> {
+    let start = Instant::now();
+    loop {
+        let rows: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, last_error FROM outbox ORDER BY id")
+                .fetch_all(db)
+                .await
+                .unwrap();
+        let done: Vec<(String, String)> = rows
+            .iter()
+            .filter(|(id, _)| ids.contains(id))
+            .filter_map(|(id, e)| e.clone().map(|e| (id.clone(), e)))
+            .collect();
+        if done.len() == ids.len() {
+            return done;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "rows so far: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn callbacks_to_any_spelling_of_loopback_are_refused_and_never_connect() {
+    use std::sync::atomic::Ordering;
+    let (port, seen) = counting_listener().await;
+    let app = spawn_app_with(|s| {
+        // The default: no private network allowed.
+        s.outbound.allowed_private_networks = vec![];
+        s.cdn.purge_url = format!("http://0x7f.1:{port}/purge");
+        s.cdn.purge_secret = Secret::new(PURGE_SECRET);
+    })
+    .await;
+
+    // At request time: a literal in a refused range is a 400 naming the field.
+    let mut bad = loopback_spellings(port);
+    bad.extend([
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://[fd00::1]/hook".to_string(),
+        "http://10.0.0.8/hook".to_string(),
+        "http://user:secret@ops.example/hook".to_string(),
+        "http://".to_string(),
+    ]);
+    for url in &bad {
+        let mut body = request(5);
+        body["callbackUrl"] = url.as_str().into();
+        let res = app.post_asset(&body).await;
+        assert_eq!(res.status(), 400, "{url}");
+        let answer: Value = res.json().await.unwrap();
+        let fields = answer["error"]["fields"].as_array().unwrap();
+        assert!(
+            fields.iter().any(|f| f["path"] == "callbackUrl"),
+            "{url}: {answer}"
+        );
+    }
+
+    // At delivery time (a row queued before the rule, or a purge URL): each
+    // spelling, and a name that resolves to loopback, is refused.
+    let db = app.db().await;
+    let mut urls = loopback_spellings(port);
+    urls.push(format!("http://localhost:{port}/hook"));
+    let mut ids = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let id = format!("evt_guard_{i:02}");
+        queue(&db, &id, "callback", url).await;
+        ids.push(id);
+    }
+    for (id, error) in last_errors(&db, &ids).await {
+        let url = &urls[ids.iter().position(|i| *i == id).unwrap()];
+        assert_eq!(error, reelay::outbound::REFUSED, "{url}");
+    }
+
+    // The whole path: a hand upload naming a host that resolves to
+    // loopback, published, its callback and purge refused.
+    let hook = format!("http://localhost:{port}/hook");
+    app.put_master(
+        "masters/guard/clip.mp4",
+        tiny_clip(640, 360, 2, true, 9).await,
+        &[("reelay-callback-url", hook.as_str())],
+    )
+    .await;
+    let assets = wait_for_campaign(&app, "guard", Duration::from_secs(120), |a| {
+        a.len() == 1 && a[0]["status"] != "processing"
+    })
+    .await;
+    assert_eq!(assets[0]["status"], "published", "{assets:#?}");
+    let a = wait_for(
+        &app.http,
+        &app.url,
+        assets[0]["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+        |a| {
+            a["notifications"]
+                .as_array()
+                .is_some_and(|n| n.len() == 2 && n.iter().all(|n| n["last_error"].is_string()))
+        },
+    )
+    .await;
+    for n in a["notifications"].as_array().unwrap() {
+        assert_eq!(n["last_error"], reelay::outbound::REFUSED, "{n}");
+        assert!(n["delivered_at"].is_null(), "{n}");
+    }
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "no connection reached the listener"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_delivery_says_only_delivery_failed() {
+    // A receiver that answers 500 with details, and a port nobody listens on.
+    let app500 = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "db at 10.1.2.3:5432 refused",
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app500).await.unwrap() });
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("http://127.0.0.1:{port}/hook")
+    };
+    // The test config allows loopback receivers.
+    let app = spawn_app().await;
+    let db = app.db().await;
+    queue(&db, "evt_fail_500", "callback", &up).await;
+    queue(&db, "evt_fail_closed", "purge", &closed).await;
+    let ids = ["evt_fail_500".to_string(), "evt_fail_closed".to_string()];
+    for (id, error) in last_errors(&db, &ids).await {
+        assert_eq!(error, reelay::outbound::FAILED, "{id}");
+    }
+    app.stop().await;
+}

@@ -9,6 +9,8 @@ use reelay::storage::event::encode_key;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CAMPAIGN: &str = "storm";
@@ -47,18 +49,108 @@ fn record(v: &Version, event_name: &str, source: &str) -> Value {
     })
 }
 
+/// A stand-in for SNS on loopback: a certificate made by the openssl CLI,
+/// served at `/cert.pem`; `/confirm` counts subscription confirmations.
+/// Messages are signed with its key (SignatureVersion 2, SHA256withRSA).
+struct SnsEndpoint {
+    base: String,
+    key: aws_lc_rs::signature::RsaKeyPair,
+    confirms: Arc<AtomicUsize>,
+    cert_fetches: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl SnsEndpoint {
+    async fn start() -> SnsEndpoint {
+        use axum::routing::get;
+        use rustls_pki_types::pem::PemObject;
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=sns.test"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_file(&key).unwrap();
+        let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
+        let pem = std::fs::read(&cert).unwrap();
+        let confirms = Arc::new(AtomicUsize::new(0));
+        let cert_fetches = Arc::new(AtomicUsize::new(0));
+        let (c, f) = (confirms.clone(), cert_fetches.clone());
+        let router = axum::Router::new()
+            .route(
+                "/confirm",
+                get(move || {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    async { "<ConfirmSubscriptionResponse/>" }
+                }),
+            )
+            .route(
+                "/cert.pem",
+                get(move || {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    let pem = pem.clone();
+                    async move { pem }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        SnsEndpoint {
+            base,
+            key,
+            confirms,
+            cert_fetches,
+            _dir: dir,
+        }
+    }
+
+    /// The settings that make reelay trust this endpoint.
+    fn trust(&self, s: &mut reelay::config::Settings) {
+        s.events.sns_hosts = vec![self.base.clone()];
+    }
+
+    fn sign(&self, mut msg: Value) -> Value {
+        use base64::Engine;
+        msg["SignatureVersion"] = "2".into();
+        msg["SigningCertURL"] = format!("{}/cert.pem", self.base).into();
+        let text = reelay::events::sns::string_to_sign(&msg).unwrap();
+        let mut sig = vec![0; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                text.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+        msg["Signature"] = base64::engine::general_purpose::STANDARD.encode(sig).into();
+        msg
+    }
+}
+
 /// The same event in shape `shape` (0 S3, 1 SNS, 2 EventBridge, 3 MinIO).
-fn envelope(shape: usize, v: &Version) -> Value {
+fn envelope(shape: usize, v: &Version, sns: &SnsEndpoint) -> Value {
     match shape % 4 {
         0 => json!({"Records": [record(v, "ObjectCreated:Put", "aws:s3")]}),
-        1 => json!({
+        1 => sns.sign(json!({
             "Type": "Notification", "MessageId": uuid::Uuid::new_v4().to_string(),
             "TopicArn": TOPIC, "Subject": "Amazon S3 Notification",
             "Message": json!({"Records": [record(v, "ObjectCreated:CompleteMultipartUpload", "aws:s3")]}).to_string(),
-            "Timestamp": "2026-01-01T00:00:00.000Z", "SignatureVersion": "1",
-            "Signature": "x", "SigningCertURL": "https://sns.us-east-1.amazonaws.com/x.pem",
+            "Timestamp": "2026-01-01T00:00:00.000Z",
             "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"
-        }),
+        })),
         2 => json!({
             "version": "0", "id": uuid::Uuid::new_v4().to_string(),
             "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
@@ -120,7 +212,12 @@ fn sha256(b: &[u8]) -> String {
 async fn an_event_storm_processes_and_publishes_each_master_version_once() {
     // The storm is the only source of events here (the embedded store's own
     // notifications would otherwise always come first).
-    let app = spawn_app_with(|s| s.storage.embedded_events = false).await;
+    let sns = SnsEndpoint::start().await;
+    let app = spawn_app_with(|s| {
+        s.storage.embedded_events = false;
+        sns.trust(s);
+    })
+    .await;
     let keys = [
         format!("masters/{CAMPAIGN}/a.mp4"),
         format!("masters/{CAMPAIGN}/b.mp4"),
@@ -141,7 +238,7 @@ async fn an_event_storm_processes_and_publishes_each_master_version_once() {
     let mut bodies = Vec::new();
     for v in &v1 {
         for n in 0..48 {
-            bodies.push(envelope(n, v));
+            bodies.push(envelope(n, v, &sns));
         }
     }
     // A batch in one body, an object removal, the CDN bucket, a test event.
@@ -206,12 +303,12 @@ async fn an_event_storm_processes_and_publishes_each_master_version_once() {
     let mut bodies = Vec::new();
     for v in &v2 {
         for n in 0..40 {
-            bodies.push(envelope(n, v));
+            bodies.push(envelope(n, v, &sns));
         }
     }
     for v in &v1[..2] {
         for n in 0..12 {
-            bodies.push(envelope(n, v));
+            bodies.push(envelope(n, v, &sns));
         }
         for s in 0..3 {
             // Never seen, but older than what was handled for the key.
@@ -220,8 +317,8 @@ async fn an_event_storm_processes_and_publishes_each_master_version_once() {
                 etag: format!("0ldversion{s}"),
                 sequencer: format!("{:016X}", 1000 + s),
             };
-            bodies.push(envelope(s, &old));
-            bodies.push(envelope(s + 1, &old));
+            bodies.push(envelope(s, &old, &sns));
+            bodies.push(envelope(s + 1, &old, &sns));
         }
     }
     bodies.shuffle(&mut rng);
@@ -290,35 +387,21 @@ async fn an_event_storm_processes_and_publishes_each_master_version_once() {
 
 #[tokio::test]
 async fn sns_subscriptions_are_confirmed_only_for_allow_listed_topics() {
-    use axum::routing::get;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let sns = axum::Router::new().route(
-        "/confirm",
-        get(move || {
-            let c = counter.clone();
-            async move {
-                c.fetch_add(1, Ordering::SeqCst);
-                "<ConfirmSubscriptionResponse/>"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sns_url = format!("http://{}/confirm", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, sns).await.unwrap() });
-
-    let app = spawn_app_with(|s| s.events.sns_topic_allowlist = vec![TOPIC.into()]).await;
+    let sns = SnsEndpoint::start().await;
+    let app = spawn_app_with(|s| {
+        s.events.sns_topic_allowlist = vec![TOPIC.into()];
+        sns.trust(s);
+    })
+    .await;
     let url = format!("{}/v1/events/s3", app.url);
+    let base = sns.base.clone();
     let confirmation = |topic: &str| {
-        json!({
+        sns.sign(json!({
             "Type": "SubscriptionConfirmation", "MessageId": "m", "Token": "t",
             "TopicArn": topic, "Message": "You have chosen to subscribe...",
-            "SubscribeURL": format!("{sns_url}?Action=ConfirmSubscription&TopicArn={topic}&Token=t"),
+            "SubscribeURL": format!("{base}/confirm?Action=ConfirmSubscription&TopicArn={topic}&Token=t"),
             "Timestamp": "2026-01-01T00:00:00.000Z"
-        })
+        }))
     };
     // SNS cannot send a Bearer token: Basic auth with the token as password.
     let res = app
@@ -330,7 +413,13 @@ async fn sns_subscriptions_are_confirmed_only_for_allow_listed_topics() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    let body: Value = res.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("events token") && !message.contains("API key"),
+        "{body}"
+    );
+    assert_eq!(sns.confirms.load(Ordering::SeqCst), 0);
 
     let res = app
         .http
@@ -346,7 +435,7 @@ async fn sns_subscriptions_are_confirmed_only_for_allow_listed_topics() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["sns_refused"], 1, "{body}");
     assert_eq!(
-        hits.load(Ordering::SeqCst),
+        sns.confirms.load(Ordering::SeqCst),
         0,
         "a stranger's topic is not confirmed"
     );
@@ -362,7 +451,98 @@ async fn sns_subscriptions_are_confirmed_only_for_allow_listed_topics() {
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["sns_confirmed"], 1, "{body}");
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(sns.confirms.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        sns.cert_fetches.load(Ordering::SeqCst),
+        1,
+        "the signing certificate is fetched once and kept"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sns_messages_without_a_good_signature_are_refused_and_do_nothing() {
+    let sns = SnsEndpoint::start().await;
+    let app = spawn_app_with(|s| {
+        s.events.sns_topic_allowlist = vec![TOPIC.into()];
+        sns.trust(s);
+    })
+    .await;
+    let url = format!("{}/v1/events/s3", app.url);
+    let confirm = sns.sign(json!({
+        "Type": "SubscriptionConfirmation", "MessageId": "m", "Token": "t",
+        "TopicArn": TOPIC, "Message": "You have chosen to subscribe...",
+        "SubscribeURL": format!("{}/confirm?Action=ConfirmSubscription&Token=t", sns.base),
+        "Timestamp": "2026-01-01T00:00:00.000Z"
+    }));
+    let mut tampered = confirm.clone();
+    tampered["Token"] = "another".into();
+    let mut unsigned = confirm.clone();
+    unsigned.as_object_mut().unwrap().remove("Signature");
+    let mut v1 = confirm.clone();
+    v1["SignatureVersion"] = "1".into();
+    let mut stranger_cert = confirm.clone();
+    stranger_cert["SigningCertURL"] = "https://certs.example/cert.pem".into();
+    let notification = sns.sign(json!({
+        "Type": "Notification", "MessageId": "n", "TopicArn": TOPIC,
+        "Message": json!({"Records": []}).to_string(), "Timestamp": "2026-01-01T00:00:00.000Z"
+    }));
+    let mut forged = notification.clone();
+    forged["Message"] = json!({"Records": [record(
+        &Version { key: format!("masters/{CAMPAIGN}/forged.mp4"), etag: "e".into(), sequencer: "01".into() },
+        "ObjectCreated:Put", "aws:s3")]})
+    .to_string()
+    .into();
+    for (body, reason) in [
+        (&tampered, "does not match"),
+        (&unsigned, "not signed"),
+        (&v1, "does not match"),
+        (&stranger_cert, "SigningCertURL"),
+        (&forged, "does not match"),
+    ] {
+        let res = app
+            .http
+            .post(&url)
+            .bearer_auth(app.events_token())
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{body}");
+        let answer: Value = res.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], "forbidden");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{reason}: {answer}");
+    }
+    assert_eq!(sns.confirms.load(Ordering::SeqCst), 0);
+    // A batch with one bad message is refused whole.
+    let res = app
+        .http
+        .post(&url)
+        .bearer_auth(app.events_token())
+        .json(&json!([confirm, tampered]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(sns.confirms.load(Ordering::SeqCst), 0);
+    // The good ones pass.
+    for body in [&confirm, &notification] {
+        let res = app
+            .http
+            .post(&url)
+            .bearer_auth(app.events_token())
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{body}");
+    }
+    assert_eq!(sns.confirms.load(Ordering::SeqCst), 1);
+    assert!(
+        app.campaign(CAMPAIGN).await.is_empty(),
+        "the forged event made nothing"
+    );
     app.stop().await;
 }
 
