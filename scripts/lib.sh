@@ -47,3 +47,23 @@ ensure_lint_tools() {
   echo "==> adding ${missing[*]} to the toolchain"
   rustup component add "${missing[@]}"
 }
+
+# The SNS signature tests make their certificates with the openssl CLI.
+ensure_openssl() {
+  command -v openssl >/dev/null 2>&1 && return 0
+  echo "==> openssl not found: installing it from the OS packages"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssl >/dev/null
+  elif command -v dnf >/dev/null 2>&1; then
+    $sudo dnf install -y openssl
+  elif command -v brew >/dev/null 2>&1; then
+    brew install openssl
+  else
+    echo "error: no supported package manager found; install the openssl CLI by hand" >&2
+    return 1
+  fi
+  command -v openssl >/dev/null 2>&1 || { echo "error: openssl install failed" >&2; return 1; }
+}

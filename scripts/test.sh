@@ -12,6 +12,7 @@ cargo fmt --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 ensure_ffmpeg
+ensure_openssl
 echo "==> ffmpeg: $(ffmpeg -version | head -n1)"
 # Runware's own Python SDK against the simulator (before cargo test, so that
 # cargo's summary stays the last word).
