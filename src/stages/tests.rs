@@ -167,6 +167,9 @@ async fn pipeline(dir: &Path) -> Pipeline {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut settings = Settings::load_from(&config, "test").unwrap();
     settings.storage.endpoint = "http://127.0.0.1:9".into();
+    // No credentials ship; startup makes them per install.
+    settings.storage.access_key_id = "test".into();
+    settings.storage.secret_access_key = crate::secret::Secret::new("test-secret-key");
     let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
     let store = Store::connect(&url, 2, std::time::Duration::from_secs(5))
         .await
