@@ -407,3 +407,15 @@ async fn a_check_whose_outputs_are_gone_transcodes_again() {
         Some("outputs missing; transcoding again")
     );
 }
+
+#[test]
+fn the_upload_url_lives_until_the_task_deadline_plus_the_grace_not_an_hour() {
+    use super::submit::upload_url_lifetime;
+    use std::time::Duration;
+    assert_eq!(
+        upload_url_lifetime(3600, 1800, 60),
+        Duration::from_secs(1860)
+    );
+    assert_eq!(upload_url_lifetime(600, 1800, 60), Duration::from_secs(600));
+    assert_eq!(upload_url_lifetime(3600, 0, 0), Duration::from_secs(1));
+}
