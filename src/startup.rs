@@ -216,6 +216,14 @@ impl Application {
         .await
         .context("opening the job store")?;
 
+        // Work folders of variations that ended (or vanished) while reelay
+        // was down, or before cleanup existed.
+        match crate::jobs::workdir::sweep_stale(&store, &data.join("work")).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "stale work folders swept"),
+            Err(e) => tracing::warn!(error = %e, "sweeping stale work folders"),
+        }
+
         let webhook_secret = webhook_secret(&data).await?;
         let cdn_base = if settings.cdn.base_url.is_empty() {
             format!("{public_url}/cdn")

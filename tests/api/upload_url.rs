@@ -1,7 +1,7 @@
 //! An upload URL delivers one master, once: a replay after publish, an
 //! upload before the generator's success and a late upload to a replaced
-//! task's URL change nothing; the embedded store runs on this install's own
-//! credentials.
+//! task's URL change nothing; work folders go with their variation; the
+//! embedded store runs on this install's own credentials.
 
 use crate::helpers::*;
 use reelay::config::{RunwareMode, Settings};
@@ -210,6 +210,65 @@ async fn a_late_upload_to_a_replaced_tasks_url_is_ignored() {
         1,
         "the old key is not taken as a master uploaded by hand"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_masters_work_folder_is_gone_and_stale_ones_are_swept_at_start() {
+    let app = spawn_app_with(|s| {
+        quick(
+            s,
+            Faults {
+                deliver_size: "1920x1080".into(),
+                ..Faults::default()
+            },
+        )
+    })
+    .await;
+    let id = create(&app, &request(3)).await;
+    let a = wait_for(&app.http, &app.url, &id, LIMIT, |a| {
+        a["status"] != "processing"
+    })
+    .await;
+    let v = variation(&a);
+    assert_eq!(v["state"], "rejected", "{a:#}");
+    assert_eq!(v["reason"]["code"], "masterMismatch");
+    let vid = v["id"].as_str().unwrap().to_string();
+    let work = app.data.join("work");
+    assert!(work.is_dir());
+    assert!(!work.join(&vid).exists(), "the rejected master's folder");
+
+    // Left behind by a crash, or by a release without cleanup.
+    std::fs::create_dir_all(work.join(&vid)).unwrap();
+    std::fs::write(work.join(&vid).join("master.mp4"), b"old").unwrap();
+    std::fs::create_dir_all(work.join("ast_00000000000000000000_v0")).unwrap();
+    let app = app.restart().await;
+    assert!(!work.join(&vid).exists());
+    assert!(!work.join("ast_00000000000000000000_v0").exists());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_master_waits_for_disk_space_and_says_why() {
+    let app = spawn_app_with(|s| {
+        quick(s, Faults::default());
+        // More than any disk has free: the download must wait.
+        s.data.free_space_margin_bytes = u64::MAX / 2;
+    })
+    .await;
+    let id = create(&app, &request(3)).await;
+    let a = wait_for(&app.http, &app.url, &id, LIMIT, |a| {
+        variation(a)["stage"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("waiting for disk space"))
+            || a["status"] != "processing"
+    })
+    .await;
+    let v = variation(&a);
+    assert_eq!(a["status"], "processing", "{a:#}");
+    assert!(v["master"]["sha256"].is_null());
+    let detail = v["stage"]["detail"].as_str().unwrap();
+    assert!(detail.contains("data.free_space_margin_bytes"), "{detail}");
     app.stop().await;
 }
 
