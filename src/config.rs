@@ -57,6 +57,14 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DataSettings {
     pub dir: PathBuf,
+    /// A master is downloaded only when its size plus this much is free on
+    /// the work folder's file system; else its variation waits.
+    #[serde(default = "default_free_space_margin_bytes")]
+    pub free_space_margin_bytes: u64,
+}
+
+fn default_free_space_margin_bytes() -> u64 {
+    1 << 30
 }
 
 #[derive(Debug, Clone, Deserialize)]

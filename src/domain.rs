@@ -6,6 +6,8 @@ use serde::Serialize;
 use std::fmt;
 use uuid::Uuid;
 
+pub mod master_key;
+
 /// A campaign name: one safe path segment of object keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

@@ -242,6 +242,9 @@ pub enum Outcome {
     Unchanged,
     /// A new master version: the variation runs its arrival checks again.
     Restarted,
+    /// A write to a generated master's key after its master was taken in, or
+    /// to the key of a task that was replaced: recorded, nothing else.
+    Refused,
     /// A master uploaded by hand became a new asset.
     Created,
 }
@@ -256,6 +259,7 @@ impl Outcome {
             Outcome::Nudged => "nudged",
             Outcome::Unchanged => "unchanged",
             Outcome::Restarted => "restarted",
+            Outcome::Refused => "refused",
             Outcome::Created => "created",
         }
     }
@@ -264,7 +268,7 @@ impl Outcome {
     pub fn matched(self) -> bool {
         matches!(
             self,
-            Outcome::Nudged | Outcome::Unchanged | Outcome::Restarted
+            Outcome::Nudged | Outcome::Unchanged | Outcome::Restarted | Outcome::Refused
         )
     }
 }
@@ -356,7 +360,18 @@ impl Intake {
             if etag.is_some() && etag == v.master_etag.as_deref() {
                 return Ok(Outcome::Unchanged);
             }
-            if let Some(asset) = db::asset(tx, &v.asset_id).await? {
+            let asset = db::asset(tx, &v.asset_id).await?;
+            if !asset.as_ref().is_some_and(|a| a.is_upload()) {
+                // A generated master's URL delivers one master, once.
+                let note = format!(
+                    "a later write to the master's upload key was ignored (etag {}): the master taken in stays; a new version goes live only through reprocess or an upload by hand",
+                    etag.unwrap_or("unknown")
+                );
+                db::note_ignored_write(tx, &v.id, state, &note).await?;
+                tracing::warn!(key = %ev.key, variation = %v.id, "write to a generated master's key after it was taken in; ignored");
+                return Ok(Outcome::Refused);
+            }
+            if let Some(asset) = asset {
                 if asset.is_upload() {
                     match meta.metadata.get(META_PROFILE) {
                         Some(p) if self.settings.profiles.contains_key(p) => {
@@ -375,6 +390,19 @@ impl Intake {
             );
             crate::jobs::store::restart_in(tx, &v.id, State::Submitted, &note).await?;
             return Ok(Outcome::Restarted);
+        }
+        if let Some(generated) = crate::domain::master_key::parse(&ev.key) {
+            if let Some(v) = db::variation(tx, generated.variation.as_str()).await? {
+                // The key of a task this variation no longer runs (it was
+                // resubmitted): a late upload to the old URL.
+                let note = format!(
+                    "an upload to the URL of replaced task {} was ignored",
+                    generated.task
+                );
+                db::note_ignored_write(tx, &v.id, v.state, &note).await?;
+                tracing::warn!(key = %ev.key, variation = %v.id, "upload to a replaced task's key; ignored");
+                return Ok(Outcome::Refused);
+            }
         }
         let Some(campaign) = upload_campaign(&ev.key) else {
             return Ok(Outcome::Ignored);

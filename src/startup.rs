@@ -11,7 +11,7 @@ use crate::runware::client::{ClientConfig, RunwareClient};
 use crate::secret::Secret;
 use crate::simulator::{self, SimConfig, SimHandle};
 use crate::storage::ObjectStore;
-use crate::storage::{start_embedded, EmbeddedOptions, EmbeddedS3, NotificationTarget};
+use crate::storage::{credentials, start_embedded, EmbeddedS3, NotificationTarget, StorageConfig};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -76,10 +76,37 @@ async fn webhook_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(hex::decode(key)?)
 }
 
+/// The embedded server's credentials: the configured secret, or the ones
+/// made for this install and kept in `{data.dir}/secrets/s3-credentials`.
+/// Written into `storage` so every client of the store uses them.
+async fn embedded_credentials(storage: &mut StorageConfig, data_dir: &Path) -> anyhow::Result<()> {
+    if !storage.secret_access_key.is_empty() {
+        if storage.access_key_id.is_empty() {
+            storage.access_key_id = credentials::PROFILE.to_string();
+        }
+        return Ok(());
+    }
+    let path = credentials::credentials_path(data_dir);
+    let made = credentials::load_or_create(&path)
+        .await
+        .with_context(|| format!("embedded S3 credentials in {}", path.display()))?;
+    storage.access_key_id = made.access_key_id;
+    storage.secret_access_key = made.secret_access_key;
+    Ok(())
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // Before anything is created or bound: a refused set-up leaves no trace.
         settings.check_generator()?;
+        if settings.environment == crate::config::PRODUCTION {
+            if let Some(why) = credentials::production_problem(
+                settings.storage.embedded,
+                &settings.storage.secret_access_key,
+            ) {
+                anyhow::bail!(why);
+            }
+        }
         let mut settings = settings;
         let data = settings.data.dir.clone();
         for sub in ["objects", "work", "runware-sim", "secrets"] {
@@ -113,19 +140,14 @@ impl Application {
         };
 
         let s3 = if settings.storage.embedded {
-            let s3 = start_embedded(EmbeddedOptions {
-                root: data.join("objects"),
-                host: settings.storage.embedded_host.clone(),
-                port: settings.storage.embedded_port,
-                access_key_id: settings.storage.access_key_id.clone(),
-                secret_access_key: settings.storage.secret_access_key.clone(),
-                region: settings.storage.region.clone(),
-                buckets: vec![settings.storage.masters_bucket.clone(), settings.storage.cdn_bucket.clone()],
-                notifications: settings.storage.embedded_events.then(|| NotificationTarget {
+            embedded_credentials(&mut settings.storage, &data).await?;
+            let s3 = start_embedded(settings.storage.embedded_options(
+                data.join("objects"),
+                settings.storage.embedded_events.then(|| NotificationTarget {
                     url: format!("{public_url}/v1/events/s3"),
                     bearer_token: events_token.clone(),
                 }),
-            })
+            ))
             .await
             .with_context(|| {
                 format!(
@@ -193,6 +215,14 @@ impl Application {
         )
         .await
         .context("opening the job store")?;
+
+        // Work folders of variations that ended (or vanished) while reelay
+        // was down, or before cleanup existed.
+        match crate::jobs::workdir::sweep_stale(&store, &data.join("work")).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "stale work folders swept"),
+            Err(e) => tracing::warn!(error = %e, "sweeping stale work folders"),
+        }
 
         let webhook_secret = webhook_secret(&data).await?;
         let cdn_base = if settings.cdn.base_url.is_empty() {

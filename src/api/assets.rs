@@ -163,10 +163,14 @@ pub async fn create(
     let variations: Vec<NewVariation> = (0..results)
         .map(|i| {
             let vid = asset_id.variation(i).as_str().to_string();
+            // One key per task: the upload URL names this task and no other.
+            let task = Uuid::new_v4();
             NewVariation {
                 webhook_token_sha256: sha256_hex(&webhook_token(&state.webhook_secret, &vid)),
-                task_uuid: Uuid::new_v4().to_string(),
-                master_key: format!("masters/{campaign}/{id}/v{i}/master.{ext}"),
+                task_uuid: task.to_string(),
+                master_key: crate::domain::master_key::for_task(
+                    &campaign, &asset_id, i, &task, ext,
+                ),
                 idx: i,
                 id: vid,
             }

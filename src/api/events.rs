@@ -138,6 +138,7 @@ pub async fn s3(
             Outcome::Nudged => "nudged",
             Outcome::Unchanged => "unchanged",
             Outcome::Restarted => "restarted",
+            Outcome::Refused => "refused",
             Outcome::Created => "created",
         };
         *counts.entry(name).or_default() += 1;

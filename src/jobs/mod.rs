@@ -9,6 +9,7 @@ pub mod progress;
 pub mod state;
 pub mod store;
 pub mod sweeper;
+pub mod workdir;
 pub mod worker;
 
 pub use model::{Asset, Claim, Update, Variation};

@@ -390,6 +390,8 @@ pub struct Update {
     pub outputs: Option<Option<Outputs>>,
     /// A new taskUUID (resubmission only).
     pub task_uuid: Option<String>,
+    /// The new task's own master key (resubmission only).
+    pub master_key: Option<String>,
     pub previous_tasks: Option<Vec<PreviousTask>>,
     pub success_seen_at: Option<Option<i64>>,
     pub qc: Option<QcReport>,

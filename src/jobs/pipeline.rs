@@ -170,11 +170,10 @@ impl Pipeline {
                     claim.state = s;
                 }
                 self.wake.notify_one();
-                if to == Some(State::Published) {
-                    let dir = self.work_dir.join(&claim.id);
-                    if let Err(e) = tokio::fs::remove_dir_all(dir).await {
-                        tracing::debug!(error = %e, "work folder cleanup");
-                    }
+                // Every terminal state (published, rejected, failed...) frees
+                // the work folder; a later reprocess fetches the master again.
+                if to.is_some_and(State::is_terminal) {
+                    super::workdir::remove(&self.work_dir, &claim.id).await;
                 }
             }
             Ok(false) => tracing::warn!("lease lost before the step's result was written"),

@@ -19,6 +19,9 @@ use crate::time::now_ms;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// How often a master waiting for disk space looks again.
+const DISK_RECHECK_MS: i64 = 5000;
+
 /// What the arrival read found.
 #[derive(Debug, Clone)]
 pub enum Inspection {
@@ -203,6 +206,21 @@ async fn arrive(
     }
     let dir = ctx.work(v);
     crate::tri!(tokio::fs::create_dir_all(&dir).await);
+    let free = crate::tri!(
+        crate::jobs::workdir::free_bytes(&dir),
+        "reading the work folder's free space"
+    );
+    let margin = ctx.settings.data.free_space_margin_bytes;
+    if let Some(why) = crate::jobs::workdir::space_shortfall(free, size, margin) {
+        tracing::warn!(variation = %v.id, free, size, margin, "not enough disk space to download the master; waiting");
+        return Outcome::Wait {
+            at: now_ms() + DISK_RECHECK_MS,
+            update: Update {
+                stage_detail: Some(Some(why)),
+                ..Default::default()
+            },
+        };
+    }
     let path = dir.join(file_name);
     let key = crate::tri!(ObjectKey::parse(&v.master_key));
     let got = crate::tri!(

@@ -1,6 +1,8 @@
 //! `submitted`/`generating`: waiting for the generator. Whoever comes first
 //! (its webhook, the S3 event, this stage's own poll), the object in the
-//! bucket decides: once it is there, [`super::arrival`] checks it. Without
+//! bucket decides, once the generator reported success for this task: then
+//! [`super::arrival`] checks it. An upload before that report waits for it
+//! (up to the task deadline); it is never taken on its own. Without
 //! it, the generator's error fails the variation, and so do the task
 //! deadline, an expired upload URL and a success that never uploaded (the
 //! last two may resubmit once as a new task when the policy says so).
@@ -33,32 +35,23 @@ pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
     let bucket = &ctx.settings.storage.masters_bucket;
     let task_uuid = crate::tri!(Uuid::parse_str(&v.task_uuid));
 
-    // Whoever came first (webhook, S3 event, poll), the object itself decides.
-    if let Some(meta) = crate::tri!(
+    // Whoever came first (webhook, S3 event, poll), the object is taken only
+    // once the generator reported success for this very task: an upload
+    // alone (while the task still runs, or a task that never finishes) is
+    // not a master.
+    let uploaded = crate::tri!(
         ctx.objects.head(bucket, &key).await,
         "looking for the master"
-    ) {
-        if v.cost.is_none() && !v.success_reported() {
-            // The upload lands before the generator reports success: give
-            // the report (it carries the cost) a moment, within the grace.
-            let seen = capture_result(ctx, v, task_uuid).await;
-            let uploaded_ms = meta
-                .last_modified
-                .map(|t| t.timestamp_millis())
-                .unwrap_or(now);
-            if seen == Reported::Running && now < uploaded_ms + grace_ms {
-                return Outcome::Wait {
-                    at: now + 1000,
-                    update: Update {
-                        stage_detail: Some(Some(
-                            "master uploaded; waiting for the generator's report".into(),
-                        )),
-                        ..Default::default()
-                    },
-                };
-            }
+    );
+    if let Some(meta) = &uploaded {
+        let reported = if v.success_reported() {
+            Reported::Success
+        } else {
+            capture_result(ctx, v, task_uuid).await
+        };
+        if reported == Reported::Success {
+            return arrival::generated(ctx, v, asset, meta.size, meta.etag.as_deref()).await;
         }
-        return arrival::generated(ctx, v, asset, meta.size, meta.etag.as_deref()).await;
     }
     if let Some(errors) = &v.provider_errors {
         return failed_task(errors);
@@ -73,11 +66,26 @@ pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
             ),
         );
     }
+    if uploaded.is_some() {
+        // Polled just now (capture_result): ask again later.
+        let polls = v.poll_count + 1;
+        return Outcome::Wait {
+            at: now + poll_delay(polls as u32).as_millis() as i64,
+            update: Update {
+                poll_count: Some(polls),
+                stage_detail: Some(Some(
+                    "an upload is in the bucket; waiting for the generator to report success before taking it".into(),
+                )),
+                ..Default::default()
+            },
+        };
+    }
     if let Some(exp) = v.upload_expires_at {
         if now > exp + grace_ms {
             return upload_never_came(
                 ctx,
                 v,
+                asset,
                 ReasonCode::UploadUrlExpired,
                 "no upload arrived before the presigned upload URL expired",
             );
@@ -88,6 +96,7 @@ pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
             return upload_never_came(
                 ctx,
                 v,
+                asset,
                 ReasonCode::UploadMissing,
                 &format!(
                     "the generator reported success but no upload reached the bucket within {} s",
@@ -147,9 +156,9 @@ pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
     Outcome::Wait { at, update }
 }
 
-/// One poll for the result item once the master is in the bucket, so its
-/// cost is recorded even when no webhook came. Bounded: arrival never waits
-/// long on the generator.
+/// One poll for the result item once an upload is in the bucket: its
+/// success (with the cost) is what lets arrival take the upload, even when
+/// no webhook came. Bounded: a slow poll is asked again on the next step.
 async fn capture_result(ctx: &Ctx<'_>, v: &Variation, task_uuid: Uuid) -> Reported {
     let limit = Duration::from_secs(ctx.settings.runware.result_poll_timeout_secs);
     let poll = tokio::time::timeout(limit, ctx.runware.get_response(task_uuid)).await;
@@ -165,7 +174,17 @@ async fn capture_result(ctx: &Ctx<'_>, v: &Variation, task_uuid: Uuid) -> Report
                 }
                 Reported::Success
             }
-            None if p.is_failed() => Reported::Unknown,
+            None if p.is_failed() => {
+                // Recorded, so the next step fails the task with it.
+                if let Err(e) = ctx
+                    .store
+                    .record_provider_report(&v.id, None, Some(&p.errors), None)
+                    .await
+                {
+                    tracing::warn!(error = %e, "recording the generator's failure");
+                }
+                Reported::Unknown
+            }
             None => Reported::Running,
         },
         Ok(Err(e)) => {
@@ -178,7 +197,13 @@ async fn capture_result(ctx: &Ctx<'_>, v: &Variation, task_uuid: Uuid) -> Report
 
 /// No upload came (URL expired, or success without an upload): resubmit
 /// once as a new task when the policy says so, else fail with `code`.
-fn upload_never_came(ctx: &Ctx<'_>, v: &Variation, code: ReasonCode, message: &str) -> Outcome {
+fn upload_never_came(
+    ctx: &Ctx<'_>,
+    v: &Variation,
+    asset: &Asset,
+    code: ReasonCode,
+    message: &str,
+) -> Outcome {
     let mut earlier = v.previous_tasks().to_vec();
     if !ctx.settings.runware.resubmit_missing_upload || !earlier.is_empty() {
         let message = match earlier.last() {
@@ -200,8 +225,24 @@ fn upload_never_came(ctx: &Ctx<'_>, v: &Variation, code: ReasonCode, message: &s
         reason_code: code.clone(),
         at: now,
     });
+    // The new task gets a key (and URL) of its own: a late upload to the old
+    // task's URL is recorded and ignored by the event intake.
+    let Some(asset_id) = crate::domain::AssetId::parse(&asset.id) else {
+        return Outcome::Retry(anyhow::anyhow!(
+            "the asset id {:?} does not parse",
+            asset.id
+        ));
+    };
+    let master_key = crate::domain::master_key::for_task(
+        &asset.campaign,
+        &asset_id,
+        v.idx,
+        &new_uuid,
+        crate::domain::master_key::extension(&v.master_key),
+    );
     Outcome::advance(Update {
         task_uuid: Some(new_uuid.to_string()),
+        master_key: Some(master_key),
         previous_tasks: Some(earlier),
         success_seen_at: Some(None),
         provider: Some(None),

@@ -14,6 +14,17 @@ use crate::tokens::webhook_token;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// How long the presigned upload URL lives: until the task's deadline plus
+/// the upload grace (an upload after that could not be taken anyway), and
+/// never longer than `runware.upload_url_expiry_secs`.
+pub fn upload_url_lifetime(max_secs: u64, deadline_secs: u64, grace_secs: u64) -> Duration {
+    Duration::from_secs(
+        max_secs
+            .min(deadline_secs.saturating_add(grace_secs))
+            .max(1),
+    )
+}
+
 pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
     let Brief::Generation(req) = &asset.brief else {
         // An upload has nothing to generate; it starts at the arrival checks.
@@ -22,7 +33,11 @@ pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
         ));
     };
     let rw = &ctx.settings.runware;
-    let expiry = Duration::from_secs(rw.upload_url_expiry_secs);
+    let expiry = upload_url_lifetime(
+        rw.upload_url_expiry_secs,
+        rw.task_deadline_secs,
+        rw.upload_grace_secs,
+    );
     let key = crate::tri!(ObjectKey::parse(&v.master_key));
     let upload_url = crate::tri!(
         ctx.objects

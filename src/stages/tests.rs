@@ -167,6 +167,9 @@ async fn pipeline(dir: &Path) -> Pipeline {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut settings = Settings::load_from(&config, "test").unwrap();
     settings.storage.endpoint = "http://127.0.0.1:9".into();
+    // No credentials ship; startup makes them per install.
+    settings.storage.access_key_id = "test".into();
+    settings.storage.secret_access_key = crate::secret::Secret::new("test-secret-key");
     let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
     let store = Store::connect(&url, 2, std::time::Duration::from_secs(5))
         .await
@@ -403,4 +406,16 @@ async fn a_check_whose_outputs_are_gone_transcodes_again() {
         last.note.as_deref(),
         Some("outputs missing; transcoding again")
     );
+}
+
+#[test]
+fn the_upload_url_lives_until_the_task_deadline_plus_the_grace_not_an_hour() {
+    use super::submit::upload_url_lifetime;
+    use std::time::Duration;
+    assert_eq!(
+        upload_url_lifetime(3600, 1800, 60),
+        Duration::from_secs(1860)
+    );
+    assert_eq!(upload_url_lifetime(600, 1800, 60), Duration::from_secs(600));
+    assert_eq!(upload_url_lifetime(3600, 0, 0), Duration::from_secs(1));
 }

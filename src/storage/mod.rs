@@ -3,6 +3,7 @@
 //! S3-compatible server used by `reelay serve` / `reelay demo` and tests.
 
 mod client;
+pub mod credentials;
 pub mod event;
 mod keys;
 mod server;
@@ -94,6 +95,7 @@ impl StorageConfig {
             secret_access_key: self.secret_access_key.clone(),
             region: self.region.clone(),
             buckets: vec![self.masters_bucket.clone(), self.cdn_bucket.clone()],
+            upload_bucket: Some(self.masters_bucket.clone()),
             notifications,
         }
     }

@@ -1,7 +1,10 @@
 //! The embedded S3-compatible server: s3s-fs behind real SigV4, wrapped by
 //! [`GuardedFs`], which adds what s3s-fs lacks: key checks (s3s-fs maps keys
 //! straight onto paths), fsync before answering, and event notifications.
+//! [`access::Access`] decides who may do what: a presigned URL only PUTs
+//! into the masters bucket, and reelay's buckets are never deleted.
 
+mod access;
 mod events;
 mod guard;
 
@@ -50,8 +53,11 @@ pub struct EmbeddedOptions {
     pub access_key_id: String,
     pub secret_access_key: Secret,
     pub region: String,
-    /// Created (as folders) if missing.
+    /// Created (as folders) if missing; never deleted through S3.
     pub buckets: Vec<String>,
+    /// The one bucket presigned PUT URLs may write (the masters bucket).
+    /// `None`: presigned requests are refused.
+    pub upload_bucket: Option<String>,
     pub notifications: Option<NotificationTarget>,
 }
 
@@ -140,6 +146,10 @@ pub async fn start_embedded(opts: EmbeddedOptions) -> Result<EmbeddedS3, Storage
             opts.access_key_id.clone(),
             opts.secret_access_key.expose().to_owned(),
         ));
+        b.set_access(access::Access {
+            upload_bucket: opts.upload_bucket.clone(),
+            protected: opts.buckets.clone(),
+        });
         b.build()
     };
 

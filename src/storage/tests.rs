@@ -435,7 +435,7 @@ async fn a_ranged_get_streams_just_the_range() {
 }
 
 #[tokio::test]
-async fn a_presigned_put_then_head_and_presigned_get_work() {
+async fn a_presigned_put_then_head_work_and_a_presigned_get_is_refused() {
     let h = harness(None).await;
     let k = key("masters/p.mp4");
     let put = h
@@ -460,9 +460,88 @@ async fn a_presigned_put_then_head_and_presigned_get_work() {
         .presign_get(MASTERS, &k, Duration::from_secs(60))
         .await
         .unwrap();
+    // Presigned URLs only ever PUT a master: reading through one is refused.
     let resp = http.get(&get).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("AccessDenied"));
+}
+
+#[tokio::test]
+async fn a_presigned_url_cannot_write_the_cdn_bucket_or_another_key() {
+    let h = harness(None).await;
+    let http = reqwest::Client::new();
+    let master = key("masters/c/ast_0/v0/task.mp4");
+    let url = h
+        .store
+        .presign_put(MASTERS, &master, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    // Same signature, another key: the signature covers the path.
+    let other = url.replace("/task.mp4?", "/other.mp4?");
+    assert_ne!(other, url);
+    let resp = http.put(&other).body("x").send().await.unwrap();
+    assert_eq!(resp.status(), 403, "another key");
+    // Same signature, the CDN bucket.
+    let cdn = url.replace(&format!("/{MASTERS}/"), &format!("/{CDN}/"));
+    let resp = http.put(&cdn).body("x").send().await.unwrap();
+    assert_eq!(resp.status(), 403, "cdn bucket with a master's signature");
+
+    // A URL validly presigned for the CDN bucket is refused by the guard.
+    let manifest = key("v1/c/ast_0/v0/manifest.json");
+    let url_cdn = h
+        .store
+        .presign_put(CDN, &manifest, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let resp = http.put(&url_cdn).body("{}").send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("AccessDenied"));
+    assert!(h.store.head(CDN, &manifest).await.unwrap().is_none());
+    assert!(h
+        .store
+        .head(MASTERS, &key("masters/c/ast_0/v0/other.mp4"))
+        .await
+        .unwrap()
+        .is_none());
+
+    // The one key it was minted for works.
+    let resp = http.put(&url).body("master").send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.bytes().await.unwrap().to_vec(), patterned(777));
+    // reelay itself (header-signed) still writes the CDN bucket.
+    h.store
+        .put_bytes(
+            CDN,
+            &manifest,
+            b"{}".to_vec(),
+            "application/json",
+            "no-cache",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn reelays_buckets_cannot_be_deleted_even_when_empty() {
+    let h = harness(None).await;
+    for bucket in [MASTERS, CDN] {
+        let err = h.store.sdk().delete_bucket().bucket(bucket).send().await;
+        let err = err.expect_err(bucket);
+        let code = err
+            .as_service_error()
+            .and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e).map(str::to_owned));
+        assert_eq!(code.as_deref(), Some("AccessDenied"), "{bucket}");
+        assert!(h.dir.path().join("s3").join(bucket).is_dir(), "{bucket}");
+    }
+    // A bucket that is not reelay's can still be removed once empty.
+    h.store.ensure_bucket("reelay-scratch").await.unwrap();
+    h.store
+        .sdk()
+        .delete_bucket()
+        .bucket("reelay-scratch")
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

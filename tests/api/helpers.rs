@@ -160,6 +160,19 @@ impl TestApp {
             .sim
     }
 
+    /// The presigned upload URL reelay handed the simulator for `task`
+    /// (from the task file the simulator keeps).
+    pub fn upload_url(&self, task: &str) -> String {
+        let path = self.data.join("runware-sim").join(format!("{task}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("task file {}: {e}", path.display()));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["task"]["uploadEndpoint"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no uploadEndpoint in {v:#}"))
+            .to_string()
+    }
+
     /// Tasks the simulator keeps on disk (`{data}/runware-sim/{taskUUID}.json`):
     /// every task ever created for this app, across restarts.
     pub fn task_files(&self) -> usize {

@@ -42,7 +42,9 @@ async fn s3_events_need_the_intake_token_and_wake_the_variation_whose_master_lan
             "s3": {"bucket": {"name": "reelay-masters"}, "object": {"key": key, "size": 10, "sequencer": "01"}}
         }]})
     };
-    let key = format!("masters/test/{id}/v0/master.mp4");
+    // Each task uploads to a key of its own, named by its taskUUID.
+    let task = a["variations"][0]["task_uuid"].as_str().unwrap();
+    let key = format!("masters/test/{id}/v0/{task}.mp4");
     let url = format!("{}/v1/events/s3", app.url);
     let res = app.http.post(&url).json(&event(&key)).send().await.unwrap();
     assert_eq!(res.status(), 401);

@@ -13,3 +13,4 @@ mod publishing;
 mod publishing_sets;
 mod restart;
 mod ttl;
+mod upload_url;

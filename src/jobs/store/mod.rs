@@ -332,6 +332,7 @@ impl Store {
         set!("next_run_at", u.next_run_at);
         set!("master_etag", u.master_etag.clone());
         set!("task_uuid", u.task_uuid.clone());
+        set!("master_key", u.master_key.clone());
         set_json!("previous_tasks", u.previous_tasks.clone().map(Some));
         set!("success_seen_at", u.success_seen_at);
         if u.release {

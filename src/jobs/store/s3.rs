@@ -114,6 +114,24 @@ pub async fn variation_by_master_key(
     )
 }
 
+pub async fn variation(conn: &mut SqliteConnection, id: &str) -> Result<Option<Variation>> {
+    Ok(sqlx::query_as("SELECT * FROM variations WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// Puts a write that changed nothing in the variation's history (a
+/// transition to its own state, with `note`).
+pub async fn note_ignored_write(
+    conn: &mut SqliteConnection,
+    id: &str,
+    state: State,
+    note: &str,
+) -> Result<()> {
+    record_transition(conn, id, state, state, now_ms(), Some(note)).await
+}
+
 pub async fn asset(conn: &mut SqliteConnection, id: &str) -> Result<Option<Asset>> {
     Ok(sqlx::query_as("SELECT * FROM assets WHERE id = ?")
         .bind(id)
