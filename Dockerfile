@@ -1,12 +1,20 @@
 # Build: docker build -t reelay .
-# Run:   docker run -p 8080:8080 -e REELAY__RUNWARE__API_KEY=... reelay
+# Run:   see "Running the container" in README.md for a `docker run` line with
+#        every setting a real S3 bucket and Runware need.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, so code changes do not rebuild them.
+# Dependencies first, so code changes do not rebuild them: a stub crate with
+# the real manifest and lock file builds every dependency. A failure here is
+# a real failure (nothing hides it) and stops the build.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked || true
+RUN mkdir src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
 COPY src ./src
+# The stub's artefacts are older than the real sources only by mtime; touch
+# them so cargo rebuilds the crate itself.
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 
 FROM debian:bookworm-slim
@@ -20,7 +28,14 @@ COPY config /etc/reelay
 ENV REELAY_CONFIG_DIR=/etc/reelay \
     REELAY_ENVIRONMENT=production \
     REELAY__DATA__DIR=/var/lib/reelay
+# SQLite job store and work files (masters being checked, renditions being
+# made): keep them across container restarts.
+VOLUME ["/var/lib/reelay"]
 USER reelay
 EXPOSE 8080
+# GET /healthz of this container's server (no curl in the image): exit 0 when
+# the job store answers.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["reelay", "healthcheck", "--timeout-secs", "5"]
 ENTRYPOINT ["reelay"]
 CMD ["serve"]

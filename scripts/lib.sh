@@ -67,3 +67,37 @@ ensure_openssl() {
   fi
   command -v openssl >/dev/null 2>&1 || { echo "error: openssl install failed" >&2; return 1; }
 }
+
+# Installs Debian's chromium (for the headless browser test) when missing.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    return 0
+  fi
+  echo "==> chromium not found: installing it from the OS packages"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: no apt-get; install Chromium as /usr/bin/chromium by hand" >&2
+    return 1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  [ -x /usr/bin/chromium ] || { echo "error: chromium install failed" >&2; return 1; }
+}
+
+# playwright-core (the pinned tests/browser/package-lock.json) for the browser
+# test; it drives the system Chromium and never downloads a browser.
+ensure_browser_deps() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "error: npm not found; install Node.js 20+ (apt-get install nodejs npm)" >&2
+    return 1
+  fi
+  local dir=tests/browser want have
+  want=$(cd "$dir" && node -p "require('./package-lock.json').packages['node_modules/playwright-core'].version")
+  have=$(cd "$dir" && node -p "require('./node_modules/playwright-core/package.json').version" 2>/dev/null || true)
+  if [ -n "$want" ] && [ "$want" = "$have" ]; then
+    return 0
+  fi
+  echo "==> npm ci in $dir (playwright-core)"
+  (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund)
+}

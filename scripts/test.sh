@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (ffmpeg, Runware's Python SDK in a venv), checks
-# formatting and lints, and runs the whole suite.
+# Installs what the tests need (ffmpeg, Chromium and playwright-core, Runware's
+# Python SDK in a venv), checks formatting and lints, and runs the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -14,6 +14,10 @@ cargo clippy --all-targets -- -D warnings
 ensure_ffmpeg
 ensure_openssl
 echo "==> ffmpeg: $(ffmpeg -version | head -n1)"
+# Headless Chromium and playwright-core for tests/browser.rs.
+ensure_chromium
+ensure_browser_deps
+echo "==> $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 # Runware's own Python SDK against the simulator (before cargo test, so that
 # cargo's summary stays the last word).
 ./scripts/sdk_check.sh

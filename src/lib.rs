@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod events;
+pub mod healthcheck;
 pub mod jobs;
 pub mod local;
 pub mod media;

@@ -74,6 +74,13 @@ enum Command {
     },
     /// Print the effective configuration (secrets redacted).
     Config,
+    /// GET /healthz of the server these settings start (on loopback): exit 0
+    /// when it answers 200, 1 otherwise. For container health checks.
+    Healthcheck {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +91,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Demo { .. }
             | Command::Config
+            | Command::Healthcheck { .. }
             | Command::Process { .. }
             | Command::Transcode { .. }
     );
@@ -165,6 +173,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
+    if let Command::Healthcheck { timeout_secs } = &cli.command {
+        let url = reelay::healthcheck::local_url(&settings)?;
+        reelay::healthcheck::check(&url, Duration::from_secs(*timeout_secs)).await?;
+        println!("ok: {url}");
+        return Ok(0);
+    }
     let done: anyhow::Result<()> = match cli.command {
         Command::Serve => {
             let app = reelay::startup::Application::build(settings).await?;
@@ -180,7 +194,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{settings:#?}");
             Ok(())
         }
-        Command::Process { .. } | Command::Transcode { .. } => unreachable!("handled above"),
+        Command::Process { .. } | Command::Transcode { .. } | Command::Healthcheck { .. } => {
+            unreachable!("handled above")
+        }
     };
     done.map(|()| 0)
 }

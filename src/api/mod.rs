@@ -3,8 +3,10 @@
 
 pub mod assets;
 pub mod cdn;
+pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod options;
 pub mod webhooks;
 
 use crate::config::Settings;
@@ -44,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/assets", post(assets::create).get(assets::list))
         .route("/v1/assets/{id}", get(assets::show))
         .route("/v1/assets/{id}/reprocess", post(assets::reprocess))
+        .route("/v1/options", get(options::show))
         .route("/v1/webhooks/runware/{variation}", post(webhooks::runware))
         .route("/v1/events/s3", post(events::s3))
         .route(
@@ -52,6 +55,7 @@ pub fn router(state: AppState) -> Router {
                 .head(cdn::serve)
                 .layer(cdn::cors(&state.settings.cdn.cors_allowed_origins)),
         )
+        .merge(dashboard::routes())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -3,6 +3,7 @@
 mod assets;
 mod callbacks;
 mod cors;
+mod dashboard;
 mod equivalence;
 mod events;
 mod faults;

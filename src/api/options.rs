@@ -1,0 +1,47 @@
+//! `GET /v1/options`: what a request may name here, so a client (the
+//! dashboard's form, or a script) can offer the choices instead of guessing:
+//! the configured delivery profiles with their outputs, and the model's
+//! sizes, durations and output formats.
+
+use super::{ApiKey, AppState};
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+pub async fn show(_key: ApiKey, State(state): State<AppState>) -> Json<Value> {
+    let profiles: Vec<Value> = state
+        .settings
+        .profiles
+        .iter()
+        .map(|(name, p)| {
+            // A profile without outputs gets the default ladder.
+            let outputs = if p.outputs.is_empty() {
+                crate::media::profile::default_outputs()
+            } else {
+                p.outputs.clone()
+            };
+            json!({
+                "name": name,
+                "description": p.description,
+                "outputs": outputs.iter().map(|o| json!({"name": o.name, "kind": o.kind})).collect::<Vec<_>>(),
+                "loudness_target_lufs": p.loudness_target_lufs,
+            })
+        })
+        .collect();
+    let m = &state.model;
+    Json(json!({
+        "profiles": profiles,
+        "model": {
+            "air": m.air,
+            "sizes": m.sizes,
+            "min_duration": m.min_duration,
+            "max_duration": m.max_duration,
+            "max_number_results": 4,
+            "output_formats": ["MP4", "WEBM", "MOV"],
+            "output_quality": {"min": 20, "max": 99, "default": 95},
+            "min_ttl_secs": 60,
+            "price_per_second_usd": m.price_per_second,
+        },
+        "default_ttl_secs": state.settings.policy.default_ttl_secs,
+    }))
+}
