@@ -24,6 +24,13 @@ async fn a_webhook_with_a_wrong_or_missing_token_gets_401() {
     ] {
         let res = app.http.post(&url).json(&body).send().await.unwrap();
         assert_eq!(res.status(), 401, "{url}");
+        // It says what is expected: the webhook's token, not an API key.
+        let answer: Value = res.json().await.unwrap();
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("webhook token") && !message.contains("API key"),
+            "{answer}"
+        );
     }
     // Nothing the stranger said was recorded.
     let a = get_asset(&app.http, &app.url, a["id"].as_str().unwrap()).await;
@@ -48,6 +55,13 @@ async fn s3_events_need_the_intake_token_and_wake_the_variation_whose_master_lan
     let url = format!("{}/v1/events/s3", app.url);
     let res = app.http.post(&url).json(&event(&key)).send().await.unwrap();
     assert_eq!(res.status(), 401);
+    let answer: Value = res.json().await.unwrap();
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("events token") && !m.contains("API key")),
+        "{answer}"
+    );
     let res = app
         .http
         .post(&url)
