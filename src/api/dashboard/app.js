@@ -75,6 +75,8 @@ async function api(method, path, body) {
 function showSignIn(message) {
   sessionStorage.removeItem(KEY_SLOT);
   stopPolling();
+  state.view = null; // a poll still in flight stops when it returns
+  state.options = null;
   $('#app').hidden = true;
   $('#nav').hidden = true;
   $('#signin').hidden = false;
@@ -194,7 +196,8 @@ class AssetList {
     this.body.replaceChildren(...assets.map((a) => h('tr', { class: 'clickable', 'data-asset': a.id, onclick: () => { location.hash = '#/asset/' + a.id; } },
       h('td', {}, h('a', { href: '#/asset/' + a.id }, a.id)),
       h('td', {}, a.campaign), h('td', {}, a.profile), h('td', {}, badge(a.status)),
-      h('td', {}, a.variations.map((v) => h('span', { title: v.id }, badge(v.state), ' '))),
+      h('td', {}, a.variations.map((v) => h('span', { title: v.id }, badge(v.state),
+        a.status === 'processing' && v.stage.progress !== null && v.stage.progress !== undefined ? ` ${v.stage.progress}%` : '', ' '))),
       h('td', {}, fmtCost(a.cost_usd)), h('td', {}, fmtTime(a.created_at)))));
     if (!assets.length) this.body.append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No assets yet. ', h('a', { href: '#/new' }, 'Request one'), '.')));
   }
