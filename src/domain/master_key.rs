@@ -49,6 +49,17 @@ pub fn parse(key: &str) -> Option<GeneratedKey> {
     })
 }
 
+/// Where arrival keeps its copy of a master it verified:
+/// `verified/{rest of the master key}`, in the same bucket. No presigned URL
+/// names it and the event intake ignores it, so a later write to the upload
+/// key (a replayed URL) cannot change the master that reprocessing reads.
+pub fn verified(master_key: &str) -> String {
+    format!(
+        "verified/{}",
+        master_key.strip_prefix("masters/").unwrap_or(master_key)
+    )
+}
+
 /// The extension of a master key (`mp4` of `….mp4`).
 pub fn extension(key: &str) -> &str {
     key.rsplit_once('.')
@@ -92,13 +103,25 @@ mod tests {
     }
 
     #[test]
+    fn the_verified_copy_lives_outside_the_masters_prefix() {
+        let key = for_task("spring", &AssetId::generate(), 2, &Uuid::new_v4(), "mp4");
+        let copy = verified(&key);
+        assert!(copy.starts_with("verified/spring/"), "{copy}");
+        assert!(!copy.starts_with(crate::events::MASTERS_PREFIX));
+        assert_eq!(parse(&copy), None);
+        assert_eq!(&copy["verified/".len()..], &key["masters/".len()..]);
+    }
+
+    #[test]
     fn the_longest_key_fits_the_embedded_store() {
         let asset = AssetId::generate();
         let key = for_task(&"c".repeat(40), &asset, 99, &Uuid::new_v4(), "webm");
-        assert!(
-            key.len() <= crate::storage::embedded_max_key_bytes("reelay-masters"),
-            "{} bytes",
-            key.len()
-        );
+        for key in [verified(&key), key] {
+            assert!(
+                key.len() <= crate::storage::embedded_max_key_bytes("reelay-masters"),
+                "{} bytes",
+                key.len()
+            );
+        }
     }
 }

@@ -8,13 +8,14 @@
 //! [`inspect`] is the media half, shared with `reelay process`.
 
 use super::{Ctx, Outcome};
+use crate::domain::master_key;
 use crate::jobs::model::{Asset, Update, Variation};
 use crate::jobs::State;
 use crate::media::probe::Probe;
 use crate::media::process::{input_args, ProcessError, RunOptions, Runner};
 use crate::policy::{self, upload_extension, MasterSpec};
 use crate::reason::ReasonCode;
-use crate::storage::ObjectKey;
+use crate::storage::{ObjectKey, StorageError};
 use crate::time::now_ms;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -222,11 +223,18 @@ async fn arrive(
         };
     }
     let path = dir.join(file_name);
+    let bucket = &ctx.settings.storage.masters_bucket;
     let key = crate::tri!(ObjectKey::parse(&v.master_key));
+    // Take the master into a key only reelay writes first, then read that
+    // copy: what is verified, recorded and later reprocessed is one set of
+    // bytes, whatever is written to the upload key afterwards.
+    let kept = crate::tri!(ObjectKey::parse(&master_key::verified(&v.master_key)));
+    crate::tri!(
+        ctx.objects.copy_within(bucket, &key, &kept, size).await,
+        "keeping a copy of the master"
+    );
     let got = crate::tri!(
-        ctx.objects
-            .download_to_file(&ctx.settings.storage.masters_bucket, &key, &path)
-            .await,
+        ctx.objects.download_to_file(bucket, &kept, &path).await,
         "downloading the master"
     );
     let identity = Update {
@@ -295,11 +303,16 @@ pub async fn local_master(ctx: &Ctx<'_>, v: &Variation) -> anyhow::Result<PathBu
     }
     tokio::fs::create_dir_all(&dir).await?;
     let path = dir.join("master.bin");
-    let key = ObjectKey::parse(&v.master_key)?;
-    let got = ctx
-        .objects
-        .download_to_file(&ctx.settings.storage.masters_bucket, &key, &path)
-        .await?;
+    let bucket = &ctx.settings.storage.masters_bucket;
+    let kept = ObjectKey::parse(&master_key::verified(&v.master_key))?;
+    let got = match ctx.objects.download_to_file(bucket, &kept, &path).await {
+        Err(StorageError::NotFound) => {
+            // Rows verified before arrival kept a copy read the upload key.
+            let key = ObjectKey::parse(&v.master_key)?;
+            ctx.objects.download_to_file(bucket, &key, &path).await?
+        }
+        other => other?,
+    };
     anyhow::ensure!(
         got.sha256_hex == expected_sha,
         "the master in the bucket changed since it was verified (sha256 {} != {})",

@@ -26,6 +26,7 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod copy;
 mod files;
 
 /// S3's smallest allowed part (all but the last).

@@ -334,6 +334,47 @@ async fn a_multipart_upload_is_reassembled_and_notifies_complete_multipart_uploa
 }
 
 #[tokio::test]
+async fn a_server_side_copy_is_byte_exact_in_one_request_and_in_parts() {
+    let h = harness(None).await;
+    let data = patterned(12 * 1024 * 1024 + 123);
+    let src = h.dir.path().join("master.mp4");
+    std::fs::write(&src, &data).unwrap();
+    let from = key("masters/c/a/v1/t.mp4");
+    h.store
+        .upload_file(MASTERS, &from, &src, "video/mp4", "no-store")
+        .await
+        .unwrap();
+    let size = data.len() as u64;
+    let whole = key("verified/c/a/v1/whole.mp4");
+    let parts = key("verified/c/a/v1/parts.mp4");
+    h.store
+        .copy_within(MASTERS, &from, &whole, size)
+        .await
+        .unwrap();
+    let etag = h
+        .store
+        .copy_in_parts_above(MASTERS, &from, &parts, size, 0, 5 * 1024 * 1024)
+        .await
+        .unwrap();
+    assert!(
+        etag.as_deref().is_some_and(|e| e.ends_with("-3\"")),
+        "three parts: {etag:?}"
+    );
+    for k in [&whole, &parts] {
+        let out = h.dir.path().join("back.mp4");
+        let down = h.store.download_to_file(MASTERS, k, &out).await.unwrap();
+        assert_eq!(down.sha256_hex, sha256_hex(&data), "{k}");
+        assert_eq!(down.size, size);
+    }
+    let missing = key("masters/c/a/v1/none.mp4");
+    assert!(h
+        .store
+        .copy_within(MASTERS, &missing, &whole, 1)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
 async fn a_small_file_is_uploaded_in_one_put_and_downloads_with_the_same_hash() {
     let h = harness(None).await;
     let data = patterned(300_000);

@@ -109,6 +109,25 @@ async fn a_replayed_upload_url_after_publish_leaves_the_live_set_alone() {
     );
     assert_eq!(cdn_bytes(&app, &manifest_url).await, manifest);
     assert_eq!(app.campaign("test").await.len(), 1, "no new asset either");
+
+    // The bucket's upload key now holds the replayed clip, and the work
+    // folder went with the publish: a reprocess must still read the master
+    // that was verified, from the copy arrival kept.
+    let res = app
+        .http
+        .post(format!("{}/v1/assets/{id}/reprocess", app.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let a = wait_for(&app.http, &app.url, &id, LIMIT, |a| {
+        a["status"] != "processing" && changes_into(variation(a), "published") == 2
+    })
+    .await;
+    let v = variation(&a);
+    assert_eq!(a["status"], "published", "{a:#}");
+    assert_eq!(v["master"]["sha256"], sha.as_str(), "{v:#}");
     app.stop().await;
 }
 
