@@ -72,7 +72,7 @@ enum Command {
         #[arg(long)]
         print_args: bool,
     },
-    /// Print the effective configuration (secrets redacted).
+    /// Print the effective configuration (each secret as <set> or <unset>).
     Config,
 }
 
