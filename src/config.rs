@@ -52,6 +52,21 @@ pub struct ServerSettings {
     /// On stop, workers and the server get this long to finish before they
     /// are aborted (their steps resume on the next start).
     pub shutdown_timeout_secs: u64,
+    /// A connection that has not sent a whole request head this long after
+    /// it began one (or after its last answer) is closed.
+    pub header_read_timeout_secs: u64,
+    /// Larger request bodies get 413, on every endpoint.
+    pub max_body_bytes: usize,
+    /// Longer URIs (path and query) get 414.
+    pub max_uri_bytes: usize,
+    /// Sustained requests per second from one client IP, and the burst on
+    /// top; 0: no limit. Behind a CDN or proxy every request comes from its
+    /// addresses: raise it or set 0.
+    pub rate_limit_ip_per_sec: f64,
+    pub rate_limit_ip_burst: u32,
+    /// The same per API key (the asset endpoints).
+    pub rate_limit_key_per_sec: f64,
+    pub rate_limit_key_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +277,16 @@ impl Settings {
     }
 
     pub fn load_from(dir: &Path, environment: &str) -> anyhow::Result<Self> {
+        Self::load_layers(dir, environment, None)
+    }
+
+    /// The layers, with `vars` in place of the process environment when
+    /// given (tests: the environment is shared by every thread).
+    fn load_layers(
+        dir: &Path,
+        environment: &str,
+        vars: Option<config::Map<String, String>>,
+    ) -> anyhow::Result<Self> {
         let base = dir.join("default.toml");
         anyhow::ensure!(
             base.exists(),
@@ -281,10 +306,23 @@ impl Settings {
                     .with_list_parse_key("events.sns_topic_allowlist")
                     .with_list_parse_key("events.sns_hosts")
                     .with_list_parse_key("outbound.allowed_private_networks")
-                    .with_list_parse_key("simulator.webhook_retry_ms"),
+                    .with_list_parse_key("simulator.webhook_retry_ms")
+                    .source(vars),
             )
             .build()?;
-        let mut parsed: Settings = settings.try_deserialize().map_err(dotted_key)?;
+        // A key no setting reads is a typo (`worker.concurency`) or a stale
+        // name: refused, in whichever layer it came from.
+        let mut unknown = Vec::new();
+        let parsed: Result<Settings, _> =
+            serde_ignored::deserialize(settings, |path| unknown.push(path.to_string()));
+        let mut parsed = parsed.map_err(dotted_key)?;
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "unknown config key{} {}: no setting has this name (keys are listed in config/default.toml; REELAY__SECTION__KEY names section.key)",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(", ")
+            );
+        }
         parsed.environment = environment.to_string();
         parsed.validate()?;
         Ok(parsed)
@@ -307,6 +345,14 @@ impl Settings {
             self.runware.backoff_initial_ms > 0
                 && self.runware.backoff_initial_ms <= self.runware.backoff_max_secs * 1000,
             "runware.backoff_initial_ms must be positive and at most runware.backoff_max_secs"
+        );
+        anyhow::ensure!(
+            self.server.header_read_timeout_secs >= 1,
+            "server.header_read_timeout_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.server.rate_limit_ip_per_sec >= 0.0 && self.server.rate_limit_key_per_sec >= 0.0,
+            "server.rate_limit_ip_per_sec and server.rate_limit_key_per_sec must not be negative (0: no limit)"
         );
         anyhow::ensure!(
             self.worker.lease_secs >= 3,
@@ -384,6 +430,32 @@ impl Settings {
                 "runware.mode = \"simulator\" is refused under REELAY_ENVIRONMENT={PRODUCTION}: set runware.mode = \"live\" (REELAY__RUNWARE__MODE) and runware.api_key"
             ),
         }
+        Ok(())
+    }
+
+    /// Under `REELAY_ENVIRONMENT=production`, refuses a start that would
+    /// leave a door open: no API key (nobody could use the API, or a
+    /// development key was relied on) or no events token (one made at
+    /// random would change at every restart and S3 notifications would be
+    /// refused). One line naming every problem and the variable that fixes it.
+    pub fn check_production(&self) -> anyhow::Result<()> {
+        if self.environment != PRODUCTION {
+            return Ok(());
+        }
+        let mut problems = Vec::new();
+        if self.api.key_sha256.is_empty() {
+            problems.push(
+                "api.key_sha256 is empty (set REELAY__API__KEY_SHA256 to the SHA-256 of an API key)",
+            );
+        }
+        if self.events.token.is_empty() {
+            problems.push("events.token is empty (set REELAY__EVENTS__TOKEN)");
+        }
+        anyhow::ensure!(
+            problems.is_empty(),
+            "refusing to start under REELAY_ENVIRONMENT={PRODUCTION}: {}",
+            problems.join("; ")
+        );
         Ok(())
     }
 
@@ -714,10 +786,88 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_key_is_refused_naming_it_in_files_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+        std::fs::write(dir.path().join("default.toml"), base).unwrap();
+        std::fs::write(dir.path().join("typo.toml"), "[worker]\nconcurency = 4\n").unwrap();
+        let e = format!("{:#}", Settings::load_from(dir.path(), "typo").unwrap_err());
+        assert!(e.contains("unknown config key worker.concurency"), "{e}");
+        std::fs::write(
+            dir.path().join("section.toml"),
+            "[wrker]\nconcurrency = 4\n",
+        )
+        .unwrap();
+        let e = format!(
+            "{:#}",
+            Settings::load_from(dir.path(), "section").unwrap_err()
+        );
+        assert!(e.contains("wrker"), "{e}");
+
+        let vars = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let e = Settings::load_layers(
+            &config_dir(),
+            "test",
+            vars(&[
+                ("REELAY__WORKER__CONCURENCY", "4"),
+                ("REELAY__MEDIA__FFPROBE_PAHT", "/x"),
+            ]),
+        )
+        .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("unknown config keys"), "{e}");
+        assert!(e.contains("worker.concurency"), "{e}");
+        assert!(e.contains("media.ffprobe_paht"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        // A known key through the environment still works.
+        let s = Settings::load_layers(
+            &config_dir(),
+            "test",
+            vars(&[("REELAY__WORKER__CONCURRENCY", "3")]),
+        )
+        .unwrap();
+        assert_eq!(s.worker.concurrency, 3);
+    }
+
+    #[test]
+    fn production_refuses_a_start_without_an_api_key_or_events_token() {
+        let mut prod = Settings::load_from(&config_dir(), PRODUCTION).unwrap();
+        let e = prod.check_production().unwrap_err().to_string();
+        assert!(
+            e.starts_with("refusing to start under REELAY_ENVIRONMENT=production: "),
+            "{e}"
+        );
+        assert!(e.contains("api.key_sha256 is empty"), "{e}");
+        assert!(e.contains("REELAY__API__KEY_SHA256"), "{e}");
+        assert!(e.contains("events.token is empty"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        prod.api.key_sha256 = vec!["ab".repeat(32)];
+        let e = prod.check_production().unwrap_err().to_string();
+        assert!(!e.contains("api.key_sha256"), "{e}");
+        assert!(e.contains("events.token is empty"), "{e}");
+        prod.events.token = Secret::new("tok".to_string());
+        prod.check_production().unwrap();
+        // Elsewhere a missing token is made at start.
+        let local = Settings::load_from(&config_dir(), "local").unwrap();
+        assert!(local.events.token.is_empty());
+        local.check_production().unwrap();
+    }
+
+    #[test]
     fn secrets_do_not_appear_in_debug_output() {
         let s = Settings::load_from(&config_dir(), "local").unwrap();
-        let printed = format!("{s:?}");
+        let printed = format!("{s:#?}");
         assert!(!printed.contains("reelay-embedded-secret"));
         assert!(!printed.contains("sim-local-key"));
+        // What `reelay config` prints: an empty secret says so.
+        assert!(printed.contains("api_key: <unset>"), "{printed}");
+        assert!(printed.contains("secret_access_key: <set>"), "{printed}");
     }
 }

@@ -72,7 +72,7 @@ enum Command {
         #[arg(long)]
         print_args: bool,
     },
-    /// Print the effective configuration (secrets redacted).
+    /// Print the effective configuration (each secret as <set> or <unset>).
     Config,
     /// GET /healthz of the server these settings start (on loopback): exit 0
     /// when it answers 200, 1 otherwise. For container health checks.

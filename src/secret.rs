@@ -4,7 +4,8 @@ use serde::{Deserialize, Deserializer};
 use std::fmt;
 
 /// Wraps a secret value (API key, S3 secret, token). `Debug` and `Display`
-/// print `[redacted]`; the value is reached only through [`Secret::expose`].
+/// print `<set>` or, for an empty one, `<unset>` (so `reelay config` shows
+/// what is missing); the value is reached only through [`Secret::expose`].
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -25,13 +26,17 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+        fmt::Display::fmt(self, f)
     }
 }
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+        f.write_str(if self.0.is_empty() {
+            "<unset>"
+        } else {
+            "<set>"
+        })
     }
 }
 
@@ -57,9 +62,11 @@ mod tests {
     #[test]
     fn debug_and_display_never_show_the_value() {
         let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?}"), "[redacted]");
-        assert_eq!(format!("{s}"), "[redacted]");
+        assert_eq!(format!("{s:?}"), "<set>");
+        assert_eq!(format!("{s}"), "<set>");
         assert_eq!(s.expose(), "hunter2");
+        let empty = Secret::default();
+        assert_eq!(format!("{empty:?} {empty}"), "<unset> <unset>");
     }
 
     #[test]

@@ -99,6 +99,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // Before anything is created or bound: a refused set-up leaves no trace.
         settings.check_generator()?;
+        settings.check_production()?;
         if settings.environment == crate::config::PRODUCTION {
             if let Some(why) = credentials::production_problem(
                 settings.storage.embedded,
@@ -120,6 +121,11 @@ impl Application {
             "ffmpeg is required: install it (Debian/Ubuntu: apt-get install ffmpeg) or set media.ffmpeg_path",
         )?;
         tracing::info!(ffmpeg = %version, "ffmpeg found");
+        // Without ffprobe no master could be checked: every job would retry.
+        let probe_version = runner.ffprobe_version().await.context(
+            "ffprobe is required: install it (Debian/Ubuntu: apt-get install ffmpeg) or set media.ffprobe_path",
+        )?;
+        tracing::info!(ffprobe = %probe_version, "ffprobe found");
 
         // The API listener first: its address goes into webhook and event URLs.
         let api_bind = format!("{}:{}", settings.server.host, settings.server.port);
@@ -275,18 +281,16 @@ impl Application {
             webhook_secret: Arc::new(webhook_secret),
             public_url: public_url.clone(),
             wake,
+            limits: Arc::new(api::limits::Limits::from_settings(&settings.server)),
             settings: settings.clone(),
         };
         let app = api::router(state);
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        });
+        tasks.spawn(api::server::serve(
+            listener,
+            app,
+            Duration::from_secs(settings.server.header_read_timeout_secs),
+            shutdown.clone(),
+        ));
         tracing::info!(%api_addr, "reelay API listening");
 
         Ok(Application {

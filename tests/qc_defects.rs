@@ -446,4 +446,39 @@ fn a_file_that_is_not_a_video_is_rejected_as_unreadable() {
     assert_eq!(code, 3);
     assert_eq!(report["reason"]["code"], "masterUnreadable");
     assert_eq!(report["stage"], "arrival");
+    assert_eq!(
+        report["reason"]["message"], "the master is not a video: it is text",
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_png_named_mp4_is_rejected_as_not_a_video_not_as_truncated() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let p = c.path("poster.mp4");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x180",
+        ])
+        .args(["-frames:v", "1", "-c:v", "png", "-f", "image2"])
+        .arg(&p)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    assert!(std::fs::read(&p).unwrap().starts_with(b"\x89PNG"));
+    let (code, report) = c.process(&p, "default", None);
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["stage"], "arrival");
+    assert_eq!(report["reason"]["code"], "masterUnreadable", "{report:#}");
+    assert_eq!(
+        report["reason"]["message"], "the master is not a video: it is a PNG image",
+        "{report:#}"
+    );
 }

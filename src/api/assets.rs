@@ -1,6 +1,6 @@
 //! `POST /v1/assets`, `GET /v1/assets/{id}`, `GET /v1/assets?campaign=`.
 
-use super::{ApiError, ApiKey, AppState, JsonBody};
+use super::{ApiError, ApiKey, AppState, JsonBody, QueryParams};
 use crate::domain::{AssetId, CallbackUrl, CampaignId};
 use crate::jobs::model::{Brief, Source};
 use crate::jobs::store::{now_ms, Asset, NewVariation};
@@ -9,7 +9,7 @@ use crate::runware::validate::{parse_generation, validate_generation};
 use crate::runware::FieldError;
 use crate::tokens::{sha256_hex, webhook_token};
 use crate::views::{AssetDetail, AssetView};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -277,7 +277,7 @@ pub struct ListQuery {
 pub async fn list(
     _key: ApiKey,
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let assets = state

@@ -19,16 +19,21 @@ pub async fn serve(
     let Ok(key) = ObjectKey::parse(&path) else {
         return Err(ApiError::NotFound(format!("/cdn/{path}")));
     };
-    let range = headers.get(header::RANGE).and_then(|r| r.to_str().ok());
-    let obj = match state
-        .objects
-        .get(&state.settings.storage.cdn_bucket, &key, range)
-        .await
+    let bucket = &state.settings.storage.cdn_bucket;
+    // Only a well-formed single byte range reaches the store.
+    let range = match headers
+        .get(header::RANGE)
+        .map(|r| parse_range(r.as_bytes()))
     {
+        None | Some(Range::Ignored) => None,
+        Some(Range::Bytes(r)) => Some(r),
+        Some(Range::Malformed(why)) => return Err(unsatisfiable(&state, &key, &path, why).await),
+    };
+    let obj = match state.objects.get(bucket, &key, range.as_deref()).await {
         Ok(Some(o)) => o,
         Ok(None) => return Err(ApiError::NotFound(format!("/cdn/{path}"))),
         Err(StorageError::InvalidRange) => {
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable").into_response())
+            return Err(unsatisfiable(&state, &key, &path, "the range starts past the end").await)
         }
         Err(e) => return Err(e.into()),
     };
@@ -72,6 +77,74 @@ pub async fn serve(
     Ok((status, out, Body::from_stream(obj.body)).into_response())
 }
 
+/// A `Range` header as this origin reads it (RFC 9110 §14).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Range {
+    /// One byte range, rewritten canonically (`bytes=0-99`, `bytes=100-`, `bytes=-500`).
+    Bytes(String),
+    /// Another range unit: the header is ignored and the whole object sent.
+    Ignored,
+    /// `bytes=` with anything but one well-formed range: 416.
+    Malformed(&'static str),
+}
+
+/// Reads a `Range` value. Several ranges in one header are refused as well
+/// (the store serves one), as is a range whose last byte is before its first.
+pub fn parse_range(raw: &[u8]) -> Range {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Range::Malformed("the Range header is not text");
+    };
+    let Some((unit, spec)) = text.trim().split_once('=') else {
+        return Range::Malformed("the Range header must look like bytes=first-last");
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return Range::Ignored;
+    }
+    let spec = spec.trim();
+    if spec.contains(',') {
+        return Range::Malformed("only one byte range per request is served");
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Range::Malformed("a byte range must look like first-last, first- or -suffix");
+    };
+    let number = |s: &str| {
+        (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (first.trim(), last.trim()) {
+        ("", suffix) => match number(suffix) {
+            Some(n) if n > 0 => Range::Bytes(format!("bytes=-{n}")),
+            _ => Range::Malformed("a suffix range must be a positive byte count"),
+        },
+        (first, "") => match number(first) {
+            Some(a) => Range::Bytes(format!("bytes={a}-")),
+            None => Range::Malformed("a byte position must be a whole number"),
+        },
+        (first, last) => match (number(first), number(last)) {
+            (Some(a), Some(b)) if a <= b => Range::Bytes(format!("bytes={a}-{b}")),
+            (Some(_), Some(_)) => Range::Malformed("the last byte of a range is before its first"),
+            _ => Range::Malformed("a byte position must be a whole number"),
+        },
+    }
+}
+
+/// 416 with the object's size (`Content-Range: bytes */size`), or 404
+/// when there is no such object.
+async fn unsatisfiable(state: &AppState, key: &ObjectKey, path: &str, why: &str) -> ApiError {
+    match state
+        .objects
+        .head(&state.settings.storage.cdn_bucket, key)
+        .await
+    {
+        Ok(None) => ApiError::NotFound(format!("/cdn/{path}")),
+        head => ApiError::RangeNotSatisfiable {
+            message: format!("range not satisfiable: {why}"),
+            size: head.ok().flatten().map(|m| m.size),
+        },
+    }
+}
+
 /// CORS for `/cdn/`: what a player on another origin needs to stream a set
 /// (hls.js fetches playlists and segments with Range, `<video crossorigin>`,
 /// fetches of `manifest.json`, `vast.xml` and WebVTT), and nothing that
@@ -104,4 +177,43 @@ pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             header::ETAG,
         ])
         .max_age(std::time::Duration::from_secs(86_400))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_read_strictly_and_rewritten_canonically() {
+        let ok = |raw: &str, want: &str| {
+            assert_eq!(
+                parse_range(raw.as_bytes()),
+                Range::Bytes(want.into()),
+                "{raw}"
+            )
+        };
+        ok("bytes=0-99", "bytes=0-99");
+        ok("bytes=100-", "bytes=100-");
+        ok("bytes=-500", "bytes=-500");
+        ok(" BYTES = 5 - 5 ", "bytes=5-5");
+        assert_eq!(parse_range(b"items=0-1"), Range::Ignored);
+        for bad in [
+            "bytes=abc",
+            "bytes=1-2-3",
+            "bytes=5-2",
+            "bytes=-0",
+            "bytes=-",
+            "bytes=0-1,4-5",
+            "bytes=+1-2",
+            "bytes=99999999999999999999-",
+            "bytes",
+            "",
+        ] {
+            assert!(
+                matches!(parse_range(bad.as_bytes()), Range::Malformed(_)),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(parse_range(b"bytes=\xff-1"), Range::Malformed(_)));
+    }
 }

@@ -7,6 +7,8 @@ pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod options;
+pub mod limits;
+pub mod server;
 pub mod webhooks;
 
 use crate::config::Settings;
@@ -37,10 +39,13 @@ pub struct AppState {
     /// Base URL of this API as others reach it.
     pub public_url: String,
     pub wake: Arc<Notify>,
+    /// Per-IP and per-API-key rate limits.
+    pub limits: Arc<limits::Limits>,
 }
 
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
+    let max_body = state.settings.server.max_body_bytes;
     Router::new()
         .route("/healthz", get(health))
         .route("/v1/assets", post(assets::create).get(assets::list))
@@ -56,12 +61,57 @@ pub fn router(state: AppState) -> Router {
                 .layer(cdn::cors(&state.settings.cdn.cors_allowed_origins)),
         )
         .merge(dashboard::routes())
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_ip,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
+        ))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("route {}", uri.path()))
+}
+
+/// 414 for a URI over `server.max_uri_bytes`, 413 for a declared body over
+/// `server.max_body_bytes`, before anything reads it (a body without a
+/// length is cut at the same limit where it is read).
+async fn refuse_oversized(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let server = &state.settings.server;
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > server.max_uri_bytes {
+        return ApiError::UriTooLong {
+            limit: server.max_uri_bytes,
+        }
+        .into_response();
+    }
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > server.max_body_bytes as u64) {
+        return ApiError::PayloadTooLarge {
+            limit: Some(server.max_body_bytes),
+        }
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn health(
@@ -107,6 +157,7 @@ impl FromRequestParts<AppState> for ApiKey {
             .iter()
             .fold(false, |acc, k| constant_time_eq(k, &h) | acc);
         if ok {
+            state.limits.check_key(&h)?;
             Ok(ApiKey)
         } else {
             Err(ApiError::Unauthorized)
@@ -134,7 +185,14 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::field("$", format!("could not read the body: {e}")))?;
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    // A body without a length, cut at the router's limit.
+                    ApiError::PayloadTooLarge { limit: None }
+                } else {
+                    ApiError::field("$", format!("could not read the body: {e}"))
+                }
+            })?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::Invalid {
@@ -143,6 +201,32 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
                     path: "$".into(),
                     rule: format!("must be a JSON object ({e})"),
                 }],
+            })
+    }
+}
+
+/// A query string decoded into `T`, whose rejections use our error format
+/// and name the parameter: `?limit=abc` gets 400 with `fields[0].path`
+/// "limit".
+pub struct QueryParams<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(QueryParams)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::Invalid {
+                    message: "the query string is invalid".into(),
+                    fields: vec![crate::runware::FieldError {
+                        path: if path == "." { "?".into() } else { path },
+                        rule: e.inner().to_string(),
+                    }],
+                }
             })
     }
 }

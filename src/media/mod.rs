@@ -54,6 +54,13 @@ pub struct MediaConfig {
     pub probe_timeout_secs: u64,
     /// x264 preset for delivery renditions. Default "veryfast".
     pub x264_preset: String,
+    /// Memory (MiB, `RLIMIT_DATA`) and CPU time (s) each ffmpeg run may
+    /// use; 0: no limit. A run that reaches one fails with a plain reason.
+    pub ffmpeg_memory_limit_mb: u64,
+    pub ffmpeg_cpu_limit_secs: u64,
+    /// The same for each ffprobe run.
+    pub ffprobe_memory_limit_mb: u64,
+    pub ffprobe_cpu_limit_secs: u64,
 }
 
 impl Default for MediaConfig {
@@ -66,6 +73,10 @@ impl Default for MediaConfig {
             transcode_timeout_secs: 900,
             probe_timeout_secs: 30,
             x264_preset: "veryfast".to_owned(),
+            ffmpeg_memory_limit_mb: 4096,
+            ffmpeg_cpu_limit_secs: 3600,
+            ffprobe_memory_limit_mb: 384,
+            ffprobe_cpu_limit_secs: 60,
         }
     }
 }
@@ -88,6 +99,20 @@ impl MediaConfig {
 
     pub fn probe_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.probe_timeout_secs)
+    }
+
+    pub fn ffmpeg_limits(&self) -> process::ChildLimits {
+        process::ChildLimits {
+            memory_mb: self.ffmpeg_memory_limit_mb,
+            cpu_secs: self.ffmpeg_cpu_limit_secs,
+        }
+    }
+
+    pub fn ffprobe_limits(&self) -> process::ChildLimits {
+        process::ChildLimits {
+            memory_mb: self.ffprobe_memory_limit_mb,
+            cpu_secs: self.ffprobe_cpu_limit_secs,
+        }
     }
 }
 

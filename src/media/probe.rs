@@ -279,6 +279,70 @@ pub fn moov_before_mdat(path: &Path) -> std::io::Result<bool> {
     ))
 }
 
+/// What a file that should be a video master is instead, from its first
+/// bytes: `None` for the containers masters come in (ISO BMFF/QuickTime,
+/// Matroska/WebM), else a few words ("a PNG image", "text"). Checked before
+/// ffprobe: ffprobe opens images too, and the packet read would then call a
+/// PNG "truncated".
+pub fn not_a_video(path: &Path) -> std::io::Result<Option<&'static str>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(512);
+    std::fs::File::open(path)?
+        .take(512)
+        .read_to_end(&mut head)?;
+    Ok(sniff(&head))
+}
+
+/// [`not_a_video`] on bytes already read.
+pub fn sniff(head: &[u8]) -> Option<&'static str> {
+    // ISO BMFF / QuickTime: a box size, then a box type we know to open a file.
+    let bmff = head.len() >= 8
+        && matches!(
+            &head[4..8],
+            b"ftyp" | b"moov" | b"mdat" | b"free" | b"wide" | b"skip" | b"pnot"
+        );
+    let ebml = head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]);
+    if bmff || ebml {
+        return None;
+    }
+    let what = if head.is_empty() {
+        "an empty file"
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "a PNG image"
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "a JPEG image"
+    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        "a GIF image"
+    } else if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WEBP" {
+        "a WebP image"
+    } else if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"AVI " {
+        "an AVI file (masters are MP4, MOV or WebM)"
+    } else if head.starts_with(b"%PDF") {
+        "a PDF document"
+    } else if head.starts_with(b"PK\x03\x04") {
+        "a ZIP archive"
+    } else if head.starts_with(&[0x47]) && head.get(188) == Some(&0x47) {
+        "an MPEG-TS stream (masters are MP4, MOV or WebM)"
+    } else if std::str::from_utf8(trim_partial_char(head))
+        .is_ok_and(|t| !t.chars().any(|c| c.is_control() && !c.is_whitespace()))
+    {
+        "text"
+    } else {
+        "data of an unknown kind (masters are MP4, MOV or WebM)"
+    };
+    Some(what)
+}
+
+/// The bytes without a UTF-8 sequence cut at the end of the read.
+fn trim_partial_char(bytes: &[u8]) -> &[u8] {
+    for cut in 0..4.min(bytes.len() + 1) {
+        if std::str::from_utf8(&bytes[..bytes.len() - cut]).is_ok() {
+            return &bytes[..bytes.len() - cut];
+        }
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,5 +516,33 @@ mod tests {
 
             assert_eq!(moov_before_mdat(&out).unwrap(), faststart, "{name}");
         }
+    }
+
+    #[test]
+    fn masters_containers_pass_the_sniff_and_other_files_are_named() {
+        let mp4 = [
+            0, 0, 0, 0x20, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm',
+        ];
+        assert_eq!(sniff(&mp4), None);
+        let mov = [
+            0, 0, 0, 0x14, b'f', b't', b'y', b'p', b'q', b't', b' ', b' ',
+        ];
+        assert_eq!(sniff(&mov), None);
+        assert_eq!(sniff(&[0x1A, 0x45, 0xDF, 0xA3, 0x9F]), None, "WebM");
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(sniff(png), Some("a PNG image"));
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("a JPEG image"));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("a WebP image"));
+        assert_eq!(sniff(b"this is a text file\nthat says mp4\n"), Some("text"));
+        assert_eq!(sniff("caf\u{e9} cr\u{e8}me".as_bytes()), Some("text"));
+        assert_eq!(sniff(b""), Some("an empty file"));
+        assert_eq!(
+            sniff(&[0x00, 0x01, 0x02, 0x03, 0xFE, 0x00, 0x00, 0x00, 0x10]),
+            Some("data of an unknown kind (masters are MP4, MOV or WebM)")
+        );
+        // A UTF-8 character cut by the 512-byte read is still text.
+        let mut long = "é".repeat(300).into_bytes();
+        long.truncate(511);
+        assert_eq!(sniff(&long), Some("text"));
     }
 }

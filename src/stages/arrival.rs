@@ -81,6 +81,13 @@ pub async fn inspect(
             probe: None,
         });
     }
+    if let Some(what) = crate::media::probe::not_a_video(path)? {
+        return Ok(Inspection::Rejected {
+            code: ReasonCode::MasterUnreadable,
+            message: format!("the master is not a video: it is {what}"),
+            probe: None,
+        });
+    }
     let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
     let probe = match runner.ffprobe(path).await {
         Ok(p) => p,

@@ -7,10 +7,12 @@
 //! (ffmpeg-sidecar does not reap on drop).
 
 mod args;
+mod limits;
 mod output;
 mod run;
 
 pub use args::{input_args, own_input_args, path_arg};
+pub use limits::{ChildLimits, Limit};
 pub use run::Runner;
 
 use std::fmt;
@@ -151,6 +153,14 @@ pub enum ProcessError {
         code: Option<i32>,
         stderr_tail: Vec<String>,
     },
+    /// The child ran into its memory or CPU-time limit (`media.*_limit_*`):
+    /// the input asked for more than a master may.
+    #[error("{label} exceeded its {limit}")]
+    LimitExceeded {
+        label: String,
+        limit: Limit,
+        stderr_tail: Vec<String>,
+    },
     #[error("I/O error around an ffmpeg run: {0}")]
     Io(#[from] std::io::Error),
     /// ffmpeg/ffprobe reported success but its output is missing or unreadable.
@@ -172,14 +182,19 @@ impl ProcessError {
     pub fn is_input_fault(&self) -> bool {
         matches!(
             self,
-            Self::Failed { .. } | Self::Timeout { .. } | Self::UnusableInput(_)
+            Self::Failed { .. }
+                | Self::Timeout { .. }
+                | Self::UnusableInput(_)
+                | Self::LimitExceeded { .. }
         )
     }
 
     /// The stderr tail, when the error carries one.
     pub fn stderr_tail(&self) -> &[String] {
         match self {
-            Self::Failed { stderr_tail, .. } | Self::Timeout { stderr_tail, .. } => stderr_tail,
+            Self::Failed { stderr_tail, .. }
+            | Self::Timeout { stderr_tail, .. }
+            | Self::LimitExceeded { stderr_tail, .. } => stderr_tail,
             _ => &[],
         }
     }
@@ -189,6 +204,10 @@ impl ProcessError {
     /// when none is tagged), with our folders cut from file paths. Other
     /// variants give their message.
     pub fn reason(&self) -> String {
+        if let Self::LimitExceeded { .. } = self {
+            // ffmpeg's words would be a failed allocation somewhere deep.
+            return self.to_string();
+        }
         let tail = self.stderr_tail();
         let errors: Vec<String> = tail
             .iter()
@@ -286,5 +305,7 @@ impl Drop for ScratchDir {
     }
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

@@ -73,6 +73,24 @@ impl Runner {
             .ok_or_else(|| ProcessError::BadOutput("ffmpeg -version printed nothing".into()))
     }
 
+    /// First line of `ffprobe -version`: startup refuses to run without it.
+    pub async fn ffprobe_version(&self) -> Result<String, ProcessError> {
+        let bin = &self.inner.config.ffprobe_path;
+        let out = self
+            .run_plain(
+                bin,
+                &["-hide_banner".into(), "-version".into()],
+                "ffprobe -version",
+            )
+            .await?;
+        String::from_utf8_lossy(&out)
+            .lines()
+            .next()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| ProcessError::BadOutput("ffprobe -version printed nothing".into()))
+    }
+
     /// Whether the installed ffmpeg has the filter `name` (e.g. "libvmaf",
     /// which depends on how ffmpeg was built). `ffmpeg -filters` is read once
     /// per runner (clones share it); a failed read is tried again next time.
@@ -141,12 +159,20 @@ impl Runner {
         label: &str,
     ) -> Result<Vec<u8>, ProcessError> {
         let deadline = self.inner.config.probe_timeout();
+        let limits = if bin == self.inner.config.ffprobe_path {
+            self.inner.config.ffprobe_limits()
+        } else {
+            self.inner.config.ffmpeg_limits()
+        };
         let started = Instant::now();
-        let child = tokio::process::Command::new(bin)
-            .args(args)
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        limits.apply(&mut cmd);
+        die_with_parent(&mut cmd);
+        let child = tokio::process::Command::from(cmd)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| spawn_error(bin, e))?;
@@ -162,16 +188,16 @@ impl Runner {
             }
         };
         tracing::debug!(label, elapsed_ms = started.elapsed().as_millis() as u64, status = %out.status, "child finished");
+        let mut tail = Tail::new(TAIL_LINES, TAIL_BYTES);
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            tail.push(line);
+        }
+        let tail = tail.into_vec();
         if !out.status.success() {
-            let mut tail = Tail::new(TAIL_LINES, TAIL_BYTES);
-            for line in String::from_utf8_lossy(&out.stderr).lines() {
-                tail.push(line);
-            }
-            return Err(ProcessError::Failed {
-                label: label.to_owned(),
-                code: out.status.code(),
-                stderr_tail: tail.into_vec(),
-            });
+            return Err(limits.classify(label, &out.status, tail));
+        }
+        if let Some(e) = limits.exceeded(label, &out.status, &tail) {
+            return Err(e);
         }
         Ok(out.stdout)
     }
@@ -233,6 +259,8 @@ impl Runner {
 
         let mut cmd = FfmpegCommand::new_with_path(&bin);
         cmd.args(["-hide_banner", "-nostdin", "-y"]).args(&args);
+        let limits = self.inner.config.ffmpeg_limits();
+        limits.apply(cmd.as_inner_mut());
         die_with_parent(cmd.as_inner_mut());
         let mut child = cmd.spawn().map_err(|e| spawn_error(&bin, e))?;
         let iter = match child.iter() {
@@ -299,23 +327,24 @@ impl Runner {
         let status = status?;
         tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, %status, timed_out, "ffmpeg finished");
 
+        let tail = logs.tail.into_vec();
         if timed_out {
             return Err(ProcessError::Timeout {
                 label: opts.label,
                 after: opts.deadline,
-                stderr_tail: logs.tail.into_vec(),
+                stderr_tail: tail,
             });
         }
         if !status.success() {
-            return Err(ProcessError::Failed {
-                label: opts.label,
-                code: status.code(),
-                stderr_tail: logs.tail.into_vec(),
-            });
+            return Err(limits.classify(&opts.label, &status, tail));
+        }
+        let log = logs.log.into_vec();
+        if let Some(e) = limits.exceeded(&opts.label, &status, &log) {
+            return Err(e);
         }
         Ok(RunOutput {
-            stderr_tail: logs.tail.into_vec(),
-            log: logs.log.into_vec(),
+            stderr_tail: tail,
+            log,
             elapsed,
         })
     }

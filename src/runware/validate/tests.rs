@@ -448,3 +448,80 @@ fn image_forms() {
         assert!(!is_image_ref(bad), "{bad}");
     }
 }
+
+#[test]
+fn type_errors_are_listed_all_at_once_with_the_paths_as_sent() {
+    let v = patched(json!({
+        "duration": "5",
+        "width": "wide",
+        "outputFormat": "AVI",
+        "colour": "red",
+        "providerSettings": {"klingai": {
+            "sound": "yes",
+            "multiPrompt": [
+                {"prompt": "first shot", "duration": "x"},
+                {"prompt": "second shot", "duration": 2},
+                {"prompt": 7, "duration": 3},
+                {"duration": 4},
+            ],
+        }},
+    }));
+    let errs = parse_generation(&v, "generation").unwrap_err();
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    let mp = "generation.providerSettings.klingai.multiPrompt";
+    for want in [
+        "generation.duration".to_string(),
+        "generation.width".to_string(),
+        "generation.outputFormat".to_string(),
+        "generation.colour".to_string(),
+        "generation.providerSettings.klingai.sound".to_string(),
+        format!("{mp}[0].duration"),
+        format!("{mp}[2].prompt"),
+        format!("{mp}[3].prompt"),
+    ] {
+        assert!(
+            paths.contains(&want.as_str()),
+            "{want} missing from {paths:?}"
+        );
+    }
+    assert_eq!(paths.len(), 8, "nothing twice, nothing invented: {paths:?}");
+    // The fields taken out to go on are not reported as missing.
+    assert!(!paths.iter().any(|p| *p == format!("{mp}[0]")), "{paths:?}");
+    let rule = |p: &str| errs.iter().find(|e| e.path == p).unwrap().rule.clone();
+    assert!(rule("generation.width").starts_with("must be"), "{errs:?}");
+    assert_eq!(rule(&format!("{mp}[3].prompt")), "is required");
+}
+
+#[test]
+fn control_characters_in_free_text_are_refused_naming_the_field() {
+    let v = patched(json!({
+        "positivePrompt": "A calm sea\u{1b}[2J at dawn",
+        "providerSettings": {"klingai": {"multiPrompt": [
+            {"prompt": "ok\nwith a newline\tand a tab", "duration": 5},
+            {"prompt": "bell\u{7}", "duration": 5},
+        ]}},
+    }));
+    let errs = parse_generation(&v, "generation").unwrap_err();
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "generation.positivePrompt",
+            "generation.providerSettings.klingai.multiPrompt[1].prompt"
+        ],
+        "{errs:?}"
+    );
+    assert!(errs[0].rule.contains("U+001B"), "{}", errs[0].rule);
+    assert!(errs[0].rule.contains("other than newline and tab"));
+    // DEL, C1 controls and a carriage return count too; newline and tab do not.
+    for bad in ["a\u{7f}b", "a\u{85}b", "line\r\nbreak"] {
+        let errs = parse_generation(&patched(json!({"positivePrompt": bad})), "").unwrap_err();
+        assert_eq!(errs[0].path, "positivePrompt", "{bad:?}");
+    }
+    parse_generation(&patched(json!({"positivePrompt": "two\nlines\tok"})), "").unwrap();
+    // The simulator refuses them the same way.
+    let mut task = base_task();
+    task["positivePrompt"] = json!("null\u{0}byte");
+    let errs = parse_task(&task).unwrap_err();
+    assert_eq!(errs[0].path, "positivePrompt");
+}
