@@ -6,8 +6,8 @@ pub mod cdn;
 pub mod dashboard;
 pub mod error;
 pub mod events;
-pub mod options;
 pub mod limits;
+pub mod options;
 pub mod server;
 pub mod webhooks;
 
