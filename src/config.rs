@@ -445,12 +445,17 @@ impl Settings {
         let mut problems = Vec::new();
         if self.api.key_sha256.is_empty() {
             problems.push(
-                "api.key_sha256 is empty (set REELAY__API__KEY_SHA256 to the SHA-256 of an API key)",
+                "api.key_sha256 is empty (set REELAY__API__KEY_SHA256 to the SHA-256 of an API key)"
+                    .to_string(),
             );
         }
         if self.events.token.is_empty() {
-            problems.push("events.token is empty (set REELAY__EVENTS__TOKEN)");
+            problems.push("events.token is empty (set REELAY__EVENTS__TOKEN)".to_string());
         }
+        problems.extend(crate::storage::credentials::production_problem(
+            self.storage.embedded,
+            &self.storage.secret_access_key,
+        ));
         anyhow::ensure!(
             problems.is_empty(),
             "refusing to start under REELAY_ENVIRONMENT={PRODUCTION}: {}",

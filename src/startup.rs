@@ -100,14 +100,6 @@ impl Application {
         // Before anything is created or bound: a refused set-up leaves no trace.
         settings.check_generator()?;
         settings.check_production()?;
-        if settings.environment == crate::config::PRODUCTION {
-            if let Some(why) = credentials::production_problem(
-                settings.storage.embedded,
-                &settings.storage.secret_access_key,
-            ) {
-                anyhow::bail!(why);
-            }
-        }
         let mut settings = settings;
         let data = settings.data.dir.clone();
         for sub in ["objects", "work", "runware-sim", "secrets"] {

@@ -1,8 +1,8 @@
 //! Property tests of every parser of outside input: object-storage event
 //! envelopes (S3, SNS, EventBridge, MinIO) and SNS signatures, Runware
 //! envelopes (responses and webhooks), ffprobe JSON, m3u8 playlists, the
-//! generation request validator, callback URLs and the outbound address
-//! guard. Inputs are random bytes, random JSON, and valid documents with
+//! generation request validator, callback URLs, the outbound address
+//! guard, and the CDN origin's `Range` and `If-None-Match` readers. Inputs are random bytes, random JSON, and valid documents with
 //! random parts replaced, removed or added. None may panic, and a refusal
 //! must say what was wrong (a field path and a rule, or a reason).
 //!
@@ -10,6 +10,7 @@
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use reelay::api::cdn::{if_none_match_hits, parse_range, Range};
 use reelay::api::webhooks;
 use reelay::events::{self, sns};
 use reelay::media::hls::{self, MasterPlaylist, MediaPlaylist};
@@ -570,4 +571,56 @@ fn the_playlist_reader_reads_back_what_the_writer_wrote() {
     let m = MasterPlaylist::parse(text);
     assert_eq!(m.variants.len(), 1);
     assert_eq!(MasterPlaylist::parse(&m.render()), m);
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+
+    /// Any bytes: no panic; a refusal says why; what is accepted is
+    /// canonical (reading it again gives it back).
+    #[test]
+    fn range_headers_never_panic_and_accepted_ones_are_canonical(raw in prop::collection::vec(any::<u8>(), 0..48)) {
+        match parse_range(&raw) {
+            Range::Bytes(canon) => prop_assert_eq!(parse_range(canon.as_bytes()), Range::Bytes(canon.clone())),
+            Range::Malformed(why) => prop_assert!(!why.is_empty()),
+            Range::Ignored => {}
+        }
+    }
+
+    /// Every well-formed single range is served, every reversed one is 416.
+    #[test]
+    fn well_formed_ranges_are_read_and_reversed_ones_refused(a in 0u64..u64::MAX / 2, len in 0u64..1_000_000, pad in "[ ]{0,2}") {
+        let b = a + len;
+        prop_assert_eq!(parse_range(format!("bytes={pad}{a}-{b}{pad}").as_bytes()), Range::Bytes(format!("bytes={a}-{b}")));
+        prop_assert_eq!(parse_range(format!("bytes={a}-").as_bytes()), Range::Bytes(format!("bytes={a}-")));
+        if len > 0 {
+            let reversed = format!("bytes={b}-{a}");
+            prop_assert!(matches!(parse_range(reversed.as_bytes()), Range::Malformed(_)));
+            prop_assert_eq!(parse_range(format!("bytes=-{len}").as_bytes()), Range::Bytes(format!("bytes=-{len}")));
+        }
+    }
+
+    /// Any bytes: no panic; a list names the tag exactly when one of its
+    /// entries is the tag (strong or weak) or `*`.
+    #[test]
+    fn if_none_match_names_the_tag_only_when_listed(
+        others in prop::collection::vec("[a-f0-9]{1,12}", 0..5),
+        at in any::<Index>(),
+        listed in any::<bool>(),
+        weak in any::<bool>(),
+        noise in prop::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let etag = "\"0123456789abcdef\"";
+        let _ = if_none_match_hits(&noise, etag);
+        let mut tags: Vec<String> = others.iter().map(|o| format!("\"{o}\"")).collect();
+        if listed {
+            let t = if weak { format!("W/{etag}") } else { etag.to_string() };
+            let i = at.index(tags.len() + 1);
+            tags.insert(i, t);
+        }
+        let value = tags.join(", ");
+        prop_assert_eq!(if_none_match_hits(value.as_bytes(), etag), listed, "{}", value);
+        let with_star = format!("{value}, *");
+        prop_assert!(if_none_match_hits(with_star.as_bytes(), etag));
+    }
 }

@@ -56,9 +56,7 @@ pub async fn serve(
     put(header::ACCEPT_RANGES, Some("bytes".into()));
 
     let not_modified = match (headers.get(header::IF_NONE_MATCH), &obj.etag) {
-        (Some(inm), Some(etag)) => inm
-            .to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")),
+        (Some(inm), Some(etag)) => if_none_match_hits(inm.as_bytes(), etag),
         _ => false,
     };
     let status = if not_modified {
@@ -75,6 +73,21 @@ pub async fn serve(
         return Ok((status, out).into_response());
     }
     Ok((status, out, Body::from_stream(obj.body)).into_response())
+}
+
+/// Whether an `If-None-Match` value names `etag` (or is `*`): a list of
+/// entity tags, weak ones (`W/"…"`) compared weakly (RFC 9110 §13.1.2). A
+/// value that is not text names nothing.
+pub fn if_none_match_hits(raw: &[u8], etag: &str) -> bool {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return false;
+    };
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let want = strip(etag);
+    text.split(',').any(|t| {
+        let t = t.trim();
+        t == "*" || (!t.is_empty() && strip(t) == want)
+    })
 }
 
 /// A `Range` header as this origin reads it (RFC 9110 §14).
