@@ -156,6 +156,30 @@ async fn a_malformed_range_on_the_cdn_gets_416_not_500() {
     let res = get("items=0-1").await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.bytes().await.unwrap().as_ref(), b"0123456789");
+    // The ETag answers a revalidation with 304 and no body; another tag or
+    // a weak form of the same one (weak comparison) behave as RFC 9110 says.
+    let etag = app.http.get(&url).send().await.unwrap().headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for (inm, want) in [
+        (etag.clone(), 304),
+        (format!("\"other\", W/{etag}"), 304),
+        ("*".to_string(), 304),
+        ("\"other\"".to_string(), 200),
+    ] {
+        let res = app
+            .http
+            .get(&url)
+            .header("If-None-Match", &inm)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), want, "{inm}");
+        if want == 304 {
+            assert!(res.bytes().await.unwrap().is_empty(), "{inm}");
+        }
+    }
     // A bad range on a missing object is a 404.
     let res = app
         .http
