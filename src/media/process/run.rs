@@ -57,38 +57,27 @@ impl Runner {
 
     /// First line of `ffmpeg -version`, e.g. "ffmpeg version 5.1.9-0+deb12u1 ...".
     pub async fn version(&self) -> Result<String, ProcessError> {
-        let bin = &self.inner.config.ffmpeg_path;
-        let out = self
-            .run_plain(
-                bin,
-                &["-hide_banner".into(), "-version".into()],
-                "ffmpeg -version",
-            )
-            .await?;
-        String::from_utf8_lossy(&out)
-            .lines()
-            .next()
-            .map(|l| l.trim().to_owned())
-            .filter(|l| !l.is_empty())
-            .ok_or_else(|| ProcessError::BadOutput("ffmpeg -version printed nothing".into()))
+        let bin = self.inner.config.ffmpeg_path.clone();
+        self.first_version_line(&bin, "ffmpeg").await
     }
 
     /// First line of `ffprobe -version`: startup refuses to run without it.
     pub async fn ffprobe_version(&self) -> Result<String, ProcessError> {
-        let bin = &self.inner.config.ffprobe_path;
+        let bin = self.inner.config.ffprobe_path.clone();
+        self.first_version_line(&bin, "ffprobe").await
+    }
+
+    async fn first_version_line(&self, bin: &Path, name: &str) -> Result<String, ProcessError> {
+        let what = format!("{name} -version");
         let out = self
-            .run_plain(
-                bin,
-                &["-hide_banner".into(), "-version".into()],
-                "ffprobe -version",
-            )
+            .run_plain(bin, &["-hide_banner".into(), "-version".into()], &what)
             .await?;
         String::from_utf8_lossy(&out)
             .lines()
             .next()
             .map(|l| l.trim().to_owned())
             .filter(|l| !l.is_empty())
-            .ok_or_else(|| ProcessError::BadOutput("ffprobe -version printed nothing".into()))
+            .ok_or_else(|| ProcessError::BadOutput(format!("{what} printed nothing")))
     }
 
     /// Whether the installed ffmpeg has the filter `name` (e.g. "libvmaf",
