@@ -67,17 +67,7 @@ impl ObjectStore {
             .copy_parts(bucket, &source, to, size, part_bytes.max(1), &upload_id)
             .await;
         if res.is_err() {
-            if let Err(e) = self
-                .client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(to.as_str())
-                .upload_id(&upload_id)
-                .send()
-                .await
-            {
-                tracing::warn!(error = %DisplayErrorContext(e), "could not abort multipart copy");
-            }
+            self.abort_multipart(bucket, to, &upload_id).await;
         }
         res
     }
@@ -117,21 +107,8 @@ impl ObjectStore {
             start = end + 1;
             number += 1;
         }
-        let out = self
-            .client
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(to.as_str())
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
+        self.complete_multipart(bucket, to, upload_id, parts, "complete multipart copy")
             .await
-            .map_err(backend("complete multipart copy"))?;
-        Ok(out.e_tag)
     }
 }
 

@@ -128,18 +128,7 @@ impl ObjectStore {
         })?;
         let res = self.upload_parts(bucket, key, path, size, &upload_id).await;
         if res.is_err() {
-            // Best effort: the caller needs the original error, not this one.
-            if let Err(e) = self
-                .client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key.as_str())
-                .upload_id(&upload_id)
-                .send()
-                .await
-            {
-                tracing::warn!(error = %DisplayErrorContext(e), "could not abort multipart upload");
-            }
+            self.abort_multipart(bucket, key, &upload_id).await;
         }
         res
     }
@@ -189,6 +178,25 @@ impl ObjectStore {
             sent += want as u64;
             part_number += 1;
         }
+        let etag = self
+            .complete_multipart(bucket, key, upload_id, parts, "complete multipart upload")
+            .await?;
+        Ok(Uploaded {
+            size,
+            etag,
+            sha256_hex: hex::encode(hasher.finalize()),
+        })
+    }
+
+    /// Completes a multipart upload (or copy) from its parts; the ETag.
+    pub(super) async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+        op: &'static str,
+    ) -> Result<Option<String>, StorageError> {
         let out = self
             .client
             .complete_multipart_upload()
@@ -202,12 +210,24 @@ impl ObjectStore {
             )
             .send()
             .await
-            .map_err(backend("complete multipart upload"))?;
-        Ok(Uploaded {
-            size,
-            etag: out.e_tag,
-            sha256_hex: hex::encode(hasher.finalize()),
-        })
+            .map_err(backend(op))?;
+        Ok(out.e_tag)
+    }
+
+    /// Aborts a failed multipart upload (or copy). Best effort: the caller
+    /// needs the original error, not this one.
+    pub(super) async fn abort_multipart(&self, bucket: &str, key: &ObjectKey, upload_id: &str) {
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %DisplayErrorContext(e), "could not abort multipart upload");
+        }
     }
 }
 
