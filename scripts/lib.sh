@@ -1,24 +1,30 @@
 # Shared helpers for the scripts in this folder. Sourced, not run.
 
+# Installs OS package $1 with whatever package manager the machine has;
+# $2 names it in the error when there is none.
+install_os_package() {
+  local pkg="$1" what="$2" sudo=""
+  echo "==> $what not found: installing it from the OS packages"
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >/dev/null
+  elif command -v dnf >/dev/null 2>&1; then
+    $sudo dnf install -y "$pkg"
+  elif command -v brew >/dev/null 2>&1; then
+    brew install "$pkg"
+  else
+    echo "error: no supported package manager found; install $what by hand" >&2
+    return 1
+  fi
+}
+
 # Installs ffmpeg (and ffprobe) from the OS packages when either is missing.
 ensure_ffmpeg() {
   if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then
     return 0
   fi
-  echo "==> ffmpeg not found: installing it from the OS packages"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  if command -v apt-get >/dev/null 2>&1; then
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ffmpeg >/dev/null
-  elif command -v dnf >/dev/null 2>&1; then
-    $sudo dnf install -y ffmpeg
-  elif command -v brew >/dev/null 2>&1; then
-    brew install ffmpeg
-  else
-    echo "error: no supported package manager found; install ffmpeg 5.1+ by hand" >&2
-    return 1
-  fi
+  install_os_package ffmpeg "ffmpeg 5.1+"
   command -v ffmpeg >/dev/null 2>&1 || { echo "error: ffmpeg install failed" >&2; return 1; }
 }
 
@@ -51,20 +57,7 @@ ensure_lint_tools() {
 # The SNS signature tests make their certificates with the openssl CLI.
 ensure_openssl() {
   command -v openssl >/dev/null 2>&1 && return 0
-  echo "==> openssl not found: installing it from the OS packages"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  if command -v apt-get >/dev/null 2>&1; then
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssl >/dev/null
-  elif command -v dnf >/dev/null 2>&1; then
-    $sudo dnf install -y openssl
-  elif command -v brew >/dev/null 2>&1; then
-    brew install openssl
-  else
-    echo "error: no supported package manager found; install the openssl CLI by hand" >&2
-    return 1
-  fi
+  install_os_package openssl "the openssl CLI"
   command -v openssl >/dev/null 2>&1 || { echo "error: openssl install failed" >&2; return 1; }
 }
 
