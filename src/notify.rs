@@ -295,12 +295,12 @@ mod tests {
     }
 
     #[test]
-    fn only_the_four_terminal_outcomes_are_announced() {
+    fn only_the_five_terminal_outcomes_are_announced() {
         assert_eq!(event_type(State::Published), Some("asset.published"));
         assert_eq!(event_type(State::Rejected), Some("asset.rejected"));
         assert_eq!(event_type(State::Failed), Some("asset.failed"));
         assert_eq!(event_type(State::Expired), Some("asset.expired"));
-        assert_eq!(event_type(State::Cancelled), None);
+        assert_eq!(event_type(State::Cancelled), Some("asset.cancelled"));
         assert_eq!(event_type(State::Transcoding), None);
     }
 }

@@ -101,7 +101,7 @@ reason_codes! {
     UploadMissing = "uploadMissing",
     /// reelay could not process this variation (a step kept failing after its retries, or its stored row does not decode); the cause is in reelay's log.
     InternalError = "internalError",
-    /// The variation was cancelled before it finished.
+    /// The asset was cancelled (`DELETE /v1/assets/{id}`) before this variation finished, or after it was published (its CDN files were taken down).
     Cancelled = "cancelled",
 }
 

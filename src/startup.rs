@@ -274,6 +274,7 @@ impl Application {
             public_url: public_url.clone(),
             wake,
             limits: Arc::new(api::limits::Limits::from_settings(&settings.server)),
+            thumbnails: api::thumbnails::Thumbnails::new(&settings.media),
             settings: settings.clone(),
         };
         let app = api::router(state);

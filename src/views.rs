@@ -30,6 +30,8 @@ pub fn aggregate(states: &[State]) -> &'static str {
         "rejected"
     } else if states.iter().all(|s| *s == State::Expired) {
         "expired"
+    } else if states.iter().all(|s| *s == State::Cancelled) {
+        "cancelled"
     } else {
         "failed"
     }
@@ -449,6 +451,7 @@ pub fn event_type(state: State) -> Option<&'static str> {
         State::Rejected => Some("asset.rejected"),
         State::Failed => Some("asset.failed"),
         State::Expired => Some("asset.expired"),
+        State::Cancelled => Some("asset.cancelled"),
         _ => None,
     }
 }
@@ -623,5 +626,6 @@ mod tests {
         assert_eq!(aggregate(&[Published, Rejected]), "partially_published");
         assert_eq!(aggregate(&[Rejected]), "rejected");
         assert_eq!(aggregate(&[Failed, Rejected]), "failed");
+        assert_eq!(aggregate(&[Cancelled, Cancelled]), "cancelled");
     }
 }

@@ -1,6 +1,7 @@
-//! `POST /v1/assets`, `GET /v1/assets/{id}`, `GET /v1/assets?campaign=`.
+//! `POST /v1/assets`, `GET /v1/assets/{id}`, `POST /v1/assets/{id}/reprocess`
+//! (the list is `api::listing`, cancel `api::cancel`).
 
-use super::{ApiError, ApiKey, AppState, JsonBody, QueryParams};
+use super::{ApiError, ApiKey, AppState, JsonBody};
 use crate::domain::{AssetId, CallbackUrl, CampaignId};
 use crate::jobs::model::{Brief, Source};
 use crate::jobs::store::{now_ms, Asset, NewVariation};
@@ -12,8 +13,7 @@ use crate::views::{AssetDetail, AssetView};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 const TOP_LEVEL: &[&str] = &["generation", "profile", "campaign", "callbackUrl", "qc"];
@@ -266,45 +266,6 @@ pub async fn reprocess(
     let mut view = asset_view(&state, &asset, true).await?;
     view.reprocessing = Some(restarted);
     Ok((StatusCode::ACCEPTED, Json(view)))
-}
-
-#[derive(Deserialize)]
-pub struct ListQuery {
-    campaign: Option<String>,
-    limit: Option<i64>,
-}
-
-pub async fn list(
-    _key: ApiKey,
-    State(state): State<AppState>,
-    QueryParams(q): QueryParams<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let assets = state
-        .store
-        .list_assets(q.campaign.as_deref(), limit)
-        .await?;
-    // Two queries for the whole page, however many assets it lists.
-    let ids: Vec<&str> = assets.iter().map(|a| a.id.as_str()).collect();
-    let mut rows = state.store.variations_of_many(&ids).await?;
-    let out: Vec<AssetView> = assets
-        .iter()
-        .map(|a| {
-            let vs = rows.remove(&a.id).unwrap_or_default();
-            AssetView::new(&state.public_url, a, &vs, None)
-        })
-        .collect();
-    let total_cost: f64 = out.iter().map(|v| v.cost_usd).sum();
-    Ok(Json(json!({
-        "campaign": q.campaign,
-        "count": out.len(),
-        "cost_usd": round_cents(total_cost),
-        "assets": out,
-    })))
-}
-
-fn round_cents(x: f64) -> f64 {
-    (x * 10000.0).round() / 10000.0
 }
 
 /// One asset with its variations, their history and its notifications.

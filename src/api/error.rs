@@ -45,6 +45,10 @@ pub enum ApiError {
         size: Option<u64>,
     },
     Internal(anyhow::Error),
+    /// An `Idempotency-Key` used before with a different request (422).
+    IdempotencyMismatch(String),
+    /// An `Idempotency-Key` whose first request is still being answered (409).
+    IdempotencyInFlight(String),
 }
 
 impl ApiError {
@@ -132,6 +136,14 @@ impl IntoResponse for ApiError {
                 }
                 return res;
             }
+            ApiError::IdempotencyMismatch(message) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": {"code": "idempotency_key_reused", "message": message, "fields": [{"path": "Idempotency-Key", "rule": "names one request; this one differs from the first"}]}}),
+            ),
+            ApiError::IdempotencyInFlight(message) => (
+                StatusCode::CONFLICT,
+                json!({"error": {"code": "idempotency_key_in_use", "message": message}}),
+            ),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
                 (

@@ -2,13 +2,17 @@
 //! the CDN origin. `router(state)` builds it without a socket, for tests.
 
 pub mod assets;
+pub mod cancel;
 pub mod cdn;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod limits;
+pub mod listing;
 pub mod options;
 pub mod server;
+pub mod thumbnails;
 pub mod webhooks;
 
 use crate::config::Settings;
@@ -41,6 +45,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Per-IP and per-API-key rate limits.
     pub limits: Arc<limits::Limits>,
+    /// Thumbnails on demand: their ffmpeg runner and render budget.
+    pub thumbnails: Arc<thumbnails::Thumbnails>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -48,8 +54,13 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;
     Router::new()
         .route("/healthz", get(health))
-        .route("/v1/assets", post(assets::create).get(assets::list))
-        .route("/v1/assets/{id}", get(assets::show))
+        .route("/v1/assets", post(assets::create).get(listing::list))
+        .route("/v1/assets/{id}", get(assets::show).delete(cancel::cancel))
+        .route("/v1/campaigns/{id}", get(listing::campaign))
+        .route(
+            "/v1/assets/{id}/variations/{n}/{file}",
+            get(thumbnails::thumbnail),
+        )
         .route("/v1/assets/{id}/reprocess", post(assets::reprocess))
         .route("/v1/options", get(options::show))
         .route("/v1/webhooks/runware/{variation}", post(webhooks::runware))
@@ -62,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(dashboard::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -22,6 +22,13 @@ pub async fn run_sweeper(pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
             Ok(n) => tracing::info!(expired = n, "ttl sweep"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "ttl sweep failed; will retry"),
         }
+        // Idempotency keys are kept for their 24 h window, then forgotten.
+        let before = crate::time::now_ms() - crate::jobs::store::IDEMPOTENCY_WINDOW_MS;
+        match pipeline.store.sweep_idempotency(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(forgotten = n, "idempotency keys swept"),
+            Err(e) => tracing::warn!(error = %e, "idempotency key sweep failed; will retry"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.cancelled() => break,

@@ -19,6 +19,7 @@ pub mod process;
 pub mod profile;
 pub mod stills;
 pub mod synth;
+pub mod thumbnail;
 pub mod transcode;
 
 use serde::Deserialize;

@@ -17,6 +17,7 @@
 //! check are plain functions that `reelay process` calls too.
 
 pub mod arrival;
+pub mod cancel;
 pub mod check;
 pub mod expire;
 pub mod generation;

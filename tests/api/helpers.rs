@@ -202,6 +202,23 @@ impl TestApp {
         }
     }
 
+    /// Like `restart`, with settings changed first.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        let mut settings = test_settings(self.data.as_path());
+        tweak(&mut settings);
+        let app = Application::build(settings).await.expect("app restarts");
+        TestApp {
+            url: app.api_url(),
+            app: Some(app),
+            http: self.http.clone(),
+            data: self.data.clone(),
+            _dir: self._dir,
+        }
+    }
+
     /// The job store, opened beside the running app (tests that age rows).
     pub async fn db(&self) -> sqlx::SqlitePool {
         let url = format!(

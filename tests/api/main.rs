@@ -2,16 +2,20 @@
 
 mod assets;
 mod callbacks;
+mod cancel;
 mod cors;
 mod dashboard;
 mod equivalence;
 mod events;
 mod faults;
 mod helpers;
+mod idempotency;
 mod intake;
+mod pages;
 mod pipeline;
 mod publishing;
 mod publishing_sets;
 mod restart;
+mod thumbnails;
 mod ttl;
 mod upload_url;

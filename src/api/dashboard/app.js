@@ -244,6 +244,7 @@ class AssetPage {
     const g = a.generation || {};
     const reprocess = h('button', { type: 'button', class: 'secondary', id: 'reprocess', onclick: () => this.reprocess(reprocess, note) }, 'Reprocess');
     const note = h('span', { class: 'muted', id: 'reprocess-note' });
+    const cancel = h('button', { type: 'button', class: 'secondary', id: 'cancel', onclick: () => this.cancel(cancel, note) }, 'Cancel');
     this.head.replaceChildren(
       h('h1', {}, 'Asset ', h('code', {}, a.id), ' ', badge(a.status)),
       h('dl', { class: 'kv' },
@@ -255,8 +256,22 @@ class AssetPage {
         h('dt', {}, 'Created'), h('dd', {}, fmtTime(a.created_at)),
         h('dt', {}, 'Cost'), h('dd', { id: 'asset-cost' }, fmtCost(a.cost_usd)),
         h('dt', {}, 'Callback'), h('dd', {}, a.callback_url || '—')),
-      h('div', {}, reprocess, ' ', note,
-        h('p', { class: 'hint' }, 'Reprocess reruns transcode, QC and publish from the stored master; the current set stays live until the new one flips.')));
+      h('div', {}, reprocess, ' ', cancel, ' ', note,
+        h('p', { class: 'hint' }, 'Reprocess reruns transcode, QC and publish from the stored master; the current set stays live until the new one flips. Cancel stops every unfinished variation and takes down what is published.')));
+  }
+
+  async cancel(button, note) {
+    if (!window.confirm('Cancel this asset? Unfinished variations stop and published files are taken off the CDN.')) return;
+    button.disabled = true;
+    try {
+      const a = await api('DELETE', '/v1/assets/' + encodeURIComponent(this.id));
+      note.textContent = `Cancelled: ${a.variations.filter((v) => v.state === 'cancelled').length} variation(s).`;
+    } catch (e) {
+      if (e instanceof SignedOut) { showSignIn('Your key is no longer accepted. Sign in again.'); return; }
+      note.textContent = e.message;
+    } finally {
+      button.disabled = false;
+    }
   }
 
   async reprocess(button, note) {
@@ -278,6 +293,7 @@ const STATE_WORDS = {
   requested: 'queued for the generator', submitted: 'accepted by the generator', generating: 'the generator is rendering',
   arrived: 'master arrived and checked', transcoding: 'transcoding', checking: 'measuring quality', publishing: 'publishing to the CDN',
   published: 'live on the CDN', rejected: 'did not meet the request or the QC policy', failed: 'did not complete', expired: 'the TTL ran out; taken off the CDN',
+  cancelled: 'cancelled; taken off the CDN',
 };
 
 class VariationCard {

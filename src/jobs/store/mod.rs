@@ -11,6 +11,8 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod cancel;
+mod idempotency;
 mod interface;
 mod lifecycle;
 mod outbox;
@@ -23,6 +25,8 @@ pub use super::model::{
     StepProgress, TransitionRow, Update, Variation,
 };
 pub use crate::time::now_ms;
+pub use cancel::{AssetPage, PageQuery};
+pub use idempotency::{Begun, StoredAnswer, IDEMPOTENCY_WINDOW_MS};
 pub use interface::JobStore;
 pub(crate) use lifecycle::restart_in;
 pub use retired::RetiredSet;

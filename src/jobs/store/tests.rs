@@ -420,3 +420,53 @@ async fn retired_sets_come_due_after_the_grace_counted_from_retirement() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn a_cancel_fences_out_the_running_worker_and_nothing_is_claimed_again() {
+    let (store, _d) = store().await;
+    seed_with(&store, 3, Some("https://ops.example/hook")).await;
+    // v0 is being worked on; v1 finished published; v2 waits to be submitted.
+    let c = store.claim(LEASE).await.unwrap().unwrap();
+    assert_eq!(c.id, "v0");
+    let c1 = store.claim(LEASE).await.unwrap().unwrap();
+    assert!(store
+        .update(&c1, Update::to(State::Published))
+        .await
+        .unwrap());
+    let published_events = store.outbox_of_asset("a1").await.unwrap().len();
+    let done = store.cancel("a1", "cancelled by test").await.unwrap();
+    assert_eq!(done, ["v0", "v1", "v2"]);
+    // The running worker can neither renew nor write.
+    assert!(!store.renew(&c, LEASE, Some(50.0)).await.unwrap());
+    assert!(!store
+        .update(&c, Update::to(State::Submitted))
+        .await
+        .unwrap());
+    // Not submitted, and never handed out again.
+    assert!(store.claim(LEASE).await.unwrap().is_none());
+    assert!(!store.nudge("v2").await.unwrap());
+    for v in store.variations_of("a1").await.unwrap() {
+        assert_eq!(v.state, State::Cancelled, "{}", v.id);
+        assert_eq!(
+            v.reason().unwrap().code,
+            crate::reason::ReasonCode::Cancelled
+        );
+    }
+    let events = store.outbox_of_asset("a1").await.unwrap();
+    let cancelled: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "asset.cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), 3);
+    assert_eq!(events.len(), published_events + 3);
+    // A second cancel changes nothing.
+    assert!(store.cancel("a1", "again").await.unwrap().is_empty());
+    assert_eq!(
+        store.outbox_of_asset("a1").await.unwrap().len(),
+        events.len()
+    );
+    assert_eq!(
+        store.times_entered("v0", State::Cancelled).await.unwrap(),
+        1
+    );
+}

@@ -1,0 +1,236 @@
+//! `GET /v1/assets/{id}/variations/{n}/thumbnail.{jpg,png,webp}?time=&width=`:
+//! a still at any time and width, as Mux's image API makes them. Rendered
+//! from the variation's best published rendition (the largest progressive
+//! MP4, else the largest) with one seek and one frame (`media::thumbnail`),
+//! and cached in the CDN bucket inside the published set's folder, keyed by
+//! its parameters (`{set}/thumbnails/{ms}ms_{width}w.{ext}`): a second ask
+//! is a read, the cached file is also served at that CDN path, and it goes
+//! with its set (expiry, cancel, the replaced-set sweep). Renders are
+//! charged to the API key at `RENDERS_PER_SEC` (burst `RENDER_BURST`);
+//! cached answers are not.
+
+use super::{hash_key, ApiError, ApiKey, AppState, QueryParams};
+use crate::domain::AssetId;
+use crate::media::process::Runner;
+use crate::media::thumbnail::{render, ThumbFormat};
+use crate::publish::{Layout, Manifest, PublishedRendition};
+use crate::runware::FieldError;
+use crate::storage::ObjectKey;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The narrowest thumbnail.
+pub const MIN_WIDTH: u32 = 16;
+/// Renders per second per API key, and the burst above it.
+pub const RENDERS_PER_SEC: f64 = 2.0;
+pub const RENDER_BURST: u32 = 20;
+
+/// What the handler keeps between requests: the ffmpeg runner (its own
+/// slots) and the render budget per API key.
+pub struct Thumbnails {
+    pub runner: Runner,
+    pub limiter: Option<super::limits::RateLimiter<[u8; 32]>>,
+}
+
+impl Thumbnails {
+    pub fn new(media: &crate::media::MediaConfig) -> Arc<Self> {
+        Arc::new(Self {
+            runner: Runner::new(media),
+            limiter: super::limits::RateLimiter::new(RENDERS_PER_SEC, RENDER_BURST),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThumbQuery {
+    /// Seconds into the video (default: the middle).
+    pub time: Option<f64>,
+    /// Pixels (default: the rendition's width).
+    pub width: Option<u32>,
+}
+
+/// The best rendition to take a still from: the largest progressive MP4,
+/// else the largest of any kind.
+pub fn best_rendition(m: &Manifest) -> Option<&PublishedRendition> {
+    let area = |r: &&PublishedRendition| u64::from(r.width) * u64::from(r.height);
+    m.renditions
+        .iter()
+        .filter(|r| r.container.is_empty() || r.container == "mp4")
+        .max_by_key(area)
+        .or_else(|| m.renditions.iter().max_by_key(area))
+}
+
+fn invalid(path: &str, rule: String) -> ApiError {
+    ApiError::Invalid {
+        message: "the thumbnail request is invalid".into(),
+        fields: vec![FieldError {
+            path: path.into(),
+            rule,
+        }],
+    }
+}
+
+pub async fn thumbnail(
+    _key: ApiKey,
+    State(state): State<AppState>,
+    Path((id, n, file)): Path<(String, String, String)>,
+    QueryParams(q): QueryParams<ThumbQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let format = match file.strip_prefix("thumbnail.") {
+        Some(ext) => ThumbFormat::parse(ext).ok_or_else(|| {
+            invalid(
+                "format",
+                format!(
+                    "must be one of {} (thumbnail.jpg ...); got {ext:?}",
+                    ThumbFormat::NAMES
+                ),
+            )
+        })?,
+        None => return Err(ApiError::NotFound(format!("route {file}"))),
+    };
+    let asset = match AssetId::parse(&id) {
+        Some(a) => state.store.asset(a.as_str()).await?,
+        None => None,
+    }
+    .ok_or_else(|| ApiError::NotFound(format!("asset {id}")))?;
+    let idx: i64 = n
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("variation {n} of asset {id}")))?;
+    let v = state
+        .store
+        .variations_of(&asset.id)
+        .await?
+        .into_iter()
+        .find(|v| v.idx == idx)
+        .ok_or_else(|| ApiError::NotFound(format!("variation {n} of asset {id}")))?;
+    let Some(m) = v.published.as_ref() else {
+        return Err(ApiError::Conflict(format!(
+            "variation {idx} has no published set to take a thumbnail from"
+        )));
+    };
+    let Some(r) = best_rendition(m) else {
+        return Err(ApiError::Conflict(format!(
+            "variation {idx} has no published rendition"
+        )));
+    };
+    let duration = m.duration_secs;
+    let time = q.time.unwrap_or(duration / 2.0);
+    if !(time.is_finite() && time >= 0.0 && time < duration) {
+        return Err(invalid(
+            "time",
+            format!("must be at least 0 and below the duration, {duration:.3} s; got {time}"),
+        ));
+    }
+    let width = q.width.unwrap_or(r.width);
+    if width < MIN_WIDTH || width > r.width {
+        return Err(invalid(
+            "width",
+            format!(
+                "must be {MIN_WIDTH} to {} (the widest rendition; no upscaling); got {width}",
+                r.width
+            ),
+        ));
+    }
+    let ms = (time * 1000.0).round() as i64;
+    let layout = Layout::new(
+        &state.settings.cdn.prefix,
+        &m.campaign,
+        &m.asset_id,
+        m.variation,
+    );
+    let key = layout.file(
+        &m.content_hash,
+        &format!("thumbnails/{ms}ms_{width}w.{}", format.extension()),
+    );
+    let key = ObjectKey::parse(&key).map_err(|e| anyhow::anyhow!("thumbnail key: {e}"))?;
+    let bucket = &state.settings.storage.cdn_bucket;
+    let cdn_url = crate::publish::public_url(&cdn_base(&state), key.as_str());
+
+    if let Some(obj) = state.objects.get(bucket, &key, None).await? {
+        let body = Body::from_stream(obj.body);
+        return Ok(answer(body, format, "hit", &cdn_url));
+    }
+    // A render: charged to the API key.
+    if let (Some(l), Some(presented)) = (&state.thumbnails.limiter, bearer_of(&headers)) {
+        l.check(&hash_key(&presented), Instant::now())
+            .map_err(|wait| ApiError::RateLimited {
+                scope: "API key (thumbnail renders)",
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })?;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("thumb-")
+        .tempdir_in(work_root(&state).await?)?;
+    let input = dir.path().join("rendition.mp4");
+    let src = ObjectKey::parse(&r.key).map_err(|e| anyhow::anyhow!("rendition key: {e}"))?;
+    state.objects.download_to_file(bucket, &src, &input).await?;
+    let out = dir.path().join(format!("thumb.{}", format.extension()));
+    let bytes = render(&state.thumbnails.runner, &input, &out, time, width, format).await?;
+    state
+        .objects
+        .put_bytes(
+            bucket,
+            &key,
+            bytes.clone(),
+            format.content_type(),
+            "public, max-age=31536000, immutable",
+        )
+        .await?;
+    tracing::info!(asset = %asset.id, variation = idx, ms, width, format = format.extension(), "thumbnail rendered");
+    Ok(answer(Body::from(bytes), format, "miss", &cdn_url))
+}
+
+fn bearer_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(|k| k.trim().to_string())
+}
+
+async fn work_root(state: &AppState) -> Result<std::path::PathBuf, ApiError> {
+    let dir = state.settings.data.dir.join("work");
+    tokio::fs::create_dir_all(&dir).await?;
+    Ok(dir)
+}
+
+fn cdn_base(state: &AppState) -> String {
+    if state.settings.cdn.base_url.is_empty() {
+        format!("{}/cdn", state.public_url.trim_end_matches('/'))
+    } else {
+        state
+            .settings
+            .cdn
+            .base_url
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+fn answer(body: Body, format: ThumbFormat, cache: &'static str, cdn_url: &str) -> Response {
+    let mut res = Response::new(body);
+    *res.status_mut() = StatusCode::OK;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    // The URL is not content-addressed (a reprocess makes a new set).
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=300"),
+    );
+    h.insert("x-reelay-cache", HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(cdn_url) {
+        h.insert(header::CONTENT_LOCATION, v);
+    }
+    res
+}

@@ -1,0 +1,144 @@
+//! What the asset API asks of the store beyond single rows: cancelling an
+//! asset (one transaction), a set taken down after it, pages of assets by
+//! a keyset cursor, and a campaign's variations. Plain, portable SQL.
+
+use super::{now_ms, outbox, record_transition, Asset, NewOutbox, Result, Store, Variation};
+use crate::jobs::State;
+use crate::reason::ReasonCode;
+use sqlx::{QueryBuilder, Sqlite};
+
+/// One page's filters and position (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct PageQuery {
+    pub campaign: Option<String>,
+    /// Assets with at least one variation in this state.
+    pub state: Option<State>,
+    /// `created_at` in ms: at or after, strictly before.
+    pub created_after: Option<i64>,
+    pub created_before: Option<i64>,
+    /// The last asset of the previous page: (created_at, id).
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// A page of assets and the position after its last one, when there is more.
+#[derive(Debug)]
+pub struct AssetPage {
+    pub assets: Vec<Asset>,
+    pub next: Option<(i64, String)>,
+}
+
+impl Store {
+    /// Cancels every variation of the asset that is not finished, and every
+    /// published one, in one transaction: state `cancelled` with its
+    /// reason, the transition, the `asset.cancelled` callback. `attempt`
+    /// moves on, so a worker running one of them cannot write again and its
+    /// next lease renewal drops the step (and any ffmpeg it runs). Returns
+    /// the ids cancelled now; an asset cancelled already gives none.
+    pub async fn cancel(&self, asset_id: &str, note: &str) -> Result<Vec<String>> {
+        let now = now_ms();
+        let mut tx = self.begin_immediate().await?;
+        let rows: Vec<(String, State)> =
+            sqlx::query_as("SELECT id, state FROM variations WHERE asset_id = ? ORDER BY idx")
+                .bind(asset_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut done = Vec::new();
+        for (id, from) in rows {
+            if from.is_terminal() && from != State::Published {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE variations SET state = 'cancelled', reason_code = ?, reason = ?,
+                     attempt = attempt + 1, lease_until = 0, next_run_at = ?, updated_at = ?,
+                     stage_progress = NULL, progress_json = NULL, stage_detail = NULL
+                 WHERE id = ?",
+            )
+            .bind(ReasonCode::Cancelled)
+            .bind(note)
+            .bind(now)
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            record_transition(&mut tx, &id, from, State::Cancelled, now, Some(note)).await?;
+            outbox::enqueue_terminal_event(&mut tx, &id, State::Cancelled, now).await?;
+            done.push(id);
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Records that a variation's CDN files are gone (its `published` is
+    /// cleared), with its purges, in one transaction.
+    pub async fn clear_published(&self, id: &str, notifications: &[NewOutbox]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.begin_immediate().await?;
+        sqlx::query("UPDATE variations SET published_json = NULL, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM cdn_retired WHERE variation_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for item in notifications {
+            outbox::insert(&mut tx, item, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One page of assets, newest first, in one query; ties on
+    /// `created_at` are ordered by id, so the position is exact and a page
+    /// does not move when newer assets are inserted.
+    pub async fn page_assets(&self, q: &PageQuery) -> Result<AssetPage> {
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM assets a WHERE 1 = 1");
+        if let Some(c) = &q.campaign {
+            b.push(" AND a.campaign = ").push_bind(c.clone());
+        }
+        if let Some(s) = q.state {
+            b.push(
+                " AND EXISTS (SELECT 1 FROM variations v WHERE v.asset_id = a.id AND v.state = ",
+            )
+            .push_bind(s)
+            .push(")");
+        }
+        if let Some(t) = q.created_after {
+            b.push(" AND a.created_at >= ").push_bind(t);
+        }
+        if let Some(t) = q.created_before {
+            b.push(" AND a.created_at < ").push_bind(t);
+        }
+        if let Some((at, id)) = &q.after {
+            b.push(" AND (a.created_at < ")
+                .push_bind(*at)
+                .push(" OR (a.created_at = ")
+                .push_bind(*at)
+                .push(" AND a.id < ")
+                .push_bind(id.clone())
+                .push("))");
+        }
+        b.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ")
+            .push_bind(q.limit + 1);
+        let mut assets: Vec<Asset> = b.build_query_as().fetch_all(&self.pool).await?;
+        let more = assets.len() as i64 > q.limit;
+        assets.truncate(q.limit.max(0) as usize);
+        let next = more
+            .then(|| assets.last().map(|a| (a.created_at, a.id.clone())))
+            .flatten();
+        Ok(AssetPage { assets, next })
+    }
+
+    /// Every variation of a campaign's assets, in one query.
+    pub async fn variations_of_campaign(&self, campaign: &str) -> Result<Vec<Variation>> {
+        Ok(sqlx::query_as(
+            "SELECT v.* FROM variations v JOIN assets a ON a.id = v.asset_id
+             WHERE a.campaign = ? ORDER BY v.asset_id, v.idx",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
