@@ -3,6 +3,7 @@
 //! lives only in the job store, so a restart just sweeps again.
 
 use super::Pipeline;
+use crate::stages::cancel;
 use crate::stages::expire::{sweep_once, Expiry};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,13 @@ pub async fn run_sweeper(pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "ttl sweep"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "ttl sweep failed; will retry"),
+        }
+        // A cancel whose take-down did not finish (its request died after
+        // the commit) is finished here.
+        match cancel::sweep_once(&expiry).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(taken_down = n, "cancelled sets swept"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cancel sweep failed; will retry"),
         }
         // Idempotency keys are kept for their 24 h window, then forgotten.
         let before = crate::time::now_ms() - crate::jobs::store::IDEMPOTENCY_WINDOW_MS;

@@ -10,7 +10,7 @@
 use super::expire::Expiry;
 use crate::jobs::model::{Asset, Variation};
 use crate::publish::Layout;
-use crate::storage::ObjectKey;
+use crate::storage::{ObjectKey, ObjectStore};
 
 /// Takes down the CDN files of every variation of `asset` that has a set,
 /// and of those cancelled just now (`fresh`: a publish may have been
@@ -30,19 +30,13 @@ pub async fn unpublish(
             continue;
         }
         let layout = Layout::new(&p.settings.cdn.prefix, &asset.campaign, &asset.id, v.idx);
+        let named = v
+            .published
+            .as_ref()
+            .map(|m| m.set_keys())
+            .unwrap_or_default();
+        take_down(p.objects, bucket, &layout, named).await?;
         let pointers = [layout.manifest(), layout.vast()];
-        for k in &pointers {
-            p.objects.delete(bucket, &ObjectKey::parse(k)?).await?;
-        }
-        let mut keys = p.objects.list(bucket, &format!("{}/", layout.base)).await?;
-        if let Some(m) = &v.published {
-            keys.extend(m.set_keys());
-        }
-        keys.sort();
-        keys.dedup();
-        for k in &keys {
-            p.objects.delete(bucket, &ObjectKey::parse(k)?).await?;
-        }
         let purge = (v.published.is_some() && !p.settings.cdn.purge_url.is_empty()).then(|| {
             let url = |k: &str| crate::publish::public_url(p.cdn_base, k);
             crate::views::purge(
@@ -59,6 +53,41 @@ pub async fn unpublish(
         if v.published.is_some() {
             n += 1;
         }
+    }
+    Ok(n)
+}
+
+/// Deletes a variation's pointers, then every object under its folder and
+/// every key in `named` (what its manifest lists, should a store list
+/// lazily). Deleting what is gone already is fine, so it can run again.
+pub async fn take_down(
+    objects: &ObjectStore,
+    bucket: &str,
+    layout: &Layout,
+    named: Vec<String>,
+) -> anyhow::Result<()> {
+    for k in [layout.manifest(), layout.vast()] {
+        objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
+    }
+    let mut keys = objects.list(bucket, &format!("{}/", layout.base)).await?;
+    keys.extend(named);
+    keys.sort();
+    keys.dedup();
+    for k in &keys {
+        objects.delete(bucket, &ObjectKey::parse(k)?).await?;
+    }
+    Ok(())
+}
+
+/// Finishes the take-down of cancelled variations that still record a set
+/// (the cancel's request died after its commit); returns how many.
+pub async fn sweep_once(p: &Expiry<'_>) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for v in p.store.cancelled_with_set().await? {
+        let Some(asset) = p.store.asset(&v.asset_id).await? else {
+            continue;
+        };
+        n += unpublish(p, &asset, std::slice::from_ref(&v), &[]).await?;
     }
     Ok(n)
 }

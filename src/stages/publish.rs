@@ -118,6 +118,18 @@ pub async fn run(ctx: &Ctx<'_>, claim: &Claim, v: &Variation, asset: &Asset) -> 
     // What the row last recorded as live: pointers that differ from it
     // changed, and changed pointers are purged.
     let recorded = v.published.as_ref().map(|m| m.content_hash.as_str());
+    if matches!(flipped, Flipped::Published { .. }) && cancelled_meanwhile(ctx, &claim.id).await {
+        // The asset was cancelled after this lease's last renewal: its
+        // take-down may have run before these pointers were written, so
+        // this stage takes down what it wrote. (A cancel committed after
+        // this read runs its own take-down after these writes.)
+        let named = files.iter().map(|f| layout.file(&hash, &f.name)).collect();
+        crate::tri!(
+            super::cancel::take_down(ctx.objects, bucket, &layout, named).await,
+            "taking down a set published while its asset was cancelled"
+        );
+        return Outcome::Abandoned;
+    }
     let u = match flipped {
         Flipped::LeaseLost => return Outcome::Abandoned,
         Flipped::Refused(why) => return refuse_set(why),
@@ -139,6 +151,14 @@ pub async fn run(ctx: &Ctx<'_>, claim: &Claim, v: &Variation, asset: &Asset) -> 
         },
     };
     Outcome::Advance(u)
+}
+
+/// True when the row was cancelled while this stage held it.
+async fn cancelled_meanwhile(ctx: &Ctx<'_>, id: &str) -> bool {
+    matches!(
+        ctx.store.variation(id).await,
+        Ok(Some(row)) if row.state == State::Cancelled
+    )
 }
 
 /// A purge of the pointers when they changed and a purge URL is set.

@@ -280,3 +280,45 @@ async fn cancelling_mid_transcode_kills_its_ffmpeg() {
     assert!(cdn_keys(&app, "cancel-run", &id).await.is_empty());
     app.stop().await;
 }
+
+/// A cancel whose request died after its commit (the take-down never ran)
+/// is finished by the sweeper: the pointers and files go, the row forgets
+/// its set.
+#[tokio::test]
+async fn a_take_down_a_crash_left_undone_is_finished_by_the_sweeper() {
+    let app = spawn_app_with(|s| s.policy.ttl_sweep_interval_secs = 1).await;
+    app.put_master(
+        "masters/cancel-sweep/clip.mp4",
+        tiny_clip(640, 360, 2, true, 12).await,
+        &[],
+    )
+    .await;
+    let assets = wait_for_campaign(&app, "cancel-sweep", Duration::from_secs(120), |a| {
+        a.len() == 1 && a[0]["status"] != "processing"
+    })
+    .await;
+    assert_eq!(assets[0]["status"], "published", "{assets:#?}");
+    let id = assets[0]["id"].as_str().unwrap().to_string();
+    let manifest = assets[0]["variations"][0]["published"]["manifest_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Only the store's half of a cancel: what a crash right after the
+    // commit leaves.
+    let fresh = app.application().store.cancel(&id, "test").await.unwrap();
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(app.http.get(&manifest).send().await.unwrap().status(), 200);
+    let start = Instant::now();
+    while !cdn_keys(&app, "cancel-sweep", &id).await.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the sweeper did not take the set down"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.http.get(&manifest).send().await.unwrap().status(), 404);
+    let a = get_asset(&app.http, &app.url, &id).await;
+    assert_eq!(states(&a), ["cancelled"]);
+    assert!(a["variations"][0].get("published").is_none(), "{a:#}");
+    app.stop().await;
+}

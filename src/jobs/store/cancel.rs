@@ -131,6 +131,17 @@ impl Store {
         Ok(AssetPage { assets, next })
     }
 
+    /// Cancelled variations whose set is still recorded: a take-down that a
+    /// crash (or a publish racing the cancel) left undone. The sweeper
+    /// finishes them.
+    pub async fn cancelled_with_set(&self) -> Result<Vec<Variation>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM variations WHERE state = 'cancelled' AND published_json IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Every variation of a campaign's assets, in one query.
     pub async fn variations_of_campaign(&self, campaign: &str) -> Result<Vec<Variation>> {
         Ok(sqlx::query_as(
