@@ -19,6 +19,7 @@ pub mod process;
 pub mod profile;
 pub mod stills;
 pub mod synth;
+pub mod timing;
 pub mod transcode;
 
 use serde::Deserialize;
