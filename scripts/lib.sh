@@ -94,3 +94,13 @@ ensure_browser_deps() {
   echo "==> npm ci in $dir (playwright-core)"
   (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund)
 }
+
+# Installs wrk (HTTP load generator, for scripts/bench-api.sh) from the OS
+# packages when missing. Debian 12 ships 4.1.0; any 4.x reads the same flags.
+ensure_wrk() {
+  if command -v wrk >/dev/null 2>&1; then
+    return 0
+  fi
+  install_os_package wrk "wrk 4.x"
+  command -v wrk >/dev/null 2>&1 || { echo "error: wrk install failed" >&2; return 1; }
+}

@@ -4,6 +4,7 @@
 
 use crate::config::Settings;
 use crate::media::process::{ProcessError, Runner};
+use crate::media::timing::{secs_since, timed, Timings};
 use crate::policy::{Container, MasterSpec, QcReport};
 use crate::reason::ReasonCode;
 use crate::runware::validate::parse_generation;
@@ -97,15 +98,22 @@ pub async fn process(
         remediated: false,
         elapsed_secs: 0.0,
     };
-    let (sha, size) = crate::publish::digest_file(master).await?;
+    let arrival_started = Instant::now();
+    let expected = request.map(GenerationRequest::master_spec);
+    // The digest reads the bytes while ffprobe and the packet read run.
+    let size = tokio::fs::metadata(master).await?.len();
+    let (digest, inspection) = tokio::join!(
+        crate::publish::digest_file(master),
+        arrival::inspect(&runner, master, size, expected.as_ref(), settings)
+    );
+    let (sha, _) = digest?;
     report.sha256 = Some(sha);
     let finish = |mut r: ProcessReport| {
         r.elapsed_secs = started.elapsed().as_secs_f64();
         Ok(r)
     };
 
-    let expected = request.map(GenerationRequest::master_spec);
-    let probe = match arrival::inspect(&runner, master, size, expected.as_ref(), settings).await? {
+    let probe = match inspection? {
         Inspection::Verified(p) => p,
         Inspection::Rejected {
             code,
@@ -116,6 +124,7 @@ pub async fn process(
             return finish(report.rejected("arrival", code, message));
         }
     };
+    let arrival_secs = secs_since(arrival_started);
     report.probe = Some(serde_json::to_value(&probe)?);
     let key = master.to_string_lossy();
     let expected = expected
@@ -130,7 +139,7 @@ pub async fn process(
 
     let mut boost = 0;
     loop {
-        let outputs = match transcode::run_media(
+        let mut outputs = match transcode::run_media(
             &runner, settings, resolved, master, &probe, boost, out_dir, None,
         )
         .await?
@@ -140,6 +149,7 @@ pub async fn process(
                 return finish(report.rejected("transcode", code, message))
             }
         };
+        outputs.timings.arrival_read_secs = Some(arrival_secs);
         report.outputs = outputs.files.iter().map(|f| f.path.clone()).collect();
         let req = QcRequest {
             profile: resolved,
@@ -304,6 +314,9 @@ pub struct TranscodeSummary {
     pub files: Vec<crate::media::transcode::WrittenFile>,
     /// The ffmpeg run alone.
     pub transcode_secs: f64,
+    /// Wall time of each run: the master's probe, loudness pass 1 (when the
+    /// profile normalises), the transcode, the probes of the outputs.
+    pub timings: Timings,
     /// The whole command: probe, plan, ffmpeg, probes of the outputs.
     pub elapsed_secs: f64,
     /// The ffmpeg command line, binary first.
@@ -327,11 +340,12 @@ async fn probe_and_plan(
     runner: &Runner,
     master: &Path,
     profile: &str,
-) -> anyhow::Result<(crate::media::Probe, crate::media::TranscodePlan)> {
+) -> anyhow::Result<(crate::media::Probe, crate::media::TranscodePlan, f64)> {
     settings.require_profile(profile)?;
     let resolved = stages::Profile::resolve(settings, profile).expect("checked above");
     anyhow::ensure!(master.is_file(), "{} is not a file", master.display());
-    let probe = runner.ffprobe(master).await.map_err(|e| {
+    let (probe, probe_secs) = timed(runner.ffprobe(master)).await;
+    let probe = probe.map_err(|e| {
         if e.is_input_fault() {
             anyhow::anyhow!("ffprobe cannot read the master: {}", e.reason())
         } else {
@@ -339,7 +353,7 @@ async fn probe_and_plan(
         }
     })?;
     let plan = transcode::plan(&probe, settings, resolved, 0).map_err(anyhow::Error::msg)?;
-    Ok((probe, plan))
+    Ok((probe, plan, probe_secs))
 }
 
 fn dropped_outputs(
@@ -369,7 +383,7 @@ pub async fn transcode_argv(
     out_dir: &Path,
 ) -> anyhow::Result<Vec<String>> {
     let runner = Runner::new(&settings.media);
-    let (_, plan) = probe_and_plan(settings, &runner, master, profile).await?;
+    let (_, plan, _) = probe_and_plan(settings, &runner, master, profile).await?;
     let args = crate::media::build_args(master, &plan, out_dir);
     Ok(runner.ffmpeg_argv(&args, true))
 }
@@ -387,7 +401,7 @@ pub async fn transcode_only(
     use crate::media::transcode::{rendition_rel, FileRole};
     let started = Instant::now();
     let runner = Runner::new(&settings.media);
-    let (probe, plan) = probe_and_plan(settings, &runner, master, profile).await?;
+    let (probe, plan, probe_secs) = probe_and_plan(settings, &runner, master, profile).await?;
     let resolved = stages::Profile::resolve(settings, profile).expect("checked above");
     // The stage's own run: loudness pass 1 where the profile normalises,
     // then the one-pass transcode.
@@ -407,7 +421,10 @@ pub async fn transcode_only(
         ProcessError::Timeout { .. } => anyhow::anyhow!("{e}"),
         e => anyhow::Error::new(e),
     })?;
-    let out = executed.map_err(anyhow::Error::msg)?.out;
+    let transcode::Executed {
+        out, mut timings, ..
+    } = executed.map_err(anyhow::Error::msg)?;
+    timings.master_probe_secs = Some(probe_secs);
     // The outputs are probed side by side: the summary should cost little
     // next to the transcode.
     let probes = plan.renditions.iter().map(|r| {
@@ -415,7 +432,9 @@ pub async fn transcode_only(
         let runner = &runner;
         async move { runner.ffprobe_own(&path).await }
     });
-    let probes = futures::future::try_join_all(probes).await?;
+    let (probes, probes_secs) = timed(futures::future::try_join_all(probes)).await;
+    let probes = probes?;
+    timings.output_probes_secs = Some(probes_secs);
     let mut outputs = Vec::new();
     for (r, p) in plan.renditions.iter().zip(&probes) {
         let path = crate::media::transcode::rendition_path(out_dir, r);
@@ -474,6 +493,7 @@ pub async fn transcode_only(
         stills,
         files: out.files.clone(),
         transcode_secs: out.elapsed.as_secs_f64(),
+        timings,
         elapsed_secs: 0.0,
         ffmpeg_argv: runner.ffmpeg_argv(&out.args, true),
         reelay_peak_rss_kb: None,

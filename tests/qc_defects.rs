@@ -171,6 +171,22 @@ fn a_clean_master_passes_the_default_and_a_broadcast_profile() {
         // This ffmpeg has no libvmaf: recorded as not measured, not required.
         assert_eq!(report["qc"]["vmaf_available"], false);
         assert!(report["qc"]["renditions"][0]["vmaf"].is_null());
+        // The content analysis rode on the transcode's decode (no pass of
+        // its own), and every run that happened has its wall time.
+        let t = &report["qc"]["timings"];
+        assert_eq!(t["content_in_transcode"], true, "{t}");
+        assert!(t.get("content_analysis_secs").is_none(), "{t}");
+        for run in [
+            "arrival_read_secs",
+            "transcode_secs",
+            "quality_pass_secs",
+            "output_probes_secs",
+        ] {
+            assert!(t[run].as_f64().is_some_and(|s| s > 0.0), "{run}: {t}");
+        }
+        // broadcast-us normalises loudness: pass 1 and the delivered audio are timed.
+        let normalised = t.get("loudness_pass_secs").is_some();
+        assert_eq!(normalised, profile == "broadcast-us", "{t}");
     }
 }
 

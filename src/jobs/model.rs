@@ -5,9 +5,11 @@
 //! with [`ReasonCode::InternalError`] and logs which column broke.
 
 use super::State;
+use crate::media::analyze::ContentAnalysis;
 use crate::media::loudness::Normalization;
 use crate::media::outputs::RenditionFile;
 use crate::media::probe::Probe;
+use crate::media::timing::Timings;
 use crate::media::transcode::{FileRole, WrittenFile, POSTER_FILE};
 use crate::policy::{QcOverrides, QcReport};
 use crate::publish::Manifest;
@@ -305,6 +307,14 @@ pub struct Outputs {
     /// mode pass 2 ran in), for QC to complete and record.
     #[serde(default)]
     pub loudness: Option<Normalization>,
+    /// The master's content analysis, made on the transcode's own decode;
+    /// None (rows from before, or a plan without it): QC runs its own pass.
+    #[serde(default)]
+    pub content: Option<ContentAnalysis>,
+    /// Wall time of the runs so far (loudness pass, transcode), for the QC
+    /// report to complete.
+    #[serde(default)]
+    pub timings: Timings,
 }
 
 impl Outputs {

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Detector thresholds (defaults from the broadcast QC practice in
 /// docs/ad-delivery-specs.md, with shorter minimum runs so head and tail
 /// defects of a few frames are found).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectSettings {
     /// Shortest black run reported, seconds.
     pub black_min_secs: f64,
@@ -80,6 +80,74 @@ pub struct ContentAnalysis {
 /// Width the detectors look at.
 const ANALYSIS_WIDTH: u32 = 480;
 
+/// Pad the detectors' video chain ends in (mapped to a null output).
+pub const VIDEO_SINK: &str = "qcv";
+/// Pad the detectors' audio chain ends in.
+pub const AUDIO_SINK: &str = "qca";
+
+/// The detectors as part of a filter graph, built in one place for both
+/// runs that use them: the stand-alone pass over a master ([`analyze`],
+/// for masters reelay did not transcode itself) and the branch of the
+/// transcode's own decode (`media::transcode`, the common path). `video`
+/// and `audio` are the pads the chains read (`0:v:0`, or a branch of the
+/// transcode's split); each chain ends in a sink pad that
+/// [`Detectors::output_args`] maps to a null output. [`Detectors::parse`]
+/// reads what the chains logged. A detector added here is run, and read,
+/// by both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detectors {
+    /// `-filter_complex` chains, without separators.
+    pub chains: Vec<String>,
+    /// Sink pads (without brackets), one per chain.
+    pub sinks: Vec<String>,
+}
+
+impl Detectors {
+    pub fn new(video: Option<&str>, audio: Option<&str>, s: &DetectSettings) -> Self {
+        let mut chains = Vec::new();
+        let mut sinks = Vec::new();
+        if let Some(pad) = video {
+            chains.push(format!(
+                "[{pad}]scale=w={ANALYSIS_WIDTH}:h=-2:flags=fast_bilinear,\
+                 blackdetect=d={}:pic_th={}:pix_th={},freezedetect=n={}dB:d={}[{VIDEO_SINK}]",
+                s.black_min_secs,
+                s.black_picture_ratio,
+                s.black_pixel_threshold,
+                s.freeze_noise_db,
+                s.freeze_min_secs
+            ));
+            sinks.push(VIDEO_SINK.to_owned());
+        }
+        if let Some(pad) = audio {
+            // framelog=verbose keeps the per-frame lines below the log level;
+            // `quiet` would silence every other filter's log too.
+            chains.push(format!(
+                "[{pad}]ebur128=peak=true:framelog=verbose,silencedetect=n={}dB:d={}[{AUDIO_SINK}]",
+                s.silence_db, s.silence_min_secs
+            ));
+            sinks.push(AUDIO_SINK.to_owned());
+        }
+        Detectors { chains, sinks }
+    }
+
+    /// One null output taking every sink: what ends the detectors' branches.
+    pub fn output_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for sink in &self.sinks {
+            args.extend(["-map".to_string(), format!("[{sink}]")]);
+        }
+        args.extend(["-f".to_string(), "null".to_string(), "-".to_string()]);
+        args
+    }
+
+    /// What the detectors found, from the log of the run they were part of
+    /// (runs still open at the end close at `duration`).
+    pub fn parse<S: AsRef<str>>(&self, log: &[S], duration: f64) -> ContentAnalysis {
+        parse_log(log, duration)
+    }
+}
+
+/// The stand-alone analysis pass: the master decoded for the detectors alone.
 pub fn build_args(
     master: &Path,
     has_video: bool,
@@ -87,35 +155,18 @@ pub fn build_args(
     s: &DetectSettings,
 ) -> Vec<String> {
     let mut args = input_args(master, true);
-    let mut chains = Vec::new();
-    let mut maps = Vec::new();
-    if has_video {
-        chains.push(format!(
-            "[0:v:0]scale=w={ANALYSIS_WIDTH}:h=-2:flags=fast_bilinear,\
-             blackdetect=d={}:pic_th={}:pix_th={},freezedetect=n={}dB:d={}[v]",
-            s.black_min_secs,
-            s.black_picture_ratio,
-            s.black_pixel_threshold,
-            s.freeze_noise_db,
-            s.freeze_min_secs
-        ));
-        maps.push("[v]");
-    }
-    if has_audio {
-        // framelog=verbose keeps the per-frame lines below the log level;
-        // `quiet` would silence every other filter's log too.
-        chains.push(format!(
-            "[0:a:0]ebur128=peak=true:framelog=verbose,silencedetect=n={}dB:d={}[a]",
-            s.silence_db, s.silence_min_secs
-        ));
-        maps.push("[a]");
-    }
-    args.extend(["-filter_complex".to_string(), chains.join(";")]);
-    for m in maps {
-        args.extend(["-map".to_string(), m.to_string()]);
-    }
-    args.extend(["-f".to_string(), "null".to_string(), "-".to_string()]);
+    let d = detectors_on_master(has_video, has_audio, s);
+    args.extend(["-filter_complex".to_string(), d.chains.join(";")]);
+    args.extend(d.output_args());
     args
+}
+
+fn detectors_on_master(has_video: bool, has_audio: bool, s: &DetectSettings) -> Detectors {
+    Detectors::new(
+        has_video.then_some("0:v:0"),
+        has_audio.then_some("0:a:0"),
+        s,
+    )
 }
 
 /// Number after `key` in `line`, e.g. `black_start:1.5` or `silence_end: 2`.
@@ -214,12 +265,8 @@ pub async fn analyze(
     settings: &DetectSettings,
     deadline: Duration,
 ) -> Result<ContentAnalysis, ProcessError> {
-    let args = build_args(
-        master,
-        probe.video.is_some(),
-        probe.audio.is_some(),
-        settings,
-    );
+    let (has_video, has_audio) = (probe.video.is_some(), probe.audio.is_some());
+    let args = build_args(master, has_video, has_audio, settings);
     let out = runner
         .ffmpeg(
             args,
@@ -228,7 +275,7 @@ pub async fn analyze(
                 .untrusted(),
         )
         .await?;
-    Ok(parse_log(&out.log, probe.duration_secs))
+    Ok(detectors_on_master(has_video, has_audio, settings).parse(&out.log, probe.duration_secs))
 }
 
 #[cfg(test)]
@@ -368,5 +415,129 @@ mod tests {
             let l = a.loudness.expect("loudness measured");
             assert!((l.integrated_lufs + 16.0).abs() < 1.5, "seed {seed}: {l:?}");
         }
+    }
+
+    #[test]
+    fn the_transcode_carries_the_same_detectors_on_its_own_branches() {
+        use crate::media::ladder::default_ladder;
+        use crate::media::transcode::{
+            build_args as transcode_args, InlineAnalysis, TranscodePlan,
+        };
+        let mut plan = TranscodePlan {
+            renditions: default_ladder(1920, 1080),
+            poster_width: 640,
+            poster_at_secs: 1.0,
+            has_audio: true,
+            fps: 24.0,
+            preset: "veryfast".into(),
+            threads: 0,
+            audio_filter: Some("loudnorm=I=-24".into()),
+            stills: None,
+            analysis: None,
+        };
+        let without = transcode_args(Path::new("m.mp4"), &plan, Path::new("/out"));
+        assert!(!without.iter().any(|a| a.contains("blackdetect")));
+        plan.analysis = Some(InlineAnalysis {
+            detect: DetectSettings::default(),
+            audio: true,
+        });
+        let args = transcode_args(Path::new("m.mp4"), &plan, Path::new("/out"));
+        let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+        let standalone = build_args(Path::new("m.mp4"), true, true, &DetectSettings::default());
+        let standalone_graph = &standalone[standalone
+            .iter()
+            .position(|a| a == "-filter_complex")
+            .unwrap()
+            + 1];
+        // Every detector chain of the stand-alone pass, only on other pads.
+        for chain in standalone_graph.split(';') {
+            let body = chain.split_once(']').unwrap().1;
+            assert!(graph.contains(body), "{body} missing from {graph}");
+        }
+        // One decode: the detectors' video is a branch of the one split.
+        assert_eq!(graph.matches("[0:v:0]").count(), 1, "{graph}");
+        assert!(graph.contains("[qcvin]scale=w=480"), "{graph}");
+        // They hear the master's audio as it is; loudnorm feeds only the outputs.
+        assert!(graph.contains("[0:a:0]asplit=2[qcain][aenc]"), "{graph}");
+        assert!(graph.contains("[aenc]loudnorm=I=-24,"), "{graph}");
+        assert!(graph.contains("[qcain]ebur128"), "{graph}");
+        let at = args.iter().position(|a| a == "[qcv]").unwrap() - 1;
+        assert_eq!(
+            args[at..at + 7],
+            ["-map", "[qcv]", "-map", "[qca]", "-f", "null", "-"].map(String::from)
+        );
+    }
+
+    /// The analysis made on the transcode's own decode finds what the
+    /// stand-alone pass over the master finds: same runs, same loudness.
+    #[tokio::test]
+    async fn the_analysis_inside_the_transcode_equals_the_standalone_pass() {
+        use crate::media::ladder::default_ladder;
+        use crate::media::process::RunOptions;
+        use crate::media::transcode::{transcode, InlineAnalysis, TranscodePlan};
+        let Some(runner) = crate::media::testutil::runner() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("m.mp4");
+        // 1 s black, then moving picture frozen from 2.5 s; a tone, silent from 2 s.
+        let graph = "color=black:s=640x360:r=24:d=1[b];testsrc2=s=640x360:r=24:d=1.5[t];\
+            color=gray:s=640x360:r=24:d=1.5[f];[b][t][f]concat=n=3:v=1:a=0,format=yuv420p[v];\
+            sine=frequency=440:sample_rate=48000:d=2,volume=0.3[s];anullsrc=r=48000:cl=mono:d=2[z];\
+            [s][z]concat=n=2:v=0:a=1[a]";
+        let args: Vec<String> = [
+            "-f",
+            "lavfi",
+            "-i",
+            "nullsrc=s=16x16:d=0.04",
+            "-filter_complex",
+            graph,
+            "-map",
+            "[v]",
+            "-map",
+            "[a]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([master.display().to_string()])
+        .collect();
+        runner
+            .ffmpeg(args, RunOptions::new("master", Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let probe = runner.ffprobe(&master).await.unwrap();
+        let s = DetectSettings::default();
+        let alone = analyze(&runner, &master, &probe, &s, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let mut plan = TranscodePlan::for_master(&probe, default_ladder(640, 360), runner.config());
+        plan.renditions.truncate(1);
+        plan.audio_filter = Some("volume=0.5".into());
+        plan.analysis = Some(InlineAnalysis {
+            detect: s.clone(),
+            audio: true,
+        });
+        let out = transcode(
+            &runner,
+            &master,
+            &probe,
+            &plan,
+            &dir.path().join("out"),
+            None,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        let inline = out.content.expect("the transcode analysed the master");
+        assert!(!alone.black.is_empty() && !alone.freeze.is_empty() && !alone.silence.is_empty());
+        assert_eq!(inline, alone);
+        // The output's audio was halved; the analysis heard the master's.
+        assert!(inline.loudness.is_some());
     }
 }

@@ -64,17 +64,20 @@ pub async fn ssim_psnr(
     renditions: &[Target],
     deadline: Duration,
 ) -> Result<Vec<QualityScore>, ProcessError> {
-    measure_quality(runner, master, renditions, deadline, false).await
+    measure_quality(runner, master, renditions, deadline, false, None).await
 }
 
 /// SSIM and PSNR of each rendition, plus VMAF when `vmaf` (the caller checks
-/// [`Runner::has_filter`] for [`VMAF_FILTER`]), all in one run.
+/// [`Runner::has_filter`] for [`VMAF_FILTER`]), all in one run that decodes
+/// the master once. `master_duration` is the master's length from its probe
+/// (for progress and limits); None probes the master here.
 pub async fn measure_quality(
     runner: &Runner,
     master: &Path,
     renditions: &[Target],
     deadline: Duration,
     vmaf: bool,
+    master_duration: Option<f64>,
 ) -> Result<Vec<QualityScore>, ProcessError> {
     if renditions.is_empty() {
         return Ok(Vec::new());
@@ -102,7 +105,10 @@ pub async fn measure_quality(
     });
     let args = build_args(master, renditions, &files, vmaf_files.as_deref());
 
-    let duration = runner.ffprobe(master).await.map(|p| p.duration_secs).ok();
+    let duration = match master_duration {
+        Some(d) => Some(d),
+        None => runner.ffprobe(master).await.map(|p| p.duration_secs).ok(),
+    };
     let mut opts = RunOptions::new("quality measurement", deadline).untrusted();
     opts.input_duration_secs = duration;
     runner.ffmpeg(args, opts).await?;

@@ -20,6 +20,7 @@ pub mod profile;
 pub mod stills;
 pub mod synth;
 pub mod thumbnail;
+pub mod timing;
 pub mod transcode;
 
 use serde::Deserialize;

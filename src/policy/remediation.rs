@@ -64,6 +64,7 @@ mod tests {
             content: None,
             loudness_normalization: None,
             vmaf_available: false,
+            timings: Default::default(),
             renditions: Vec::new(),
             checks,
         }

@@ -101,6 +101,10 @@ pub struct QcReport {
     /// never required.
     #[serde(default)]
     pub vmaf_available: bool,
+    /// Wall time of each run behind this report (arrival read, loudness
+    /// pass, transcode, quality pass, content analysis, probes).
+    #[serde(default)]
+    pub timings: crate::media::timing::Timings,
     pub renditions: Vec<RenditionMeasure>,
     pub checks: Vec<Check>,
 }
@@ -436,6 +440,7 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
         content: content.cloned(),
         loudness_normalization: normalization.cloned(),
         vmaf_available,
+        timings: Default::default(),
         renditions,
         checks,
     }

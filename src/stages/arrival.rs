@@ -89,7 +89,9 @@ pub async fn inspect(
         });
     }
     let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
-    let probe = match runner.ffprobe(path).await {
+    // The probe and the packet read go side by side (neither decodes).
+    let (probe, integrity) = tokio::join!(runner.ffprobe(path), incomplete(runner, path, deadline));
+    let probe = match probe {
         Ok(p) => p,
         Err(e) if e.is_input_fault() => {
             return Ok(Inspection::Rejected {
@@ -100,7 +102,7 @@ pub async fn inspect(
         }
         Err(e) => return Err(e),
     };
-    if let Some(problem) = incomplete(runner, path, deadline).await? {
+    if let Some(problem) = integrity? {
         return Ok(Inspection::Rejected {
             code: ReasonCode::MasterIncomplete,
             message: format!("the master is truncated or corrupt: {problem}"),

@@ -11,7 +11,7 @@ use super::{arrival, unknown_profile, Ctx, Outcome, Profile};
 use crate::config::Settings;
 use crate::jobs::model::{Asset, Outputs, Update, Variation};
 use crate::jobs::State;
-use crate::media::analyze::{analyze, DetectSettings};
+use crate::media::analyze::{analyze, ContentAnalysis, DetectSettings};
 use crate::media::hls::MediaPlaylist;
 use crate::media::loudness::{self, Normalization, Status};
 use crate::media::measure::{measure_quality, Target, VMAF_FILTER};
@@ -19,6 +19,7 @@ use crate::media::outputs::RenditionFile;
 use crate::media::probe::{moov_before_mdat, Probe};
 use crate::media::process::{ProcessError, Runner};
 use crate::media::profile::OutputKind;
+use crate::media::timing::{timed, Timings};
 use crate::policy::{self, MasterSpec, QcInput, QcOverrides, QcReport, RenditionMeasure, Verdict};
 use crate::reason::ReasonCode;
 use crate::time::now_ms;
@@ -52,16 +53,46 @@ async fn probe_variant(runner: &Runner, playlist: &Path) -> Result<Probe, Proces
     Ok(p)
 }
 
+/// Probes one output: an HLS variant through its playlist, a file as it is.
+async fn probe_output(runner: &Runner, r: &RenditionFile) -> Result<Probe, ProcessError> {
+    match r.kind {
+        OutputKind::Hls => probe_variant(runner, &r.path).await,
+        _ => runner.ffprobe(&r.path).await,
+    }
+}
+
+/// What the transcode already knows about the master and its own runs.
+#[derive(Debug, Clone, Default)]
+pub struct Prior {
+    /// The content analysis made on the transcode's decode; None: QC runs
+    /// the stand-alone pass over the master.
+    pub content: Option<ContentAnalysis>,
+    /// The runs so far (arrival read, loudness pass, transcode).
+    pub timings: Timings,
+}
+
+impl Prior {
+    pub fn of(outputs: &Outputs) -> Self {
+        Prior {
+            content: outputs.content.clone(),
+            timings: outputs.timings.clone(),
+        }
+    }
+}
+
 /// Measures the renditions against the master (SSIM/PSNR, VMAF when ffmpeg
-/// has libvmaf), analyses the master's content, measures the delivered
-/// audio of the largest rendition when loudness was normalised, probes every
-/// output, and applies the policy. The decoding passes run side by side.
+/// has libvmaf) in one run that decodes the master once, takes the
+/// master's content analysis from the transcode (or, without one, analyses
+/// the master), measures the delivered audio of the largest rendition when
+/// loudness was normalised, probes every output, and applies the policy.
+/// These runs go side by side; the report records each one's wall time.
 pub async fn measure_and_evaluate(
     runner: &Runner,
     settings: &Settings,
     master: &Path,
     probe: &Probe,
     renditions: &[RenditionFile],
+    prior: Prior,
     req: QcRequest<'_>,
 ) -> Result<QcReport, ProcessError> {
     let list: Vec<Target> = renditions
@@ -98,22 +129,48 @@ pub async fn measure_and_evaluate(
             _ => Ok(None),
         }
     };
-    let (scores, content, after) = tokio::join!(
-        measure_quality(runner, master, &list, deadline, vmaf),
-        analyze(runner, master, probe, &detect, deadline),
-        output_loudness
+    let mut timings = prior.timings;
+    let content = async {
+        match prior.content {
+            Some(c) => (Ok(c), None),
+            None => {
+                let (c, t) = timed(analyze(runner, master, probe, &detect, deadline)).await;
+                (c, Some(t))
+            }
+        }
+    };
+    let probes = futures::future::try_join_all(renditions.iter().map(|r| probe_output(runner, r)));
+    let quality = measure_quality(
+        runner,
+        master,
+        &list,
+        deadline,
+        vmaf,
+        Some(probe.duration_secs),
     );
-    let (scores, content, after) = (scores?, content?, after?);
+    let (
+        (scores, quality_secs),
+        (content, content_secs),
+        (after, after_secs),
+        (probes, probe_secs),
+    ) = tokio::join!(
+        timed(quality),
+        content,
+        timed(output_loudness),
+        timed(probes)
+    );
+    let (scores, content, after, probes) = (scores?, content?, after?, probes?);
+    timings.quality_pass_secs = Some(quality_secs);
+    timings.content_analysis_secs = content_secs;
+    timings.content_in_transcode = content_secs.is_none();
+    timings.output_loudness_secs = judge_output.then_some(after_secs);
+    timings.output_probes_secs = Some(probe_secs);
     if let (Some(n), Some((name, l))) = (normalization.as_mut(), after) {
         n.after_rendition = Some(name);
         n.after = l;
     }
     let mut measures = Vec::new();
-    for r in renditions {
-        let p = match r.kind {
-            OutputKind::Hls => probe_variant(runner, &r.path).await?,
-            _ => runner.ffprobe(&r.path).await?,
-        };
+    for (r, p) in renditions.iter().zip(probes) {
         let score = scores.iter().find(|s| s.name == r.name);
         measures.push(RenditionMeasure {
             name: r.name.clone(),
@@ -141,7 +198,7 @@ pub async fn measure_and_evaluate(
     if let Some(o) = req.overrides {
         o.apply(&mut rules);
     }
-    Ok(policy::evaluate(QcInput {
+    let mut report = policy::evaluate(QcInput {
         profile: req.profile.name,
         master: probe,
         expected: req.expected,
@@ -152,7 +209,9 @@ pub async fn measure_and_evaluate(
         ttl_remaining_secs: req.ttl_remaining_secs,
         normalization: normalization.as_ref(),
         vmaf_available: vmaf,
-    }))
+    });
+    report.timings = timings;
+    Ok(report)
 }
 
 /// What QC decided for one transcode.
@@ -196,7 +255,18 @@ pub async fn run_media(
     outputs: &Outputs,
     req: QcRequest<'_>,
 ) -> Result<Checked, ProcessError> {
-    match measure_and_evaluate(runner, settings, master, probe, &outputs.renditions, req).await {
+    let prior = Prior::of(outputs);
+    match measure_and_evaluate(
+        runner,
+        settings,
+        master,
+        probe,
+        &outputs.renditions,
+        prior,
+        req,
+    )
+    .await
+    {
         Ok(report) => Ok(decide(report, outputs.boost)),
         Err(e) if e.is_input_fault() => Ok(Checked::Rejected {
             code: ReasonCode::MeasureFailed,

@@ -7,6 +7,7 @@
 use super::{Ctx, Outcome};
 use crate::jobs::model::{Asset, Claim, NewOutbox, Update, Variation};
 use crate::jobs::State;
+use crate::media::timing::secs_since;
 use crate::policy::{self, Verdict};
 use crate::publish::flip::{self, FlipGuard, FlipRequest, Flipped};
 use crate::publish::set::{self as pubset, SetError};
@@ -111,10 +112,15 @@ pub async fn run(ctx: &Ctx<'_>, claim: &Claim, v: &Variation, asset: &Asset) -> 
         ),
         impression_url: &ctx.settings.cdn.vast_impression_url,
     };
+    let upload_started = std::time::Instant::now();
     let flipped = crate::tri!(
         flip::flip(req, &Guard { ctx, claim }).await,
         "publishing the set"
     );
+    // The row's report gains the upload's wall time (the published qc.json,
+    // part of that upload, cannot).
+    let mut timed_report = report.clone();
+    timed_report.timings.upload_secs = Some(secs_since(upload_started));
     // What the row last recorded as live: pointers that differ from it
     // changed, and changed pointers are purged.
     let recorded = v.published.as_ref().map(|m| m.content_hash.as_str());
@@ -141,6 +147,7 @@ pub async fn run(ctx: &Ctx<'_>, claim: &Claim, v: &Variation, asset: &Asset) -> 
         Flipped::Published { manifest, replaced } => Update {
             outbox: purge(ctx, &layout, asset, v, true),
             published: Some(manifest),
+            qc: Some(timed_report),
             ..Update::to(State::Published).note(match replaced {
                 Some(old) => format!(
                     "published {} files under {hash}; pointers flipped from {old}",

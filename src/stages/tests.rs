@@ -107,6 +107,7 @@ fn report(checks: Vec<Check>) -> QcReport {
         content: None,
         loudness_normalization: None,
         vmaf_available: false,
+        timings: Default::default(),
         renditions: Vec::new(),
         checks,
     }
@@ -281,6 +282,8 @@ async fn an_internal_error_reaches_the_log_but_never_the_client() {
         }],
         boost: 0,
         loudness: None,
+        content: None,
+        timings: Default::default(),
     };
     let json = serde_json::to_string(&outputs).unwrap().replace('\'', "''");
     raw(&p, &format!("UPDATE variations SET outputs_json = '{json}', master_probe = '{}', error_count = 1 WHERE id = 'a1_v0'",

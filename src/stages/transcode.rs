@@ -10,12 +10,14 @@ use crate::config::Settings;
 use crate::jobs::model::{Asset, Outputs, Update, Variation};
 use crate::jobs::progress::ffmpeg_progress;
 use crate::jobs::State;
+use crate::media::analyze::DetectSettings;
 use crate::media::loudness::{self, Normalization, Status};
 use crate::media::outputs::rendition_files;
 use crate::media::probe::Probe;
 use crate::media::process::{ProcessError, Progress, Runner};
+use crate::media::timing::{secs, timed, Timings};
 use crate::media::transcode::{boost_plan, plan_for};
-use crate::media::transcode::{transcode, TranscodeOutput, TranscodePlan};
+use crate::media::transcode::{transcode, InlineAnalysis, TranscodeOutput, TranscodePlan};
 use crate::reason::ReasonCode;
 use std::path::Path;
 use std::sync::Arc;
@@ -93,6 +95,8 @@ pub fn plan(
 pub struct Executed {
     pub out: TranscodeOutput,
     pub loudness: Option<Normalization>,
+    /// Loudness pass 1 (when it measured the master) and the transcode.
+    pub timings: Timings,
 }
 
 /// Loudness pass 1 when the profile normalises, then the one-pass
@@ -110,17 +114,21 @@ pub async fn execute(
     on_progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
 ) -> Result<Result<Executed, String>, ProcessError> {
     tokio::fs::create_dir_all(out_dir).await?;
-    let mut loudness =
-        match prepare_loudness(runner, settings, profile, master, probe, &mut plan).await {
-            Ok(n) => n,
-            Err(e) if e.is_input_fault() => {
-                return Ok(Err(format!(
-                    "ffmpeg could not measure the master's loudness: {}",
-                    e.reason()
-                )))
-            }
-            Err(e) => return Err(e),
-        };
+    let mut timings = Timings::default();
+    let (pass1, pass1_secs) = timed(prepare_loudness(
+        runner, settings, profile, master, probe, &mut plan,
+    ))
+    .await;
+    let mut loudness = match pass1 {
+        Ok(n) => n,
+        Err(e) if e.is_input_fault() => {
+            return Ok(Err(format!(
+                "ffmpeg could not measure the master's loudness: {}",
+                e.reason()
+            )))
+        }
+        Err(e) => return Err(e),
+    };
     let deadline = Duration::from_secs(settings.media.transcode_timeout_secs);
     let out = match transcode(runner, master, probe, &plan, out_dir, on_progress, deadline).await {
         Ok(o) => o,
@@ -135,7 +143,16 @@ pub async fn execute(
     if let Some(n) = loudness.as_mut() {
         n.record_pass2(&out.log);
     }
-    Ok(Ok(Executed { out, loudness }))
+    if loudness.as_ref().is_some_and(|n| n.before.is_some()) {
+        timings.loudness_pass_secs = Some(pass1_secs);
+    }
+    timings.transcode_secs = Some(secs(out.elapsed));
+    timings.content_in_transcode = out.content.is_some();
+    Ok(Ok(Executed {
+        out,
+        loudness,
+        timings,
+    }))
 }
 
 /// [`plan`] then [`execute`]: the media half of the stage.
@@ -156,11 +173,21 @@ pub async fn run_media(
             message,
         })
     };
-    let plan = match plan(probe, settings, profile, boost) {
+    let mut plan = match plan(probe, settings, profile, boost) {
         Ok(p) => p,
         Err(why) => return rejected(why),
     };
-    let Executed { out, loudness } = match execute(
+    // QC's content analysis rides on this decode instead of decoding the
+    // master again.
+    plan.analysis = Some(InlineAnalysis {
+        detect: DetectSettings::default(),
+        audio: probe.audio.is_some(),
+    });
+    let Executed {
+        out,
+        loudness,
+        timings,
+    } = match execute(
         runner,
         settings,
         profile,
@@ -181,6 +208,8 @@ pub async fn run_media(
         files: out.files.clone(),
         boost,
         loudness,
+        content: out.content.clone(),
+        timings,
     })))
 }
 

@@ -286,6 +286,7 @@ async fn seed_variation(app: &TestApp, id: &str, files: &[WrittenFile], master: 
         checks: vec![],
         loudness_normalization: None,
         vmaf_available: false,
+        timings: Default::default(),
     };
     sqlx::query(
         "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, source)

@@ -13,7 +13,7 @@ mod run;
 
 pub use args::{input_args, own_input_args, path_arg};
 pub use limits::{ChildLimits, Limit};
-pub use run::Runner;
+pub use run::{ffmpeg_major_version, Runner};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -102,6 +102,15 @@ impl Runner {
         Ok(filters.contains(name))
     }
 
+    /// Whether this ffmpeg can decode its own encoders' output in the same
+    /// process (loopback decoders, `-dec`, new in ffmpeg 7.0), which would
+    /// let the transcode measure every rendition itself. Read from the
+    /// `-version` line; a version it cannot read (a git build) counts as
+    /// without, so QC keeps its separate quality pass.
+    pub async fn has_loopback_decoders(&self) -> Result<bool, ProcessError> {
+        Ok(ffmpeg_major_version(&self.version().await?).is_some_and(|m| m >= 7))
+    }
+
     /// ffprobe's view of a media file. The file is treated as user media
     /// (whitelisted protocols and demuxers). Not counted against
     /// `max_concurrent`: probes are short and must not queue behind transcodes.
@@ -377,17 +386,56 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Waits for the child without holding the lock, so a kill can get in.
+/// Waits for the child without holding the lock, so a kill can get in: the
+/// wait for its exit is an event (`waitid` with `WNOWAIT`, which leaves the
+/// child to be reaped under the lock), not a polling timer.
 pub(super) fn reap(child: &Mutex<FfmpegChild>) -> std::io::Result<ExitStatus> {
+    let pid = child
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_inner()
+        .id();
     loop {
+        let waited = wait_exited(pid);
         {
             let mut c = child.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(status) = c.as_inner_mut().try_wait()? {
                 return Ok(status);
             }
         }
-        std::thread::sleep(Duration::from_millis(5));
+        if !waited {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
+}
+
+/// Blocks until the child `pid` has exited, without reaping it. False when
+/// the wait could not be made (already reaped, or not Linux).
+#[cfg(target_os = "linux")]
+fn wait_exited(pid: u32) -> bool {
+    loop {
+        // SAFETY: waitid only writes the siginfo_t it is given.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return true;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return false;
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn wait_exited(_pid: u32) -> bool {
+    false
 }
 
 /// Kill-on-drop covers a caller that goes away; this covers a reelay process
@@ -409,3 +457,16 @@ pub(super) fn die_with_parent(cmd: &mut std::process::Command) {
 
 #[cfg(not(target_os = "linux"))]
 pub(super) fn die_with_parent(_cmd: &mut std::process::Command) {}
+
+/// The major version in an `ffmpeg -version` line: 5 for "ffmpeg version
+/// 5.1.9-0+deb12u1", 7 for "ffmpeg version n7.0.2"; None for a git build
+/// ("ffmpeg version N-113000-g...").
+pub fn ffmpeg_major_version(line: &str) -> Option<u32> {
+    let v = line
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)?;
+    let v = v.strip_prefix('n').unwrap_or(v);
+    let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}

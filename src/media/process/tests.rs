@@ -440,3 +440,19 @@ fn a_child_dies_when_the_thread_that_started_it_is_gone() {
     });
     assert!(gone, "the child outlived its parent");
 }
+
+#[test]
+fn the_major_version_is_read_from_release_and_debian_lines_but_not_git_builds() {
+    use super::ffmpeg_major_version as major;
+    assert_eq!(
+        major("ffmpeg version 5.1.9-0+deb12u1 Copyright (c) 2000-2025"),
+        Some(5)
+    );
+    assert_eq!(
+        major("ffmpeg version n7.0.2 Copyright (c) 2000-2024"),
+        Some(7)
+    );
+    assert_eq!(major("ffmpeg version 7.1 Copyright"), Some(7));
+    assert_eq!(major("ffmpeg version N-113000-gabcdef Copyright"), None);
+    assert_eq!(major("something else"), None);
+}

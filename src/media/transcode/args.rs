@@ -2,6 +2,7 @@
 //! filter graph that splits and cascades the scalers, then each output's
 //! encoder settings and file.
 
+use super::{inline_detectors, ANALYSIS_AUDIO_PAD, ANALYSIS_VIDEO_PAD};
 use super::{rendition_path, TranscodePlan, HLS_DIR, HLS_SEGMENT_SECS, POSTER_FILE};
 use crate::media::ladder::Rendition;
 use crate::media::process::{input_args, path_arg};
@@ -158,6 +159,9 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
             }
         }
     }
+    if let Some(a) = &plan.analysis {
+        args.extend(inline_detectors(a).output_args());
+    }
     if let Some(stills) = stills {
         for group in stills.outputs {
             args.extend(group);
@@ -218,11 +222,17 @@ fn crop_groups(plan: &TranscodePlan) -> Vec<(Option<Crop>, Vec<SizeNode>)> {
 /// (or the single `[poster]`).
 fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
     let groups = crop_groups(plan);
-    let branches: String = (0..groups.len())
+    let analysis = plan.analysis.as_ref();
+    let branches: Vec<String> = (0..groups.len())
         .map(|g| format!("[g{g}]"))
         .chain(["[still]".to_owned()])
+        .chain(analysis.map(|_| format!("[{ANALYSIS_VIDEO_PAD}]")))
         .collect();
-    let mut chains = vec![format!("[0:v:0]split={}{branches}", groups.len() + 1)];
+    let mut chains = vec![format!(
+        "[0:v:0]split={}{}",
+        branches.len(),
+        branches.concat()
+    )];
     for (g, (crop, nodes)) in groups.iter().enumerate() {
         let mut from = format!("g{g}");
         for (k, ((w, h), members)) in nodes.iter().enumerate() {
@@ -253,8 +263,19 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
             from = next;
         }
     }
-    if plan.has_audio && !plan.renditions.is_empty() {
-        let mut chain = "[0:a:0]".to_owned();
+    let analyse_audio = analysis.is_some_and(|a| a.audio);
+    let encode_audio = plan.has_audio && !plan.renditions.is_empty();
+    if analyse_audio && encode_audio {
+        // The detectors hear the master as it is, before any normalisation.
+        chains.push(format!("[0:a:0]asplit=2[{ANALYSIS_AUDIO_PAD}][aenc]"));
+    } else if analyse_audio {
+        chains.push(format!("[0:a:0]anull[{ANALYSIS_AUDIO_PAD}]"));
+    }
+    if let Some(a) = analysis {
+        chains.extend(inline_detectors(a).chains);
+    }
+    if encode_audio {
+        let mut chain = if analyse_audio { "[aenc]" } else { "[0:a:0]" }.to_owned();
         if let Some(f) = plan.audio_filter.as_deref().filter(|f| !f.is_empty()) {
             chain.push_str(f);
             chain.push(',');

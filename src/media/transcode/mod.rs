@@ -21,6 +21,7 @@ pub use variants::{variant_rates, VariantRates};
 
 pub use super::files::{content_type_for, FileRole, WrittenFile};
 
+use super::analyze::{ContentAnalysis, DetectSettings, Detectors};
 use super::ladder::Rendition;
 use super::level::H264Level;
 use super::probe::Probe;
@@ -55,6 +56,19 @@ pub struct TranscodePlan {
     /// same decode. None: a single `poster.jpg` (`poster_width`,
     /// `poster_at_secs`), as plans built by hand get.
     pub stills: Option<StillsPlan>,
+    /// The content analysis (`media::analyze`'s detectors) on one more,
+    /// downscaled branch of the same decode and on the master's own audio
+    /// (before `audio_filter`), read from the run's log into
+    /// [`TranscodeOutput::content`]. None: no analysis (`reelay transcode`).
+    pub analysis: Option<InlineAnalysis>,
+}
+
+/// What the transcode analyses on the way (see [`TranscodePlan::analysis`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InlineAnalysis {
+    pub detect: DetectSettings,
+    /// Run the audio detectors (the master has audio).
+    pub audio: bool,
 }
 
 impl TranscodePlan {
@@ -90,6 +104,7 @@ impl TranscodePlan {
             threads: config.threads,
             audio_filter: None,
             stills: None,
+            analysis: None,
         }
     }
 
@@ -118,6 +133,8 @@ pub struct TranscodeOutput {
     pub elapsed: Duration,
     /// ffmpeg's log of the run (what filters such as `loudnorm` reported).
     pub log: Vec<String>,
+    /// The content analysis of the master when the plan asked for it.
+    pub content: Option<ContentAnalysis>,
 }
 
 pub const POSTER_FILE: &str = "poster.jpg";
@@ -281,10 +298,28 @@ pub async fn transcode(
         hls_variants: with_path(|r| r.kind == OutputKind::Hls),
         hls_master: has_hls.then(|| out_dir.join(HLS_MASTER)),
         poster,
+        content: plan
+            .analysis
+            .as_ref()
+            .map(|a| inline_detectors(a).parse(&run.log, probe.duration_secs)),
         args,
         elapsed: run.elapsed,
         log: run.log,
     })
+}
+
+/// Pad of the split branch the detectors read, and of the master's audio
+/// before the plan's `audio_filter`.
+pub(crate) const ANALYSIS_VIDEO_PAD: &str = "qcvin";
+pub(crate) const ANALYSIS_AUDIO_PAD: &str = "qcain";
+
+/// The detectors on the transcode's own branches.
+pub(crate) fn inline_detectors(a: &InlineAnalysis) -> Detectors {
+    Detectors::new(
+        Some(ANALYSIS_VIDEO_PAD),
+        a.audio.then_some(ANALYSIS_AUDIO_PAD),
+        &a.detect,
+    )
 }
 
 /// After a successful run: every output is there and non-empty, the

@@ -38,6 +38,7 @@ fn plan(renditions: Vec<Rendition>, has_audio: bool) -> TranscodePlan {
         threads: 0,
         audio_filter: None,
         stills: None,
+        analysis: None,
     }
 }
 
