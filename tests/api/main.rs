@@ -2,6 +2,7 @@
 
 mod assets;
 mod callbacks;
+mod cli;
 mod cors;
 mod dashboard;
 mod equivalence;
@@ -13,5 +14,6 @@ mod pipeline;
 mod publishing;
 mod publishing_sets;
 mod restart;
+mod telemetry;
 mod ttl;
 mod upload_url;
