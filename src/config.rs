@@ -37,6 +37,8 @@ pub struct Settings {
     pub outbound: crate::outbound::OutboundSettings,
     pub uploads: UploadSettings,
     pub profiles: BTreeMap<String, ProfileSettings>,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     /// The `REELAY_ENVIRONMENT` the layers were loaded for (not a key:
     /// startup refuses some set-ups in `production`).
     #[serde(skip)]
@@ -247,6 +249,18 @@ pub struct ApiSettings {
     pub key_sha256: Vec<String>,
 }
 
+/// Who may read `GET /metrics` (see `api::metrics`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetricsSettings {
+    /// Anyone who reaches the port may scrape, without a token. Off: the
+    /// scraper presents `metrics.token` or an API key as a Bearer token.
+    #[serde(default)]
+    pub public: bool,
+    /// A Bearer token for the scraper alone (empty: API keys only).
+    #[serde(default)]
+    pub token: Secret,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventsSettings {
     pub token: Secret,
@@ -287,29 +301,7 @@ impl Settings {
         environment: &str,
         vars: Option<config::Map<String, String>>,
     ) -> anyhow::Result<Self> {
-        let base = dir.join("default.toml");
-        anyhow::ensure!(
-            base.exists(),
-            "config file {} not found (run from the repository root or set REELAY_CONFIG_DIR)",
-            base.display()
-        );
-        let settings = config::Config::builder()
-            .add_source(config::File::from(base))
-            .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
-            .add_source(
-                config::Environment::with_prefix("REELAY")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    .list_separator(",")
-                    .with_list_parse_key("api.key_sha256")
-                    .with_list_parse_key("events.sns_topic_allowlist")
-                    .with_list_parse_key("events.sns_hosts")
-                    .with_list_parse_key("outbound.allowed_private_networks")
-                    .with_list_parse_key("simulator.webhook_retry_ms")
-                    .source(vars),
-            )
-            .build()?;
+        let settings = Self::layers(dir, environment, vars)?;
         // A key no setting reads is a typo (`worker.concurency`) or a stale
         // name: refused, in whichever layer it came from.
         let mut unknown = Vec::new();
@@ -326,6 +318,44 @@ impl Settings {
         parsed.environment = environment.to_string();
         parsed.validate()?;
         Ok(parsed)
+    }
+
+    /// The merged layers as one tree (what `reelay config` prints, secrets
+    /// replaced), from `REELAY_CONFIG_DIR` for `REELAY_ENVIRONMENT`.
+    pub fn merged_layers() -> anyhow::Result<serde_json::Value> {
+        let dir = std::env::var("REELAY_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        let env = std::env::var("REELAY_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+        Ok(Self::layers(Path::new(&dir), &env, None)?.try_deserialize()?)
+    }
+
+    fn layers(
+        dir: &Path,
+        environment: &str,
+        vars: Option<config::Map<String, String>>,
+    ) -> anyhow::Result<config::Config> {
+        let base = dir.join("default.toml");
+        anyhow::ensure!(
+            base.exists(),
+            "config file {} not found (run from the repository root or set REELAY_CONFIG_DIR)",
+            base.display()
+        );
+        Ok(config::Config::builder()
+            .add_source(config::File::from(base))
+            .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
+            .add_source(
+                config::Environment::with_prefix("REELAY")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("api.key_sha256")
+                    .with_list_parse_key("events.sns_topic_allowlist")
+                    .with_list_parse_key("events.sns_hosts")
+                    .with_list_parse_key("outbound.allowed_private_networks")
+                    .with_list_parse_key("simulator.webhook_retry_ms")
+                    .source(vars),
+            )
+            .build()?)
     }
 
     fn validate(&self) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! `reelay demo`: starts the embedded stack, requests one 3840x2160, 5 s asset
 //! with sound through the real HTTP API, prints each stage as it happens, and
-//! ends with the published CDN URLs and the QC summary.
+//! ends with the published CDN URLs and the QC summary (the display of
+//! `reelay assets watch`, `client::watch`). `--serve` keeps the stack up.
 
 use crate::api::hash_key;
 use crate::config::Settings;
@@ -9,7 +10,14 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-pub async fn run(mut settings: Settings, profile: &str, timeout: Duration) -> anyhow::Result<()> {
+/// Runs the demo; with `serve`, the stack keeps running after it (until
+/// Ctrl-C) so the printed URLs can be opened.
+pub async fn run(
+    mut settings: Settings,
+    profile: &str,
+    timeout: Duration,
+    serve: bool,
+) -> anyhow::Result<()> {
     settings.require_profile(profile)?;
     // A one-off key for this run, accepted whatever the config says.
     let key = format!("demo-{}", uuid::Uuid::new_v4().simple());
@@ -28,6 +36,11 @@ pub async fn run(mut settings: Settings, profile: &str, timeout: Duration) -> an
         println!("  Runware simulator  {}", sim.api_url());
     }
     let result = drive(&base, &key, profile, timeout).await;
+    if serve && result.is_ok() {
+        println!("\nthe stack keeps running (--serve): open the URLs above; Ctrl-C stops it");
+        println!("  API key for this run: {key}");
+        return app.run_until_stopped().await;
+    }
     app.stop().await;
     result
 }
@@ -71,155 +84,25 @@ async fn drive(base: &str, key: &str, profile: &str, timeout: Duration) -> anyho
     );
 
     let started = Instant::now();
-    let mut last = String::new();
-    let asset = loop {
-        if started.elapsed() > timeout {
-            bail!("the asset did not finish within {} s", timeout.as_secs());
-        }
-        let a: Value = http
-            .get(format!("{base}/v1/assets/{id}"))
-            .bearer_auth(key)
-            .send()
-            .await?
-            .json()
-            .await?;
-        for v in a["variations"].as_array().into_iter().flatten() {
-            let line = format!(
-                "v{} {:<12} {}{}",
-                v["index"],
-                v["state"].as_str().unwrap_or("?"),
-                v["stage"]["progress"]
-                    .as_f64()
-                    .map(|p| format!("{p:>5.1}%  "))
-                    .unwrap_or_default(),
-                v["stage"]["detail"].as_str().unwrap_or("")
-            );
-            if line != last {
-                println!("  [{:>6.1}s] {line}", started.elapsed().as_secs_f64());
-                last = line;
-            }
-        }
-        if a["status"] != "processing" {
-            break a;
-        }
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    };
-
-    println!("\nasset {id}: {}", asset["status"].as_str().unwrap_or("?"));
-    let mut ok = asset["status"] == "published";
+    let client = crate::client::Client::new(base, key)?;
+    let asset = crate::client::watch::follow(&client, &id, timeout).await?;
+    let mut ok = crate::client::watch::print_summary(&asset);
+    // Show that the CDN origin serves byte ranges, as players need.
     for v in asset["variations"].as_array().into_iter().flatten() {
-        if let Some(r) = v.get("reason") {
+        if let Some(url) = v["published"]["renditions"][0]["url"].as_str() {
+            let r = http.get(url).header("Range", "bytes=0-1023").send().await?;
             println!(
-                "  v{} {}: {}",
-                v["index"],
-                r["code"].as_str().unwrap_or(""),
-                r["message"].as_str().unwrap_or("")
+                "  CDN check: GET {} Range bytes=0-1023 -> {} ({})",
+                url,
+                r.status(),
+                r.headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
             );
-        }
-        if let Some(m) = v.get("master") {
-            println!(
-                "  master: {}x{} {:.2} s {} / {}, {} bytes, sha256 {}",
-                m["width"],
-                m["height"],
-                m["duration_secs"].as_f64().unwrap_or(0.0),
-                m["video_codec"].as_str().unwrap_or("?"),
-                m["audio_codec"].as_str().unwrap_or("none"),
-                m["size"],
-                m["sha256"].as_str().unwrap_or("")
-            );
-        }
-        if let Some(qc) = v.get("qc") {
-            println!(
-                "  QC {} (outputQuality {} -> SSIM floor {:.4})",
-                qc["verdict"].as_str().unwrap_or("?").to_uppercase(),
-                qc["output_quality"],
-                qc["ssim_floor"].as_f64().unwrap_or(0.0)
-            );
-            println!(
-                "    {:<8} {:>11} {:>8} {:>9} {:>10}",
-                "rendition", "size", "SSIM", "PSNR dB", "bytes"
-            );
-            for r in qc["renditions"].as_array().into_iter().flatten() {
-                println!(
-                    "    {:<8} {:>11} {:>8.4} {:>9.2} {:>10}",
-                    r["name"].as_str().unwrap_or(""),
-                    format!("{}x{}", r["width"], r["height"]),
-                    r["ssim"].as_f64().unwrap_or(0.0),
-                    r["psnr_db"].as_f64().unwrap_or(0.0),
-                    r["size_bytes"]
-                );
-            }
-        }
-        if let Some(p) = v.get("published") {
-            println!(
-                "  published (content hash {}):",
-                p["content_hash"].as_str().unwrap_or("")
-            );
-            println!("    manifest  {}", p["manifest_url"].as_str().unwrap_or(""));
-            println!("    vast      {}", p["vast_url"].as_str().unwrap_or(""));
-            for r in p["renditions"].as_array().into_iter().flatten() {
-                println!(
-                    "    {:<8}  {}  ({} kbps, {})",
-                    r["name"].as_str().unwrap_or(""),
-                    r["url"].as_str().unwrap_or(""),
-                    r["bitrate_kbps"],
-                    r["codecs"].as_str().unwrap_or("")
-                );
-            }
-            if let Some(h) = p["hls"].as_object() {
-                let names: Vec<&str> = h["variants"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v["name"].as_str())
-                    .collect();
-                println!(
-                    "    hls       {}  ({})",
-                    h["master_url"].as_str().unwrap_or(""),
-                    names.join(", ")
-                );
-            }
-            for st in p["posters"].as_array().into_iter().flatten() {
-                println!(
-                    "    poster    {}  ({}x{} {})",
-                    st["url"].as_str().unwrap_or(""),
-                    st["width"],
-                    st["height"],
-                    st["format"].as_str().unwrap_or("")
-                );
-            }
-            if let Some(sb) = p["storyboard"].as_object() {
-                println!(
-                    "    sprite    {}\n    vtt       {}",
-                    sb["sprite_url"].as_str().unwrap_or(""),
-                    sb["vtt_url"].as_str().unwrap_or("")
-                );
-            }
-            if let Some(u) = p["preview_url"].as_str() {
-                println!("    preview   {u}");
-            }
-            println!("    ({} files in the set)", p["file_count"]);
-            println!(
-                "    QC report {}",
-                p["qc_report_url"].as_str().unwrap_or("")
-            );
-            // Show that the CDN origin serves byte ranges, as players need.
-            if let Some(url) = p["renditions"][0]["url"].as_str() {
-                let r = http.get(url).header("Range", "bytes=0-1023").send().await?;
-                println!(
-                    "  CDN check: GET {} Range bytes=0-1023 -> {} ({})",
-                    url,
-                    r.status(),
-                    r.headers()
-                        .get("content-range")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-")
-                );
-                ok &= r.status().as_u16() == 206;
-            }
+            ok &= r.status().as_u16() == 206;
         }
     }
-    println!("  cost: ${:.2}", asset["cost_usd"].as_f64().unwrap_or(0.0));
     if !ok {
         bail!("the demo asset was not published");
     }

@@ -4,7 +4,9 @@
 
 pub mod api;
 pub mod backoff;
+pub mod client;
 pub mod config;
+pub mod config_report;
 pub mod demo;
 pub mod domain;
 pub mod events;
@@ -23,6 +25,7 @@ pub mod simulator;
 pub mod stages;
 pub mod startup;
 pub mod storage;
+pub mod telemetry;
 pub mod time;
 pub mod tokens;
 pub mod views;

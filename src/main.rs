@@ -29,6 +29,10 @@ enum Command {
         /// Delivery profile of the demo asset (`web`: MP4 ladder, WebM, HLS, stills).
         #[arg(long, default_value = "web")]
         profile: String,
+        /// Keep the stack running after publishing, so the printed URLs can
+        /// be opened (until Ctrl-C).
+        #[arg(long)]
+        serve: bool,
     },
     /// Run only the Runware simulator (the REST protocol at /v1).
     RunwareSim {
@@ -72,8 +76,32 @@ enum Command {
         #[arg(long)]
         print_args: bool,
     },
-    /// Print the effective configuration (each secret as <set> or <unset>).
-    Config,
+    /// Print the effective configuration as TOML (each secret as <set> or
+    /// <unset>), with the values startup derives under [derived].
+    Config {
+        /// Print JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create, inspect and follow assets on a running reelay server.
+    Assets {
+        /// Base URL of the server.
+        #[arg(
+            long,
+            env = "REELAY_URL",
+            default_value = "http://127.0.0.1:8080",
+            global = true
+        )]
+        url: String,
+        /// API key (sent as a Bearer token).
+        #[arg(long, env = "REELAY_API_KEY", hide_env_values = true, global = true)]
+        api_key: Option<String>,
+        /// Print the server's JSON answers instead of the human view.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: AssetsCommand,
+    },
     /// GET /healthz of the server these settings start (on loopback): exit 0
     /// when it answers 200, 1 otherwise. For container health checks.
     Healthcheck {
@@ -83,6 +111,59 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AssetsCommand {
+    /// POST /v1/assets: a prompt, or a JSON file with Runware's
+    /// videoInference fields (or a whole request).
+    Create {
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Delivery profile (see GET /v1/options).
+        #[arg(long)]
+        profile: Option<String>,
+        /// positivePrompt (over the file's).
+        #[arg(long)]
+        prompt: Option<String>,
+        /// A JSON file: the `generation` object, or a whole request body.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        callback_url: Option<String>,
+        /// Follow the asset until it ends (exit 3 unless it is published).
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: give up after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+    },
+    /// GET /v1/assets/{id}.
+    Get { id: String },
+    /// GET /v1/assets.
+    List {
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Follow an asset until it ends: one progress bar per variation; exit 3
+    /// unless it is published.
+    Watch {
+        id: String,
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+    },
+    /// POST /v1/assets/{id}/reprocess.
+    Reprocess {
+        id: String,
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+    },
+    /// DELETE /v1/assets/{id}.
+    Cancel { id: String },
+}
+
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REELAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,reelay=info"));
@@ -90,19 +171,27 @@ fn main() -> ExitCode {
     let quiet = matches!(
         cli.command,
         Command::Demo { .. }
-            | Command::Config
+            | Command::Config { .. }
+            | Command::Assets { .. }
             | Command::Healthcheck { .. }
             | Command::Process { .. }
             | Command::Transcode { .. }
     );
-    tracing_subscriber::fmt()
-        .with_env_filter(if quiet && std::env::var("REELAY_LOG").is_err() {
+    let format = match reelay::telemetry::LogFormat::from_env() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    reelay::telemetry::init_logging(
+        format,
+        if quiet && std::env::var("REELAY_LOG").is_err() {
             tracing_subscriber::EnvFilter::new("warn")
         } else {
             filter
-        })
-        .with_writer(std::io::stderr)
-        .init();
+        },
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -120,6 +209,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
+    if let Command::Assets {
+        url,
+        api_key,
+        json,
+        command,
+    } = cli.command
+    {
+        return assets(&url, api_key.as_deref(), json, command).await;
+    }
     let settings = Settings::load()?;
     if let Command::Process {
         master,
@@ -188,15 +286,167 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo {
             timeout_secs,
             profile,
-        } => reelay::demo::run(settings, &profile, Duration::from_secs(timeout_secs)).await,
+            serve,
+        } => reelay::demo::run(settings, &profile, Duration::from_secs(timeout_secs), serve).await,
         Command::RunwareSim { port } => reelay::simulator::run_standalone(settings, port).await,
-        Command::Config => {
-            println!("{settings:#?}");
+        Command::Config { json } => {
+            let doc = reelay::config_report::effective(&settings, Settings::merged_layers()?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                print!("{}", reelay::config_report::to_toml(&doc)?);
+            }
             Ok(())
         }
-        Command::Process { .. } | Command::Transcode { .. } | Command::Healthcheck { .. } => {
+        Command::Process { .. }
+        | Command::Transcode { .. }
+        | Command::Healthcheck { .. }
+        | Command::Assets { .. } => {
             unreachable!("handled above")
         }
     };
     done.map(|()| 0)
+}
+
+/// `reelay assets …`: the public API of a running server.
+async fn assets(
+    url: &str,
+    api_key: Option<&str>,
+    json: bool,
+    command: AssetsCommand,
+) -> anyhow::Result<u8> {
+    use reelay::client::{self, watch, Client};
+    let Some(key) = api_key.filter(|k| !k.is_empty()) else {
+        anyhow::bail!("an API key is required: --api-key or REELAY_API_KEY");
+    };
+    let c = Client::new(url, key)?;
+    let show = |v: &serde_json::Value| -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        Ok(())
+    };
+    let follow = |id: String, timeout_secs: u64| {
+        let c = &c;
+        async move {
+            let asset = if json {
+                // No bars: the final view alone, as JSON.
+                let started = std::time::Instant::now();
+                loop {
+                    let a = c.get(&id).await?;
+                    if a["status"] != "processing" {
+                        break a;
+                    }
+                    anyhow::ensure!(
+                        started.elapsed().as_secs() < timeout_secs,
+                        "asset {id} did not finish within {timeout_secs} s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                }
+            } else {
+                watch::follow(c, &id, Duration::from_secs(timeout_secs)).await?
+            };
+            let published = if json {
+                println!("{}", serde_json::to_string_pretty(&asset)?);
+                asset["status"] == "published"
+            } else {
+                watch::print_summary(&asset)
+            };
+            anyhow::Ok(if published {
+                0
+            } else {
+                client::EXIT_NOT_PUBLISHED
+            })
+        }
+    };
+    match command {
+        AssetsCommand::Create {
+            campaign,
+            profile,
+            prompt,
+            file,
+            callback_url,
+            watch: and_watch,
+            timeout_secs,
+        } => {
+            let body = client::create_body(&client::CreateArgs {
+                campaign,
+                profile,
+                prompt,
+                file,
+                callback_url,
+            })?;
+            let created = c.create(&body).await?;
+            let id = created["id"].as_str().unwrap_or_default().to_string();
+            if !and_watch {
+                if json {
+                    show(&created)?;
+                } else {
+                    println!("{id}");
+                }
+                return Ok(0);
+            }
+            if !json {
+                println!("asset {id} created; watching");
+            }
+            follow(id, timeout_secs).await
+        }
+        AssetsCommand::Get { id } => {
+            let a = c.get(&id).await?;
+            if json {
+                show(&a)?;
+            } else {
+                for v in a["variations"].as_array().into_iter().flatten() {
+                    println!("{}", watch::Row::from_view(v).bar());
+                }
+                watch::print_summary(&a);
+            }
+            Ok(0)
+        }
+        AssetsCommand::List { campaign, limit } => {
+            let l = c.list(campaign.as_deref(), limit).await?;
+            if json {
+                show(&l)?;
+            } else {
+                for a in l["assets"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {:<20} {:<12} {:<10} {}",
+                        a["id"].as_str().unwrap_or(""),
+                        a["status"].as_str().unwrap_or(""),
+                        a["campaign"].as_str().unwrap_or(""),
+                        a["profile"].as_str().unwrap_or(""),
+                        a["created_at"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        AssetsCommand::Watch { id, timeout_secs } => follow(id, timeout_secs).await,
+        AssetsCommand::Reprocess {
+            id,
+            watch: and_watch,
+            timeout_secs,
+        } => {
+            let r = c.reprocess(&id).await?;
+            if and_watch {
+                return follow(id, timeout_secs).await;
+            }
+            if json {
+                show(&r)?;
+            } else {
+                println!("asset {id}: reprocessing");
+            }
+            Ok(0)
+        }
+        AssetsCommand::Cancel { id } => {
+            let r = c.cancel(&id).await?;
+            if json {
+                show(&r)?;
+            } else {
+                println!(
+                    "asset {id}: {}",
+                    r["status"].as_str().unwrap_or("cancelled")
+                );
+            }
+            Ok(0)
+        }
+    }
 }

@@ -179,6 +179,14 @@ impl Outbox {
                 .and_then(|u| u.host_str().map(str::to_string))
                 .unwrap_or_default();
             let attempts = row.attempts + 1;
+            let counted = match &outcome {
+                Outcome::Delivered => "delivered",
+                Outcome::Failed(_) => "failed",
+            };
+            crate::telemetry::metrics::inc(
+                "reelay_callback_deliveries_total",
+                &[("kind", &row.kind), ("outcome", counted)],
+            );
             match outcome {
                 Outcome::Delivered => {
                     tracing::info!(id = %row.id, kind = %row.kind, event = %row.event_type, %host, attempts, "notification delivered");

@@ -459,7 +459,7 @@ fn an_unknown_key_is_refused_naming_it_and_config_shows_unset_secrets() {
 
     let (code, out, err) = reelay(&["config"], &[("REELAY_ENVIRONMENT", "test")]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("api_key: <unset>"), "{out}");
+    assert!(out.contains("api_key = \"<unset>\""), "{out}");
     assert!(out.contains("<set>"), "{out}");
     assert!(!out.contains("redacted"), "{out}");
 }

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 const TOP_LEVEL: &[&str] = &["generation", "profile", "campaign", "callbackUrl", "qc"];
 
+#[tracing::instrument(name = "assets.create", skip_all)]
 pub async fn create(
     _key: ApiKey,
     State(state): State<AppState>,
@@ -189,6 +190,7 @@ pub async fn create(
     Ok((StatusCode::ACCEPTED, headers, Json(view)))
 }
 
+#[tracing::instrument(name = "assets.show", skip_all)]
 pub async fn show(
     _key: ApiKey,
     State(state): State<AppState>,
@@ -207,6 +209,7 @@ pub async fn show(
 /// reruns transcode, QC and publish from the stored master of every
 /// variation that has one. The new set goes live when its pointers flip at
 /// the end of publishing; until then the old pointers stay as they are.
+#[tracing::instrument(name = "assets.reprocess", skip_all)]
 pub async fn reprocess(
     _key: ApiKey,
     State(state): State<AppState>,

@@ -17,6 +17,7 @@ use axum::Json;
 /// The reason every cancelled variation carries.
 pub const CANCELLED_NOTE: &str = "the asset was cancelled through the API";
 
+#[tracing::instrument(name = "assets.cancel", skip_all)]
 pub async fn cancel(
     _key: ApiKey,
     State(state): State<AppState>,

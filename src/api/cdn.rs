@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+#[tracing::instrument(name = "cdn.serve", skip_all)]
 pub async fn serve(
     State(state): State<AppState>,
     method: Method,

@@ -61,6 +61,7 @@ fn subscribe_url_allowed(hosts: &HostPatterns, guard: &Guard, u: &str) -> bool {
     guard.check_url(u).is_ok_and(|url| hosts.matches(&url))
 }
 
+#[tracing::instrument(name = "events.s3", skip_all)]
 pub async fn s3(
     _sender: EventSender,
     State(state): State<AppState>,

@@ -68,6 +68,7 @@ fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, crate::run
         .transpose()
 }
 
+#[tracing::instrument(name = "assets.list", skip_all)]
 pub async fn list(
     _key: ApiKey,
     Shared(state): Shared<AppState>,
@@ -160,6 +161,7 @@ pub struct CampaignView {
     pub assets_url: String,
 }
 
+#[tracing::instrument(name = "campaigns.show", skip_all)]
 pub async fn campaign(
     _key: ApiKey,
     Shared(state): Shared<AppState>,

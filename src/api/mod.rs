@@ -10,6 +10,7 @@ pub mod events;
 pub mod idempotency;
 pub mod limits;
 pub mod listing;
+pub mod metrics;
 pub mod options;
 pub mod server;
 pub mod thumbnails;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;
     Router::new()
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics::show))
         .route("/v1/assets", post(assets::create).get(listing::list))
         .route("/v1/assets/{id}", get(assets::show).delete(cancel::cancel))
         .route("/v1/campaigns/{id}", get(listing::campaign))
@@ -91,7 +93,7 @@ pub fn router(state: AppState) -> Router {
             refuse_oversized,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn(crate::telemetry::http_layer))
         .with_state(state)
 }
 
@@ -129,25 +131,12 @@ async fn refuse_oversized(
     next.run(req).await
 }
 
+#[tracing::instrument(name = "health", skip_all)]
 async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<&'static str, ApiError> {
     state.store.ping().await?;
     Ok("ok")
-}
-
-/// Logs each request by its matched route (not the raw URI: it can hold tokens).
-async fn log_request(req: Request, next: axum::middleware::Next) -> axum::response::Response {
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().clone();
-    let started = std::time::Instant::now();
-    let res = next.run(req).await;
-    tracing::info!(%method, route, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "http");
-    res
 }
 
 pub fn hash_key(key: &str) -> [u8; 32] {

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+#[tracing::instrument(name = "options.show", skip_all)]
 pub async fn show(_key: ApiKey, State(state): State<AppState>) -> Json<Value> {
     let profiles: Vec<Value> = state
         .settings

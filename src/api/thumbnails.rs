@@ -76,6 +76,7 @@ fn invalid(path: &str, rule: String) -> ApiError {
     }
 }
 
+#[tracing::instrument(name = "assets.thumbnail", skip_all)]
 pub async fn thumbnail(
     _key: ApiKey,
     State(state): State<AppState>,

@@ -40,6 +40,7 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
+#[tracing::instrument(name = "webhooks.runware", skip_all)]
 pub async fn runware(
     State(state): State<AppState>,
     Path(variation): Path<String>,

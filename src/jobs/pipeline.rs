@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 pub struct Pipeline {
     pub store: Store,
@@ -120,20 +121,34 @@ impl Pipeline {
             }
         };
         let ctx = self.ctx(progress);
-        let outcome = match claim.state {
-            State::Requested => stages::submit::run(&ctx, &v, &asset).await,
-            // A master uploaded by hand has no generation to wait for.
-            State::Submitted | State::Generating if asset.is_upload() => {
-                stages::arrival::upload(&ctx, &v).await
-            }
-            State::Submitted | State::Generating => stages::generation::run(&ctx, &v, &asset).await,
-            State::Arrived | State::Transcoding => {
-                stages::transcode::run(&ctx, claim, &v, &asset).await
-            }
-            State::Checking => stages::check::run(&ctx, &v, &asset).await,
-            State::Publishing => stages::publish::run(&ctx, claim, &v, &asset).await,
-            _ => return,
+        let Some((stage, span)) = stage_span(claim.state, asset.is_upload()) else {
+            return;
         };
+        let started = std::time::Instant::now();
+        let outcome = async {
+            match claim.state {
+                State::Requested => stages::submit::run(&ctx, &v, &asset).await,
+                // A master uploaded by hand has no generation to wait for.
+                State::Submitted | State::Generating if asset.is_upload() => {
+                    stages::arrival::upload(&ctx, &v).await
+                }
+                State::Submitted | State::Generating => {
+                    stages::generation::run(&ctx, &v, &asset).await
+                }
+                State::Arrived | State::Transcoding => {
+                    stages::transcode::run(&ctx, claim, &v, &asset).await
+                }
+                State::Checking => stages::check::run(&ctx, &v, &asset).await,
+                _ => stages::publish::run(&ctx, claim, &v, &asset).await,
+            }
+        }
+        .instrument(span)
+        .await;
+        crate::telemetry::metrics::observe(
+            "reelay_stage_duration_seconds",
+            &[("stage", stage), ("outcome", outcome_name(&outcome))],
+            started.elapsed(),
+        );
         self.apply(claim, Some(&v), outcome).await
     }
 
@@ -221,6 +236,38 @@ impl Pipeline {
             next_run_at: Some(now_ms() + delay.as_millis() as i64),
             ..Default::default()
         }
+    }
+}
+
+/// The stage a state runs and its span (`stage.transcode`...); None for a
+/// state no stage runs.
+fn stage_span(state: State, upload: bool) -> Option<(&'static str, tracing::Span)> {
+    Some(match state {
+        State::Requested => ("submit", tracing::info_span!("stage.submit")),
+        State::Submitted | State::Generating if upload => {
+            ("arrival", tracing::info_span!("stage.arrival"))
+        }
+        State::Submitted | State::Generating => {
+            ("generation", tracing::info_span!("stage.generation"))
+        }
+        State::Arrived | State::Transcoding => {
+            ("transcode", tracing::info_span!("stage.transcode"))
+        }
+        State::Checking => ("check", tracing::info_span!("stage.check")),
+        State::Publishing => ("publish", tracing::info_span!("stage.publish")),
+        _ => return None,
+    })
+}
+
+/// The outcome's kind, as the stage-duration histogram labels it.
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Advance(_) => "advance",
+        Outcome::Wait { .. } => "wait",
+        Outcome::Reject { .. } => "reject",
+        Outcome::Fail { .. } => "fail",
+        Outcome::Retry(_) => "retry",
+        Outcome::Abandoned => "abandoned",
     }
 }
 

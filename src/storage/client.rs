@@ -120,9 +120,15 @@ fn backend<E>(op: &'static str) -> impl FnOnce(E) -> StorageError
 where
     E: std::error::Error,
 {
-    move |e| StorageError::Backend {
-        op,
-        message: DisplayErrorContext(e).to_string(),
+    move |e| {
+        crate::telemetry::metrics::inc(
+            "reelay_object_store_errors_total",
+            &[("operation", &crate::telemetry::metrics::kind_label(op))],
+        );
+        StorageError::Backend {
+            op,
+            message: DisplayErrorContext(e).to_string(),
+        }
     }
 }
 

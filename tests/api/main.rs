@@ -3,6 +3,7 @@
 mod assets;
 mod callbacks;
 mod cancel;
+mod cli;
 mod cors;
 mod dashboard;
 mod equivalence;
@@ -16,6 +17,7 @@ mod pipeline;
 mod publishing;
 mod publishing_sets;
 mod restart;
+mod telemetry;
 mod thumbnails;
 mod ttl;
 mod upload_url;

@@ -15,6 +15,7 @@ mod cancel;
 mod idempotency;
 mod interface;
 mod lifecycle;
+mod metrics;
 mod outbox;
 mod retired;
 pub mod s3;
@@ -81,6 +82,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.create_asset", skip_all)]
     pub async fn create_asset(&self, asset: &Asset, variations: &[NewVariation]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -120,6 +122,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.asset", skip_all)]
     pub async fn asset(&self, id: &str) -> Result<Option<Asset>> {
         Ok(sqlx::query_as("SELECT * FROM assets WHERE id = ?")
             .bind(id)
@@ -127,6 +130,7 @@ impl Store {
             .await?)
     }
 
+    #[tracing::instrument(name = "store.list_assets", skip_all)]
     pub async fn list_assets(&self, campaign: Option<&str>, limit: i64) -> Result<Vec<Asset>> {
         let rows = match campaign {
             Some(c) => {
@@ -148,6 +152,7 @@ impl Store {
         Ok(rows)
     }
 
+    #[tracing::instrument(name = "store.variations_of", skip_all)]
     pub async fn variations_of(&self, asset_id: &str) -> Result<Vec<Variation>> {
         Ok(
             sqlx::query_as("SELECT * FROM variations WHERE asset_id = ? ORDER BY idx")
@@ -158,6 +163,7 @@ impl Store {
     }
 
     /// The variations of several assets in one query (lists), by asset id.
+    #[tracing::instrument(name = "store.variations_of_many", skip_all)]
     pub async fn variations_of_many(
         &self,
         asset_ids: &[&str],
@@ -181,6 +187,7 @@ impl Store {
     }
 
     /// Every transition of an asset's variations in one query, by variation id.
+    #[tracing::instrument(name = "store.transitions_of_asset", skip_all)]
     pub async fn transitions_of_asset(
         &self,
         asset_id: &str,
@@ -204,6 +211,7 @@ impl Store {
         Ok(out)
     }
 
+    #[tracing::instrument(name = "store.variation", skip_all)]
     pub async fn variation(&self, id: &str) -> Result<Option<Variation>> {
         Ok(sqlx::query_as("SELECT * FROM variations WHERE id = ?")
             .bind(id)
@@ -211,6 +219,7 @@ impl Store {
             .await?)
     }
 
+    #[tracing::instrument(name = "store.variation_by_master_key", skip_all)]
     pub async fn variation_by_master_key(&self, key: &str) -> Result<Option<Variation>> {
         Ok(
             sqlx::query_as("SELECT * FROM variations WHERE master_key = ?")
@@ -220,6 +229,7 @@ impl Store {
         )
     }
 
+    #[tracing::instrument(name = "store.transitions", skip_all)]
     pub async fn transitions(&self, variation_id: &str) -> Result<Vec<TransitionRow>> {
         Ok(sqlx::query_as(
             "SELECT from_state, to_state, at, note FROM transitions WHERE variation_id = ? ORDER BY seq",
@@ -231,6 +241,7 @@ impl Store {
 
     /// Takes the lease on the runnable variation that has waited longest.
     /// One statement, so two workers can never claim the same row.
+    #[tracing::instrument(name = "store.claim", skip_all)]
     pub async fn claim(&self, lease: Duration) -> Result<Option<Claim>> {
         let now = now_ms();
         let active = State::ACTIVE.map(|s| format!("'{}'", s.as_str())).join(",");
@@ -289,6 +300,7 @@ impl Store {
 
     /// Applies a step's result under the claim's fencing token, recording the
     /// transition when the state changes. False when the lease was lost.
+    #[tracing::instrument(name = "store.update", skip_all)]
     pub async fn update(&self, claim: &Claim, u: Update) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -368,6 +380,7 @@ impl Store {
     /// Ends a variation whose row does not decode, without reading it: the
     /// state, an internal reason and the transition, under the claim's
     /// fencing token. Its callback is queued only if the row then decodes.
+    #[tracing::instrument(name = "store.fail_undecodable", skip_all)]
     pub async fn fail_undecodable(&self, claim: &Claim, note: &str) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -405,6 +418,7 @@ impl Store {
     }
 
     /// Records what the generator reported outside a worker step (webhook).
+    #[tracing::instrument(name = "store.record_provider_report", skip_all)]
     pub async fn record_provider_report(
         &self,
         id: &str,
@@ -430,6 +444,7 @@ impl Store {
 
     /// Makes a variation that waits on the generator runnable now. Used by the
     /// webhook and the S3 event intake; repeating it is harmless.
+    #[tracing::instrument(name = "store.nudge", skip_all)]
     pub async fn nudge(&self, id: &str) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE variations SET next_run_at = MIN(next_run_at, ?) WHERE id = ? AND state IN ('requested','submitted','generating')",

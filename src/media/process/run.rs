@@ -156,6 +156,18 @@ impl Runner {
         args: &[String],
         label: &str,
     ) -> Result<Vec<u8>, ProcessError> {
+        let started = Instant::now();
+        let out = self.run_plain_inner(bin, args, label).await;
+        record_run(label, &out, started.elapsed());
+        out
+    }
+
+    async fn run_plain_inner(
+        &self,
+        bin: &Path,
+        args: &[String],
+        label: &str,
+    ) -> Result<Vec<u8>, ProcessError> {
         let deadline = self.inner.config.probe_timeout();
         let limits = if bin == self.inner.config.ffprobe_path {
             self.inner.config.ffprobe_limits()
@@ -231,7 +243,11 @@ impl Runner {
     ) -> Result<RunOutput, ProcessError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("ffmpeg", run = id, label = %opts.label);
-        self.ffmpeg_inner(args, opts).instrument(span).await
+        let kind = opts.label.clone();
+        let started = Instant::now();
+        let out = self.ffmpeg_inner(args, opts).instrument(span).await;
+        record_run(&kind, &out, started.elapsed());
+        out
     }
 
     pub(super) async fn ffmpeg_inner(
@@ -346,6 +362,23 @@ impl Runner {
             elapsed,
         })
     }
+}
+
+/// Counts one run of ffmpeg or ffprobe by its kind (the run's label) and
+/// outcome, with its wall time.
+fn record_run<T>(label: &str, out: &Result<T, ProcessError>, elapsed: std::time::Duration) {
+    use crate::telemetry::metrics;
+    let outcome = match out {
+        Ok(_) => "ok",
+        Err(ProcessError::Timeout { .. }) => "timeout",
+        Err(ProcessError::LimitExceeded { .. }) => "limit_exceeded",
+        Err(ProcessError::Failed { .. }) => "failed",
+        Err(_) => "error",
+    };
+    let kind = metrics::kind_label(label);
+    let labels = [("kind", kind.as_str()), ("outcome", outcome)];
+    metrics::inc("reelay_ffmpeg_runs_total", &labels);
+    metrics::observe("reelay_ffmpeg_duration_seconds", &labels, elapsed);
 }
 
 pub(super) fn spawn_error(bin: &Path, e: std::io::Error) -> ProcessError {
