@@ -381,7 +381,7 @@ summary_rss_kb() {
 
 echo "==> machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM"
 echo "==> $(ffmpeg -version | head -n1)"
-echo "==> reelay: $REELAY ($PROFILE); $RUNS rounds per master"
+echo "==> reelay: $REELAY (${REELAY_BIN:+given with REELAY_BIN}${REELAY_BIN:-$PROFILE build}); $RUNS rounds per master; cases $CASES"
 
 declare -A MED RSS TREE OVER
 for secs in $DURATIONS; do

@@ -214,6 +214,19 @@ pub fn print_human(r: &ProcessReport) {
                 );
             }
         }
+        let t = &qc.timings;
+        let runs: Vec<String> = [
+            ("arrival", t.arrival_read_secs),
+            ("loudness pass", t.loudness_pass_secs),
+            ("transcode", t.transcode_secs),
+            ("quality pass", t.quality_pass_secs),
+            ("content analysis", t.content_analysis_secs),
+            ("output probes", t.output_probes_secs),
+        ]
+        .iter()
+        .filter_map(|(what, secs)| secs.map(|s| format!("{what} {s:.2} s")))
+        .collect();
+        println!("  runs: {}", runs.join(", "));
         for c in qc.failures() {
             println!(
                 "  FAIL {} {}: {}",
