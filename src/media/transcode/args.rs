@@ -106,6 +106,7 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
         if plan.threads > 0 {
             push(&mut args, &["-threads", &threads]);
         }
+        push(&mut args, &super::prefix::COLOUR_TAGS);
         if plan.has_audio {
             let (codec, kbps) = match r.kind {
                 OutputKind::Webm => ("libopus", r.audio_bitrate_kbps),
@@ -222,7 +223,11 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
         .map(|g| format!("[g{g}]"))
         .chain(["[still]".to_owned()])
         .collect();
-    let mut chains = vec![format!("[0:v:0]split={}{branches}", groups.len() + 1)];
+    let mut chains = vec![format!(
+        "[0:v:0]{}split={}{branches}",
+        plan.picture.filters(),
+        groups.len() + 1
+    )];
     for (g, (crop, nodes)) in groups.iter().enumerate() {
         let mut from = format!("g{g}");
         for (k, ((w, h), members)) in nodes.iter().enumerate() {

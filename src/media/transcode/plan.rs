@@ -71,6 +71,7 @@ mod tests {
             threads: 0,
             audio_filter: None,
             stills: None,
+            picture: Default::default(),
         }
     }
 

@@ -38,6 +38,7 @@ fn plan(renditions: Vec<Rendition>, has_audio: bool) -> TranscodePlan {
         threads: 0,
         audio_filter: None,
         stills: None,
+        picture: Default::default(),
     }
 }
 
@@ -197,6 +198,7 @@ fn plan_for_a_60fps_master_raises_levels_and_keeps_small_posters() {
             nb_frames: None,
             r_frame_rate: Some(60.0),
             avg_frame_rate: Some(60.0),
+            ..Default::default()
         }),
         audio: None,
     };
