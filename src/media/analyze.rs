@@ -1,6 +1,8 @@
 //! Content analysis of a master in one ffmpeg pass: black runs
 //! (`blackdetect`), frozen runs (`freezedetect`), silent runs
-//! (`silencedetect`), and loudness with true peak (`ebur128`). The video
+//! (`silencedetect`), loudness with true peak (`ebur128`), borders
+//! (`cropdetect` on every 6th frame), and per-frame mean luma and
+//! difference (`signalstats`: flashes and repeated frames). The video
 //! branch is scaled down first: the detectors need no 4K, and decoding is
 //! the only full-size cost.
 
@@ -75,6 +77,72 @@ pub struct ContentAnalysis {
     pub freeze: Vec<Run>,
     pub silence: Vec<Run>,
     pub loudness: Option<Loudness>,
+    /// The extent of the picture that is ever brighter than black, in the
+    /// analysis frame ([`analysis_size`]); None when no frame was read.
+    #[serde(default)]
+    pub picture_extent: Option<Extent>,
+    /// Frames compared with the one before, and how many repeated it
+    /// (outside frozen runs).
+    #[serde(default)]
+    pub cadence: Option<Cadence>,
+    /// Frame-to-frame changes of the mean luma of at least
+    /// [`LUMA_STEP_FLOOR`] of the range: the transitions flashes are made of.
+    #[serde(default)]
+    pub luma_steps: Vec<LumaStep>,
+}
+
+/// cropdetect's x1..x2, y1..y2 over the whole master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extent {
+    pub x1: u32,
+    pub x2: u32,
+    pub y1: u32,
+    pub y2: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cadence {
+    pub frames: u64,
+    pub repeated: u64,
+}
+
+impl Cadence {
+    pub fn share(&self) -> f64 {
+        if self.frames == 0 {
+            0.0
+        } else {
+            self.repeated as f64 / self.frames as f64
+        }
+    }
+}
+
+/// The mean luma changed by `delta` (fraction of the range, signed) at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LumaStep {
+    pub at: f64,
+    pub delta: f64,
+}
+
+/// Luma changes smaller than this (fraction of the range) are not kept.
+pub const LUMA_STEP_FLOOR: f64 = 0.05;
+/// A frame whose mean absolute luma difference to the one before is below
+/// this (8-bit levels) repeats it (a decoded duplicate measures ~0.02,
+/// moving footage 1 and more).
+const REPEAT_YDIF: f64 = 0.1;
+/// cropdetect looks at one frame in this many.
+const CROP_EVERY: u32 = 6;
+
+/// The size of the frames the video detectors see: [`ANALYSIS_WIDTH`]
+/// wide, the stored picture's shape after the display rotation (the
+/// pixels are not made square), as `scale=w=480:h=-2` rounds it.
+pub fn analysis_size(v: &crate::media::probe::VideoStream) -> (u32, u32) {
+    let (w, h) = match v.stored {
+        Some(s) if s.rotation.rem_euclid(180) == 90 => (s.height, s.width),
+        Some(s) => (s.width, s.height),
+        None => (v.width, v.height),
+    };
+    let h = (ANALYSIS_WIDTH as f64 * h as f64 / (2.0 * w.max(1) as f64)).round() as u32 * 2;
+    (ANALYSIS_WIDTH, h)
 }
 
 /// Width the detectors look at.
@@ -82,6 +150,8 @@ const ANALYSIS_WIDTH: u32 = 480;
 
 /// Pad the detectors' video chain ends in (mapped to a null output).
 pub const VIDEO_SINK: &str = "qcv";
+/// Pad of the border detector's sample of the video chain.
+const CROP_PAD: &str = "qccrop";
 /// Pad the detectors' audio chain ends in.
 pub const AUDIO_SINK: &str = "qca";
 
@@ -109,12 +179,20 @@ impl Detectors {
         if let Some(pad) = video {
             chains.push(format!(
                 "[{pad}]scale=w={ANALYSIS_WIDTH}:h=-2:flags=fast_bilinear,\
-                 blackdetect=d={}:pic_th={}:pix_th={},freezedetect=n={}dB:d={}[{VIDEO_SINK}]",
+                 blackdetect=d={}:pic_th={}:pix_th={},freezedetect=n={}dB:d={},\
+                 signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG,\
+                 metadata=mode=print:key=lavfi.signalstats.YDIF,\
+                 split[{VIDEO_SINK}][{CROP_PAD}]",
                 s.black_min_secs,
                 s.black_picture_ratio,
                 s.black_pixel_threshold,
                 s.freeze_noise_db,
                 s.freeze_min_secs
+            ));
+            // cropdetect logs every frame it sees: a sample is enough for bars
+            // that stay put (reset=0: the extent only grows).
+            chains.push(format!(
+                "[{CROP_PAD}]select='not(mod(n\\,{CROP_EVERY}))',cropdetect=round=2:reset=0,nullsink"
             ));
             sinks.push(VIDEO_SINK.to_owned());
         }
@@ -192,8 +270,50 @@ pub fn parse_log<S: AsRef<str>>(lines: &[S], duration: f64) -> ContentAnalysis {
     let (mut freeze_start, mut silence_start) = (None, None);
     let (mut i, mut lra, mut peak) = (None, None, None);
     let mut in_summary = false;
+    let (mut at, mut last_yavg) = (0.0, None::<f64>);
+    let mut repeats = Vec::new();
+    let (mut compared, mut ydif_lines) = (0u64, 0u64);
     for line in lines {
         let line = line.as_ref();
+        if line.contains("[Parsed_metadata") {
+            if let Some(t) = number_after(line, "pts_time:") {
+                at = t;
+            } else if let Some(y) = number_after(line, "lavfi.signalstats.YAVG=") {
+                if let Some(prev) = last_yavg {
+                    let delta = (y - prev) / 255.0;
+                    if delta.abs() >= LUMA_STEP_FLOOR {
+                        a.luma_steps.push(LumaStep { at, delta });
+                    }
+                }
+                last_yavg = Some(y);
+            } else if let Some(d) = number_after(line, "lavfi.signalstats.YDIF=") {
+                // The first frame has nothing to differ from.
+                ydif_lines += 1;
+                if ydif_lines > 1 {
+                    compared += 1;
+                    if d < REPEAT_YDIF {
+                        repeats.push(at);
+                    }
+                }
+            }
+            continue;
+        }
+        if line.contains("[Parsed_cropdetect") {
+            if let (Some(x1), Some(x2), Some(y1), Some(y2)) = (
+                number_after(line, " x1:"),
+                number_after(line, " x2:"),
+                number_after(line, " y1:"),
+                number_after(line, " y2:"),
+            ) {
+                a.picture_extent = Some(Extent {
+                    x1: x1 as u32,
+                    x2: x2 as u32,
+                    y1: y1 as u32,
+                    y2: y2 as u32,
+                });
+            }
+            continue;
+        }
         if line.contains("black_start") {
             if let (Some(s), Some(e)) = (
                 number_after(line, "black_start"),
@@ -246,6 +366,13 @@ pub fn parse_log<S: AsRef<str>>(lines: &[S], duration: f64) -> ContentAnalysis {
         a.silence.push(Run {
             start: s,
             end: duration,
+        });
+    }
+    if compared > 0 {
+        let frozen = |t: &f64| a.freeze.iter().any(|r| *t >= r.start && *t <= r.end);
+        a.cadence = Some(Cadence {
+            frames: compared,
+            repeated: repeats.iter().filter(|t| !frozen(t)).count() as u64,
         });
     }
     if let (Some(i), Some(lra), Some(peak)) = (i, lra, peak) {
@@ -346,6 +473,57 @@ mod tests {
     }
 
     #[test]
+    fn luma_steps_repeated_frames_and_the_picture_extent_are_read() {
+        let mut log: Vec<String> = Vec::new();
+        // Frame 0, 1 (a repeat), 2 (a jump up), 3 (inside a frozen run, a repeat).
+        for (n, (t, yavg, ydif)) in [
+            (0.0, 100.0, 0.0),
+            (0.04, 100.0, 0.02),
+            (0.08, 200.0, 90.0),
+            (0.12, 200.0, 0.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            log.push(format!(
+                "[Parsed_metadata_5 @ 0x1x2] frame:{n}    pts:{n}    pts_time:{t}"
+            ));
+            log.push(format!(
+                "[Parsed_metadata_5 @ 0x1x2] lavfi.signalstats.YAVG={yavg}"
+            ));
+            log.push(format!(
+                "[Parsed_metadata_6 @ 0x1x2] frame:{n}    pts:{n}    pts_time:{t}"
+            ));
+            log.push(format!(
+                "[Parsed_metadata_6 @ 0x1x2] lavfi.signalstats.YDIF={ydif}"
+            ));
+        }
+        log.push("[freezedetect @ 0x56] lavfi.freezedetect.freeze_start: 0.1".into());
+        log.push("[Parsed_cropdetect_9 @ 0x1x1] x1:48 x2:431 y1:27 y2:242 w:384 h:214 x:48 y:28 pts:1 t:0.5 crop=384:214:48:28".into());
+        let a = parse_log(&log, 0.16);
+        assert_eq!(
+            a.picture_extent,
+            Some(Extent {
+                x1: 48,
+                x2: 431,
+                y1: 27,
+                y2: 242
+            })
+        );
+        assert_eq!(a.luma_steps.len(), 1);
+        assert_eq!(a.luma_steps[0].at, 0.08);
+        assert!((a.luma_steps[0].delta - 100.0 / 255.0).abs() < 1e-9);
+        // Frame 0 is compared with nothing; frame 3 repeats inside the freeze.
+        assert_eq!(
+            a.cadence,
+            Some(Cadence {
+                frames: 3,
+                repeated: 1
+            })
+        );
+    }
+
+    #[test]
     fn no_audio_means_no_loudness() {
         let a = parse_log(
             &["[blackdetect @ 0x1] black_start:4.9 black_end:5 black_duration:0.1"],
@@ -412,6 +590,21 @@ mod tests {
             assert!(a.black.is_empty(), "seed {seed}: black {:?}", a.black);
             assert!(a.freeze.is_empty(), "seed {seed}: freeze {:?}", a.freeze);
             assert!(a.silence.is_empty(), "seed {seed}: silence {:?}", a.silence);
+            // No repeated frames, no flashes, no bars.
+            let cadence = a.cadence.expect("frames compared");
+            assert!(cadence.share() < 0.05, "seed {seed}: {cadence:?}");
+            let big: Vec<_> = a
+                .luma_steps
+                .iter()
+                .filter(|s| s.delta.abs() >= 0.1)
+                .collect();
+            assert!(big.len() <= 2, "seed {seed}: luma steps {big:?}");
+            let e = a.picture_extent.expect("extent measured");
+            let (w, h) = analysis_size(probe.video.as_ref().unwrap());
+            assert!(
+                e.x1 <= 2 && e.y1 <= 2 && e.x2 + 3 >= w && e.y2 + 3 >= h,
+                "seed {seed}: {e:?} of {w}x{h}"
+            );
             let l = a.loudness.expect("loudness measured");
             assert!((l.integrated_lufs + 16.0).abs() < 1.5, "seed {seed}: {l:?}");
         }
@@ -434,6 +627,7 @@ mod tests {
             audio_filter: Some("loudnorm=I=-24".into()),
             stills: None,
             analysis: None,
+            picture: Default::default(),
         };
         let without = transcode_args(Path::new("m.mp4"), &plan, Path::new("/out"));
         assert!(!without.iter().any(|a| a.contains("blackdetect")));

@@ -138,6 +138,7 @@ mod tests {
             channels: 2,
             channel_layout: None,
             bit_rate: None,
+            timing: Default::default(),
         };
         let probe = |v, a| Probe {
             format_name: "x".into(),

@@ -42,6 +42,10 @@ pub struct Target {
     pub crop: Option<Crop>,
     /// An HLS media playlist reelay wrote (read with the HLS demuxer).
     pub playlist: bool,
+    /// The transcode's corrections of the master's picture
+    /// (`transcode::PictureFix::filters`, "" or ending in a comma), applied
+    /// to the reference too so it is compared with what was made from it.
+    pub reference_prefix: String,
 }
 
 impl Target {
@@ -53,6 +57,7 @@ impl Target {
             height,
             crop: None,
             playlist: false,
+            reference_prefix: String::new(),
         }
     }
 }
@@ -194,7 +199,8 @@ fn filter_graph(
             ds.push_str(&format!("[dc{i}]"));
         }
         chains.push(format!(
-            "[m{i}]{crop}scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,split={copies}{rs}"
+            "[m{i}]{}{crop}scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,split={copies}{rs}",
+            t.reference_prefix
         ));
         chains.push(format!(
             "[{}:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split={copies}{ds}",

@@ -12,6 +12,7 @@ pub mod hls;
 pub mod ladder;
 pub mod level;
 pub mod loudness;
+pub mod master_qc;
 pub mod measure;
 pub mod outputs;
 pub mod probe;

@@ -42,12 +42,122 @@ pub struct VideoStream {
     /// `r_frame_rate` for constant frame rate.
     #[serde(default)]
     pub avg_frame_rate: Option<f64>,
+    /// What the file stores, when the display differs from it (a display
+    /// matrix or non-square pixels): `width`/`height` above are the picture
+    /// as displayed, which is what requests and outputs are compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredPicture>,
+    /// Where the stream's first frame sits on the timeline, and how long it lasts.
+    #[serde(default)]
+    pub timing: StreamTiming,
+    /// ffprobe's field_order: "progressive", "tt", "bb", "tb", "bt".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_order: Option<String>,
+    /// Colour tags as ffprobe names them ("bt709", "bt2020", "smpte2084", "arib-std-b67").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_primaries: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_transfer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_space: Option<String>,
+}
+
+/// A stream's position on the timeline (ffprobe's start_time and duration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamTiming {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_secs: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_duration_secs: Option<f64>,
+}
+
+impl StreamTiming {
+    /// Where the stream ends on the timeline, when both are known.
+    pub fn end_secs(&self) -> Option<f64> {
+        Some(self.start_secs.unwrap_or(0.0) + self.stream_duration_secs?)
+    }
+}
+
+/// The picture as stored, beside the displayed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPicture {
+    pub width: u32,
+    pub height: u32,
+    /// Display rotation in degrees (0, 90, 180, 270), from the display matrix.
+    pub rotation: i32,
+    /// Sample (pixel) aspect ratio.
+    pub sar_num: u32,
+    pub sar_den: u32,
+}
+
+impl StoredPicture {
+    pub fn square_pixels(&self) -> bool {
+        self.sar_num == self.sar_den
+    }
+
+    /// "stored as 1920x1080, its display matrix rotates it 90 degrees" and/or
+    /// "pixel aspect 4:3".
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("stored as {}x{}", self.width, self.height)];
+        if self.rotation != 0 {
+            parts.push(format!(
+                "its display matrix rotates it {} degrees",
+                self.rotation
+            ));
+        }
+        if !self.square_pixels() {
+            parts.push(format!(
+                "its pixels are not square (pixel aspect {}:{})",
+                self.sar_num, self.sar_den
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
+/// The displayed size of a stored picture: the width stretched by the pixel
+/// aspect (kept even), then turned by the rotation.
+pub fn displayed_size(width: u32, height: u32, rotation: i32, sar: (u32, u32)) -> (u32, u32) {
+    let (n, d) = sar;
+    let w = if n > 0 && d > 0 && n != d {
+        let stretched = (width as f64 * n as f64 / d as f64).round() as u32;
+        (stretched + stretched % 2).max(2)
+    } else {
+        width
+    };
+    if rotation.rem_euclid(180) == 90 {
+        (height, w)
+    } else {
+        (w, height)
+    }
 }
 
 impl VideoStream {
-    /// The native frame rate: r_frame_rate, else `fps`.
+    /// The native frame rate: r_frame_rate, else `fps`. A variable-rate
+    /// stream's r_frame_rate is often its timebase (24000 for 1/24000):
+    /// when it is far from the average, the average is the rate.
     pub fn native_fps(&self) -> f64 {
-        self.r_frame_rate.unwrap_or(self.fps)
+        match (self.r_frame_rate, self.avg_frame_rate) {
+            (Some(r), Some(avg)) if avg > 0.0 && (r > avg * 2.0 || r < avg / 2.0) => avg,
+            (Some(r), _) => r,
+            (None, _) => self.fps,
+        }
+    }
+
+    /// Interlaced, as the container or the codec says (field_order).
+    pub fn interlaced(&self) -> bool {
+        matches!(self.field_order.as_deref(), Some("tt" | "bb" | "tb" | "bt"))
+    }
+
+    /// High dynamic range or wide gamut: BT.2020 primaries or matrix, PQ or HLG transfer.
+    pub fn hdr_or_wide_gamut(&self) -> bool {
+        let wide = |t: &Option<String>| t.as_deref().is_some_and(|t| t.starts_with("bt2020"));
+        wide(&self.color_primaries)
+            || wide(&self.color_space)
+            || matches!(
+                self.color_transfer.as_deref(),
+                Some("smpte2084" | "arib-std-b67")
+            )
     }
 }
 
@@ -58,6 +168,8 @@ pub struct AudioStream {
     pub channels: u32,
     pub channel_layout: Option<String>,
     pub bit_rate: Option<u64>,
+    #[serde(default)]
+    pub timing: StreamTiming,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,25 +196,45 @@ pub fn parse(json: &[u8]) -> Result<Probe, ProbeError> {
         .iter()
         .filter(|s| s.codec_type.as_deref() == Some("video"))
         .find(|s| !s.is_cover_art())
-        .map(|s| VideoStream {
-            codec: s.codec_name.clone().unwrap_or_default(),
-            profile: s.profile.clone().filter(|p| !p.is_empty()),
-            level: s
-                .level
-                .as_ref()
-                .and_then(Num::as_i64)
-                .filter(|l| *l >= 0)
-                .map(|l| l as i32),
-            width: s.width.as_ref().and_then(Num::as_u64).unwrap_or(0) as u32,
-            height: s.height.as_ref().and_then(Num::as_u64).unwrap_or(0) as u32,
-            pix_fmt: s.pix_fmt.clone(),
-            fps: [&s.avg_frame_rate, &s.r_frame_rate]
-                .into_iter()
-                .find_map(|r| r.as_deref().and_then(parse_rate))
-                .unwrap_or(0.0),
-            nb_frames: s.nb_frames.as_ref().and_then(Num::as_u64),
-            r_frame_rate: s.r_frame_rate.as_deref().and_then(parse_rate),
-            avg_frame_rate: s.avg_frame_rate.as_deref().and_then(parse_rate),
+        .map(|s| {
+            let coded_w = s.width.as_ref().and_then(Num::as_u64).unwrap_or(0) as u32;
+            let coded_h = s.height.as_ref().and_then(Num::as_u64).unwrap_or(0) as u32;
+            let rotation = s.rotation();
+            let sar = s.sar();
+            let (width, height) = displayed_size(coded_w, coded_h, rotation, sar);
+            let stored = (rotation != 0 || sar.0 != sar.1).then_some(StoredPicture {
+                width: coded_w,
+                height: coded_h,
+                rotation,
+                sar_num: sar.0,
+                sar_den: sar.1,
+            });
+            VideoStream {
+                codec: s.codec_name.clone().unwrap_or_default(),
+                profile: s.profile.clone().filter(|p| !p.is_empty()),
+                level: s
+                    .level
+                    .as_ref()
+                    .and_then(Num::as_i64)
+                    .filter(|l| *l >= 0)
+                    .map(|l| l as i32),
+                width,
+                height,
+                pix_fmt: s.pix_fmt.clone(),
+                fps: [&s.avg_frame_rate, &s.r_frame_rate]
+                    .into_iter()
+                    .find_map(|r| r.as_deref().and_then(parse_rate))
+                    .unwrap_or(0.0),
+                nb_frames: s.nb_frames.as_ref().and_then(Num::as_u64),
+                r_frame_rate: s.r_frame_rate.as_deref().and_then(parse_rate),
+                avg_frame_rate: s.avg_frame_rate.as_deref().and_then(parse_rate),
+                stored,
+                timing: s.timing(),
+                field_order: s.field_order.clone().filter(|f| f != "unknown"),
+                color_primaries: tag(&s.color_primaries),
+                color_transfer: tag(&s.color_transfer),
+                color_space: tag(&s.color_space),
+            }
         });
     let audio = raw
         .streams
@@ -114,6 +246,7 @@ pub fn parse(json: &[u8]) -> Result<Probe, ProbeError> {
             channels: s.channels.as_ref().and_then(Num::as_u64).unwrap_or(0) as u32,
             channel_layout: s.channel_layout.clone(),
             bit_rate: s.bit_rate.as_ref().and_then(Num::as_u64),
+            timing: s.timing(),
         });
     let longest_stream = raw
         .streams
@@ -179,9 +312,67 @@ struct RawStream {
     bit_rate: Option<Num>,
     duration: Option<Num>,
     disposition: Option<Disposition>,
+    start_time: Option<Num>,
+    sample_aspect_ratio: Option<String>,
+    field_order: Option<String>,
+    color_primaries: Option<String>,
+    color_transfer: Option<String>,
+    color_space: Option<String>,
+    #[serde(default)]
+    side_data_list: Vec<SideData>,
+    #[serde(default)]
+    tags: Option<StreamTags>,
+}
+
+#[derive(Deserialize)]
+struct SideData {
+    side_data_type: Option<String>,
+    rotation: Option<Num>,
+}
+
+#[derive(Deserialize)]
+struct StreamTags {
+    rotate: Option<Num>,
+}
+
+/// A colour tag, "unknown" and "reserved" counting as absent.
+fn tag(t: &Option<String>) -> Option<String> {
+    t.clone()
+        .filter(|t| !t.is_empty() && t != "unknown" && t != "reserved")
 }
 
 impl RawStream {
+    /// The display rotation, 0/90/180/270 (the display matrix, else an
+    /// older ffprobe's `rotate` tag).
+    fn rotation(&self) -> i32 {
+        let degrees = self
+            .side_data_list
+            .iter()
+            .find(|d| d.side_data_type.as_deref() == Some("Display Matrix"))
+            .and_then(|d| d.rotation.as_ref())
+            .or_else(|| self.tags.as_ref().and_then(|t| t.rotate.as_ref()))
+            .and_then(Num::as_f64)
+            .unwrap_or(0.0);
+        ((degrees / 90.0).round() as i32 * 90).rem_euclid(360)
+    }
+
+    /// The sample aspect ratio; 1:1 when absent or "0:1" (unknown).
+    fn sar(&self) -> (u32, u32) {
+        self.sample_aspect_ratio
+            .as_deref()
+            .and_then(|r| r.split_once(':'))
+            .and_then(|(n, d)| Some((n.trim().parse().ok()?, d.trim().parse().ok()?)))
+            .filter(|(n, d): &(u32, u32)| *n > 0 && *d > 0)
+            .unwrap_or((1, 1))
+    }
+
+    fn timing(&self) -> StreamTiming {
+        StreamTiming {
+            start_secs: self.start_time.as_ref().and_then(Num::as_f64),
+            stream_duration_secs: self.duration.as_ref().and_then(Num::as_f64),
+        }
+    }
+
     fn is_cover_art(&self) -> bool {
         self.disposition
             .as_ref()

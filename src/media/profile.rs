@@ -530,6 +530,10 @@ pub struct ProfileSettings {
     /// rejected.
     #[serde(default)]
     pub normalize_loudness: Option<bool>,
+    /// Thresholds of the master checks (sync, scan, colour, borders,
+    /// cadence, flashing): `[profiles.NAME.qc]`.
+    #[serde(default)]
+    pub qc: crate::media::master_qc::MasterQcSettings,
 }
 
 impl ProfileSettings {

@@ -119,8 +119,14 @@ pub fn master_mismatches(
     }
     if let (Some(w), Some(h)) = (expected.width, expected.height) {
         if video.width != w || video.height != h {
+            // The size compared is the displayed one; say why it differs
+            // from what the file stores.
+            let how = video
+                .stored
+                .map(|s| format!(" (as displayed: {})", s.describe()))
+                .unwrap_or_default();
             out.push(format!(
-                "resolution is {}x{} but {}x{} was requested",
+                "resolution is {}x{}{how} but {}x{} was requested",
                 video.width, video.height, w, h
             ));
         }

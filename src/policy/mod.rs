@@ -2,11 +2,15 @@
 //! what a rendition must measure to be published. Pure functions over
 //! measurements, so every rule is unit-tested without ffmpeg.
 
+mod borders;
+mod cadence;
 mod content;
 mod master;
+mod picture;
 mod quality;
 mod remediation;
 mod rules;
+mod tracks;
 mod ttl;
 mod verdict;
 mod video;

@@ -2,6 +2,7 @@
 //! and the request's own stricter overrides.
 
 use super::quality::ssim_floor;
+use crate::media::master_qc::MasterQcSettings;
 use crate::media::profile::ProfileSettings;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,9 @@ pub struct Rules {
     pub min_master_bits_per_pixel: f64,
     pub bitrate_tolerance: f64,
     pub loudness: Option<LoudnessRule>,
+    /// The profile's master checks (sync, scan, colour, borders, cadence, flashing).
+    #[serde(default)]
+    pub master: MasterQcSettings,
 }
 
 impl Rules {
@@ -59,6 +63,7 @@ impl Rules {
                     normalize: p.normalizes_loudness(),
                 })
             }),
+            master: profile.map(|p| p.qc.clone()).unwrap_or_default(),
         }
     }
 }

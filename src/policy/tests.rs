@@ -34,7 +34,8 @@ fn probe(duration: f64, total_kbps: u64, audio_kbps: Option<u64>) -> Probe {
         "size_bytes": 1,
         "bit_rate": total_kbps * 1000,
         "video": {"codec": "h264", "profile": "High", "level": 40, "width": 1920, "height": 1080,
-                  "pix_fmt": "yuv420p", "fps": 24.0, "nb_frames": null},
+                  "pix_fmt": "yuv420p", "fps": 24.0, "nb_frames": null, "color_primaries": "bt709",
+                  "color_transfer": "bt709", "color_space": "bt709"},
         "audio": audio_kbps.map(|k| serde_json::json!({"codec": "aac", "sample_rate": 48000, "channels": 2,
                   "channel_layout": "stereo", "bit_rate": k * 1000})),
     }))
@@ -72,6 +73,7 @@ fn rules(loudness: Option<LoudnessRule>) -> Rules {
         min_master_bits_per_pixel: 0.0,
         bitrate_tolerance: 1.1,
         loudness,
+        master: Default::default(),
     }
 }
 
@@ -404,6 +406,7 @@ fn the_band_floor_checks_video_bitrate_and_webm_is_judged_as_vp9_opus() {
             min_master_bits_per_pixel: 0.0,
             bitrate_tolerance: 1.1,
             loudness: None,
+            master: Default::default(),
         };
         evaluate(QcInput {
             profile: "olv",
@@ -454,6 +457,7 @@ fn request_overrides_only_ever_make_the_rules_stricter() {
         min_master_bits_per_pixel: 0.02,
         bitrate_tolerance: 1.1,
         loudness: Some(us_rule(true)),
+        master: Default::default(),
     };
     let stricter = QcOverrides {
         min_ssim: Some(0.95),

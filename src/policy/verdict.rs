@@ -196,7 +196,13 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
             || format!("the master is too heavily compressed to deliver from ({bpp:.4} bits per pixel, {} kbps)", bits / 1000),
         ));
     }
+    // What the master's metadata can hide: display, scan, colour, rate, sync.
+    super::picture::master_checks(&mut checks, master, &rules.master, profile);
+    super::tracks::sync_checks(&mut checks, master, &rules.master);
     if let Some(c) = content {
+        super::borders::border_checks(&mut checks, c, master, &rules.master, profile);
+        super::cadence::cadence_check(&mut checks, c, &rules.master);
+        super::cadence::flash_check(&mut checks, c, &rules.master);
         let d = master.duration_secs;
         run_checks(
             &mut checks,
@@ -316,6 +322,7 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
                     || format!("resolution is {}x{}", v.width, v.height),
                 ));
                 rate_checks(&mut checks, s, v, master, r.probe.duration_secs);
+                super::picture::rendition_checks(&mut checks, s, v, master);
                 h264_checks(&mut checks, r, v);
             }
             None => checks.push(Check::new(

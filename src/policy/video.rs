@@ -3,6 +3,7 @@
 use super::verdict::{Check, RenditionMeasure};
 use crate::media::level::H264Level;
 use crate::media::probe::{Probe, VideoStream};
+use crate::media::transcode::prefix::{delivery_fps, variable_rate};
 
 /// Two frame rates are the same rate within this, fps.
 pub const FPS_TOLERANCE: f64 = 0.01;
@@ -60,20 +61,25 @@ pub(super) fn rate_checks(
     secs: f64,
 ) {
     let rate = v.native_fps();
-    if let Some(native) = master
-        .video
-        .as_ref()
-        .map(VideoStream::native_fps)
-        .filter(|f| *f > 0.0)
-    {
-        checks.push(Check::new(
-            s,
-            "frame_rate",
-            format!("{native:.3} fps (the master's native rate)"),
-            format!("{rate:.3} fps"),
-            (rate - native).abs() <= FPS_TOLERANCE,
-            || format!("frame rate {rate:.3} fps is not the master's native {native:.3} fps"),
-        ));
+    if let Some(mv) = master.video.as_ref() {
+        // A variable-rate master is delivered at the standard rate nearest
+        // its average (its base rate can be a timebase such as 24000).
+        let native = delivery_fps(mv);
+        let whose = if variable_rate(mv) {
+            "the constant rate the variable-rate master is conformed to"
+        } else {
+            "the master's native rate"
+        };
+        if native > 0.0 {
+            checks.push(Check::new(
+                s,
+                "frame_rate",
+                format!("{native:.3} fps ({whose})"),
+                format!("{rate:.3} fps"),
+                (rate - native).abs() <= FPS_TOLERANCE,
+                || format!("frame rate {rate:.3} fps is not {native:.3} fps ({whose})"),
+            ));
+        }
     }
     if let Some((measured, constant)) = constant_frame_rate(v, secs) {
         checks.push(Check::new(

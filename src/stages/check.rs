@@ -95,11 +95,13 @@ pub async fn measure_and_evaluate(
     prior: Prior,
     req: QcRequest<'_>,
 ) -> Result<QcReport, ProcessError> {
+    let reference_prefix = crate::media::transcode::PictureFix::for_master(probe).filters();
     let list: Vec<Target> = renditions
         .iter()
         .map(|r| Target {
             crop: r.crop,
             playlist: r.kind == OutputKind::Hls,
+            reference_prefix: reference_prefix.clone(),
             ..Target::new(r.name.clone(), r.path.clone(), r.width, r.height)
         })
         .collect();

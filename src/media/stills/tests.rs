@@ -22,6 +22,7 @@ fn probe(w: u32, h: u32, secs: f64) -> Probe {
             nb_frames: None,
             r_frame_rate: None,
             avg_frame_rate: None,
+            ..Default::default()
         }),
         audio: None,
     }

@@ -107,6 +107,7 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
         if plan.threads > 0 {
             push(&mut args, &["-threads", &threads]);
         }
+        push(&mut args, &super::prefix::COLOUR_TAGS);
         if plan.has_audio {
             let (codec, kbps) = match r.kind {
                 OutputKind::Webm => ("libopus", r.audio_bitrate_kbps),
@@ -229,7 +230,8 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
         .chain(analysis.map(|_| format!("[{ANALYSIS_VIDEO_PAD}]")))
         .collect();
     let mut chains = vec![format!(
-        "[0:v:0]split={}{}",
+        "[0:v:0]{}split={}{}",
+        plan.picture.filters(),
         branches.len(),
         branches.concat()
     )];

@@ -13,10 +13,12 @@
 
 mod args;
 pub mod plan;
+pub mod prefix;
 mod variants;
 
 pub use args::build_args;
 pub use plan::{boost_plan, plan_for};
+pub use prefix::{delivery_fps, PictureFix};
 pub use variants::{variant_rates, VariantRates};
 
 pub use super::files::{content_type_for, FileRole, WrittenFile};
@@ -56,6 +58,9 @@ pub struct TranscodePlan {
     /// same decode. None: a single `poster.jpg` (`poster_width`,
     /// `poster_at_secs`), as plans built by hand get.
     pub stills: Option<StillsPlan>,
+    /// Corrections to the master's picture before the split (square
+    /// pixels, deinterlace, tone map, constant rate).
+    pub picture: PictureFix,
     /// The content analysis (`media::analyze`'s detectors) on one more,
     /// downscaled branch of the same decode and on the master's own audio
     /// (before `audio_filter`), read from the run's log into
@@ -80,7 +85,7 @@ impl TranscodePlan {
         let fps = probe
             .video
             .as_ref()
-            .map(|v| v.fps)
+            .map(delivery_fps)
             .filter(|f| *f > 0.0)
             .unwrap_or(30.0);
         let master_w = probe.video.as_ref().map_or(1280, |v| v.width);
@@ -105,6 +110,7 @@ impl TranscodePlan {
             audio_filter: None,
             stills: None,
             analysis: None,
+            picture: PictureFix::for_master(probe),
         }
     }
 

@@ -72,6 +72,7 @@ mod tests {
             audio_filter: None,
             stills: None,
             analysis: None,
+            picture: Default::default(),
         }
     }
 

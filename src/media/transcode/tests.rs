@@ -39,6 +39,7 @@ fn plan(renditions: Vec<Rendition>, has_audio: bool) -> TranscodePlan {
         audio_filter: None,
         stills: None,
         analysis: None,
+        picture: Default::default(),
     }
 }
 
@@ -198,6 +199,7 @@ fn plan_for_a_60fps_master_raises_levels_and_keeps_small_posters() {
             nb_frames: None,
             r_frame_rate: Some(60.0),
             avg_frame_rate: Some(60.0),
+            ..Default::default()
         }),
         audio: None,
     };

@@ -1,0 +1,128 @@
+//! Cadence and flashing, from the per-frame luma the content analysis
+//! measured: the share of frames that repeat the one before (duplicated
+//! frames, pulldown), and large-area luminance flashes (a flash is a pair
+//! of opposing changes of the mean luma; ITU-R BT.1702 and Ofcom allow at
+//! most three in any one second).
+
+use super::verdict::Check;
+use crate::media::analyze::{ContentAnalysis, LumaStep};
+use crate::media::master_qc::MasterQcSettings;
+
+pub(super) fn cadence_check(checks: &mut Vec<Check>, c: &ContentAnalysis, s: &MasterQcSettings) {
+    let Some(cad) = c.cadence else {
+        return;
+    };
+    let share = cad.share();
+    let max = s.max_repeated_frame_share;
+    checks.push(Check::new(
+        "master",
+        "cadence",
+        format!("<= {:.1}% repeated frames", max * 100.0),
+        format!(
+            "{:.1}% repeated ({} of {} frames)",
+            share * 100.0,
+            cad.repeated,
+            cad.frames
+        ),
+        share <= max,
+        || {
+            format!(
+                "{:.1}% of the frames repeat the one before ({} of {}): duplicated frames or pulldown (max {:.1}%)",
+                share * 100.0,
+                cad.repeated,
+                cad.frames,
+                max * 100.0
+            )
+        },
+    ));
+}
+
+/// The transitions at least `step` large, a run of same-direction steps
+/// counted once.
+fn transitions(steps: &[LumaStep], step: f64) -> Vec<LumaStep> {
+    let mut out: Vec<LumaStep> = Vec::new();
+    for s in steps.iter().filter(|s| s.delta.abs() >= step) {
+        match out.last() {
+            Some(last) if last.delta.signum() == s.delta.signum() => {}
+            _ => out.push(*s),
+        }
+    }
+    out
+}
+
+/// The one-second window with the most flashes: (start, flashes).
+fn worst_second(ts: &[LumaStep]) -> Option<(f64, usize)> {
+    let mut best: Option<(f64, usize)> = None;
+    for (i, t) in ts.iter().enumerate() {
+        let n = ts[i..].iter().take_while(|u| u.at < t.at + 1.0).count();
+        let flashes = n / 2;
+        if best.is_none_or(|(_, b)| flashes > b) {
+            best = Some((t.at, flashes));
+        }
+    }
+    best
+}
+
+pub(super) fn flash_check(checks: &mut Vec<Check>, c: &ContentAnalysis, s: &MasterQcSettings) {
+    if c.cadence.is_none() {
+        // No per-frame luma was measured (a report from before).
+        return;
+    }
+    let ts = transitions(&c.luma_steps, s.flash_luma_step);
+    let (start, flashes) = worst_second(&ts).unwrap_or((0.0, 0));
+    let max = s.max_flashes_per_sec as usize;
+    let times: Vec<String> = ts
+        .iter()
+        .filter(|t| t.at >= start && t.at < start + 1.0)
+        .map(|t| format!("{:.2}", t.at))
+        .collect();
+    checks.push(Check::new(
+        "master",
+        "flashing",
+        format!(
+            "<= {max} flashes in any second (mean luma steps of {:.0}%)",
+            s.flash_luma_step * 100.0
+        ),
+        format!("{flashes} flashes in the worst second (from {start:.2} s)"),
+        flashes <= max,
+        || {
+            format!(
+                "{flashes} large-area flashes within one second from {start:.2} s (max {max}; luma transitions at {} s): a photosensitivity risk",
+                times.join(", ")
+            )
+        },
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps(at: &[(f64, f64)]) -> Vec<LumaStep> {
+        at.iter()
+            .map(|&(at, delta)| LumaStep { at, delta })
+            .collect()
+    }
+
+    #[test]
+    fn opposing_steps_make_flashes_and_ramps_count_once() {
+        // Up-down four times in 0.8 s: 4 flashes.
+        let s = steps(&[
+            (0.0, 0.4),
+            (0.1, -0.4),
+            (0.2, 0.4),
+            (0.3, -0.4),
+            (0.4, 0.4),
+            (0.5, -0.4),
+            (0.6, 0.4),
+            (0.7, -0.4),
+        ]);
+        let t = transitions(&s, 0.1);
+        assert_eq!(worst_second(&t), Some((0.0, 4)));
+        // A ramp up over three frames, then down: one flash.
+        let ramp = steps(&[(0.0, 0.2), (0.04, 0.2), (0.08, 0.2), (0.5, -0.6)]);
+        assert_eq!(worst_second(&transitions(&ramp, 0.1)), Some((0.0, 1)));
+        // Small steps are not transitions.
+        assert_eq!(worst_second(&transitions(&s, 0.5)), None);
+    }
+}
