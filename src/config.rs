@@ -37,6 +37,9 @@ pub struct Settings {
     pub outbound: crate::outbound::OutboundSettings,
     pub uploads: UploadSettings,
     pub profiles: BTreeMap<String, ProfileSettings>,
+    /// Buyers' delivery specs, by name (`[destinations.NAME]`).
+    #[serde(default)]
+    pub destinations: crate::destinations::Destinations,
     /// The `REELAY_ENVIRONMENT` the layers were loaded for (not a key:
     /// startup refuses some set-ups in `production`).
     #[serde(skip)]
@@ -403,6 +406,13 @@ impl Settings {
             crate::media::stills::StillsPlan::for_master(&profile.stills, &nominal_master())
                 .map_err(|e| anyhow::anyhow!("profiles.{name}.{e}"))?;
         }
+        let problems = crate::destinations::problems(&self.destinations);
+        anyhow::ensure!(
+            problems.is_empty(),
+            "invalid destination table{}: {}",
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("; ")
+        );
         self.simulator
             .faults
             .validate()

@@ -6,6 +6,7 @@ pub mod api;
 pub mod backoff;
 pub mod config;
 pub mod demo;
+pub mod destinations;
 pub mod domain;
 pub mod events;
 pub mod healthcheck;

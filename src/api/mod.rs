@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod listing;
 pub mod options;
+pub mod preflight;
 pub mod server;
 pub mod thumbnails;
 pub mod webhooks;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/v1/assets", post(assets::create).get(listing::list))
+        .route("/v1/assets/preflight", post(preflight::preflight))
         .route("/v1/assets/{id}", get(assets::show).delete(cancel::cancel))
         .route("/v1/campaigns/{id}", get(listing::campaign))
         .route(

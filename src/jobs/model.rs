@@ -87,6 +87,8 @@ struct AssetRecord {
     #[sqlx(rename = "qc_json", json(nullable))]
     qc: Option<QcOverrides>,
     source: Source,
+    /// Destination names as JSON (migration 0014).
+    destinations_json: sqlx::types::Json<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +104,8 @@ pub struct Asset {
     /// The request's QC overrides.
     pub qc: Option<QcOverrides>,
     pub source: Source,
+    /// The buyers' specs (`[destinations.NAME]`) the request named.
+    pub destinations: Vec<String>,
 }
 
 impl Asset {
@@ -146,6 +150,7 @@ where
             created_at: r.created_at,
             qc: r.qc,
             source: r.source,
+            destinations: r.destinations_json.0,
         })
     }
 }

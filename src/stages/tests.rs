@@ -205,6 +205,7 @@ async fn seed(p: &Pipeline, state: State) -> crate::jobs::Claim {
         created_at: crate::time::now_ms(),
         qc: None,
         source: Source::Generated,
+        destinations: Vec::new(),
     };
     let v = NewVariation {
         id: "a1_v0".into(),

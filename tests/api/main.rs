@@ -5,6 +5,7 @@ mod callbacks;
 mod cancel;
 mod cors;
 mod dashboard;
+mod destinations;
 mod equivalence;
 mod events;
 mod faults;
