@@ -253,6 +253,24 @@ async fn preflight_answers_the_plan_and_the_union_of_outputs() {
         app.campaign("buyers").await.is_empty(),
         "preflight creates nothing"
     );
+    // GET /v1/options lists what `destinations` may name, with the rules.
+    let options: Value = app
+        .http
+        .get(format!("{}/v1/options", app.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = options["destinations"].as_array().unwrap();
+    let roku = listed
+        .iter()
+        .find(|d| d["name"] == "roku")
+        .expect("roku listed");
+    assert_eq!(roku["rules"]["top_min_kbps"], 6000);
+    assert_eq!(listed.len(), 9);
     app.stop().await;
 }
 
