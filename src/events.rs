@@ -452,6 +452,7 @@ impl Intake {
                 qc: None,
                 source: Source::Upload,
                 destinations: Vec::new(),
+                vast: Default::default(),
             },
             variation_id: asset_id.variation(0).as_str().to_string(),
             master_key: ev.key.clone(),

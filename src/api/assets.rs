@@ -23,6 +23,7 @@ const TOP_LEVEL: &[&str] = &[
     "callbackUrl",
     "qc",
     "destinations",
+    "vast",
 ];
 
 /// A request that passed every check, destinations included.
@@ -33,6 +34,7 @@ pub(super) struct Validated {
     qc: Option<QcOverrides>,
     req: crate::runware::GenerationRequest,
     destinations: Vec<String>,
+    vast: crate::publish::vast_fields::VastFields,
     pub plan: crate::destinations::preflight::Plan,
 }
 
@@ -48,6 +50,7 @@ pub async fn create(
         qc,
         req,
         destinations,
+        vast,
         plan: _,
     } = validate(&state, &body)?;
     let asset_id = AssetId::generate();
@@ -70,6 +73,7 @@ pub async fn create(
         qc,
         source: Source::Generated,
         destinations,
+        vast,
     };
     let variations: Vec<NewVariation> = (0..results)
         .map(|i| {
@@ -216,6 +220,16 @@ pub(super) fn validate(state: &AppState, body: &Value) -> Result<Validated, ApiE
         },
     };
     let destinations = super::preflight::names(state, obj.get("destinations"), &mut errors);
+    let vast = match obj.get("vast") {
+        None | Some(Value::Null) => Default::default(),
+        Some(v) => crate::publish::vast_fields::VastFields::parse(v).unwrap_or_else(|bad| {
+            errors.extend(
+                bad.into_iter()
+                    .map(|(path, rule)| FieldError { path, rule }),
+            );
+            Default::default()
+        }),
+    };
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
@@ -228,6 +242,7 @@ pub(super) fn validate(state: &AppState, body: &Value) -> Result<Validated, ApiE
         qc,
         req,
         destinations,
+        vast,
         plan,
     })
 }

@@ -89,6 +89,8 @@ struct AssetRecord {
     source: Source,
     /// Destination names as JSON (migration 0014).
     destinations_json: sqlx::types::Json<Vec<String>>,
+    #[sqlx(rename = "vast_json", json(nullable))]
+    vast: Option<crate::publish::vast_fields::VastFields>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +108,8 @@ pub struct Asset {
     pub source: Source,
     /// The buyers' specs (`[destinations.NAME]`) the request named.
     pub destinations: Vec<String>,
+    /// The request's own VAST fields (`vast`), written into every vast.xml.
+    pub vast: crate::publish::vast_fields::VastFields,
 }
 
 impl Asset {
@@ -151,6 +155,7 @@ where
             qc: r.qc,
             source: r.source,
             destinations: r.destinations_json.0,
+            vast: r.vast.unwrap_or_default(),
         })
     }
 }

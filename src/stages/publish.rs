@@ -110,6 +110,7 @@ pub async fn run(ctx: &Ctx<'_>, claim: &Claim, v: &Variation, asset: &Asset) -> 
             remaining,
         ),
         impression_url: &ctx.settings.cdn.vast_impression_url,
+        vast: &asset.vast,
     };
     let flipped = crate::tri!(
         flip::flip(req, &Guard { ctx, claim }).await,

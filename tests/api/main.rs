@@ -20,3 +20,4 @@ mod restart;
 mod thumbnails;
 mod ttl;
 mod upload_url;
+mod vast_fields;
