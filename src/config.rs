@@ -39,6 +39,9 @@ pub struct Settings {
     pub profiles: BTreeMap<String, ProfileSettings>,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// Buyers' delivery specs, by name (`[destinations.NAME]`).
+    #[serde(default)]
+    pub destinations: crate::destinations::Destinations,
     /// The `REELAY_ENVIRONMENT` the layers were loaded for (not a key:
     /// startup refuses some set-ups in `production`).
     #[serde(skip)]
@@ -433,6 +436,13 @@ impl Settings {
             crate::media::stills::StillsPlan::for_master(&profile.stills, &nominal_master())
                 .map_err(|e| anyhow::anyhow!("profiles.{name}.{e}"))?;
         }
+        let problems = crate::destinations::problems(&self.destinations);
+        anyhow::ensure!(
+            problems.is_empty(),
+            "invalid destination table{}: {}",
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("; ")
+        );
         self.simulator
             .faults
             .validate()

@@ -451,6 +451,8 @@ impl Intake {
                 created_at: now_ms(),
                 qc: None,
                 source: Source::Upload,
+                destinations: Vec::new(),
+                vast: Default::default(),
             },
             variation_id: asset_id.variation(0).as_str().to_string(),
             master_key: ev.key.clone(),

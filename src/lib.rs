@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod config_report;
 pub mod demo;
+pub mod destinations;
 pub mod domain;
 pub mod events;
 pub mod healthcheck;

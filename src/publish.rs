@@ -6,6 +6,7 @@
 pub mod flip;
 pub mod set;
 pub mod vast;
+pub mod vast_fields;
 
 use crate::media::files::FileRole;
 use crate::storage::{ObjectKey, ObjectStore, StorageError};

@@ -49,6 +49,8 @@ pub struct AssetView {
     pub status_url: String,
     pub cost_usd: f64,
     pub callback_url: Option<String>,
+    /// The buyers' specs the request named (`[destinations.NAME]`).
+    pub destinations: Vec<String>,
     /// The request (detail only).
     pub generation: Option<Value>,
     pub variations: Vec<VariationView>,
@@ -97,6 +99,7 @@ impl AssetView {
             status_url: format!("{}/v1/assets/{}", public_url.trim_end_matches('/'), a.id),
             cost_usd: round_to(cost, 4),
             callback_url: a.callback_url.clone(),
+            destinations: a.destinations.clone(),
             generation: detail.as_ref().map(|_| request_view(a, rows.first())),
             variations,
             notifications: detail

@@ -16,7 +16,27 @@ use axum::Json;
 use serde_json::Value;
 use uuid::Uuid;
 
-const TOP_LEVEL: &[&str] = &["generation", "profile", "campaign", "callbackUrl", "qc"];
+const TOP_LEVEL: &[&str] = &[
+    "generation",
+    "profile",
+    "campaign",
+    "callbackUrl",
+    "qc",
+    "destinations",
+    "vast",
+];
+
+/// A request that passed every check, destinations included.
+pub(super) struct Validated {
+    campaign: String,
+    profile: String,
+    callback_url: Option<String>,
+    qc: Option<QcOverrides>,
+    req: crate::runware::GenerationRequest,
+    destinations: Vec<String>,
+    vast: crate::publish::vast_fields::VastFields,
+    pub plan: crate::destinations::preflight::Plan,
+}
 
 #[tracing::instrument(name = "assets.create", skip_all)]
 pub async fn create(
@@ -24,6 +44,70 @@ pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, HeaderMap, Json<AssetView>), ApiError> {
+    let Validated {
+        campaign,
+        profile,
+        callback_url,
+        qc,
+        req,
+        destinations,
+        vast,
+        plan: _,
+    } = validate(&state, &body)?;
+    let asset_id = AssetId::generate();
+    let id = asset_id.to_string();
+    let now = now_ms();
+    let ttl_secs = req
+        .ttl
+        .map(|t| t as i64)
+        .unwrap_or(state.settings.policy.default_ttl_secs as i64);
+    let ext = req.effective_output_format().extension();
+    let results = req.effective_number_results() as i64;
+    let asset = Asset {
+        id: id.clone(),
+        campaign: campaign.clone(),
+        profile,
+        brief: Brief::Generation(Box::new(req)),
+        callback_url,
+        ttl_secs,
+        created_at: now,
+        qc,
+        source: Source::Generated,
+        destinations,
+        vast,
+    };
+    let variations: Vec<NewVariation> = (0..results)
+        .map(|i| {
+            let vid = asset_id.variation(i).as_str().to_string();
+            // One key per task: the upload URL names this task and no other.
+            let task = Uuid::new_v4();
+            NewVariation {
+                webhook_token_sha256: sha256_hex(&webhook_token(&state.webhook_secret, &vid)),
+                task_uuid: task.to_string(),
+                master_key: crate::domain::master_key::for_task(
+                    &campaign, &asset_id, i, &task, ext,
+                ),
+                idx: i,
+                id: vid,
+            }
+        })
+        .collect();
+    state.store.create_asset(&asset, &variations).await?;
+    state.wake.notify_waiters();
+    tracing::info!(asset = %id, campaign = %campaign, variations = variations.len(), "asset requested");
+
+    let view = asset_view(&state, &asset, true).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/v1/assets/{id}"))?,
+    );
+    Ok((StatusCode::ACCEPTED, headers, Json(view)))
+}
+
+/// Every check of a `POST /v1/assets` body, all errors at once; nothing
+/// is stored or submitted.
+pub(super) fn validate(state: &AppState, body: &Value) -> Result<Validated, ApiError> {
     let Some(obj) = body.as_object() else {
         return Err(ApiError::field("$", "must be a JSON object"));
     };
@@ -136,58 +220,32 @@ pub async fn create(
             }
         },
     };
+    let destinations = super::preflight::names(state, obj.get("destinations"), &mut errors);
+    let vast = match obj.get("vast") {
+        None | Some(Value::Null) => Default::default(),
+        Some(v) => crate::publish::vast_fields::VastFields::parse(v).unwrap_or_else(|bad| {
+            errors.extend(
+                bad.into_iter()
+                    .map(|(path, rule)| FieldError { path, rule }),
+            );
+            Default::default()
+        }),
+    };
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
     let req = generation.expect("validated above");
-
-    let asset_id = AssetId::generate();
-    let id = asset_id.to_string();
-    let now = now_ms();
-    let ttl_secs = req
-        .ttl
-        .map(|t| t as i64)
-        .unwrap_or(state.settings.policy.default_ttl_secs as i64);
-    let ext = req.effective_output_format().extension();
-    let results = req.effective_number_results() as i64;
-    let asset = Asset {
-        id: id.clone(),
-        campaign: campaign.clone(),
+    let plan = super::preflight::plan(state, &destinations, &req).map_err(ApiError::fields)?;
+    Ok(Validated {
+        campaign,
         profile,
-        brief: Brief::Generation(Box::new(req)),
         callback_url,
-        ttl_secs,
-        created_at: now,
         qc,
-        source: Source::Generated,
-    };
-    let variations: Vec<NewVariation> = (0..results)
-        .map(|i| {
-            let vid = asset_id.variation(i).as_str().to_string();
-            // One key per task: the upload URL names this task and no other.
-            let task = Uuid::new_v4();
-            NewVariation {
-                webhook_token_sha256: sha256_hex(&webhook_token(&state.webhook_secret, &vid)),
-                task_uuid: task.to_string(),
-                master_key: crate::domain::master_key::for_task(
-                    &campaign, &asset_id, i, &task, ext,
-                ),
-                idx: i,
-                id: vid,
-            }
-        })
-        .collect();
-    state.store.create_asset(&asset, &variations).await?;
-    state.wake.notify_waiters();
-    tracing::info!(asset = %id, campaign = %campaign, variations = variations.len(), "asset requested");
-
-    let view = asset_view(&state, &asset, true).await?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&format!("/v1/assets/{id}"))?,
-    );
-    Ok((StatusCode::ACCEPTED, headers, Json(view)))
+        req,
+        destinations,
+        vast,
+        plan,
+    })
 }
 
 #[tracing::instrument(name = "assets.show", skip_all)]

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod listing;
 pub mod metrics;
 pub mod options;
+pub mod preflight;
 pub mod server;
 pub mod thumbnails;
 pub mod webhooks;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/metrics", get(metrics::show))
         .route("/v1/assets", post(assets::create).get(listing::list))
+        .route("/v1/assets/preflight", post(preflight::preflight))
         .route("/v1/assets/{id}", get(assets::show).delete(cancel::cancel))
         .route("/v1/campaigns/{id}", get(listing::campaign))
         .route(

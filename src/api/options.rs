@@ -1,6 +1,7 @@
 //! `GET /v1/options`: what a request may name here, so a client (the
 //! dashboard's form, or a script) can offer the choices instead of guessing:
-//! the configured delivery profiles with their outputs, and the model's
+//! the configured delivery profiles with their outputs, the destinations
+//! (buyers' specs) with their rules, and the model's
 //! sizes, durations and output formats.
 
 use super::{ApiKey, AppState};
@@ -29,9 +30,18 @@ pub async fn show(_key: ApiKey, State(state): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
+    // The buyers' specs a request may name in `destinations`, each with
+    // its rules as configured (snake_case keys, as in config).
+    let destinations: Vec<Value> = state
+        .settings
+        .destinations
+        .iter()
+        .map(|(name, d)| json!({"name": name, "description": d.description, "source": d.source, "rules": d}))
+        .collect();
     let m = &state.model;
     Json(json!({
         "profiles": profiles,
+        "destinations": destinations,
         "model": {
             "air": m.air,
             "sizes": m.sizes,

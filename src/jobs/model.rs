@@ -89,6 +89,10 @@ struct AssetRecord {
     #[sqlx(rename = "qc_json", json(nullable))]
     qc: Option<QcOverrides>,
     source: Source,
+    /// Destination names as JSON (migration 0014).
+    destinations_json: sqlx::types::Json<Vec<String>>,
+    #[sqlx(rename = "vast_json", json(nullable))]
+    vast: Option<crate::publish::vast_fields::VastFields>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +108,10 @@ pub struct Asset {
     /// The request's QC overrides.
     pub qc: Option<QcOverrides>,
     pub source: Source,
+    /// The buyers' specs (`[destinations.NAME]`) the request named.
+    pub destinations: Vec<String>,
+    /// The request's own VAST fields (`vast`), written into every vast.xml.
+    pub vast: crate::publish::vast_fields::VastFields,
 }
 
 impl Asset {
@@ -148,6 +156,8 @@ where
             created_at: r.created_at,
             qc: r.qc,
             source: r.source,
+            destinations: r.destinations_json.0,
+            vast: r.vast.unwrap_or_default(),
         })
     }
 }

@@ -60,6 +60,8 @@ pub struct FlipRequest<'a> {
     pub pointer_cache: String,
     /// The VAST `Impression` URL template (`{ad_id}`), or empty.
     pub impression_url: &'a str,
+    /// The request's own VAST fields.
+    pub vast: &'a super::vast_fields::VastFields,
 }
 
 /// How the flip ended.
@@ -164,7 +166,8 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
         "" => "about:blank".to_string(),
         t => t.replace("{ad_id}", &manifest.universal_ad_id),
     };
-    let vast = super::vast::render(&manifest, &impression, env!("CARGO_PKG_VERSION"));
+    let vast =
+        super::vast::render_with(&manifest, &impression, env!("CARGO_PKG_VERSION"), req.vast);
 
     let replaced = live
         .as_ref()

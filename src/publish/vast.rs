@@ -9,6 +9,7 @@
 //! (MP4 and WebM), the HLS master playlist as a streaming `MediaFile`, and a
 //! `Mezzanine` pointing at the highest-quality MP4.
 
+use super::vast_fields::VastFields;
 use super::{Manifest, PublishedRendition};
 use std::fmt::Write;
 
@@ -79,6 +80,17 @@ fn attrs(list: &[(&str, String)]) -> String {
 /// The document for `m`. `impression_url` is written as given (`about:blank`
 /// when reelay has nothing to track); `system_version` goes on `AdSystem`.
 pub fn render(m: &Manifest, impression_url: &str, system_version: &str) -> String {
+    render_with(m, impression_url, system_version, &VastFields::default())
+}
+
+/// [`render`] with the request's own VAST fields (title, advertiser,
+/// clicks, tracking, error, verifications).
+pub fn render_with(
+    m: &Manifest,
+    impression_url: &str,
+    system_version: &str,
+    fields: &VastFields,
+) -> String {
     let ad_id = format!("{}-v{}", m.asset_id, m.variation);
     let mut x = String::new();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -107,6 +119,7 @@ pub fn render(m: &Manifest, impression_url: &str, system_version: &str) -> Strin
         attrs(&[("id", "reelay".into())]),
         cdata(impression_url)
     );
+    x.push_str(&fields.inline_head());
     let _ = writeln!(
         x,
         "      <AdServingId>{}</AdServingId>",
@@ -115,8 +128,12 @@ pub fn render(m: &Manifest, impression_url: &str, system_version: &str) -> Strin
     let _ = writeln!(
         x,
         "      <AdTitle>{}</AdTitle>",
-        escape(&format!("{} {} v{}", m.campaign, m.asset_id, m.variation))
+        escape(&match &fields.ad_title {
+            Some(t) => t.clone(),
+            None => format!("{} {} v{}", m.campaign, m.asset_id, m.variation),
+        })
     );
+    x.push_str(&fields.verifications());
     x.push_str("      <Creatives>\n");
     let _ = writeln!(
         x,
@@ -224,6 +241,7 @@ pub fn render(m: &Manifest, impression_url: &str, system_version: &str) -> Strin
         );
     }
     x.push_str("            </MediaFiles>\n");
+    x.push_str(&fields.linear_tail());
     x.push_str("          </Linear>\n");
     x.push_str("        </Creative>\n");
     x.push_str("      </Creatives>\n");

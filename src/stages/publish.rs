@@ -111,6 +111,7 @@ pub async fn run(ctx: &Ctx<'_>, claim: &Claim, v: &Variation, asset: &Asset) -> 
             remaining,
         ),
         impression_url: &ctx.settings.cdn.vast_impression_url,
+        vast: &asset.vast,
     };
     let upload_started = std::time::Instant::now();
     let flipped = crate::tri!(

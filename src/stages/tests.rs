@@ -206,6 +206,8 @@ async fn seed(p: &Pipeline, state: State) -> crate::jobs::Claim {
         created_at: crate::time::now_ms(),
         qc: None,
         source: Source::Generated,
+        destinations: Vec::new(),
+        vast: Default::default(),
     };
     let v = NewVariation {
         id: "a1_v0".into(),

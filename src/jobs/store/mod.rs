@@ -86,8 +86,8 @@ impl Store {
     pub async fn create_asset(&self, asset: &Asset, variations: &[NewVariation]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source, destinations_json, vast_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&asset.id)
         .bind(&asset.campaign)
@@ -98,6 +98,8 @@ impl Store {
         .bind(asset.created_at)
         .bind(asset.qc.as_ref().map(Json))
         .bind(asset.source)
+        .bind(Json(&asset.destinations))
+        .bind((asset.vast != Default::default()).then_some(Json(&asset.vast)))
         .execute(&mut *tx)
         .await?;
         for v in variations {

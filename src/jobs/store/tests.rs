@@ -26,6 +26,8 @@ async fn seed_with(store: &Store, n: i64, callback_url: Option<&str>) {
         created_at: now_ms(),
         qc: None,
         source: Source::Generated,
+        destinations: Vec::new(),
+        vast: Default::default(),
     };
     let vars: Vec<_> = (0..n)
         .map(|i| NewVariation {
