@@ -154,6 +154,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     if !res.status().is_success() {
+        // Freed before the answer leaves, so a corrected retry that follows
+        // at once finds the key free (the drop guard's release is a spawned
+        // task, for answers that never finish).
+        release.armed = false;
+        if let Err(e) = state.store.idempotency_release(&scope, &key).await {
+            tracing::warn!(error = %e, "could not free an idempotency key");
+        }
         return res;
     }
     let (parts, body) = res.into_parts();
