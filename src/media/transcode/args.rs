@@ -224,17 +224,33 @@ fn crop_groups(plan: &TranscodePlan) -> Vec<(Option<Crop>, Vec<SizeNode>)> {
 fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
     let groups = crop_groups(plan);
     let analysis = plan.analysis.as_ref();
-    let branches: Vec<String> = (0..groups.len())
+    let rate = plan.picture.rate_filter();
+    let mut branches: Vec<String> = (0..groups.len())
         .map(|g| format!("[g{g}]"))
         .chain(["[still]".to_owned()])
-        .chain(analysis.map(|_| format!("[{ANALYSIS_VIDEO_PAD}]")))
         .collect();
-    let mut chains = vec![format!(
-        "[0:v:0]{}split={}{}",
-        plan.picture.filters(),
-        branches.len(),
-        branches.concat()
-    )];
+    let mut chains = Vec::new();
+    match analysis {
+        // The detectors see the master's own frames; the outputs are
+        // conformed to a constant rate after their branch leaves.
+        Some(_) if !rate.is_empty() => chains.push(format!(
+            "[0:v:0]{}split=2[{ANALYSIS_VIDEO_PAD}][rated];[rated]{rate}split={}{}",
+            plan.picture.picture_filters(),
+            branches.len(),
+            branches.concat()
+        )),
+        _ => {
+            if analysis.is_some() {
+                branches.push(format!("[{ANALYSIS_VIDEO_PAD}]"));
+            }
+            chains.push(format!(
+                "[0:v:0]{}split={}{}",
+                plan.picture.filters(),
+                branches.len(),
+                branches.concat()
+            ));
+        }
+    }
     for (g, (crop, nodes)) in groups.iter().enumerate() {
         let mut from = format!("g{g}");
         for (k, ((w, h), members)) in nodes.iter().enumerate() {

@@ -93,12 +93,31 @@ impl PictureFix {
 
     /// The filters before the split, each followed by a comma ("" when none).
     pub fn filters(&self) -> String {
+        self.chain(true)
+    }
+
+    /// The constant-rate conform alone ("" when the master's rate is
+    /// constant). The content detectors read the master's own frames,
+    /// before it: the frames `fps` repeats to fill a variable rate are not
+    /// the master's cadence.
+    pub fn rate_filter(&self) -> String {
+        self.constant_fps
+            .map(|fps| format!("fps={fps:.6},"))
+            .unwrap_or_default()
+    }
+
+    /// Every correction but the rate conform, each followed by a comma.
+    pub fn picture_filters(&self) -> String {
+        self.chain(false)
+    }
+
+    fn chain(&self, with_rate: bool) -> String {
         let mut f = Vec::new();
         if self.deinterlace {
             f.push("bwdif=mode=send_frame:parity=auto:deint=all".to_owned());
         }
-        if let Some(fps) = self.constant_fps {
-            f.push(format!("fps={fps:.6}"));
+        if with_rate {
+            f.extend(self.constant_fps.map(|fps| format!("fps={fps:.6}")));
         }
         if let Some((w, h)) = self.square_to {
             f.push(format!("scale=w={w}:h={h}:flags=bicubic,setsar=1"));
@@ -160,5 +179,12 @@ mod tests {
         assert!(f.starts_with("bwdif="), "{f}");
         assert!(f.contains("fps=23.976024,scale=w=1920:h=1080"), "{f}");
         assert!(f.contains("tonemap=tonemap=hable") && f.ends_with("format=yuv420p,"));
+        // The detectors' branch leaves before the rate conform.
+        assert_eq!(fix.rate_filter(), "fps=23.976024,");
+        assert!(!fix.picture_filters().contains("fps="));
+        assert_eq!(
+            fix.picture_filters().len() + fix.rate_filter().len(),
+            f.len()
+        );
     }
 }
