@@ -12,6 +12,7 @@ mod faults;
 mod helpers;
 mod idempotency;
 mod intake;
+mod openapi;
 mod pages;
 mod pipeline;
 mod publishing;
