@@ -60,10 +60,10 @@ pub struct FieldErrorDoc {
 pub struct CreateAssetRequest {
     /// Runware `videoInference` fields the caller may set.
     pub generation: crate::runware::GenerationRequest,
-    /// A configured delivery profile (default "default").
-    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
+    /// One of the configured delivery profiles (default "default"; see GET /v1/options).
     pub profile: Option<String>,
-    /// Campaign id (default "default").
+    /// Campaign id (default "default"), as `domain::CampaignId::RULE` says.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,39}$")]
     pub campaign: Option<String>,
     /// HTTPS URL that receives signed `asset.*` callbacks.
     #[schema(pattern = "^https?://")]
