@@ -104,3 +104,16 @@ ensure_wrk() {
   install_os_package wrk "wrk 4.x"
   command -v wrk >/dev/null 2>&1 || { echo "error: wrk install failed" >&2; return 1; }
 }
+
+# openapi-spec-validator (PyPI, pinned) in a venv under target/, for
+# tests/api/openapi.rs, which runs it on the served /v1/openapi.json (3.1).
+OPENAPI_VALIDATOR="openapi-spec-validator==0.7.2"
+ensure_openapi_validator() {
+  local venv="${CARGO_TARGET_DIR:-target}/openapi-validator-venv"
+  if [ -x "$venv/bin/openapi-spec-validator" ] && "$venv/bin/python" -m pip show openapi-spec-validator 2>/dev/null | grep -qx "Version: ${OPENAPI_VALIDATOR#*==}"; then
+    return 0
+  fi
+  echo "==> installing $OPENAPI_VALIDATOR into $venv"
+  python3 -m venv "$venv" || { echo "error: python3 cannot make a venv (apt-get install python3-venv)" >&2; return 1; }
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$OPENAPI_VALIDATOR"
+}

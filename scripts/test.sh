@@ -13,6 +13,8 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 ensure_ffmpeg
 ensure_openssl
+# The independent OpenAPI 3.1 validator of tests/api/openapi.rs.
+ensure_openapi_validator
 echo "==> ffmpeg: $(ffmpeg -version | head -n1)"
 # Headless Chromium and playwright-core for tests/browser.rs.
 ensure_chromium

@@ -459,7 +459,7 @@ pub fn event_type(state: State) -> Option<&'static str> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallbackBody {
     pub id: String,
     #[serde(rename = "type")]
@@ -468,7 +468,7 @@ pub struct CallbackBody {
     pub data: CallbackData,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallbackData {
     pub asset_id: String,
     pub campaign: String,
@@ -480,7 +480,7 @@ pub struct CallbackData {
     pub qc: Option<CallbackQc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallbackVariation {
     pub index: i64,
     pub id: String,
@@ -579,8 +579,8 @@ pub fn terminal_event(asset: &Asset, v: &Variation, state: State, now: i64) -> O
     })
 }
 
-#[derive(Debug, Serialize)]
-struct PurgeBody<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PurgeBody<'a> {
     id: &'a str,
     #[serde(rename = "type")]
     event_type: &'static str,

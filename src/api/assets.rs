@@ -38,6 +38,7 @@ pub(super) struct Validated {
     pub plan: crate::destinations::preflight::Plan,
 }
 
+#[utoipa::path(post, operation_id = "create_asset", path = "/v1/assets", tag = "assets", request_body = crate::api::openapi::CreateAssetRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h return the first response (max 255 chars)")), responses((status = 201, description = "Created; Location names the asset", body = crate::views::AssetView), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 409, description = "The state does not allow it, or the Idempotency-Key is in use", body = crate::api::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody), (status = 422, description = "Idempotency-Key reused with a different body", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "assets.create", skip_all)]
 pub async fn create(
     _key: ApiKey,
@@ -248,6 +249,7 @@ pub(super) fn validate(state: &AppState, body: &Value) -> Result<Validated, ApiE
     })
 }
 
+#[utoipa::path(get, operation_id = "get_asset", path = "/v1/assets/{id}", tag = "assets", params(("id" = String, Path, description = "Asset id (ast_...)")), responses((status = 200, description = "The asset", body = crate::views::AssetView), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "assets.show", skip_all)]
 pub async fn show(
     _key: ApiKey,
@@ -267,6 +269,7 @@ pub async fn show(
 /// reruns transcode, QC and publish from the stored master of every
 /// variation that has one. The new set goes live when its pointers flip at
 /// the end of publishing; until then the old pointers stay as they are.
+#[utoipa::path(post, operation_id = "reprocess_asset", path = "/v1/assets/{id}/reprocess", tag = "assets", params(("id" = String, Path, description = "Asset id (ast_...)"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h return the first response (max 255 chars)")), request_body(content = Option<Object>, description = "Optional: which variations and new QC overrides"), responses((status = 202, description = "Reprocessing", body = crate::views::AssetView), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 409, description = "The state does not allow it, or the Idempotency-Key is in use", body = crate::api::openapi::ErrorBody), (status = 422, description = "Idempotency-Key reused with a different body", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "assets.reprocess", skip_all)]
 pub async fn reprocess(
     _key: ApiKey,

@@ -17,6 +17,7 @@ use axum::Json;
 /// The reason every cancelled variation carries.
 pub const CANCELLED_NOTE: &str = "the asset was cancelled through the API";
 
+#[utoipa::path(delete, operation_id = "cancel_asset", path = "/v1/assets/{id}", tag = "assets", params(("id" = String, Path, description = "Asset id (ast_...)")), responses((status = 200, description = "Cancelled (a second cancel is a no-op)", body = crate::views::AssetView), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "assets.cancel", skip_all)]
 pub async fn cancel(
     _key: ApiKey,

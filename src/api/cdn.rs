@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+#[utoipa::path(method(get, head), operation_id = "cdn_get", path = "/cdn/{path}", tag = "cdn", security(()), params(("path" = String, Path, description = "Object key under the CDN path"), ("Range" = Option<String>, Header, description = "bytes=start-end")), responses((status = 200, description = "The file", body = String, content_type = "application/octet-stream"), (status = 206, description = "Partial content", body = String, content_type = "application/octet-stream"), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 416, description = "Range not satisfiable", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "cdn.serve", skip_all)]
 pub async fn serve(
     State(state): State<AppState>,

@@ -61,6 +61,7 @@ fn subscribe_url_allowed(hosts: &HostPatterns, guard: &Guard, u: &str) -> bool {
     guard.check_url(u).is_ok_and(|url| hosts.matches(&url))
 }
 
+#[utoipa::path(post, operation_id = "s3_event", path = "/v1/events/s3", tag = "intake", security(("events_token" = [])), request_body(content = Object, description = "An S3, SNS, EventBridge or MinIO ObjectCreated event"), responses((status = 200, description = "Handled", body = Object), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 403, description = "Forbidden", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "events.s3", skip_all)]
 pub async fn s3(
     _sender: EventSender,

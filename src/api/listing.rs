@@ -17,9 +17,12 @@ use std::collections::BTreeMap;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const CURSOR_RULE: &str = "must be a next_cursor value from an earlier page of this list";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub campaign: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     /// Assets with at least one variation in this state.
@@ -31,7 +34,7 @@ pub struct ListQuery {
 }
 
 /// One page of assets, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssetList {
     pub campaign: Option<String>,
     pub count: usize,
@@ -68,6 +71,7 @@ fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, crate::run
         .transpose()
 }
 
+#[utoipa::path(get, operation_id = "list_assets", path = "/v1/assets", tag = "assets", params(ListQuery), responses((status = 200, description = "One page, newest first", body = AssetList), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "assets.list", skip_all)]
 pub async fn list(
     _key: ApiKey,
@@ -161,6 +165,7 @@ pub struct CampaignView {
     pub assets_url: String,
 }
 
+#[utoipa::path(get, operation_id = "get_campaign", path = "/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "Campaign id")), responses((status = 200, description = "Counts by state and summed cost", body = Object), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "campaigns.show", skip_all)]
 pub async fn campaign(
     _key: ApiKey,

@@ -47,6 +47,7 @@ impl FromRequestParts<AppState> for MetricsReader {
     }
 }
 
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "meta", security(("metrics_token" = []), ("api_key" = [])), responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "metrics.show", skip_all)]
 pub async fn show(
     _reader: MetricsReader,

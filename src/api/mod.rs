@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod listing;
 pub mod metrics;
+pub mod openapi;
 pub mod options;
 pub mod preflight;
 pub mod server;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/assets/{id}/reprocess", post(assets::reprocess))
         .route("/v1/options", get(options::show))
+        .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/webhooks/runware/{variation}", post(webhooks::runware))
         .route("/v1/events/s3", post(events::s3))
         .route(
@@ -133,6 +135,7 @@ async fn refuse_oversized(
     next.run(req).await
 }
 
+#[utoipa::path(get, operation_id = "health", path = "/healthz", tag = "meta", security(()), responses((status = 200, description = "The store answers", body = String, content_type = "text/plain"), (status = 500, description = "The store does not answer", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "health", skip_all)]
 async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,

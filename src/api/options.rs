@@ -10,6 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 #[tracing::instrument(name = "options.show", skip_all)]
+#[utoipa::path(get, operation_id = "get_options", path = "/v1/options", tag = "meta", responses((status = 200, description = "Profiles, states and model limits", body = Object), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 pub async fn show(_key: ApiKey, State(state): State<AppState>) -> Json<Value> {
     let profiles: Vec<Value> = state
         .settings

@@ -46,8 +46,9 @@ impl Thumbnails {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ThumbQuery {
     /// Seconds into the video (default: the middle).
     pub time: Option<f64>,
@@ -76,6 +77,7 @@ fn invalid(path: &str, rule: String) -> ApiError {
     }
 }
 
+#[utoipa::path(get, operation_id = "get_thumbnail", path = "/v1/assets/{id}/variations/{n}/{file}", tag = "assets", params(("id" = String, Path, description = "Asset id (ast_...)"), ("n" = u32, Path, description = "Variation index"), ("file" = String, Path, description = "thumbnail.jpg, thumbnail.png or thumbnail.webp"), ThumbQuery), responses((status = 200, description = "The still", body = String, content_type = "image/jpeg"), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 409, description = "The state does not allow it, or the Idempotency-Key is in use", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "assets.thumbnail", skip_all)]
 pub async fn thumbnail(
     _key: ApiKey,

@@ -40,6 +40,7 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
+#[utoipa::path(post, operation_id = "runware_webhook", path = "/v1/webhooks/runware/{variation}", tag = "intake", security(("webhook_token" = [])), params(("variation" = String, Path, description = "Variation id"), ("token" = Option<String>, Query, description = "The webhook token")), request_body(content = Object, description = "Runware task result (videoInference)"), responses((status = 200, description = "Accepted"), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 409, description = "The state does not allow it, or the Idempotency-Key is in use", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "webhooks.runware", skip_all)]
 pub async fn runware(
     State(state): State<AppState>,

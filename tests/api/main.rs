@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod idempotency;
 mod intake;
+mod openapi;
 mod pages;
 mod pipeline;
 mod publishing;

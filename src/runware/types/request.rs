@@ -64,35 +64,45 @@ pub struct VideoInferenceTask {
 ///
 /// `numberResults` means "variations": reelay submits that many tasks with
 /// `numberResults: 1` each, because one task has only one uploadEndpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenerationRequest {
     /// Defaults to the configured model; if given it must equal it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "klingai:kling-video@3-omni-4k")]
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 2, max_length = 2500)]
     pub positive_prompt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub height: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 3, maximum = 15)]
     pub duration: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 4)]
     pub number_results: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^URL$")]
     pub output_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_format: Option<OutputFormat>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 20, maximum = 99)]
     pub output_quality: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^async$")]
     pub delivery_method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety: Option<Safety>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 60)]
     pub ttl: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Inputs>,
@@ -100,7 +110,9 @@ pub struct GenerationRequest {
     pub provider_settings: Option<ProviderSettings>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum OutputFormat {
     #[default]
@@ -142,7 +154,7 @@ impl fmt::Display for OutputFormat {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Safety {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,7 +164,7 @@ pub struct Safety {
 }
 
 /// none = no check, fast = key frames, full = every frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SafetyMode {
     None,
@@ -160,10 +172,11 @@ pub enum SafetyMode {
     Full,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Inputs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 2)]
     pub frame_images: Option<Vec<FrameImage>>,
     /// Source video for prompt-based editing; the output takes its size and length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,18 +184,19 @@ pub struct Inputs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_videos: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 3)]
     pub elements: Option<Vec<Element>>,
 }
 
 /// A frame image: a bare image reference, or one pinned to a frame.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum FrameImage {
     Plain(String),
     Positioned(PositionedFrameImage),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PositionedFrameImage {
     pub image: String,
@@ -294,7 +308,7 @@ impl<'de> Deserialize<'de> for FramePosition {
 }
 
 /// A reusable asset, referenced in prompts as `<<<element_N>>>` (1-based, in order).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Element {
     pub id: String,
@@ -303,6 +317,7 @@ pub struct Element {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frontal_image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 3)]
     pub images: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub videos: Option<Vec<String>>,
@@ -312,14 +327,14 @@ pub struct Element {
     pub tags: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub klingai: Option<KlingSettings>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KlingSettings {
     /// Native audio generation.
@@ -327,13 +342,14 @@ pub struct KlingSettings {
     pub sound: Option<bool>,
     /// Multi-shot segments; their durations must add up to `duration`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 6)]
     pub multi_prompt: Option<Vec<PromptSegment>>,
     /// Keep the reference video's sound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_original_sound: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PromptSegment {
     pub prompt: String,
