@@ -71,7 +71,19 @@ pub struct CreateAssetRequest {
     /// Per-asset QC overrides.
     #[schema(value_type = Option<Object>)]
     pub qc: Option<Value>,
+    /// Configured destination names (`[destinations.NAME]`, listed by GET
+    /// /v1/options), each once; the request is refused 400 when one of them
+    /// can never accept it.
+    pub destinations: Option<Vec<String>>,
+    /// The ad's VAST fields (adTitle, advertiser, clickThrough,
+    /// clickTracking, impression, tracking, error, adVerifications): https
+    /// URLs, VAST macros such as `[ERRORCODE]` kept verbatim.
+    #[schema(value_type = Option<Object>)]
+    pub vast: Option<Value>,
 }
+
+/// What `POST /v1/assets/preflight` answers (`destinations::preflight::Plan`).
+pub struct PreflightPlan;
 
 /// A schema for a type documented as a plain JSON object or string.
 macro_rules! opaque_schema {
@@ -92,6 +104,12 @@ macro_rules! opaque_schema {
     };
 }
 
+opaque_schema!(
+    PreflightPlan,
+    "PreflightPlan",
+    Type::Object,
+    "Per destination the outputs it needs and the rules checked (before generation or on the delivered files), and the union of outputs"
+);
 opaque_schema!(
     crate::views::AssetView,
     "AssetView",
@@ -147,6 +165,7 @@ impl ToSchema for crate::runware::FramePosition {
         super::metrics::show,
         serve,
         super::assets::create,
+        super::preflight::preflight,
         super::listing::list,
         super::assets::show,
         super::cancel::cancel,
