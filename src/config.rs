@@ -277,6 +277,16 @@ pub struct EventsSettings {
 }
 
 impl Settings {
+    /// Base URL of published files: `cdn.base_url`, or reelay's own CDN
+    /// origin under `public_url` when none is set.
+    pub fn cdn_base(&self, public_url: &str) -> String {
+        if self.cdn.base_url.is_empty() {
+            format!("{}/cdn", public_url.trim_end_matches('/'))
+        } else {
+            self.cdn.base_url.trim_end_matches('/').to_string()
+        }
+    }
+
     /// The named delivery profile, or an error listing the configured ones.
     pub fn require_profile(&self, name: &str) -> anyhow::Result<&ProfileSettings> {
         self.profiles.get(name).ok_or_else(|| {

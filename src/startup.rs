@@ -223,11 +223,7 @@ impl Application {
         }
 
         let webhook_secret = webhook_secret(&data).await?;
-        let cdn_base = if settings.cdn.base_url.is_empty() {
-            format!("{public_url}/cdn")
-        } else {
-            settings.cdn.base_url.trim_end_matches('/').to_string()
-        };
+        let cdn_base = settings.cdn_base(&public_url);
         let settings = Arc::new(settings);
         let wake = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();

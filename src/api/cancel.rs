@@ -31,16 +31,7 @@ pub async fn cancel(
     .ok_or_else(|| ApiError::NotFound(format!("asset {id}")))?;
     let fresh = state.store.cancel(&asset.id, CANCELLED_NOTE).await?;
     let rows = state.store.variations_of(&asset.id).await?;
-    let cdn_base = if state.settings.cdn.base_url.is_empty() {
-        format!("{}/cdn", state.public_url.trim_end_matches('/'))
-    } else {
-        state
-            .settings
-            .cdn
-            .base_url
-            .trim_end_matches('/')
-            .to_string()
-    };
+    let cdn_base = state.settings.cdn_base(&state.public_url);
     let expiry = Expiry {
         store: &state.store,
         objects: &state.objects,

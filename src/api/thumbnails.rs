@@ -154,7 +154,8 @@ pub async fn thumbnail(
     );
     let key = ObjectKey::parse(&key).map_err(|e| anyhow::anyhow!("thumbnail key: {e}"))?;
     let bucket = &state.settings.storage.cdn_bucket;
-    let cdn_url = crate::publish::public_url(&cdn_base(&state), key.as_str());
+    let cdn_url =
+        crate::publish::public_url(&state.settings.cdn_base(&state.public_url), key.as_str());
 
     if let Some(obj) = state.objects.get(bucket, &key, None).await? {
         let body = Body::from_stream(obj.body);
@@ -203,19 +204,6 @@ async fn work_root(state: &AppState) -> Result<std::path::PathBuf, ApiError> {
     let dir = state.settings.data.dir.join("work");
     tokio::fs::create_dir_all(&dir).await?;
     Ok(dir)
-}
-
-fn cdn_base(state: &AppState) -> String {
-    if state.settings.cdn.base_url.is_empty() {
-        format!("{}/cdn", state.public_url.trim_end_matches('/'))
-    } else {
-        state
-            .settings
-            .cdn
-            .base_url
-            .trim_end_matches('/')
-            .to_string()
-    }
 }
 
 fn answer(body: Body, format: ThumbFormat, cache: &'static str, cdn_url: &str) -> Response {
