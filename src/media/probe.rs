@@ -121,7 +121,7 @@ pub fn displayed_size(width: u32, height: u32, rotation: i32, sar: (u32, u32)) -
     let (n, d) = sar;
     let w = if n > 0 && d > 0 && n != d {
         let stretched = (width as f64 * n as f64 / d as f64).round() as u32;
-        (stretched + stretched % 2).max(2)
+        stretched.saturating_add(stretched % 2).max(2)
     } else {
         width
     };
@@ -353,7 +353,10 @@ impl RawStream {
             .or_else(|| self.tags.as_ref().and_then(|t| t.rotate.as_ref()))
             .and_then(Num::as_f64)
             .unwrap_or(0.0);
-        ((degrees / 90.0).round() as i32 * 90).rem_euclid(360)
+        // Reduced to one turn before any integer arithmetic, so a hostile
+        // value (huge or negative) cannot overflow.
+        let quarters = (degrees.rem_euclid(360.0) / 90.0).round() as i32 % 4;
+        quarters * 90
     }
 
     /// The sample aspect ratio; 1:1 when absent or "0:1" (unknown).
@@ -565,6 +568,32 @@ mod tests {
         assert_eq!(a.channels, 2);
         assert_eq!(a.channel_layout.as_deref(), Some("stereo"));
         assert!(a.bit_rate.unwrap() > 0);
+    }
+
+    #[test]
+    fn a_hostile_rotation_or_pixel_aspect_cannot_overflow() {
+        for (rotation, want) in [
+            ("-2147483655", None),
+            ("1e300", None),
+            ("-9223372036854775808", None),
+            ("\"nan\"", Some(0)),
+            ("-90", Some(270)),
+            ("450", Some(90)),
+            ("-180.2", Some(180)),
+        ] {
+            let json = format!(
+                r#"{{"streams":[{{"codec_type":"video","codec_name":"h264","width":64,
+                "height":48,"sample_aspect_ratio":"4294967295:1",
+                "side_data_list":[{{"side_data_type":"Display Matrix","rotation":{rotation}}}]}}],
+                "format":{{"duration":"1"}}}}"#
+            );
+            let v = parse(json.as_bytes()).unwrap().video.unwrap();
+            let got = v.stored.unwrap().rotation;
+            assert!([0, 90, 180, 270].contains(&got), "{rotation} gave {got}");
+            if let Some(want) = want {
+                assert_eq!(got, want, "{rotation}");
+            }
+        }
     }
 
     #[test]
