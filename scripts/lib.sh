@@ -117,3 +117,54 @@ ensure_openapi_validator() {
   python3 -m venv "$venv" || { echo "error: python3 cannot make a venv (apt-get install python3-venv)" >&2; return 1; }
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$OPENAPI_VALIDATOR"
 }
+
+# Postgres server binaries (initdb, pg_ctl): Debian's postgresql package
+# when they are missing. Puts their folder on PATH.
+ensure_postgres() {
+  local bin
+  for bin in /usr/lib/postgresql/*/bin; do
+    [ -x "$bin/initdb" ] && export PATH="$bin:$PATH"
+  done
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    return 0
+  fi
+  install_os_package postgresql "the Postgres server (initdb, pg_ctl)"
+  for bin in /usr/lib/postgresql/*/bin; do
+    [ -x "$bin/initdb" ] && export PATH="$bin:$PATH"
+  done
+  command -v initdb >/dev/null 2>&1 || { echo "error: postgresql install failed" >&2; return 1; }
+}
+
+# A throwaway cluster for the tests: initdb in a temporary folder (as an
+# unprivileged user: initdb refuses root, so as root it runs as the system
+# user reelay-test, made when missing), on a free 127.0.0.1 port with its
+# socket in that folder. Exports REELAY_TEST_POSTGRES_URL; an EXIT trap
+# stops the server and removes the folder.
+start_throwaway_postgres() {
+  local dir port run=()
+  dir="$(mktemp -d /tmp/reelay-pg.XXXXXX)"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  if [ "$(id -u)" -eq 0 ]; then
+    id reelay-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin reelay-test
+    chown reelay-test "$dir"
+    run=(runuser -u reelay-test --)
+  fi
+  "${run[@]}" env PATH="$PATH" initdb -D "$dir/data" -U reelay --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; return 1; }
+  "${run[@]}" env PATH="$PATH" pg_ctl -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=off" start >/dev/null \
+    || { cat "$dir/server.log" >&2; return 1; }
+  REELAY_PG_DIR="$dir"
+  REELAY_PG_RUN="${run[*]}"
+  trap 'stop_throwaway_postgres' EXIT
+  export REELAY_TEST_POSTGRES_URL="postgres://reelay@127.0.0.1:$port/postgres"
+  echo "==> throwaway Postgres on 127.0.0.1:$port ($dir)"
+}
+
+stop_throwaway_postgres() {
+  [ -n "${REELAY_PG_DIR:-}" ] || return 0
+  # shellcheck disable=SC2086
+  $REELAY_PG_RUN env PATH="$PATH" pg_ctl -D "$REELAY_PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$REELAY_PG_DIR"
+  REELAY_PG_DIR=""
+}

@@ -23,5 +23,9 @@ echo "==> $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 # Runware's own Python SDK against the simulator (before cargo test, so that
 # cargo's summary stays the last word).
 ./scripts/sdk_check.sh
+# A throwaway Postgres for the store tests that run on both backends
+# (stopped and removed on exit).
+ensure_postgres
+start_throwaway_postgres
 echo "==> cargo test"
 cargo test --all-targets -- --test-threads="${REELAY_TEST_THREADS:-2}"

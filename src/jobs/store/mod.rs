@@ -17,6 +17,7 @@ mod interface;
 mod lifecycle;
 mod metrics;
 mod outbox;
+pub mod pg;
 mod retired;
 pub mod s3;
 mod types;
@@ -38,6 +39,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("job store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("job store: {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -61,6 +64,12 @@ impl Store {
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // Schema and claiming exist (`pg`); the other queries do not yet.
+            return Err(StoreError::Unsupported(
+                "database.url: postgres:// is not supported yet (the Postgres store is unfinished); use sqlite://",
+            ));
+        }
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
