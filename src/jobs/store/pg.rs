@@ -34,10 +34,11 @@ pub async fn connect(
     Ok(pool)
 }
 
-/// The Postgres `Store::claim`: the same lease and fencing token (`attempt`
-/// + 1 per claim), but the candidate row is locked with `FOR UPDATE SKIP
-/// LOCKED`, so concurrent claimers in any number of processes each take a
-/// different row instead of queueing behind one another.
+/// The Postgres `Store::claim`: the same lease and fencing token (the
+/// attempt, one more per claim), but the candidate row is locked with
+/// `FOR UPDATE SKIP LOCKED`, so concurrent claimers in any number of
+/// processes each take a different row instead of queueing behind one
+/// another.
 pub async fn claim(pool: &PgPool, lease: Duration) -> Result<Option<Claim>> {
     let now = now_ms();
     let active = State::ACTIVE.map(|s| format!("'{}'", s.as_str())).join(",");
