@@ -185,6 +185,19 @@ async fn published_sets_play_on_another_origin_and_the_dashboard_drives_an_asset
         d["storyboardThumb"].as_str().unwrap().contains("sprite"),
         "hovering the storyboard shows a sprite frame: {d:#}"
     );
+    // The rejected body and the corrected one are two requests: two keys.
+    let keys: Vec<&str> = d["createKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .expect("every POST /v1/assets has an Idempotency-Key")
+        })
+        .collect();
+    assert_eq!(keys.len(), 2, "{d:#}");
+    assert!(keys.iter().all(|k| k.len() == 36), "UUIDs: {keys:?}");
+    assert_ne!(keys[0], keys[1], "a changed body is a new action");
     let made = d["createdAsset"].as_str().unwrap();
     let made = get_asset(&app.http, &app.url, made).await;
     assert_eq!(made["status"], "published", "{made:#}");

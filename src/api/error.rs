@@ -6,7 +6,50 @@ use crate::runware::FieldError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+
+/// The stable machine-readable `code` of every error answer. The one list:
+/// the answers below are built from it and the OpenAPI document's
+/// `ErrorCode` schema is derived from it, so neither can miss a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400 or 422: the body is not JSON, or fields break rules.
+    InvalidRequest,
+    /// 401: no valid API key, or a webhook without its token.
+    Unauthorized,
+    /// 403: authenticated, but what was sent is not believed.
+    Forbidden,
+    /// 404: no such resource or route.
+    NotFound,
+    /// 405: the route exists, the method does not (see `Allow`).
+    MethodNotAllowed,
+    /// 408: the request took longer than the server waits.
+    RequestTimeout,
+    /// 409: the resource's state does not allow it.
+    Conflict,
+    /// 413: the body is larger than `server.max_body_bytes`.
+    PayloadTooLarge,
+    /// 414: the URI is longer than `server.max_uri_bytes`.
+    UriTooLong,
+    /// 415: the body is not `application/json`.
+    UnsupportedMediaType,
+    /// 416: a `Range` that is malformed or past the end.
+    RangeNotSatisfiable,
+    /// 429: too many requests (see `Retry-After`).
+    RateLimited,
+    /// 422: an `Idempotency-Key` used before with a different request.
+    IdempotencyKeyReused,
+    /// 409: an `Idempotency-Key` whose first request is still answered.
+    IdempotencyKeyInUse,
+    /// 5xx: a server fault, logged; the message says little.
+    Internal,
+    /// Any other 4xx status (the message says which).
+    #[serde(rename = "error")]
+    Other,
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -81,44 +124,44 @@ impl IntoResponse for ApiError {
         let (status, body) = match self {
             ApiError::Invalid { message, fields } => (
                 StatusCode::BAD_REQUEST,
-                json!({"error": {"code": "invalid_request", "message": message, "fields": fields}}),
+                json!({"error": {"code": ErrorCode::InvalidRequest, "message": message, "fields": fields}}),
             ),
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                json!({"error": {"code": "unauthorized", "message": "a valid API key is required (Authorization: Bearer <key>)"}}),
+                json!({"error": {"code": ErrorCode::Unauthorized, "message": "a valid API key is required (Authorization: Bearer <key>)"}}),
             ),
             ApiError::TokenRequired(message) => (
                 StatusCode::UNAUTHORIZED,
-                json!({"error": {"code": "unauthorized", "message": message}}),
+                json!({"error": {"code": ErrorCode::Unauthorized, "message": message}}),
             ),
             ApiError::Forbidden(message) => (
                 StatusCode::FORBIDDEN,
-                json!({"error": {"code": "forbidden", "message": message}}),
+                json!({"error": {"code": ErrorCode::Forbidden, "message": message}}),
             ),
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
-                json!({"error": {"code": "not_found", "message": format!("{what} not found")}}),
+                json!({"error": {"code": ErrorCode::NotFound, "message": format!("{what} not found")}}),
             ),
             ApiError::Conflict(message) => (
                 StatusCode::CONFLICT,
-                json!({"error": {"code": "conflict", "message": message}}),
+                json!({"error": {"code": ErrorCode::Conflict, "message": message}}),
             ),
             ApiError::PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"error": {"code": "payload_too_large", "message": match limit {
+                json!({"error": {"code": ErrorCode::PayloadTooLarge, "message": match limit {
                     Some(n) => format!("the body is larger than {n} bytes"),
                     None => "the body is larger than the server accepts".to_string(),
                 }}}),
             ),
             ApiError::UriTooLong { limit } => (
                 StatusCode::URI_TOO_LONG,
-                json!({"error": {"code": "uri_too_long", "message": format!("the URI is longer than {limit} bytes")}}),
+                json!({"error": {"code": ErrorCode::UriTooLong, "message": format!("the URI is longer than {limit} bytes")}}),
             ),
             ApiError::RateLimited {
                 scope,
                 retry_after_secs,
             } => {
-                let body = json!({"error": {"code": "rate_limited", "message": format!(
+                let body = json!({"error": {"code": ErrorCode::RateLimited, "message": format!(
                     "too many requests from this {scope}; retry after {retry_after_secs} s"
                 ), "retry_after_secs": retry_after_secs}});
                 let mut res = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
@@ -127,7 +170,8 @@ impl IntoResponse for ApiError {
                 return res;
             }
             ApiError::RangeNotSatisfiable { message, size } => {
-                let body = json!({"error": {"code": "range_not_satisfiable", "message": message}});
+                let body =
+                    json!({"error": {"code": ErrorCode::RangeNotSatisfiable, "message": message}});
                 let mut res = (StatusCode::RANGE_NOT_SATISFIABLE, Json(body)).into_response();
                 if let Some(size) = size {
                     if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -138,17 +182,17 @@ impl IntoResponse for ApiError {
             }
             ApiError::IdempotencyMismatch(message) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": {"code": "idempotency_key_reused", "message": message, "fields": [{"path": "Idempotency-Key", "rule": "names one request; this one differs from the first"}]}}),
+                json!({"error": {"code": ErrorCode::IdempotencyKeyReused, "message": message, "fields": [{"path": "Idempotency-Key", "rule": "names one request; this one differs from the first"}]}}),
             ),
             ApiError::IdempotencyInFlight(message) => (
                 StatusCode::CONFLICT,
-                json!({"error": {"code": "idempotency_key_in_use", "message": message}}),
+                json!({"error": {"code": ErrorCode::IdempotencyKeyInUse, "message": message}}),
             ),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"error": {"code": "internal", "message": "internal error; it has been logged"}}),
+                    json!({"error": {"code": ErrorCode::Internal, "message": "internal error; it has been logged"}}),
                 )
             }
         };
@@ -158,22 +202,22 @@ impl IntoResponse for ApiError {
 
 /// The `code` of an error answer with this status, for answers that are
 /// not made by [`ApiError`] (axum's rejections, method routing, timeouts).
-fn code_for(status: StatusCode) -> &'static str {
+fn code_for(status: StatusCode) -> ErrorCode {
     match status.as_u16() {
-        400 | 422 => "invalid_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "request_timeout",
-        409 => "conflict",
-        413 => "payload_too_large",
-        414 => "uri_too_long",
-        415 => "unsupported_media_type",
-        416 => "range_not_satisfiable",
-        429 => "rate_limited",
-        s if s >= 500 => "internal",
-        _ => "error",
+        400 | 422 => ErrorCode::InvalidRequest,
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::Forbidden,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        408 => ErrorCode::RequestTimeout,
+        409 => ErrorCode::Conflict,
+        413 => ErrorCode::PayloadTooLarge,
+        414 => ErrorCode::UriTooLong,
+        415 => ErrorCode::UnsupportedMediaType,
+        416 => ErrorCode::RangeNotSatisfiable,
+        429 => ErrorCode::RateLimited,
+        s if s >= 500 => ErrorCode::Internal,
+        _ => ErrorCode::Other,
     }
 }
 
@@ -222,4 +266,81 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
         HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    /// The codes the OpenAPI document lists: the `ErrorCode` schema's enum.
+    fn documented() -> Vec<String> {
+        let schema = serde_json::to_value(ErrorCode::schema()).unwrap();
+        let mut out = Vec::new();
+        // utoipa writes a unit enum with doc comments as `oneOf` of
+        // one-value enums, and one without as a single `enum`.
+        let mut stack = vec![schema];
+        while let Some(v) = stack.pop() {
+            if let Some(values) = v["enum"].as_array() {
+                out.extend(values.iter().map(|c| c.as_str().unwrap().to_string()));
+            }
+            for key in ["oneOf", "anyOf"] {
+                if let Some(items) = v[key].as_array() {
+                    stack.extend(items.iter().cloned());
+                }
+            }
+        }
+        out
+    }
+
+    async fn code_of(res: Response) -> String {
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        v["error"]["code"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn every_code_an_answer_carries_is_in_the_documented_enum() {
+        let documented = documented();
+        let answers = vec![
+            ApiError::field("a", "b"),
+            ApiError::Unauthorized,
+            ApiError::TokenRequired("token"),
+            ApiError::Forbidden("no".into()),
+            ApiError::NotFound("asset".into()),
+            ApiError::Conflict("no".into()),
+            ApiError::PayloadTooLarge { limit: Some(1) },
+            ApiError::UriTooLong { limit: 1 },
+            ApiError::RateLimited {
+                scope: "ip",
+                retry_after_secs: 1,
+            },
+            ApiError::RangeNotSatisfiable {
+                message: "no".into(),
+                size: None,
+            },
+            ApiError::Internal(anyhow::anyhow!("x")),
+            ApiError::IdempotencyMismatch("no".into()),
+            ApiError::IdempotencyInFlight("no".into()),
+        ];
+        let mut seen = Vec::new();
+        for e in answers {
+            seen.push(code_of(e.into_response()).await);
+        }
+        for status in 400..600u16 {
+            let code =
+                serde_json::to_value(code_for(StatusCode::from_u16(status).unwrap())).unwrap();
+            seen.push(code.as_str().unwrap().to_string());
+        }
+        for code in &seen {
+            assert!(documented.contains(code), "{code} not in {documented:?}");
+        }
+        // And the list holds nothing no answer can carry.
+        for code in &documented {
+            assert!(seen.contains(code), "{code} is documented but never sent");
+        }
+        assert!(documented.contains(&"method_not_allowed".to_string()));
+    }
 }

@@ -26,25 +26,12 @@ pub struct ErrorDetail {
     /// Every offending field or parameter (400 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<FieldErrorDoc>>,
+    /// Seconds to wait before retrying (429 only; also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
-/// The stable error codes of `api::error`.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    InvalidRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Conflict,
-    PayloadTooLarge,
-    UriTooLong,
-    RateLimited,
-    RangeNotSatisfiable,
-    IdempotencyKeyReused,
-    IdempotencyKeyInUse,
-    Internal,
-}
+pub use super::error::ErrorCode;
 
 /// One field that breaks a rule: its JSON path (or parameter) and the rule.
 #[derive(Serialize, ToSchema)]

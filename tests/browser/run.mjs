@@ -148,6 +148,14 @@ async function dashboard(page) {
   await page.click('#signin button[type=submit]');
   await page.waitForSelector('#app:not([hidden]) section.variation');
 
+  // Every POST the dashboard makes carries an Idempotency-Key.
+  const postKeys = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && new URL(r.url()).pathname === '/v1/assets') {
+      postKeys.push(r.headers()['idempotency-key'] || null);
+    }
+  });
+
   // The API's 400 names the field; the form shows it beside that field.
   await page.click('#new-asset');
   await page.waitForSelector('#asset-form');
@@ -164,6 +172,7 @@ async function dashboard(page) {
   await page.click('#asset-form button[type=submit]');
   await page.waitForURL(/#\/asset\/ast_/);
   out.createdAsset = decodeURIComponent(new URL(page.url()).hash).replace('#/asset/', '');
+  out.createKeys = postKeys;
   await page.waitForSelector('section.variation h2 .badge.published', { timeout: LONG });
   await page.waitForSelector('table.qc-rules tbody tr');
 

@@ -49,10 +49,14 @@ class ApiFailure extends Error {
   }
 }
 
-async function api(method, path, body) {
+// `idempotencyKey` names one user action: a retry of that action sends the
+// same key, so the API answers it with the first answer instead of doing
+// the work twice.
+async function api(method, path, body, idempotencyKey) {
   const key = sessionStorage.getItem(KEY_SLOT);
   if (!key) throw new SignedOut();
   const init = { method, headers: { Authorization: 'Bearer ' + key } };
+  if (idempotencyKey) init.headers['Idempotency-Key'] = idempotencyKey;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -68,6 +72,34 @@ async function api(method, path, body) {
   try { json = await res.json(); } catch (e) { /* not JSON: the status says it */ }
   if (!res.ok) throw new ApiFailure(res.status, json);
   return json;
+}
+
+// crypto.randomUUID exists only in secure contexts (https, localhost); a
+// dashboard served over plain http elsewhere builds the same version-4 UUID
+// from crypto.getRandomValues (RFC 9562, section 5.4).
+function newUuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// One Idempotency-Key per user action. `for(request)` hands back the key of
+// the action in progress while the same request is retried, and a fresh
+// key once that action has had its answer (`done`) or the request differs.
+class ActionKey {
+  constructor() { this.request = null; this.key = null; }
+  for(request) {
+    const text = JSON.stringify(request === undefined ? null : request);
+    if (this.key === null || this.request !== text) {
+      this.request = text;
+      this.key = newUuid();
+    }
+    return this.key;
+  }
+  done() { this.request = null; this.key = null; }
 }
 
 // ---- sign-in ----------------------------------------------------------------
@@ -277,7 +309,10 @@ class AssetPage {
   async reprocess(button, note) {
     button.disabled = true;
     try {
-      const a = await api('POST', '/v1/assets/' + encodeURIComponent(this.id) + '/reprocess');
+      if (!this.reprocessKey) this.reprocessKey = new ActionKey();
+      const key = this.reprocessKey.for(this.id);
+      const a = await api('POST', '/v1/assets/' + encodeURIComponent(this.id) + '/reprocess', undefined, key);
+      this.reprocessKey.done();
       note.textContent = `Reprocessing ${(a.reprocessing || []).length} variation(s).`;
     } catch (e) {
       if (e instanceof SignedOut) { showSignIn('Your key is no longer accepted. Sign in again.'); return; }

@@ -21,13 +21,16 @@ function renderNewAssetForm(options, onCreated, api, SignedOut, showSignIn) {
   fill('outputFormat', options.model.output_formats.map((f) => [f, f]), 'MP4');
   form.elements.duration.min = options.model.min_duration;
   form.elements.duration.max = options.model.max_duration;
+  const action = new ActionKey();
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form);
     const button = form.querySelector('button[type=submit]');
     button.disabled = true;
     try {
-      const created = await api('POST', '/v1/assets', requestBody(form));
+      const body = requestBody(form);
+      const created = await api('POST', '/v1/assets', body, action.for(body));
+      action.done();
       onCreated(created.id);
     } catch (e) {
       if (e instanceof SignedOut) { showSignIn('Your key is no longer accepted. Sign in again.'); return; }
