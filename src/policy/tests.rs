@@ -71,7 +71,7 @@ fn rules(loudness: Option<LoudnessRule>) -> Rules {
         max_freeze_secs: 2.0,
         max_silence_secs: 2.0,
         min_master_bits_per_pixel: 0.0,
-        bitrate_tolerance: 1.1,
+        bitrate_tolerance: 1.02,
         loudness,
         master: Default::default(),
     }
@@ -404,7 +404,7 @@ fn the_band_floor_checks_video_bitrate_and_webm_is_judged_as_vp9_opus() {
             max_freeze_secs: 2.0,
             max_silence_secs: 2.0,
             min_master_bits_per_pixel: 0.0,
-            bitrate_tolerance: 1.1,
+            bitrate_tolerance: 1.02,
             loudness: None,
             master: Default::default(),
         };
@@ -433,16 +433,45 @@ fn the_band_floor_checks_video_bitrate_and_webm_is_judged_as_vp9_opus() {
 }
 
 #[test]
-fn the_bitrate_band_is_the_vbv_bound_on_video_not_the_muxed_total() {
-    // 30 s at 8 Mbps cap + 16 Mbit buffer: bound (8000 + 533) * 1.1 = 9387 kbps.
-    assert!(
-        bitrate_check(30.0, 9_000 + 192, Some(192)).passed,
-        "audio is not video"
+fn the_bitrate_ceiling_is_the_band_on_video_whatever_the_duration() {
+    // 8 Mbps ceiling x 1.02 = 8160 kbps of video; audio is not video.
+    let ok = bitrate_check(30.0, 8_100 + 192, Some(192));
+    assert!(ok.passed, "audio is not video");
+    assert_eq!(
+        (ok.measured.as_str(), ok.threshold.as_str()),
+        ("video 8100 kbps", "video <= 8160 kbps")
     );
-    assert!(!bitrate_check(30.0, 9_600 + 192, Some(192)).passed);
-    // 3 s: the buffer may drain into a short clip, (8000 + 5333) * 1.1 = 14667.
-    assert!(bitrate_check(3.0, 12_000, None).passed);
-    assert!(!bitrate_check(3.0, 15_000, None).passed);
+    let over = bitrate_check(30.0, 8_300 + 192, Some(192));
+    assert!(!over.passed);
+    let why = over.reason.clone().unwrap();
+    assert!(
+        why.contains("8300 kbps") && why.contains("8000 kbps"),
+        "{why}"
+    );
+    // A short clip gets no VBV-buffer allowance: the buyer's band is about
+    // the delivered file (the old bound allowed 14.7 Mbps at 3 s).
+    assert!(bitrate_check(3.0, 8_100, None).passed);
+    assert!(!bitrate_check(3.0, 9_000, None).passed);
+}
+
+#[test]
+fn the_bitrate_floor_is_the_band_within_the_small_tolerance() {
+    let master = probe(30.0, 50_000, None);
+    let floor = |kbps: u64| {
+        let rep = report(
+            &master,
+            rendition(probe(30.0, kbps, None)),
+            rules(None),
+            None,
+            None,
+        );
+        check(&rep, "bitrate_min").unwrap().clone()
+    };
+    // 4000 kbps floor / 1.02 = 3922 kbps; the old / 1.1 let 3700 through.
+    assert!(floor(3_950).passed);
+    let low = floor(3_700);
+    assert!(!low.passed);
+    assert!(low.reason.clone().unwrap().contains("3700 kbps"));
 }
 
 #[test]
@@ -455,7 +484,7 @@ fn request_overrides_only_ever_make_the_rules_stricter() {
         max_freeze_secs: 2.0,
         max_silence_secs: 2.0,
         min_master_bits_per_pixel: 0.02,
-        bitrate_tolerance: 1.1,
+        bitrate_tolerance: 1.02,
         loudness: Some(us_rule(true)),
         master: Default::default(),
     };

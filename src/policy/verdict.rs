@@ -349,11 +349,10 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
             },
         ));
         if let (Some(cap), Some(bits)) = (r.max_bitrate_kbps, r.probe.bit_rate) {
-            // VBV bounds the video over any window T to maxrate*T + bufsize,
-            // so a short clip may average above maxrate by bufsize/duration.
-            let secs = r.probe.duration_secs.max(0.1);
-            let allowance = r.vbv_bufsize_kbps.map(|b| b as f64 / secs).unwrap_or(0.0);
-            let limit = (cap as f64 + allowance) * rules.bitrate_tolerance;
+            // The band's high end, judged on the measured average video
+            // bitrate with the policy's small tolerance (buyers' ceilings
+            // are about the delivered file, not a VBV bound).
+            let limit = cap as f64 * rules.bitrate_tolerance;
             let audio = r.probe.audio.as_ref().and_then(|a| a.bit_rate).unwrap_or(0);
             let kbps = bits.saturating_sub(audio) as f64 / 1000.0;
             checks.push(Check::new(
@@ -362,7 +361,7 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
                 format!("video <= {limit:.0} kbps"),
                 format!("video {kbps:.0} kbps"),
                 kbps <= limit,
-                || format!("average video bitrate {kbps:.0} kbps is over the rung's VBV bound ({limit:.0} kbps)"),
+                || format!("average video bitrate {kbps:.0} kbps is over the rung's band (<= {cap} kbps)"),
             ));
         }
         if let (Some(min), Some(bits)) = (r.min_bitrate_kbps, r.probe.bit_rate) {

@@ -42,10 +42,18 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
             push(&mut args, &["-map", &format!("[a{i}]")]);
         }
         let gop = gop(r, plan.fps);
-        let maxrate = format!("{}k", r.maxrate_kbps);
         let bufsize = format!("{}k", r.bufsize_kbps);
+        // A rung with a floor on x264 is encoded at constant rate with HRD
+        // filler (nal-hrd=cbr): one-pass ABR undershoots on easy content,
+        // filler makes even a static picture reach the rate.
+        let cbr = r.kind != OutputKind::Webm && r.min_bitrate_kbps.is_some();
+        let maxrate = match (cbr, r.bitrate_kbps) {
+            (true, Some(b)) => format!("{b}k"),
+            _ => format!("{}k", r.maxrate_kbps),
+        };
         // A target bitrate (ABR within the VBV) or a CRF capped by it.
         let rate: Vec<String> = match r.bitrate_kbps {
+            _ if cbr => vec!["-b:v".into(), maxrate.clone()],
             Some(b) => vec!["-b:v".into(), format!("{b}k")],
             None => vec!["-crf".into(), r.crf.unwrap_or(23).to_string()],
         };
@@ -59,6 +67,17 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
                 }
                 push(&mut args, &["-preset", &plan.preset]);
                 args.extend(rate);
+                if cbr {
+                    push(
+                        &mut args,
+                        &[
+                            "-minrate",
+                            &maxrate,
+                            "-x264-params",
+                            "nal-hrd=cbr:force-cfr=1",
+                        ],
+                    );
+                }
                 push(
                     &mut args,
                     &[

@@ -100,7 +100,8 @@ mod tests {
             plan.renditions.into_iter().map(|r| r.name).collect()
         };
         assert_eq!(names("default", 3840, 2160), ["1080p", "720p", "480p"]);
-        assert_eq!(names("broadcast-eu", 3840, 2160), ["1080p", "720p", "480p"]);
+        // Broadcast profiles carry a CTV-grade 1080p (15-30 Mbps), not the web ladder.
+        assert_eq!(names("broadcast-eu", 3840, 2160), ["1080p", "720p"]);
         assert_eq!(names("ctv", 3840, 2160), ["1080p", "720p", "2160p"]);
         assert_eq!(names("ctv", 1920, 1080), ["1080p", "720p"]);
         assert_eq!(names("social", 3840, 2160), ["vertical", "square"]);

@@ -683,3 +683,23 @@ fn a_master_without_video_is_the_inputs_fault() {
     assert!(matches!(err, ProcessError::UnusableInput(_)), "{err:?}");
     assert!(err.is_input_fault());
 }
+
+#[test]
+fn a_rung_with_a_floor_is_encoded_at_constant_rate_with_filler() {
+    let mut floored = rung("360p", 640, 360);
+    floored.crf = None;
+    floored.bitrate_kbps = Some(2200);
+    floored.maxrate_kbps = 3000;
+    floored.bufsize_kbps = 1100;
+    floored.min_bitrate_kbps = Some(1500);
+    let mut capped = rung("720p", 1280, 720);
+    capped.bitrate_kbps = None;
+    let p = plan(vec![floored, capped], false);
+    let args = build_args(Path::new("/in/master.mp4"), &p, Path::new("/out"));
+    // b:v = minrate = maxrate at the target; the ceiling-only rung stays CRF.
+    assert_eq!(values(&args, "-b:v"), ["2200k"]);
+    assert_eq!(values(&args, "-minrate"), ["2200k"]);
+    assert_eq!(values(&args, "-maxrate"), ["2200k", "1000k"]);
+    assert_eq!(values(&args, "-x264-params"), ["nal-hrd=cbr:force-cfr=1"]);
+    assert_eq!(values(&args, "-crf"), ["23"]);
+}
