@@ -34,6 +34,9 @@ pub struct Settings {
     pub api: ApiSettings,
     pub events: EventsSettings,
     pub callbacks: CallbackSettings,
+    /// The keys every process of one deployment must share (`[secrets]`).
+    #[serde(default)]
+    pub secrets: SecretsSettings,
     pub outbound: crate::outbound::OutboundSettings,
     pub uploads: UploadSettings,
     pub profiles: BTreeMap<String, ProfileSettings>,
@@ -239,6 +242,28 @@ pub struct CallbackSettings {
     /// How often the outbox is checked for due deliveries.
     pub poll_ms: u64,
 }
+
+/// Keys that every process of one deployment must hold the same: a webhook
+/// URL handed out by one process is checked by another, and a receiver
+/// verifies callbacks from any of them. Empty: the single-machine default,
+/// a key made at first start and kept in `{data.dir}/secrets/`; refused for
+/// a Postgres-backed process ([`Settings::check_shared_secrets`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SecretsSettings {
+    /// Derives the per-variation webhook tokens: hex, at least 32 digits
+    /// (what `{data.dir}/secrets/webhook.key` holds).
+    #[serde(default)]
+    pub webhook_token_key: Secret,
+    /// HMAC-SHA256 key of the callbacks' `Reelay-Signature`: its text's bytes
+    /// (what `{data.dir}/secrets/callbacks.key` holds). `callbacks.secret`
+    /// is the older name of the same key.
+    #[serde(default)]
+    pub callback_signing_key: Secret,
+}
+
+/// The keys a process of a shared-database deployment must be given.
+pub const SHARED_SECRET_KEYS: [&str; 2] =
+    ["secrets.webhook_token_key", "secrets.callback_signing_key"];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct UploadSettings {
@@ -457,6 +482,17 @@ impl Settings {
             .faults
             .validate()
             .map_err(|e| anyhow::anyhow!("simulator.faults: {e}"))?;
+        let w = self.secrets.webhook_token_key.expose();
+        anyhow::ensure!(
+            w.is_empty() || (w.len() >= 32 && hex::decode(w).is_ok()),
+            "secrets.webhook_token_key must be at least 32 hex digits (e.g. `openssl rand -hex 32`)"
+        );
+        anyhow::ensure!(
+            self.secrets.callback_signing_key.is_empty()
+                || self.callbacks.secret.is_empty()
+                || self.secrets.callback_signing_key.expose() == self.callbacks.secret.expose(),
+            "secrets.callback_signing_key and callbacks.secret (its older name) are both set and differ: set one"
+        );
         for h in &self.api.key_sha256 {
             anyhow::ensure!(
                 h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()),
@@ -510,6 +546,46 @@ impl Settings {
             problems.is_empty(),
             "refusing to start under REELAY_ENVIRONMENT={PRODUCTION}: {}",
             problems.join("; ")
+        );
+        Ok(())
+    }
+
+    /// The callback signing key configured under either of its names
+    /// (empty: the data-dir default).
+    pub fn callback_signing_key(&self) -> &Secret {
+        if self.secrets.callback_signing_key.is_empty() {
+            &self.callbacks.secret
+        } else {
+            &self.secrets.callback_signing_key
+        }
+    }
+
+    /// A process whose job store is Postgres shares it with other processes
+    /// on other machines, so a key made into this machine's data dir would
+    /// disagree with theirs: refused, naming every missing key.
+    pub fn check_shared_secrets(&self) -> anyhow::Result<()> {
+        let url = self.database.url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Ok(());
+        }
+        let missing: Vec<String> = [
+            self.secrets.webhook_token_key.is_empty(),
+            self.callback_signing_key().is_empty(),
+        ]
+        .iter()
+        .zip(SHARED_SECRET_KEYS)
+        .filter(|(m, _)| **m)
+        .map(|(_, k)| {
+            format!(
+                "{k} (REELAY__{})",
+                k.to_ascii_uppercase().replace('.', "__")
+            )
+        })
+        .collect();
+        anyhow::ensure!(
+            missing.is_empty(),
+            "database.url is Postgres, so every process of the deployment must share its keys; missing: {}",
+            missing.join(", ")
         );
         Ok(())
     }
@@ -807,6 +883,73 @@ mod tests {
         let mut s = Settings::load_from(&config_dir(), "local").unwrap();
         s.runware.api_key = Secret::new("rw-key".to_string());
         s.check_generator().unwrap();
+    }
+
+    #[test]
+    fn a_postgres_process_without_the_shared_keys_is_refused_naming_them() {
+        let mut s = Settings::load_from(&config_dir(), "local").unwrap();
+        s.check_shared_secrets().unwrap();
+        s.database.url = Secret::new("postgres://reelay@db.internal/reelay");
+        let e = s.check_shared_secrets().unwrap_err().to_string();
+        assert!(
+            e.contains("secrets.webhook_token_key (REELAY__SECRETS__WEBHOOK_TOKEN_KEY)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("secrets.callback_signing_key (REELAY__SECRETS__CALLBACK_SIGNING_KEY)"),
+            "{e}"
+        );
+        // The older name of the signing key counts.
+        s.callbacks.secret = Secret::new("old-name-signing-key");
+        let e = s.check_shared_secrets().unwrap_err().to_string();
+        assert!(!e.contains("callback_signing_key"), "{e}");
+        assert!(e.contains("webhook_token_key"), "{e}");
+        // Both through the environment: accepted.
+        let vars = [
+            (
+                "REELAY__DATABASE__URL",
+                "postgres://reelay@db.internal/reelay",
+            ),
+            (
+                "REELAY__SECRETS__WEBHOOK_TOKEN_KEY",
+                "00112233445566778899aabbccddeeff",
+            ),
+            ("REELAY__SECRETS__CALLBACK_SIGNING_KEY", "fleet-signing-key"),
+        ];
+        let s = Settings::load_layers(
+            &config_dir(),
+            "local",
+            Some(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        )
+        .unwrap();
+        s.check_shared_secrets().unwrap();
+        assert_eq!(s.callback_signing_key().expose(), "fleet-signing-key");
+    }
+
+    #[test]
+    fn a_webhook_token_key_that_is_not_long_hex_is_refused() {
+        let vars = [(
+            "REELAY__SECRETS__WEBHOOK_TOKEN_KEY",
+            "not-hex-at-all-but-long-enough-xx",
+        )];
+        let e = Settings::load_layers(
+            &config_dir(),
+            "local",
+            Some(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("secrets.webhook_token_key"),
+            "{e:#}"
+        );
     }
 
     #[test]
