@@ -248,9 +248,20 @@ impl Application {
             webhook_secret: webhook_secret.clone(),
             wake: wake.clone(),
         });
+        let registry = crate::jobs::fleet::Registry::new();
         for n in 0..settings.worker.concurrency {
-            tasks.spawn(worker::run_worker(pipeline.clone(), n, shutdown.clone()));
+            tasks.spawn(worker::run_worker(
+                pipeline.clone(),
+                n,
+                registry.clone(),
+                shutdown.clone(),
+            ));
         }
+        tasks.spawn(crate::jobs::fleet::run_heartbeat(
+            store.clone(),
+            registry,
+            shutdown.clone(),
+        ));
         tasks.spawn(sweeper::run_sweeper(pipeline.clone(), shutdown.clone()));
         tasks.spawn(cdn_sweeper::run(pipeline.clone(), shutdown.clone()));
         let outbox = Arc::new(notify::Outbox::new(
