@@ -16,6 +16,9 @@ use std::time::Duration;
 pub use crate::media::profile::ProfileSettings;
 pub use crate::policy::PolicySettings;
 
+mod secrets;
+pub use secrets::{SecretsSettings, SHARED_SECRET_KEYS};
+
 /// The `REELAY_ENVIRONMENT` that must never run the simulator.
 pub const PRODUCTION: &str = "production";
 
@@ -34,6 +37,9 @@ pub struct Settings {
     pub api: ApiSettings,
     pub events: EventsSettings,
     pub callbacks: CallbackSettings,
+    /// The keys every process of one deployment must share (`[secrets]`).
+    #[serde(default)]
+    pub secrets: SecretsSettings,
     pub outbound: crate::outbound::OutboundSettings,
     pub uploads: UploadSettings,
     pub profiles: BTreeMap<String, ProfileSettings>,
@@ -457,6 +463,7 @@ impl Settings {
             .faults
             .validate()
             .map_err(|e| anyhow::anyhow!("simulator.faults: {e}"))?;
+        self.check_secret_keys()?;
         for h in &self.api.key_sha256 {
             anyhow::ensure!(
                 h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()),
@@ -807,6 +814,73 @@ mod tests {
         let mut s = Settings::load_from(&config_dir(), "local").unwrap();
         s.runware.api_key = Secret::new("rw-key".to_string());
         s.check_generator().unwrap();
+    }
+
+    #[test]
+    fn a_postgres_process_without_the_shared_keys_is_refused_naming_them() {
+        let mut s = Settings::load_from(&config_dir(), "local").unwrap();
+        s.check_shared_secrets().unwrap();
+        s.database.url = Secret::new("postgres://reelay@db.internal/reelay");
+        let e = s.check_shared_secrets().unwrap_err().to_string();
+        assert!(
+            e.contains("secrets.webhook_token_key (REELAY__SECRETS__WEBHOOK_TOKEN_KEY)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("secrets.callback_signing_key (REELAY__SECRETS__CALLBACK_SIGNING_KEY)"),
+            "{e}"
+        );
+        // The older name of the signing key counts.
+        s.callbacks.secret = Secret::new("old-name-signing-key");
+        let e = s.check_shared_secrets().unwrap_err().to_string();
+        assert!(!e.contains("callback_signing_key"), "{e}");
+        assert!(e.contains("webhook_token_key"), "{e}");
+        // Both through the environment: accepted.
+        let vars = [
+            (
+                "REELAY__DATABASE__URL",
+                "postgres://reelay@db.internal/reelay",
+            ),
+            (
+                "REELAY__SECRETS__WEBHOOK_TOKEN_KEY",
+                "00112233445566778899aabbccddeeff",
+            ),
+            ("REELAY__SECRETS__CALLBACK_SIGNING_KEY", "fleet-signing-key"),
+        ];
+        let s = Settings::load_layers(
+            &config_dir(),
+            "local",
+            Some(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        )
+        .unwrap();
+        s.check_shared_secrets().unwrap();
+        assert_eq!(s.callback_signing_key().expose(), "fleet-signing-key");
+    }
+
+    #[test]
+    fn a_webhook_token_key_that_is_not_long_hex_is_refused() {
+        let vars = [(
+            "REELAY__SECRETS__WEBHOOK_TOKEN_KEY",
+            "not-hex-at-all-but-long-enough-xx",
+        )];
+        let e = Settings::load_layers(
+            &config_dir(),
+            "local",
+            Some(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("secrets.webhook_token_key"),
+            "{e:#}"
+        );
     }
 
     #[test]

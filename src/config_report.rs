@@ -14,6 +14,8 @@ pub const SECRET_KEYS: &[&str] = &[
     "simulator.api_key",
     "cdn.purge_secret",
     "callbacks.secret",
+    "secrets.webhook_token_key",
+    "secrets.callback_signing_key",
     "events.token",
     "metrics.token",
 ];
@@ -39,6 +41,8 @@ fn is_set(settings: &Settings, key: &str) -> bool {
         "simulator.api_key" => !settings.simulator.api_key.is_empty(),
         "cdn.purge_secret" => !settings.cdn.purge_secret.is_empty(),
         "callbacks.secret" => !settings.callbacks.secret.is_empty(),
+        "secrets.webhook_token_key" => !settings.secrets.webhook_token_key.is_empty(),
+        "secrets.callback_signing_key" => !settings.secrets.callback_signing_key.is_empty(),
         "events.token" => !settings.events.token.is_empty(),
         "metrics.token" => !settings.metrics.token.is_empty(),
         _ => false,
@@ -233,8 +237,10 @@ mod tests {
         s.runware.api_key = crate::secret::Secret::new("rw-sentinel-123".to_string());
         s.cdn.purge_secret = crate::secret::Secret::new("purge-sentinel-456".to_string());
         s.events.token = crate::secret::Secret::default();
+        s.secrets.callback_signing_key = crate::secret::Secret::new("sign-sentinel-789");
         let layers = json!({
             "runware": {"api_key": "rw-sentinel-123", "mode": "simulator"},
+            "secrets": {"callback_signing_key": "sign-sentinel-789"},
             "cdn": {"purge_secret": "purge-sentinel-456"},
             "future": {"webhook_signing_secret": "another-sentinel"},
         });
@@ -244,6 +250,8 @@ mod tests {
         assert_eq!(v["runware"]["api_key"], "<set>");
         assert_eq!(v["cdn"]["purge_secret"], "<set>");
         assert_eq!(v["events"]["token"], "<unset>");
+        assert_eq!(v["secrets"]["callback_signing_key"], "<set>");
+        assert_eq!(v["secrets"]["webhook_token_key"], "<unset>");
         assert_eq!(v["future"]["webhook_signing_secret"], "<set>");
         assert_eq!(v["derived"]["generator_mode"], "simulator");
         assert!(v["derived"]["cdn_base_url"]

@@ -102,6 +102,19 @@ enum Command {
         #[command(subcommand)]
         command: AssetsCommand,
     },
+    /// The live workers of a running server and its queue depth by state
+    /// (GET /v1/workers).
+    Workers {
+        /// Base URL of the server.
+        #[arg(long, env = "REELAY_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// API key (sent as a Bearer token).
+        #[arg(long, env = "REELAY_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Print the server's JSON answer instead of the human view.
+        #[arg(long)]
+        json: bool,
+    },
     /// GET /healthz of the server these settings start (on loopback): exit 0
     /// when it answers 200, 1 otherwise. For container health checks.
     Healthcheck {
@@ -173,6 +186,7 @@ fn main() -> ExitCode {
         Command::Demo { .. }
             | Command::Config { .. }
             | Command::Assets { .. }
+            | Command::Workers { .. }
             | Command::Healthcheck { .. }
             | Command::Process { .. }
             | Command::Transcode { .. }
@@ -217,6 +231,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     } = cli.command
     {
         return assets(&url, api_key.as_deref(), json, command).await;
+    }
+    if let Command::Workers { url, api_key, json } = &cli.command {
+        let Some(key) = api_key.as_deref().filter(|k| !k.is_empty()) else {
+            anyhow::bail!("an API key is required: --api-key or REELAY_API_KEY");
+        };
+        let v = reelay::client::Client::new(url, key)?.workers().await?;
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            print!("{}", reelay::client::render_workers(&v));
+        }
+        return Ok(0);
     }
     let settings = Settings::load()?;
     if let Command::Process {
@@ -301,6 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Process { .. }
         | Command::Transcode { .. }
         | Command::Healthcheck { .. }
+        | Command::Workers { .. }
         | Command::Assets { .. } => {
             unreachable!("handled above")
         }

@@ -39,10 +39,11 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(v)
 }
 
-/// The key that signs callbacks: `callbacks.secret`, or one made at first
-/// start and kept in the data dir (so receivers can keep verifying across
-/// restarts). The bytes of the text are the HMAC key.
-async fn callback_secret(data_dir: &Path, configured: &Secret) -> anyhow::Result<Vec<u8>> {
+/// The key that signs callbacks: `secrets.callback_signing_key` (or its
+/// older name `callbacks.secret`), or one made at first start and kept in the
+/// data dir (so receivers can keep verifying across restarts). The bytes of
+/// the text are the HMAC key.
+pub async fn callback_secret(data_dir: &Path, configured: &Secret) -> anyhow::Result<Vec<u8>> {
     if !configured.is_empty() {
         return Ok(configured.expose().as_bytes().to_vec());
     }
@@ -55,13 +56,18 @@ async fn callback_secret(data_dir: &Path, configured: &Secret) -> anyhow::Result
     tokio::fs::create_dir_all(path.parent().unwrap()).await?;
     let key = random_hex(32);
     tokio::fs::write(&path, &key).await?;
-    tracing::info!(path = %path.display(), "no callbacks.secret configured: made one (the file holds it)");
+    tracing::info!(path = %path.display(), "no secrets.callback_signing_key configured: made one (the file holds it)");
     Ok(key.into_bytes())
 }
 
-/// The key that derives per-variation webhook tokens. Kept in the data dir so
-/// webhook URLs handed out before a restart stay valid after it.
-async fn webhook_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+/// The key that derives per-variation webhook tokens:
+/// `secrets.webhook_token_key` (hex, checked at load), or one kept in the
+/// data dir so webhook URLs handed out before a restart stay valid after it.
+pub async fn webhook_secret(data_dir: &Path, configured: &Secret) -> anyhow::Result<Vec<u8>> {
+    if !configured.is_empty() {
+        return hex::decode(configured.expose().trim())
+            .context("secrets.webhook_token_key must be hex");
+    }
     let path = data_dir.join("secrets").join("webhook.key");
     if let Ok(s) = tokio::fs::read_to_string(&path).await {
         if let Ok(k) = hex::decode(s.trim()) {
@@ -100,6 +106,7 @@ impl Application {
         // Before anything is created or bound: a refused set-up leaves no trace.
         settings.check_generator()?;
         settings.check_production()?;
+        settings.check_shared_secrets()?;
         let mut settings = settings;
         let data = settings.data.dir.clone();
         for sub in ["objects", "work", "runware-sim", "secrets"] {
@@ -222,7 +229,7 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "sweeping stale work folders"),
         }
 
-        let webhook_secret = webhook_secret(&data).await?;
+        let webhook_secret = webhook_secret(&data, &settings.secrets.webhook_token_key).await?;
         let cdn_base = settings.cdn_base(&public_url);
         let settings = Arc::new(settings);
         let wake = Arc::new(Notify::new());
@@ -241,15 +248,26 @@ impl Application {
             webhook_secret: webhook_secret.clone(),
             wake: wake.clone(),
         });
+        let registry = crate::jobs::fleet::Registry::new();
         for n in 0..settings.worker.concurrency {
-            tasks.spawn(worker::run_worker(pipeline.clone(), n, shutdown.clone()));
+            tasks.spawn(worker::run_worker(
+                pipeline.clone(),
+                n,
+                registry.clone(),
+                shutdown.clone(),
+            ));
         }
+        tasks.spawn(crate::jobs::fleet::run_heartbeat(
+            store.clone(),
+            registry,
+            shutdown.clone(),
+        ));
         tasks.spawn(sweeper::run_sweeper(pipeline.clone(), shutdown.clone()));
         tasks.spawn(cdn_sweeper::run(pipeline.clone(), shutdown.clone()));
         let outbox = Arc::new(notify::Outbox::new(
             store.clone(),
             settings.clone(),
-            callback_secret(&data, &settings.callbacks.secret).await?,
+            callback_secret(&data, settings.callback_signing_key()).await?,
         )?);
         tasks.spawn(notify::run(outbox, shutdown.clone()));
 
@@ -350,5 +368,53 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn processes_given_the_same_keys_sign_and_derive_alike() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let signing = Secret::new("a-callback-signing-key-of-the-whole-fleet");
+        let token_key =
+            Secret::new("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+        let ka = callback_secret(a.path(), &signing).await.unwrap();
+        let kb = callback_secret(b.path(), &signing).await.unwrap();
+        let body = br#"{"type":"asset.published"}"#;
+        assert_eq!(
+            notify::sign(&ka, 1_700_000_000, body),
+            notify::sign(&kb, 1_700_000_000, body)
+        );
+        assert!(notify::verify(
+            &kb,
+            &notify::sign(&ka, 1_700_000_000, body),
+            body,
+            1_700_000_000,
+            300
+        ));
+        let wa = webhook_secret(a.path(), &token_key).await.unwrap();
+        let wb = webhook_secret(b.path(), &token_key).await.unwrap();
+        assert_eq!(
+            crate::tokens::webhook_token(&wa, "v1"),
+            crate::tokens::webhook_token(&wb, "v1")
+        );
+        // Configured keys are not written into the data dir.
+        assert!(!a.path().join("secrets").join("callbacks.key").exists());
+        assert!(!a.path().join("secrets").join("webhook.key").exists());
+    }
+
+    #[tokio::test]
+    async fn without_keys_each_data_dir_makes_its_own_and_keeps_it() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let none = Secret::default();
+        let ka = callback_secret(a.path(), &none).await.unwrap();
+        assert_eq!(ka, callback_secret(a.path(), &none).await.unwrap());
+        assert_ne!(ka, callback_secret(b.path(), &none).await.unwrap());
+        let wa = webhook_secret(a.path(), &none).await.unwrap();
+        assert_eq!(wa, webhook_secret(a.path(), &none).await.unwrap());
+        assert_ne!(wa, webhook_secret(b.path(), &none).await.unwrap());
     }
 }

@@ -17,6 +17,7 @@ pub mod preflight;
 pub mod server;
 pub mod thumbnails;
 pub mod webhooks;
+pub mod workers;
 
 use crate::config::Settings;
 use crate::jobs::Store;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/assets/{id}/reprocess", post(assets::reprocess))
         .route("/v1/options", get(options::show))
+        .route("/v1/workers", get(workers::list))
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/webhooks/runware/{variation}", post(webhooks::runware))
         .route("/v1/events/s3", post(events::s3))

@@ -163,8 +163,9 @@ impl ToSchema for crate::runware::FramePosition {
         super::webhooks::runware,
         super::events::s3,
         super::cdn::serve,
+        super::workers::list,
     ),
-    components(schemas(ErrorBody, CreateAssetRequest, crate::api::listing::AssetList)),
+    components(schemas(ErrorBody, CreateAssetRequest, crate::api::listing::AssetList, crate::api::workers::WorkersView, crate::api::workers::WorkerView, crate::api::workers::RunningStepView)),
     security(("api_key" = [])),
 )]
 pub struct ApiDoc;

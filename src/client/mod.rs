@@ -105,6 +105,11 @@ impl Client {
         self.call("GET", &path, None).await
     }
 
+    /// `GET /v1/workers`: live workers and the queue depth.
+    pub async fn workers(&self) -> anyhow::Result<Value> {
+        self.call("GET", "/v1/workers", None).await
+    }
+
     pub async fn reprocess(&self, id: &str) -> anyhow::Result<Value> {
         self.call(
             "POST",
@@ -194,8 +199,80 @@ fn read_request_file(p: &Path) -> anyhow::Result<Map<String, Value>> {
     }
 }
 
+/// The human view of `GET /v1/workers`: one line per worker and per running
+/// step, then the non-empty queue states.
+pub fn render_workers(v: &Value) -> String {
+    let mut out = String::new();
+    let workers = v["workers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    out.push_str(&format!("{} live worker(s)\n", workers.len()));
+    for w in workers {
+        out.push_str(&format!(
+            "{}  host {}  v{}  started {}  heartbeat {}  running {}\n",
+            w["id"].as_str().unwrap_or("?"),
+            w["host"].as_str().unwrap_or("?"),
+            w["version"].as_str().unwrap_or("?"),
+            w["started_at"].as_str().unwrap_or("?"),
+            w["last_heartbeat"].as_str().unwrap_or("?"),
+            w["running"].as_array().map_or(0, Vec::len),
+        ));
+        for r in w["running"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            out.push_str(&format!(
+                "    {} {} since {}\n",
+                r["variation_id"].as_str().unwrap_or("?"),
+                r["stage"].as_str().unwrap_or("?"),
+                r["since"].as_str().unwrap_or("?"),
+            ));
+        }
+    }
+    let queue: Vec<String> = v["queue"]
+        .as_object()
+        .map(|q| {
+            q.iter()
+                .filter(|(_, n)| n.as_i64().unwrap_or(0) > 0)
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "queue: {}\n",
+        if queue.is_empty() {
+            "empty".to_string()
+        } else {
+            queue.join(", ")
+        }
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_workers_view_names_each_worker_its_steps_and_the_non_empty_queue() {
+        let v = serde_json::json!({
+            "workers": [{"id": "w1", "host": "box", "version": "0.1.0",
+                "started_at": "2026-01-01T00:00:00Z", "last_heartbeat": "2026-01-01T00:00:05Z",
+                "running": [{"variation_id": "v_1", "stage": "transcoding", "since": "2026-01-01T00:00:01Z"}]}],
+            "queue": {"requested": 0, "transcoding": 1, "published": 3}
+        });
+        let text = render_workers(&v);
+        assert!(text.starts_with("1 live worker(s)\n"), "{text}");
+        assert!(text.contains("w1  host box  v0.1.0"), "{text}");
+        assert!(
+            text.contains("    v_1 transcoding since 2026-01-01T00:00:01Z"),
+            "{text}"
+        );
+        assert!(text.contains("queue: published 3, transcoding 1"), "{text}");
+        assert!(!text.contains("requested"), "{text}");
+    }
+
     use super::*;
 
     #[test]

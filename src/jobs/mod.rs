@@ -3,6 +3,7 @@
 //! [`crate::stages`]).
 
 pub mod cdn_sweeper;
+pub mod fleet;
 pub mod model;
 pub mod pipeline;
 pub mod progress;

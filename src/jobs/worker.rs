@@ -10,7 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-pub async fn run_worker(pipeline: Arc<Pipeline>, n: usize, shutdown: CancellationToken) {
+pub async fn run_worker(
+    pipeline: Arc<Pipeline>,
+    n: usize,
+    registry: super::fleet::Registry,
+    shutdown: CancellationToken,
+) {
     let lease = pipeline.settings.lease();
     let idle = Duration::from_millis(pipeline.settings.worker.idle_poll_ms);
     tracing::debug!(worker = n, "worker started");
@@ -19,7 +24,12 @@ pub async fn run_worker(pipeline: Arc<Pipeline>, n: usize, shutdown: Cancellatio
             break;
         }
         match pipeline.jobs().claim(lease).await {
-            Ok(Some(claim)) => run_claim(&pipeline, claim, &shutdown).await,
+            Ok(Some(claim)) => {
+                let id = claim.id.clone();
+                registry.started(&id, claim.state.as_str());
+                run_claim(&pipeline, claim, &shutdown).await;
+                registry.finished(&id);
+            }
             Ok(None) => {
                 tokio::select! {
                     _ = pipeline.wake.notified() => {}

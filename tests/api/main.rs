@@ -24,3 +24,4 @@ mod thumbnails;
 mod ttl;
 mod upload_url;
 mod vast_fields;
+mod workers;

@@ -21,6 +21,7 @@ pub mod pg;
 mod retired;
 pub mod s3;
 mod types;
+mod workers;
 
 pub use super::model::{
     Asset, Claim, NewOutbox, NewVariation, OutboxRow, Outputs, PreviousTask, Reason, Source,
@@ -32,6 +33,7 @@ pub use idempotency::{Begun, StoredAnswer, IDEMPOTENCY_WINDOW_MS};
 pub use interface::JobStore;
 pub(crate) use lifecycle::restart_in;
 pub use retired::RetiredSet;
+pub use workers::{RunningStep, WorkerRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

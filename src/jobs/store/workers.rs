@@ -1,0 +1,90 @@
+//! The `workers` table: worker processes register, heartbeat with the steps
+//! they run, and deregister on a clean exit (`jobs::fleet` drives it).
+
+use super::{now_ms, Result, Store};
+use serde::{Deserialize, Serialize};
+
+/// One step a worker process is running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunningStep {
+    pub variation_id: String,
+    /// The state the step was claimed in.
+    pub stage: String,
+    /// When the step was claimed (Unix ms).
+    pub since: i64,
+}
+
+/// A worker process as its last heartbeat left it.
+#[derive(Debug, Clone)]
+pub struct WorkerRow {
+    pub id: String,
+    pub host: String,
+    pub version: String,
+    pub started_at: i64,
+    pub last_heartbeat: i64,
+    pub running: Vec<RunningStep>,
+}
+
+impl Store {
+    /// Registers (or re-registers) a worker process.
+    pub async fn register_worker(&self, id: &str, host: &str, version: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO workers (id, host, version, started_at, last_heartbeat, running_json)
+             VALUES (?, ?, ?, ?, ?, '[]')
+             ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat",
+        )
+        .bind(id)
+        .bind(host)
+        .bind(version)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a heartbeat and what the worker runs now.
+    pub async fn worker_heartbeat(&self, id: &str, running: &[RunningStep]) -> Result<()> {
+        let json = serde_json::to_string(running).unwrap_or_else(|_| "[]".into());
+        sqlx::query("UPDATE workers SET last_heartbeat = ?, running_json = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(json)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn deregister_worker(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM workers WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Workers whose last heartbeat is at or after `since_ms`, oldest first.
+    pub async fn live_workers(&self, since_ms: i64) -> Result<Vec<WorkerRow>> {
+        let rows: Vec<(String, String, String, i64, i64, String)> = sqlx::query_as(
+            "SELECT id, host, version, started_at, last_heartbeat, running_json
+             FROM workers WHERE last_heartbeat >= ? ORDER BY started_at, id",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, host, version, started_at, last_heartbeat, running)| WorkerRow {
+                    id,
+                    host,
+                    version,
+                    started_at,
+                    last_heartbeat,
+                    running: serde_json::from_str(&running).unwrap_or_default(),
+                },
+            )
+            .collect())
+    }
+}
