@@ -752,11 +752,19 @@ mod tests {
     #[test]
     fn shipped_profiles_load_and_the_old_ones_keep_the_default_ladder() {
         let s = Settings::load_from(&config_dir(), "local").unwrap();
-        for name in ["default", "broadcast-us", "broadcast-eu"] {
-            assert!(s.profiles[name].outputs.is_empty(), "{name}");
-        }
+        assert!(s.profiles["default"].outputs.is_empty());
         for name in ["ctv", "olv", "social", "web"] {
             assert!(!s.profiles[name].outputs.is_empty(), "{name}");
+        }
+        // The broadcast profiles deliver what a CTV buyer takes: a 1080p
+        // with a bitrate floor, not the default ladder's low rates.
+        for name in ["broadcast-us", "broadcast-eu"] {
+            let top = s.profiles[name]
+                .outputs
+                .iter()
+                .find(|o| o.short_side == Some(1080))
+                .unwrap_or_else(|| panic!("{name} has a 1080p"));
+            assert!(top.min_bitrate_kbps.unwrap_or(0) >= 15_000, "{name}");
         }
     }
 
