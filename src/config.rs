@@ -749,6 +749,15 @@ mod tests {
         );
     }
 
+    /// The shipped `local` layers with these `REELAY__*` variables on top.
+    fn load_with_env(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_layers(&config_dir(), "local", Some(vars))
+    }
+
     #[test]
     fn shipped_profiles_load_and_the_old_ones_keep_the_default_ladder() {
         let s = Settings::load_from(&config_dir(), "local").unwrap();
@@ -855,16 +864,7 @@ mod tests {
             ),
             ("REELAY__SECRETS__CALLBACK_SIGNING_KEY", "fleet-signing-key"),
         ];
-        let s = Settings::load_layers(
-            &config_dir(),
-            "local",
-            Some(
-                vars.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-        )
-        .unwrap();
+        let s = load_with_env(&vars).unwrap();
         s.check_shared_secrets().unwrap();
         assert_eq!(s.callback_signing_key().expose(), "fleet-signing-key");
     }
@@ -875,16 +875,7 @@ mod tests {
             "REELAY__SECRETS__WEBHOOK_TOKEN_KEY",
             "not-hex-at-all-but-long-enough-xx",
         )];
-        let e = Settings::load_layers(
-            &config_dir(),
-            "local",
-            Some(
-                vars.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-        )
-        .unwrap_err();
+        let e = load_with_env(&vars).unwrap_err();
         assert!(
             format!("{e:#}").contains("secrets.webhook_token_key"),
             "{e:#}"

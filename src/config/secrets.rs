@@ -58,8 +58,7 @@ impl Settings {
     /// on other machines, so a key made into this machine's data dir would
     /// disagree with theirs: refused, naming every missing key.
     pub fn check_shared_secrets(&self) -> anyhow::Result<()> {
-        let url = self.database.url.expose();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !crate::jobs::store::pg::is_postgres_url(self.database.url.expose()) {
             return Ok(());
         }
         let missing: Vec<String> = [

@@ -66,7 +66,7 @@ impl Store {
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> Result<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if pg::is_postgres_url(url) {
             // Schema and claiming exist (`pg`); the other queries do not yet.
             return Err(StoreError::Unsupported(
                 "database.url: postgres:// is not supported yet (the Postgres store is unfinished); use sqlite://",

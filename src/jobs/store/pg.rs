@@ -1,4 +1,4 @@
-//! The Postgres side of the job store, first part (issue 11): connecting,
+//! The Postgres side of the job store, first part: connecting,
 //! the translated migrations (`src/jobs/migrations_pg`, same numbers as the
 //! SQLite ones) and claiming with `FOR UPDATE SKIP LOCKED`.
 //!
@@ -11,6 +11,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
 use std::time::Duration;
+
+/// Whether a `database.url` names Postgres (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
 
 /// Opens a pool on `url` (`postgres://...`) and brings the schema up to
 /// date. `search_path`, when given, is set on every connection (the tests
