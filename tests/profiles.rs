@@ -473,6 +473,119 @@ fn olv_rungs_land_in_their_iab_bands_and_pass_qc() {
     }
 }
 
+/// A master from the lavfi `video` graph (its source sets size, rate and
+/// length), with a `secs` long stereo sine.
+fn master_from(dir: &Path, name: &str, video: &str, secs: u32) -> PathBuf {
+    let out = dir.join(format!("{name}.mp4"));
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(video)
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=48000:duration={secs}"
+        ))
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "18"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "could not render the {name} master");
+    out
+}
+
+/// The video stream's average bitrate in kbps, from the bytes of its
+/// packets over its duration (what a buyer's probe reads).
+fn video_kbps(path: &Path) -> f64 {
+    let o = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=size:stream=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bytes: f64 = v["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| num(&p["size"]))
+        .sum();
+    let secs = num(&v["streams"][0]["duration"]);
+    bytes * 8.0 / secs / 1000.0
+}
+
+/// Rate control lands every floored rung inside its band for any content:
+/// a near-static master (one flat colour, which a quality-driven encoder
+/// makes far below any floor) and a busy one (full-frame noise over a
+/// moving pattern, far above any ceiling) through `olv` (360p 1.5-3 Mbps)
+/// and `ctv` (720p 2-5 Mbps, the IAB HD band), each delivered rung probed.
+#[test]
+fn floored_rungs_land_in_their_band_on_static_and_busy_masters() {
+    if !have_ffmpeg() {
+        return;
+    }
+    // (profile, rung, floor kbps, ceiling kbps): config/default.toml's
+    // min_bitrate_kbps and maxrate_kbps, the IAB bands.
+    let bands: [(&str, &str, f64, f64); 6] = [
+        ("olv", "1080p", 4000.0, 9000.0),
+        ("olv", "720p", 2000.0, 5000.0),
+        ("olv", "480p", 2000.0, 4000.0),
+        ("olv", "360p", 1500.0, 3000.0),
+        ("ctv", "1080p", 15000.0, 30000.0),
+        ("ctv", "720p", 2000.0, 5000.0),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let masters = [
+        (
+            "static",
+            master_from(
+                dir.path(),
+                "static",
+                "color=c=0x3060a0:size=1920x1080:rate=24:duration=3",
+                3,
+            ),
+        ),
+        (
+            "busy",
+            master_from(
+                dir.path(),
+                "busy",
+                "testsrc2=size=1920x1080:rate=24:duration=3,noise=alls=90:allf=t+u",
+                3,
+            ),
+        ),
+    ];
+    let mut misses = Vec::new();
+    for (kind, m) in &masters {
+        for profile in ["olv", "ctv"] {
+            let out = dir.path().join(format!("{profile}-{kind}"));
+            let summary = transcode(m, profile, &out);
+            let outputs = summary["outputs"].as_array().unwrap();
+            for (_, rung, lo, hi) in bands.iter().filter(|b| b.0 == profile) {
+                let o = outputs
+                    .iter()
+                    .find(|o| o["name"] == *rung)
+                    .unwrap_or_else(|| panic!("{profile} on {kind}: no {rung}"));
+                let kbps = video_kbps(&out.join(o["file"].as_str().unwrap()));
+                eprintln!("{profile} {rung} on {kind}: {kbps:.0} kbps ({lo}-{hi})");
+                if kbps < *lo || kbps > *hi {
+                    misses.push(format!(
+                        "{profile} {rung} on the {kind} master: {kbps:.0} kbps outside {lo}-{hi}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(misses.is_empty(), "{misses:#?}");
+}
+
 /// QC of the web profile measures every output, the HLS variants too
 /// (through their playlists): SSIM against the master, H.264 and AAC, and a
 /// bitrate from the segments (not the playlist's few hundred bytes).
