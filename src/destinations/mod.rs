@@ -6,6 +6,7 @@
 //! Checked before generation today; checked on the delivered files: not yet.
 
 pub mod preflight;
+pub mod verdict;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
