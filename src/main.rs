@@ -19,8 +19,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API, the workers and (by default) the embedded object
-    /// store and Runware simulator.
-    Serve,
+    /// store and Runware simulator. `--role api`: everything but the workers.
+    Serve {
+        /// `all` (default) or `api` (no workers: run `reelay worker` beside it).
+        #[arg(long, default_value = "all")]
+        role: ServeRole,
+    },
+    /// Run only workers: claim and run pipeline stages; no public HTTP.
+    /// Reaches the object store at storage.endpoint and the generator at
+    /// runware.api_url (set storage.embedded = false).
+    Worker,
     /// Start the embedded stack, request one 4K asset and follow it to the CDN.
     Demo {
         /// Give up after this many seconds.
@@ -122,6 +130,12 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         timeout_secs: u64,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ServeRole {
+    All,
+    Api,
 }
 
 #[derive(Subcommand)]
@@ -304,9 +318,20 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let done: anyhow::Result<()> = match cli.command {
-        Command::Serve => {
-            let app = reelay::startup::Application::build(settings).await?;
+        Command::Serve { role } => {
+            let role = match role {
+                ServeRole::All => reelay::startup::Role::All,
+                ServeRole::Api => reelay::startup::Role::Api,
+            };
+            let app = reelay::startup::Application::build_role(settings, role).await?;
             println!("reelay listening on {}", app.api_url());
+            app.run_until_stopped().await
+        }
+        Command::Worker => {
+            let app =
+                reelay::startup::Application::build_role(settings, reelay::startup::Role::Worker)
+                    .await?;
+            println!("reelay worker running");
             app.run_until_stopped().await
         }
         Command::Demo {

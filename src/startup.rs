@@ -22,6 +22,39 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Which parts a process starts (`reelay serve [--role api]`, `reelay worker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Everything in one process.
+    #[default]
+    All,
+    /// HTTP API, event intake, CDN origin, outbox, sweepers: no workers.
+    Api,
+    /// Claims and runs stages; no public HTTP. Reaches S3 at
+    /// `storage.endpoint` and the generator at `runware.api_url`.
+    Worker,
+}
+
+impl Role {
+    fn runs_workers(self) -> bool {
+        self != Role::Api
+    }
+    fn serves_api(self) -> bool {
+        self != Role::Worker
+    }
+    /// Settings a role cannot run with, refused before anything starts.
+    pub fn check(self, settings: &Settings) -> anyhow::Result<()> {
+        if self == Role::Worker {
+            anyhow::ensure!(
+                !settings.storage.embedded,
+                "a worker does not host the object store: set storage.embedded = false and \
+                 storage.endpoint (with the same credentials) to the API process's store"
+            );
+        }
+        Ok(())
+    }
+}
+
 pub struct Application {
     pub api_addr: SocketAddr,
     pub public_url: String,
@@ -103,7 +136,13 @@ async fn embedded_credentials(storage: &mut StorageConfig, data_dir: &Path) -> a
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_role(settings, Role::All).await
+    }
+
+    /// Starts the parts `role` runs; one start-up path for every role.
+    pub async fn build_role(settings: Settings, role: Role) -> anyhow::Result<Self> {
         // Before anything is created or bound: a refused set-up leaves no trace.
+        role.check(&settings)?;
         settings.check_generator()?;
         settings.check_production()?;
         settings.check_shared_secrets()?;
@@ -128,10 +167,19 @@ impl Application {
 
         // The API listener first: its address goes into webhook and event URLs.
         let api_bind = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&api_bind).await.with_context(|| {
-            format!("cannot listen on {api_bind} (port taken? set REELAY__SERVER__PORT to another port)")
-        })?;
-        let api_addr = listener.local_addr()?;
+        let (listener, api_addr) = if role.serves_api() {
+            let listener = TcpListener::bind(&api_bind).await.with_context(|| {
+                format!("cannot listen on {api_bind} (port taken? set REELAY__SERVER__PORT to another port)")
+            })?;
+            let addr = listener.local_addr()?;
+            (Some(listener), addr)
+        } else {
+            // A worker binds nothing; webhook URLs name the API's address.
+            let addr = api_bind
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], settings.server.port)));
+            (None, addr)
+        };
         let public_url = if settings.server.public_url.is_empty() {
             format!("http://{api_addr}")
         } else {
@@ -178,6 +226,13 @@ impl Application {
         }
 
         let (sim, api_url, ws_url, api_key) = match settings.runware.mode {
+            // A worker reaches the API process's simulator over the network.
+            RunwareMode::Simulator if role == Role::Worker => (
+                None,
+                settings.runware.api_url.clone(),
+                settings.runware.ws_url.clone(),
+                settings.simulator.api_key.clone(),
+            ),
             RunwareMode::Simulator => {
                 let addr: SocketAddr =
                     format!("{}:{}", settings.simulator.host, settings.simulator.port).parse()?;
@@ -249,19 +304,38 @@ impl Application {
             wake: wake.clone(),
         });
         let registry = crate::jobs::fleet::Registry::new();
-        for n in 0..settings.worker.concurrency {
-            tasks.spawn(worker::run_worker(
-                pipeline.clone(),
-                n,
-                registry.clone(),
+        if role.runs_workers() {
+            for n in 0..settings.worker.concurrency {
+                tasks.spawn(worker::run_worker(
+                    pipeline.clone(),
+                    n,
+                    registry.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            tasks.spawn(crate::jobs::fleet::run_heartbeat(
+                store.clone(),
+                registry,
                 shutdown.clone(),
             ));
         }
-        tasks.spawn(crate::jobs::fleet::run_heartbeat(
-            store.clone(),
-            registry,
-            shutdown.clone(),
-        ));
+        let Some(listener) = listener else {
+            tracing::info!(
+                concurrency = settings.worker.concurrency,
+                "reelay worker running"
+            );
+            return Ok(Application {
+                api_addr,
+                public_url,
+                s3,
+                sim,
+                store,
+                settings,
+                events_token,
+                shutdown,
+                tasks,
+            });
+        };
         tasks.spawn(sweeper::run_sweeper(pipeline.clone(), shutdown.clone()));
         tasks.spawn(cdn_sweeper::run(pipeline.clone(), shutdown.clone()));
         let outbox = Arc::new(notify::Outbox::new(
