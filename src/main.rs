@@ -91,6 +91,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the OpenAPI 3.1 document these settings serve at
+    /// /v1/openapi.json (for client generators; no server needed).
+    Openapi,
     /// Create, inspect and follow assets on a running reelay server.
     Assets {
         /// Base URL of the server.
@@ -199,6 +202,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Demo { .. }
             | Command::Config { .. }
+            | Command::Openapi
             | Command::Assets { .. }
             | Command::Workers { .. }
             | Command::Healthcheck { .. }
@@ -347,6 +351,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 print!("{}", reelay::config_report::to_toml(&doc)?);
             }
+            Ok(())
+        }
+        Command::Openapi => {
+            let doc = reelay::api::openapi::document(&settings.runware.model_spec);
+            println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
         }
         Command::Process { .. }

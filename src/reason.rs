@@ -147,6 +147,31 @@ impl<'de> Deserialize<'de> for ReasonCode {
     }
 }
 
+/// A string: one of reelay's own codes (listed, each with its meaning) or,
+/// for a generator failure, the generator's own code verbatim.
+impl utoipa::PartialSchema for ReasonCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let known: Vec<String> = ReasonCode::ALL
+            .iter()
+            .map(|c| format!("`{}`: {}", c.as_str(), c.meaning()))
+            .collect();
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(format!(
+                "reelay's codes: {}. Any other value is the generator's own error code, verbatim.",
+                known.join("; ")
+            )))
+            .examples(
+                ReasonCode::ALL
+                    .iter()
+                    .map(|c| serde_json::json!(c.as_str())),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ReasonCode {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

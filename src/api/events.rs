@@ -12,8 +12,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::Json;
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use serde::Serialize;
+use serde_json::Value;
 use std::time::Duration;
 
 /// What a caller without the events token is told.
@@ -61,13 +61,13 @@ fn subscribe_url_allowed(hosts: &HostPatterns, guard: &Guard, u: &str) -> bool {
     guard.check_url(u).is_ok_and(|url| hosts.matches(&url))
 }
 
-#[utoipa::path(post, operation_id = "s3_event", path = "/v1/events/s3", tag = "intake", security(("events_token" = [])), request_body(content = Object, description = "An S3, SNS, EventBridge or MinIO ObjectCreated event"), responses((status = 200, description = "Handled", body = Object), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 403, description = "Forbidden", body = crate::api::openapi::ErrorBody)))]
+#[utoipa::path(post, operation_id = "s3_event", path = "/v1/events/s3", tag = "intake", security(("events_token" = [])), request_body(content = Object, description = "An S3, SNS, EventBridge or MinIO ObjectCreated event"), responses((status = 200, description = "Handled: the records and what each did", body = EventsAnswer), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 403, description = "Forbidden", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "events.s3", skip_all)]
 pub async fn s3(
     _sender: EventSender,
     State(state): State<AppState>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventsAnswer>, ApiError> {
     let parsed = events::parse(&body).map_err(|e| {
         ApiError::field(
             "$",
@@ -125,37 +125,63 @@ pub async fn s3(
         settings: state.settings.clone(),
         wake: state.wake.clone(),
     };
-    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut matched = 0;
+    let mut out = EventsAnswer {
+        records: parsed.events.len(),
+        sns_confirmed: confirmed,
+        sns_refused: refused,
+        ignored: parsed.ignored as u64,
+        ..Default::default()
+    };
     for ev in &parsed.events {
         let outcome = intake.handle(ev).await?;
         if outcome.matched() {
-            matched += 1;
+            out.matched += 1;
         }
-        let name = match outcome {
-            Outcome::Ignored => "ignored",
-            Outcome::Duplicate => "duplicates",
-            Outcome::Stale => "stale",
-            Outcome::Gone => "gone",
-            Outcome::Nudged => "nudged",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Restarted => "restarted",
-            Outcome::Refused => "refused",
-            Outcome::Created => "created",
-        };
-        *counts.entry(name).or_default() += 1;
-    }
-    let mut out = json!({
-        "records": parsed.events.len(),
-        "matched": matched,
-        "sns_confirmed": confirmed,
-        "sns_refused": refused,
-    });
-    *counts.entry("ignored").or_default() += parsed.ignored as u64;
-    for (k, v) in counts {
-        out[k] = json!(v);
+        *match outcome {
+            Outcome::Ignored => &mut out.ignored,
+            Outcome::Duplicate => &mut out.duplicates,
+            Outcome::Stale => &mut out.stale,
+            Outcome::Gone => &mut out.gone,
+            Outcome::Nudged => &mut out.nudged,
+            Outcome::Unchanged => &mut out.unchanged,
+            Outcome::Restarted => &mut out.restarted,
+            Outcome::Refused => &mut out.refused,
+            Outcome::Created => &mut out.created,
+        } += 1;
     }
     Ok(Json(out))
+}
+
+/// What the intake did with one delivery: its records, and how many had
+/// each effect.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct EventsAnswer {
+    /// Object records in the delivery.
+    pub records: usize,
+    /// Records that named a known variation's master.
+    pub matched: u64,
+    /// SNS subscriptions confirmed and refused.
+    pub sns_confirmed: u64,
+    pub sns_refused: u64,
+    /// Not an object creation in the masters bucket.
+    pub ignored: u64,
+    /// An event already handled.
+    pub duplicates: u64,
+    /// Older than the last event handled for the key.
+    pub stale: u64,
+    /// The object is no longer there (or its key is unusable).
+    pub gone: u64,
+    /// A variation waiting for its master was made runnable.
+    pub nudged: u64,
+    /// The variation already took in this very object.
+    pub unchanged: u64,
+    /// A new master version: the variation runs its arrival checks again.
+    pub restarted: u64,
+    /// A write to a generated master's key after its master was taken in, or
+    /// to the key of a task that was replaced: recorded, nothing else.
+    pub refused: u64,
+    /// A hand-uploaded master that became a new asset.
+    pub created: u64,
 }
 
 #[cfg(test)]

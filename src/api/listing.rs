@@ -150,7 +150,7 @@ pub async fn list(
 }
 
 /// A campaign: how many assets and variations, by state, and what they cost.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CampaignView {
     pub id: String,
     pub assets: usize,
@@ -165,7 +165,7 @@ pub struct CampaignView {
     pub assets_url: String,
 }
 
-#[utoipa::path(get, operation_id = "get_campaign", path = "/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "Campaign id")), responses((status = 200, description = "Counts by state and summed cost", body = Object), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
+#[utoipa::path(get, operation_id = "get_campaign", path = "/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path, description = "Campaign id")), responses((status = 200, description = "Counts by state and summed cost", body = CampaignView), (status = 400, description = "Invalid fields or parameters, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "campaigns.show", skip_all)]
 pub async fn campaign(
     _key: ApiKey,

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 /// The JSON body of every 4xx and 5xx (`api::error`).
@@ -69,64 +69,14 @@ pub struct CreateAssetRequest {
     pub vast: Option<Value>,
 }
 
-/// What `POST /v1/assets/preflight` answers (`destinations::preflight::Plan`).
-pub struct PreflightPlan;
-
-/// A schema for a type documented as a plain JSON object or string.
-macro_rules! opaque_schema {
-    ($ty:ty, $name:literal, $kind:expr, $desc:literal) => {
-        impl PartialSchema for $ty {
-            fn schema() -> RefOr<Schema> {
-                ObjectBuilder::new()
-                    .schema_type($kind)
-                    .description(Some($desc))
-                    .into()
-            }
-        }
-        impl ToSchema for $ty {
-            fn name() -> Cow<'static, str> {
-                Cow::Borrowed($name)
-            }
-        }
-    };
+/// The optional body of `POST /v1/assets/{id}/reprocess` (read in
+/// `assets::reprocess`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReprocessRequest {
+    /// Another configured profile to deliver (default: the asset's own).
+    pub profile: Option<String>,
 }
-
-opaque_schema!(
-    PreflightPlan,
-    "PreflightPlan",
-    Type::Object,
-    "Per destination the outputs it needs and the rules checked (before generation or on the delivered files), and the union of outputs"
-);
-opaque_schema!(
-    crate::views::AssetView,
-    "AssetView",
-    Type::Object,
-    "An asset with its variations, stages and published renditions"
-);
-opaque_schema!(
-    crate::jobs::State,
-    "VariationState",
-    Type::String,
-    "The state of a variation (see GET /v1/options)"
-);
-opaque_schema!(
-    crate::jobs::model::Reason,
-    "Reason",
-    Type::Object,
-    "Why a variation was rejected or failed: a code and a plain reason"
-);
-opaque_schema!(
-    crate::views::PublishedRef,
-    "PublishedRef",
-    Type::Object,
-    "Where a variation is published on the CDN"
-);
-opaque_schema!(
-    crate::views::CallbackQc,
-    "CallbackQc",
-    Type::Object,
-    "The QC report without the raw ffprobe output"
-);
 
 impl PartialSchema for crate::runware::FramePosition {
     fn schema() -> RefOr<Schema> {
@@ -222,11 +172,68 @@ pub fn document(model: &crate::runware::ModelSpec) -> Value {
         }})
     };
     request_id(&mut doc);
+    close_objects(&mut doc["components"]["schemas"]);
     doc["webhooks"] = json!({
         "asset.callback": hook("CallbackBody", "asset.* events (published, rejected, failed, cancelled) POSTed to the asset's callbackUrl"),
         "cdn.purge": hook("PurgeBody", "cdn.purge POSTed to cdn.purge_url when published pointers change"),
     });
     doc
+}
+
+/// Every object schema with properties says `additionalProperties: false`:
+/// reelay's answers carry exactly the documented fields (the test validates
+/// live answers against this), and its requests refuse unknown ones. A
+/// flattened struct (utoipa's `allOf` of a `$ref` and an inline object) is
+/// merged into one object first, as a closed part of an `allOf` would refuse
+/// the other part's fields.
+fn close_objects(schemas: &mut Value) {
+    let snapshot = schemas.clone();
+    let Some(map) = schemas.as_object_mut() else {
+        return;
+    };
+    for schema in map.values_mut() {
+        merge_all_of(schema, &snapshot);
+        close(schema);
+    }
+}
+
+fn merge_all_of(schema: &mut Value, schemas: &Value) {
+    let Some(parts) = schema.get("allOf").and_then(Value::as_array).cloned() else {
+        return;
+    };
+    let mut properties = serde_json::Map::new();
+    let mut required: Vec<Value> = Vec::new();
+    for part in &parts {
+        let resolved = match part["$ref"].as_str() {
+            Some(r) => &schemas[r.trim_start_matches("#/components/schemas/")],
+            None => part,
+        };
+        let Some(props) = resolved["properties"].as_object() else {
+            return; // not a plain merge of objects: leave it as it is
+        };
+        properties.extend(props.clone());
+        required.extend(resolved["required"].as_array().cloned().unwrap_or_default());
+    }
+    let description = schema.get("description").cloned();
+    *schema = json!({"type": "object", "properties": properties, "required": required});
+    if let Some(d) = description {
+        schema["description"] = d;
+    }
+}
+
+fn close(schema: &mut Value) {
+    match schema {
+        Value::Object(obj) => {
+            if obj.contains_key("properties") && !obj.contains_key("additionalProperties") {
+                obj.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            for v in obj.values_mut() {
+                close(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(close),
+        _ => {}
+    }
 }
 
 /// `x-request-id` on every operation: taken from the client when sent,

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::Value;
 
-#[utoipa::path(post, operation_id = "preflight_asset", path = "/v1/assets/preflight", tag = "assets", request_body = crate::api::openapi::CreateAssetRequest, responses((status = 200, description = "The plan: per destination the outputs it needs and the rules checked, and their union; nothing is created or paid", body = crate::api::openapi::PreflightPlan), (status = 400, description = "Invalid fields, or a destination's rule the request can never meet, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
+#[utoipa::path(post, operation_id = "preflight_asset", path = "/v1/assets/preflight", tag = "assets", request_body = crate::api::openapi::CreateAssetRequest, responses((status = 200, description = "The plan: per destination the outputs it needs and the rules checked, and their union; nothing is created or paid", body = crate::destinations::preflight::Plan), (status = 400, description = "Invalid fields, or a destination's rule the request can never meet, each named", body = crate::api::openapi::ErrorBody), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "assets.preflight", skip_all)]
 pub async fn preflight(
     _key: ApiKey,

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 pub type Destinations = BTreeMap<String, Destination>;
 
 /// One buyer's rules. Every rule is optional: an unset key is not checked.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default, utoipa::ToSchema)]
 pub struct Destination {
     /// What the buyer is, for people.
     pub description: String,
@@ -94,7 +94,7 @@ pub struct Destination {
 }
 
 /// An inclusive range of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Range {
     pub min: f64,
@@ -102,7 +102,7 @@ pub struct Range {
 }
 
 /// A required lower rung: its short side and its bitrate band.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rung {
     pub short_side: u32,

@@ -8,7 +8,7 @@ use crate::runware::{FieldError, GenerationRequest, ModelSpec};
 use serde::Serialize;
 
 /// One output a destination needs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NeededOutput {
     /// "top", "lower" or "mezzanine".
@@ -26,7 +26,7 @@ pub struct NeededOutput {
 }
 
 /// One rule and when it is checked.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedRule {
     /// The config key (`duration_slots_secs`).
@@ -41,7 +41,7 @@ pub struct PlannedRule {
     pub needs: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationPlan {
     pub name: String,
@@ -51,7 +51,8 @@ pub struct DestinationPlan {
     pub rules: Vec<PlannedRule>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = PreflightPlan)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub destinations: Vec<DestinationPlan>,

@@ -163,7 +163,7 @@ where
 }
 
 /// Why a variation ended the way it did, as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Reason {
     pub code: ReasonCode,
     pub message: String,
@@ -272,7 +272,7 @@ impl Variation {
 
 /// What a long step (a transcode) last reported: shown by the API while the
 /// step runs, renewed with the lease heartbeat, cleared when the state changes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepProgress {
     /// What runs: the state's name (`transcoding`), or a label of its own
     /// for another ffmpeg pass within the step (e.g. `loudness`): percent

@@ -48,7 +48,8 @@ impl Default for DetectSettings {
 }
 
 /// A stretch of the timeline where a detector fired.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DetectedRun)]
 pub struct Run {
     pub start: f64,
     pub end: f64,
@@ -60,7 +61,7 @@ impl Run {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Loudness {
     /// Integrated loudness, LUFS (= LKFS).
     pub integrated_lufs: f64,
@@ -70,7 +71,7 @@ pub struct Loudness {
     pub true_peak_dbtp: f64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContentAnalysis {
     pub duration_secs: f64,
     pub black: Vec<Run>,
@@ -92,7 +93,7 @@ pub struct ContentAnalysis {
 }
 
 /// cropdetect's x1..x2, y1..y2 over the whole master.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Extent {
     pub x1: u32,
     pub x2: u32,
@@ -100,7 +101,7 @@ pub struct Extent {
     pub y2: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cadence {
     pub frames: u64,
     pub repeated: u64,
@@ -117,7 +118,7 @@ impl Cadence {
 }
 
 /// The mean luma changed by `delta` (fraction of the range, signed) at `at`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LumaStep {
     pub at: f64,
     pub delta: f64,

@@ -37,7 +37,8 @@ pub const SILENCE_LUFS: f64 = -70.0;
 pub const RESAMPLE: &str = "aresample=48000,aformat=sample_rates=48000:channel_layouts=stereo";
 
 /// What `loudnorm` is asked to reach.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = LoudnessTarget)]
 pub struct Target {
     pub integrated_lufs: f64,
     /// The true-peak target given to `loudnorm` (the profile's cap minus
@@ -60,7 +61,8 @@ impl Target {
 }
 
 /// What pass 1 measured of the master's audio (`loudnorm`'s `input_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = LoudnessMeasured)]
 pub struct Measured {
     /// Integrated loudness, LUFS.
     pub input_i: f64,
@@ -84,7 +86,8 @@ pub struct Report {
     pub mode: Option<Mode>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = LoudnormMode)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// One gain for the whole programme.
@@ -270,7 +273,8 @@ pub fn expected_mode(target: &Target, m: &Measured) -> (Mode, Option<String>) {
 }
 
 /// Whether the master's loudness was normalised, and if not why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = LoudnessStatus)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Pass 2 ran in the transcode.
@@ -282,7 +286,7 @@ pub enum Status {
 }
 
 /// The loudness normalisation of one transcode, as the QC report records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Normalization {
     pub status: Status,
     /// Plain words: why it was skipped or disabled, or why `loudnorm` could

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 /// What to do with a master the transcode can correct.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[schema(as = MasterCorrection)]
 #[serde(rename_all = "lowercase")]
 pub enum Correction {
     /// Corrected in the transcode (deinterlaced, tone-mapped) and delivered.
@@ -16,7 +17,7 @@ pub enum Correction {
     Refuse,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct MasterQcSettings {
     /// Audio may start later, or end earlier or later, than the video by

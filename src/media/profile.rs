@@ -13,7 +13,9 @@ use super::level::H264Level;
 use serde::{Deserialize, Serialize};
 
 /// Container and codecs of an output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputKind {
     /// H.264 + AAC-LC in MP4, moov first (`+faststart`).

@@ -7,7 +7,7 @@ use crate::media::profile::ProfileSettings;
 use serde::{Deserialize, Serialize};
 
 /// A profile's loudness requirement (ATSC A/85, EBU R128...).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct LoudnessRule {
     pub target_lufs: f64,
     pub tolerance_lu: f64,
@@ -20,7 +20,7 @@ pub struct LoudnessRule {
 
 /// Every threshold the verdict uses, resolved from the settings and the
 /// request's profile, so the report can show what was applied.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rules {
     pub ssim_floor: f64,
     pub duration_tolerance_secs: f64,

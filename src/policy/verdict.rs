@@ -13,7 +13,7 @@ use crate::media::profile::OutputKind;
 use serde::{Deserialize, Serialize};
 
 /// One rule applied to one subject, with the numbers behind the verdict.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Check {
     pub subject: String,
     pub rule: String,
@@ -109,7 +109,8 @@ pub struct QcReport {
     pub checks: Vec<Check>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = QcVerdict)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,

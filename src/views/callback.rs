@@ -51,7 +51,7 @@ pub struct CallbackVariation {
 
 /// The QC report as a callback carries it: without the raw ffprobe output
 /// of each rendition, which the API still has.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallbackQc {
     pub verdict: Verdict,
     pub profile: String,
@@ -65,7 +65,7 @@ pub struct CallbackQc {
     pub checks: Vec<Check>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallbackRendition {
     pub name: String,
     pub ssim: f64,

@@ -6,15 +6,18 @@ use crate::jobs::model::{Asset, OutboxRow, Reason, TransitionRow, Variation};
 use crate::jobs::State;
 use crate::media::loudness::Normalization;
 use crate::policy::{Check, QcReport, Verdict};
-use crate::publish::Manifest;
 use crate::time::rfc3339;
 use serde::Serialize;
 use serde_json::Value;
 
 mod callback;
+mod published;
 pub use callback::{
     event_type, purge, terminal_event, CallbackBody, CallbackData, CallbackQc, CallbackRendition,
     CallbackVariation, PurgeBody,
+};
+pub use published::{
+    HlsVariantView, HlsView, PosterView, PublishedRef, PublishedView, RenditionView, StoryboardView,
 };
 
 fn round_to(x: f64, places: i32) -> f64 {
@@ -41,12 +44,39 @@ pub fn aggregate(states: &[State]) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// How an asset came to be (`AssetView.source`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AssetSource {
+    Generated,
+    Upload,
+}
+
+/// `aggregate`'s answers (`AssetView.status`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AssetStatus {
+    Processing,
+    Published,
+    PartiallyPublished,
+    Rejected,
+    Expired,
+    Cancelled,
+    Failed,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssetView {
     pub id: String,
     pub campaign: String,
     pub profile: String,
+    /// `generated` (by the generator) or `upload` (a master put in the bucket).
+    #[schema(value_type = AssetSource)]
     pub source: &'static str,
+    /// The variations' states taken together.
+    #[schema(value_type = AssetStatus)]
     pub status: &'static str,
     pub created_at: String,
     pub ttl_secs: i64,
@@ -55,7 +85,9 @@ pub struct AssetView {
     pub callback_url: Option<String>,
     /// The buyers' specs the request named (`[destinations.NAME]`).
     pub destinations: Vec<String>,
-    /// The request (detail only).
+    /// The request (detail only): Runware's fields as sent, or for a master
+    /// uploaded by hand what it turned out to be.
+    #[schema(value_type = Option<Object>)]
     pub generation: Option<Value>,
     pub variations: Vec<VariationView>,
     /// Callbacks and purges and where their delivery stands (detail only).
@@ -82,7 +114,11 @@ impl AssetView {
         mut detail: Option<AssetDetail>,
     ) -> Self {
         let states: Vec<State> = rows.iter().map(|v| v.state).collect();
-        let cost: f64 = rows.iter().filter_map(Variation::total_cost).sum();
+        // Folded from +0.0: an empty f64 `sum` is -0.0, which JSON shows as "-0.0".
+        let cost = rows
+            .iter()
+            .filter_map(Variation::total_cost)
+            .fold(0.0, |a, b| a + b);
         let variations = rows
             .iter()
             .map(|v| {
@@ -143,7 +179,7 @@ fn request_view(a: &Asset, first: Option<&Variation>) -> Value {
     json
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
     pub id: String,
     pub kind: String,
@@ -171,14 +207,14 @@ impl From<&OutboxRow> for NotificationView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StageView {
     pub name: State,
     pub progress: Option<f64>,
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VariationView {
     pub index: i64,
     pub id: String,
@@ -262,7 +298,7 @@ impl VariationView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PreviousTaskView {
     pub task_uuid: String,
     pub cost_usd: Option<f64>,
@@ -270,7 +306,7 @@ pub struct PreviousTaskView {
     pub at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MasterView {
     pub key: String,
     pub size: Option<i64>,
@@ -283,14 +319,14 @@ pub struct MasterView {
     pub audio_codec: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProviderView {
     pub video_uuid: Option<String>,
     pub video_url: Option<String>,
     pub seed: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TransitionView {
     pub from: State,
     pub to: State,
@@ -309,7 +345,7 @@ impl From<&TransitionRow> for TransitionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QcView {
     pub verdict: Verdict,
     pub output_quality: u32,
@@ -324,7 +360,7 @@ pub struct QcView {
     pub checks: Option<Vec<Check>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QcRenditionView {
     pub name: String,
     pub width: Option<u32>,
@@ -366,85 +402,6 @@ impl QcView {
             loudness_normalization: qc.loudness_normalization.clone(),
             failures: qc.failures().cloned().collect(),
             checks: detail.then(|| qc.checks.clone()),
-        }
-    }
-}
-
-/// Where a published variation lives: what callbacks and the API both say.
-#[derive(Debug, Serialize)]
-pub struct PublishedRef {
-    pub manifest_url: String,
-    pub vast_url: String,
-    pub content_hash: String,
-    pub universal_ad_id: String,
-    pub expires_at: String,
-}
-
-impl From<&Manifest> for PublishedRef {
-    fn from(m: &Manifest) -> Self {
-        PublishedRef {
-            manifest_url: m.manifest_url.clone(),
-            vast_url: m.vast_url.clone(),
-            content_hash: m.content_hash.clone(),
-            universal_ad_id: m.universal_ad_id.clone(),
-            expires_at: m.expires_at.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct PublishedView {
-    #[serde(flatten)]
-    pub at: PublishedRef,
-    pub renditions: Vec<Value>,
-    pub poster_url: String,
-    pub posters: Vec<Value>,
-    pub storyboard: Option<Value>,
-    pub preview_url: Option<String>,
-    pub hls: Option<Value>,
-    pub file_count: usize,
-    pub qc_report_url: String,
-}
-
-impl From<&Manifest> for PublishedView {
-    fn from(m: &Manifest) -> Self {
-        use serde_json::json;
-        PublishedView {
-            at: PublishedRef::from(m),
-            renditions: m
-                .renditions
-                .iter()
-                .map(|r| {
-                    json!({
-                        "name": r.name, "url": r.url, "width": r.width, "height": r.height,
-                        "bitrate_kbps": r.bitrate_kbps, "codecs": r.codecs, "size": r.size,
-                        "container": if r.container.is_empty() { "mp4" } else { r.container.as_str() },
-                        "content_type": r.content_type,
-                    })
-                })
-                .collect(),
-            poster_url: m.poster.url.clone(),
-            posters: m
-                .posters
-                .iter()
-                .map(|p| json!({"url": p.url, "width": p.width, "height": p.height, "format": p.format}))
-                .collect(),
-            storyboard: m
-                .storyboard
-                .as_ref()
-                .map(|s| json!({"sprite_url": s.sprite.url, "vtt_url": s.vtt.url})),
-            preview_url: m.preview.as_ref().map(|p| p.url.clone()),
-            hls: m.hls.as_ref().map(|h| {
-                json!({
-                    "master_url": h.master.url,
-                    "variants": h.variants.iter().map(|v| json!({
-                        "name": v.name, "url": v.url, "width": v.width, "height": v.height,
-                        "bandwidth": v.bandwidth, "codecs": v.codecs,
-                    })).collect::<Vec<_>>(),
-                })
-            }),
-            file_count: m.files.len(),
-            qc_report_url: m.qc_report.url.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::helpers::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
 const METHODS: &[&str] = &["get", "post", "put", "delete", "patch", "head"];
 
@@ -182,5 +183,263 @@ async fn the_openapi_document_is_valid_3_1_and_matches_the_router() {
     for s in ["api_key", "events_token", "metrics_token"] {
         assert!(security.contains_key(s), "{s}");
     }
+    app.stop().await;
+}
+
+/// The schema the document gives the answer of `method path` with `status`,
+/// as a root schema that resolves the document's `$ref`s.
+fn answer_schema(doc: &Value, path: &str, method: &str, status: u16) -> Value {
+    let schema = doc["paths"][path][method]["responses"][status.to_string()]["content"]
+        ["application/json"]["schema"]
+        .clone();
+    assert!(
+        schema.is_object(),
+        "no JSON schema for {method} {path} {status}"
+    );
+    let mut root = serde_json::Map::new();
+    root.insert("components".into(), doc["components"].clone());
+    root.extend(schema.as_object().unwrap().clone());
+    Value::Object(root)
+}
+
+/// Validates each (label, schema, instance) with the venv's `jsonschema`
+/// (Draft 2020-12, what OpenAPI 3.1 schemas are); the labels that failed,
+/// with the validator's words.
+fn invalid(dir: &Path, cases: &[(String, Value, Value)]) -> Vec<String> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/openapi-validator-venv");
+    let file = dir.join("answers.json");
+    let list: Vec<Value> = cases
+        .iter()
+        .map(|(l, s, i)| serde_json::json!({"label": l, "schema": s, "instance": i}))
+        .collect();
+    std::fs::write(&file, serde_json::to_vec(&list).unwrap()).unwrap();
+    let script = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+for c in json.load(open(sys.argv[1])):
+    errs = list(Draft202012Validator(c["schema"]).iter_errors(c["instance"]))
+    for e in errs[:3]:
+        at = "/".join(map(str, e.absolute_path))
+        print(f'{c["label"]}\tat /{at}: {e.message[:400]}')
+"#;
+    let out = std::process::Command::new(venv.join("bin/python"))
+        .args(["-c", script])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the validator did not run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// What the server answers, live, is what the document says: every field
+/// of each answer is documented (schemas are closed) and has the documented
+/// type. Covers the asset in each phase, lists, campaigns, options,
+/// workers, preflight, the intake, an error, and the signed callback.
+#[tokio::test]
+async fn live_answers_and_callbacks_match_their_documented_schemas() {
+    use axum::extract::State;
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let hooks = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |State(got): State<Arc<Mutex<Vec<Value>>>>, body: axum::Json<Value>| async move {
+                    got.lock().unwrap().push(body.0);
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hooks).await.unwrap() });
+
+    let app = spawn_app().await;
+    let doc: Value = app
+        .http
+        .get(format!("{}/v1/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut req = app
+            .http
+            .request(method, format!("{}{path}", app.url))
+            .bearer_auth(KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let mut cases: Vec<(String, Value, Value)> = Vec::new();
+    let mut case = |label: &str, path: &str, method: &str, status: u16, answer: Value| {
+        cases.push((
+            format!("{method} {path} {status} ({label})"),
+            answer_schema(&doc, path, method, status),
+            answer,
+        ));
+    };
+
+    // A master uploaded by hand, through to published, with its callback.
+    app.put_master(
+        "masters/schemas/good.mp4",
+        tiny_clip(640, 360, 2, true, 5).await,
+        &[("reelay-callback-url", hook.as_str())],
+    )
+    .await;
+    let assets = wait_for_campaign(&app, "schemas", Duration::from_secs(120), |a| {
+        a.len() == 1 && a[0]["status"] != "processing"
+    })
+    .await;
+    assert_eq!(assets[0]["status"], "published", "{assets:#?}");
+    let id = assets[0]["id"].as_str().unwrap().to_string();
+    let (s, a) = call(reqwest::Method::GET, format!("/v1/assets/{id}"), None).await;
+    assert!(a["variations"][0]["qc"]["checks"].is_array(), "{a:#}");
+    assert!(
+        a["variations"][0]["published"]["renditions"][0].is_object(),
+        "{a:#}"
+    );
+    case("published, detail", "/v1/assets/{id}", "get", s, a);
+    let (s, a) = call(
+        reqwest::Method::GET,
+        "/v1/assets?campaign=schemas&limit=1".into(),
+        None,
+    )
+    .await;
+    case("list", "/v1/assets", "get", s, a);
+    let (s, a) = call(reqwest::Method::GET, "/v1/campaigns/schemas".into(), None).await;
+    case("campaign", "/v1/campaigns/{id}", "get", s, a);
+    let (s, a) = call(reqwest::Method::GET, "/v1/options".into(), None).await;
+    assert!(!a["destinations"].as_array().unwrap().is_empty(), "{a:#}");
+    case("options", "/v1/options", "get", s, a);
+    let (s, a) = call(reqwest::Method::GET, "/v1/workers".into(), None).await;
+    case("workers", "/v1/workers", "get", s, a);
+    let (s, a) = call(
+        reqwest::Method::POST,
+        format!("/v1/assets/{id}/reprocess"),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    case("reprocess", "/v1/assets/{id}/reprocess", "post", s, a);
+
+    // A generated asset: accepted, then cancelled; a preflight; an error.
+    let mut body = request(3);
+    body["campaign"] = "schemas-gen".into();
+    body["callbackUrl"] = hook.as_str().into();
+    let (s, a) = call(
+        reqwest::Method::POST,
+        "/v1/assets".into(),
+        Some(body.clone()),
+    )
+    .await;
+    let gen = a["id"].as_str().unwrap().to_string();
+    case("accepted", "/v1/assets", "post", s, a);
+    let (s, a) = call(reqwest::Method::DELETE, format!("/v1/assets/{gen}"), None).await;
+    case("cancelled", "/v1/assets/{id}", "delete", s, a);
+    body["destinations"] = serde_json::json!(["iab-olv"]);
+    let (s, a) = call(
+        reqwest::Method::POST,
+        "/v1/assets/preflight".into(),
+        Some(body.clone()),
+    )
+    .await;
+    case("plan", "/v1/assets/preflight", "post", s, a);
+    body["generation"]["duration"] = 1.into();
+    let (s, a) = call(reqwest::Method::POST, "/v1/assets".into(), Some(body)).await;
+    case("invalid", "/v1/assets", "post", s, a);
+    let res = app
+        .http
+        .post(format!("{}/v1/events/s3", app.url))
+        .bearer_auth(app.events_token())
+        .json(&serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "elsewhere"}, "object": {"key": "x.mp4", "size": 1}}}]}))
+        .send()
+        .await
+        .unwrap();
+    let s = res.status().as_u16();
+    case(
+        "intake",
+        "/v1/events/s3",
+        "post",
+        s,
+        res.json().await.unwrap(),
+    );
+
+    // The callbacks (published, and cancelled) against the webhook's schema.
+    let start = std::time::Instant::now();
+    while got.lock().unwrap().len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "callbacks so far: {:?}",
+            got.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hook_schema = {
+        let s = &doc["webhooks"]["asset.callback"]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"];
+        let mut root = serde_json::Map::new();
+        root.insert("components".into(), doc["components"].clone());
+        root.extend(s.as_object().unwrap().clone());
+        Value::Object(root)
+    };
+    for (i, cb) in got.lock().unwrap().iter().enumerate() {
+        cases.push((
+            format!("callback {i} ({})", cb["type"]),
+            hook_schema.clone(),
+            cb.clone(),
+        ));
+    }
+
+    let labels: Vec<String> = cases.iter().map(|c| c.0.clone()).collect();
+    assert!(
+        labels.iter().any(|l| l.starts_with("post /v1/assets 202")),
+        "{labels:?}"
+    );
+    assert!(
+        labels.iter().any(|l| l.starts_with("post /v1/assets 400")),
+        "{labels:?}"
+    );
+    // The check can fail: an undocumented field and a wrong type are caught.
+    let mut extra = cases[0].clone();
+    extra.0 = "control: extra field".into();
+    extra.2["variations"][0]["undocumented"] = true.into();
+    let mut wrong = cases[0].clone();
+    wrong.0 = "control: wrong type".into();
+    wrong.2["ttl_secs"] = "long".into();
+    let controls = invalid(&app.data, &[extra, wrong]);
+    assert!(
+        controls
+            .iter()
+            .any(|l| l.starts_with("control: extra field\t")),
+        "{controls:?}"
+    );
+    assert!(
+        controls
+            .iter()
+            .any(|l| l.starts_with("control: wrong type\t")),
+        "{controls:?}"
+    );
+
+    let failures = invalid(&app.data, &cases);
+    assert!(
+        failures.is_empty(),
+        "answers the document does not describe:\n{}",
+        failures.join("\n")
+    );
     app.stop().await;
 }
