@@ -179,7 +179,8 @@ pub struct WorkerSettings {
     pub idle_poll_ms: u64,
     /// A step that fails this many times in a row (storage, database,
     /// network) ends its variation `failed` with `internalError`.
-    #[serde(default = "default_max_step_errors")]
+    /// (`max_attempts` is the same setting.)
+    #[serde(default = "default_max_step_errors", alias = "max_attempts")]
     pub max_step_errors: i64,
     /// The wait before the first retry of a failed step; it doubles per
     /// retry up to `step_retry_max_secs`.

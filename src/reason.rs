@@ -99,6 +99,8 @@ reason_codes! {
     UploadUrlExpired = "uploadUrlExpired",
     /// The generator reported success but no master reached the bucket.
     UploadMissing = "uploadMissing",
+    /// ffmpeg made no progress for `media.stall_secs` on every attempt of a step (`worker.max_step_errors`); each time it was stopped.
+    Stalled = "stalled",
     /// reelay could not process this variation (a step kept failing after its retries, or its stored row does not decode); the cause is in reelay's log.
     InternalError = "internalError",
     /// The asset was cancelled (`DELETE /v1/assets/{id}`) before this variation finished, or after it was published (its CDN files were taken down).
@@ -229,7 +231,7 @@ mod tests {
 
     #[test]
     fn fixed_codes_round_trip_through_every_form() {
-        assert_eq!(ReasonCode::ALL.len(), 20);
+        assert_eq!(ReasonCode::ALL.len(), 21);
         for code in ReasonCode::ALL {
             let s = code.as_str();
             assert!(

@@ -14,7 +14,7 @@ use super::store::{JobStore, Store, StoreError};
 use super::State;
 use crate::backoff::Backoff;
 use crate::config::Settings;
-use crate::media::process::Runner;
+use crate::media::process::{ProcessError, Runner};
 use crate::reason::ReasonCode;
 use crate::runware::client::RunwareClient;
 use crate::stages::{self, client_text, Ctx, Outcome, INTERNAL_MESSAGE};
@@ -212,6 +212,26 @@ impl Pipeline {
         };
         let errors = known.unwrap_or(0) + 1;
         let w = &self.settings.worker;
+        let stall = err
+            .chain()
+            .find_map(|e| match e.downcast_ref::<ProcessError>() {
+                Some(ProcessError::Stalled { label, after, .. }) => Some((label.clone(), *after)),
+                _ => None,
+            });
+        if let Some((label, after)) = &stall {
+            if errors >= w.max_step_errors {
+                tracing::error!(error = %format!("{err:#}"), "ffmpeg stalled on every one of {errors} attempts");
+                return ending(
+                    State::Failed,
+                    ReasonCode::Stalled,
+                    &format!(
+                        "ffmpeg ({label}) made no progress for {} s on each of {errors} attempts and was stopped each time",
+                        after.as_secs()
+                    ),
+                    Update::default(),
+                );
+            }
+        }
         if errors >= w.max_step_errors {
             tracing::error!(error = %format!("{err:#}"), "step failed for good after {errors} attempts");
             return ending(
@@ -229,10 +249,17 @@ impl Pipeline {
         tracing::warn!(error = %format!("{err:#}"), retry_in_ms = delay.as_millis() as u64, "step failed; will retry");
         Update {
             error_count: Some(errors),
-            stage_detail: Some(Some(format!(
-                "retrying after an internal error (attempt {errors} of {})",
-                w.max_step_errors
-            ))),
+            stage_detail: Some(Some(match &stall {
+                Some((label, after)) => format!(
+                    "ffmpeg ({label}) made no progress for {} s and was stopped; retrying (attempt {errors} of {})",
+                    after.as_secs(),
+                    w.max_step_errors
+                ),
+                None => format!(
+                    "retrying after an internal error (attempt {errors} of {})",
+                    w.max_step_errors
+                ),
+            })),
             next_run_at: Some(now_ms() + delay.as_millis() as i64),
             ..Default::default()
         }

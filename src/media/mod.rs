@@ -55,6 +55,10 @@ pub struct MediaConfig {
     pub transcode_timeout_secs: u64,
     /// An ffprobe (or `ffmpeg -version`) running longer than this is killed. Default 30.
     pub probe_timeout_secs: u64,
+    /// An ffmpeg run that shows no progress (its output time and its read
+    /// of the input stand still) this long is stopped (SIGTERM, then
+    /// SIGKILL) and its step retried. 0: no watchdog. Default 120.
+    pub stall_secs: u64,
     /// x264 preset for delivery renditions. Default "veryfast".
     pub x264_preset: String,
     /// Memory (MiB, `RLIMIT_DATA`) and CPU time (s) each ffmpeg run may
@@ -75,6 +79,7 @@ impl Default for MediaConfig {
             threads: 0,
             transcode_timeout_secs: 900,
             probe_timeout_secs: 30,
+            stall_secs: 120,
             x264_preset: "veryfast".to_owned(),
             ffmpeg_memory_limit_mb: 4096,
             ffmpeg_cpu_limit_secs: 3600,
@@ -94,6 +99,11 @@ impl MediaConfig {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }
+    }
+
+    /// `stall_secs` as the watchdog takes it (None: no watchdog).
+    pub fn stall_after(&self) -> Option<std::time::Duration> {
+        (self.stall_secs > 0).then(|| std::time::Duration::from_secs(self.stall_secs))
     }
 
     pub fn transcode_timeout(&self) -> std::time::Duration {

@@ -449,3 +449,65 @@ async fn latency_503_bursts_and_a_doubled_webhook_still_publish_one_task() {
     assert!((a["cost_usd"].as_f64().unwrap() - 1.26).abs() < 1e-6);
     app.stop().await;
 }
+
+/// An ffmpeg that hangs on every run that reads an input (a wrapper put in
+/// as `media.ffmpeg_path`; `-version` and the filter listing go to the real
+/// one): each attempt is stopped by the watchdog after `media.stall_secs`,
+/// retried, and after `worker.max_attempts` the variation fails `stalled`.
+/// Nothing of the hung runs is left behind.
+#[tokio::test]
+async fn an_ffmpeg_that_stalls_on_every_attempt_ends_failed_stalled_and_is_never_left_running() {
+    let bin = tempfile::tempdir().unwrap();
+    let wrapper = bin.path().join("ffmpeg");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\ncase \" $* \" in *\" -i \"*) exec sleep 300.4417 ;; esac\nexec ffmpeg \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let app = spawn_app_with(|s| {
+        s.media.ffmpeg_path = wrapper.clone();
+        s.media.stall_secs = 1;
+        s.worker.max_step_errors = 2;
+        s.worker.step_retry_initial_ms = 100;
+    })
+    .await;
+    app.put_master(
+        "masters/stall/clip.mp4",
+        tiny_clip(320, 240, 2, true, 9).await,
+        &[],
+    )
+    .await;
+    let assets = wait_for_campaign(&app, "stall", LIMIT, |a| {
+        a.len() == 1 && a[0]["status"] != "processing"
+    })
+    .await;
+    let a = get_asset(&app.http, &app.url, assets[0]["id"].as_str().unwrap()).await;
+    let v = variation(&a);
+    assert_eq!(v["state"], "failed", "{a:#}");
+    assert_eq!(v["reason"]["code"], "stalled", "{a:#}");
+    let message = v["reason"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("made no progress for 1 s on each of 2 attempts"),
+        "{message}"
+    );
+    // Each attempt ran and was stopped; none is still there.
+    let gone_by = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("300.4417"))
+            })
+            .count();
+        if left == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < gone_by, "{left} hung runs left");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}

@@ -147,6 +147,19 @@ pub enum ProcessError {
         after: Duration,
         stderr_tail: Vec<String>,
     },
+    /// The run showed no progress (output time, input read) for
+    /// `media.stall_secs`: stopped with SIGTERM, then SIGKILL. Not the
+    /// input's fault as such: the step is retried.
+    #[error(
+        "{label} made no progress for {}s and was stopped{}",
+        after.as_secs(),
+        tail_suffix(stderr_tail)
+    )]
+    Stalled {
+        label: String,
+        after: Duration,
+        stderr_tail: Vec<String>,
+    },
     #[error("{label} failed ({}){}", exit_text(*code), tail_suffix(stderr_tail))]
     Failed {
         label: String,
@@ -194,6 +207,7 @@ impl ProcessError {
         match self {
             Self::Failed { stderr_tail, .. }
             | Self::Timeout { stderr_tail, .. }
+            | Self::Stalled { stderr_tail, .. }
             | Self::LimitExceeded { stderr_tail, .. } => stderr_tail,
             _ => &[],
         }
@@ -204,7 +218,7 @@ impl ProcessError {
     /// when none is tagged), with our folders cut from file paths. Other
     /// variants give their message.
     pub fn reason(&self) -> String {
-        if let Self::LimitExceeded { .. } = self {
+        if let Self::LimitExceeded { .. } | Self::Stalled { .. } = self {
             // ffmpeg's words would be a failed allocation somewhere deep.
             return self.to_string();
         }

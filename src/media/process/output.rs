@@ -6,7 +6,7 @@ use ffmpeg_sidecar::event::FfmpegEvent;
 use ffmpeg_sidecar::ffmpeg_time_duration::FfmpegTimeDuration;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,77 @@ pub(super) struct Reader {
     pub(super) duration: Option<f64>,
     /// Set once ffmpeg has printed a progress report of its own.
     pub(super) reported: Arc<AtomicBool>,
+    pub(super) pulse: Arc<Pulse>,
+}
+
+/// When a run last moved forward (its output time grew, or it read more of
+/// its input): what the stall watchdog reads.
+pub(super) struct Pulse {
+    started: Instant,
+    /// Milliseconds after `started` of the last advance.
+    last_ms: AtomicU64,
+    /// The furthest output time reported, microseconds.
+    furthest_us: AtomicU64,
+}
+
+impl Pulse {
+    pub(super) fn new() -> Self {
+        Pulse {
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            furthest_us: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn beat(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// A beat when ffmpeg's output time is past any it reported before.
+    fn output_time(&self, secs: f64) {
+        let us = (secs * 1e6) as u64;
+        if self.furthest_us.fetch_max(us, Ordering::Relaxed) < us {
+            self.beat();
+        }
+    }
+
+    pub(super) fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+}
+
+/// Resolves once the run has shown no progress for `after` (never when
+/// None): its output time (the reader's beats) and how far it has read its
+/// first input, sampled every half second.
+pub(super) async fn stalled(
+    pid: u32,
+    input: Option<PathBuf>,
+    pulse: Arc<Pulse>,
+    after: Option<Duration>,
+) {
+    let Some(after) = after else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(500).min(after / 2));
+    let mut furthest: Option<u64> = None;
+    loop {
+        tick.tick().await;
+        if let Some(input) = input.clone() {
+            let pos = tokio::task::spawn_blocking(move || read_position(pid, &input))
+                .await
+                .ok()
+                .flatten();
+            if pos.is_some() && pos > furthest {
+                furthest = pos;
+                pulse.beat();
+            }
+        }
+        if pulse.quiet_for() >= after {
+            return;
+        }
+    }
 }
 
 /// The path of the first `-i` input when it is a local file.
@@ -131,6 +202,7 @@ impl Reader {
                         continue;
                     };
                     let time_secs = time.as_seconds().max(0.0);
+                    self.pulse.output_time(time_secs);
                     self.reported.store(true, Ordering::Relaxed);
                     let progress = Progress {
                         percent: duration.map(|d| (time_secs / d * 100.0).clamp(0.0, 100.0)),

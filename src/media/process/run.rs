@@ -1,7 +1,7 @@
 //! Spawning, limiting, timing out and reaping the ffmpeg and ffprobe children.
 
 use super::args::{guard_inputs, whitelist_args};
-use super::output::{first_input, input_position_progress, Reader, Tail};
+use super::output::{first_input, input_position_progress, stalled, Pulse, Reader, Tail};
 use super::*;
 use crate::media::probe::{self, Probe};
 use crate::media::MediaConfig;
@@ -292,11 +292,15 @@ impl Runner {
         };
 
         let reported = Arc::new(AtomicBool::new(false));
+        let pulse = Arc::new(Pulse::new());
         let reader = Reader {
             on_progress: opts.on_progress.clone(),
             duration: opts.input_duration_secs.filter(|d| *d > 0.0),
             reported: reported.clone(),
+            pulse: pulse.clone(),
         };
+        let stall_after = self.inner.config.stall_after();
+        let watchdog = stalled(pid, first_input(&args), pulse, stall_after);
         // ffmpeg prints no progress until every output has written its
         // header; an output fed late (a sprite sheet is one frame at the
         // end) holds every report back. Until the first one, progress is
@@ -322,14 +326,30 @@ impl Runner {
             (status, logs)
         });
 
-        let (joined, timed_out) = match tokio::time::timeout(opts.deadline, &mut handle).await {
-            Ok(joined) => (joined, false),
-            Err(_) => {
+        let mut ended = Ended::Exited;
+        let joined = tokio::select! {
+            joined = &mut handle => joined,
+            _ = tokio::time::sleep(opts.deadline) => {
                 tracing::debug!(deadline = ?opts.deadline, "deadline passed, killing ffmpeg");
+                ended = Ended::Deadline;
                 guard.kill();
-                (handle.await, true)
+                handle.await
+            }
+            _ = watchdog => {
+                tracing::warn!(after = ?stall_after, "ffmpeg made no progress; stopping it");
+                ended = Ended::Stalled;
+                // SIGTERM first: ffmpeg ends cleanly when it still can.
+                guard.terminate();
+                match tokio::time::timeout(TERM_GRACE, &mut handle).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        guard.kill();
+                        handle.await
+                    }
+                }
             }
         };
+        let timed_out = ended == Ended::Deadline;
         guard.disarm();
         if let Some(task) = fallback {
             task.abort();
@@ -342,6 +362,13 @@ impl Runner {
         tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, %status, timed_out, "ffmpeg finished");
 
         let tail = logs.tail.into_vec();
+        if ended == Ended::Stalled {
+            return Err(ProcessError::Stalled {
+                label: opts.label,
+                after: stall_after.unwrap_or_default(),
+                stderr_tail: tail,
+            });
+        }
         if timed_out {
             return Err(ProcessError::Timeout {
                 label: opts.label,
@@ -371,6 +398,7 @@ fn record_run<T>(label: &str, out: &Result<T, ProcessError>, elapsed: std::time:
     let outcome = match out {
         Ok(_) => "ok",
         Err(ProcessError::Timeout { .. }) => "timeout",
+        Err(ProcessError::Stalled { .. }) => "stalled",
         Err(ProcessError::LimitExceeded { .. }) => "limit_exceeded",
         Err(ProcessError::Failed { .. }) => "failed",
         Err(_) => "error",
@@ -390,6 +418,17 @@ pub(super) fn spawn_error(bin: &Path, e: std::io::Error) -> ProcessError {
     }
 }
 
+/// How a run ended: on its own, at its deadline, or stopped by the watchdog.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Exited,
+    Deadline,
+    Stalled,
+}
+
+/// How long a stalled ffmpeg gets to exit after SIGTERM before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(5);
+
 /// Kills the child when the run is abandoned (deadline or dropped future).
 /// Reaping stays with the reader thread.
 pub(super) struct KillOnDrop {
@@ -402,6 +441,19 @@ impl KillOnDrop {
             let mut child = child.lock().unwrap_or_else(|p| p.into_inner());
             // Fails only when the child is already gone.
             let _ = child.kill();
+        }
+    }
+
+    /// SIGTERM, if the child has not exited yet (checked under the lock, so
+    /// the signal never reaches a reused pid).
+    pub(super) fn terminate(&mut self) {
+        if let Some(child) = &self.child {
+            let mut child = child.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(None) = child.as_inner_mut().try_wait() {
+                let pid = child.as_inner().id() as libc::pid_t;
+                // SAFETY: kill(2) with a pid of our own live, unreaped child.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
         }
     }
 

@@ -456,3 +456,65 @@ fn the_major_version_is_read_from_release_and_debian_lines_but_not_git_builds() 
     assert_eq!(major("ffmpeg version N-113000-gabcdef Copyright"), None);
     assert_eq!(major("something else"), None);
 }
+
+/// A runner whose watchdog stops a run after `secs` without progress.
+fn watched(secs: u64) -> Option<Runner> {
+    testutil::runner()?;
+    Some(Runner::new(&MediaConfig {
+        stall_secs: secs,
+        ..MediaConfig::default()
+    }))
+}
+
+#[tokio::test]
+async fn a_run_that_makes_no_progress_is_stopped_as_stalled_and_reaped() {
+    let Some(runner) = watched(1) else {
+        return;
+    };
+    // ffmpeg blocks opening a FIFO nobody writes: alive, silent, stuck.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("stall-7781.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path it is given.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let args = s(&["-i", fifo.to_str().unwrap(), "-f", "null", "-"]);
+
+    let err = runner
+        .ffmpeg(args, RunOptions::new("stuck", Duration::from_secs(120)))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, ProcessError::Stalled { .. }), "{err:?}");
+    assert!(
+        !err.is_input_fault(),
+        "a stall is retried, not blamed on the master"
+    );
+    assert!(err.to_string().contains("made no progress for 1s"), "{err}");
+    assert!(
+        processes_with("stall-7781.fifo").is_empty(),
+        "ffmpeg still running"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_run_that_keeps_moving_is_not_taken_for_a_stall() {
+    let Some(runner) = watched(1) else {
+        return;
+    };
+    // -re: read at playback speed, so the 3 s run takes about 3 s of wall
+    // time, each second of it well within the watchdog's one.
+    let args = s(&[
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25:duration=3",
+        "-f",
+        "null",
+        "-",
+    ]);
+    let out = runner
+        .ffmpeg(args, RunOptions::new("slow", Duration::from_secs(120)))
+        .await;
+    assert!(out.is_ok(), "{out:?}");
+}
