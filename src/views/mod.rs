@@ -12,10 +12,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 mod callback;
+mod destinations;
 pub use callback::{
     event_type, purge, terminal_event, CallbackBody, CallbackData, CallbackQc, CallbackRendition,
     CallbackVariation, PurgeBody,
 };
+pub use destinations::DestinationView;
 
 fn round_to(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
@@ -55,6 +57,11 @@ pub struct AssetView {
     pub callback_url: Option<String>,
     /// The buyers' specs the request named (`[destinations.NAME]`).
     pub destinations: Vec<String>,
+    /// The named destinations that passed on every published variation
+    /// (each has its own VAST pointer on every live set); empty until a
+    /// variation is published. Each variation's `destinations` says why a
+    /// destination is missing here.
+    pub destinations_ready: Vec<String>,
     /// The request (detail only).
     pub generation: Option<Value>,
     pub variations: Vec<VariationView>,
@@ -104,6 +111,7 @@ impl AssetView {
             cost_usd: round_to(cost, 4),
             callback_url: a.callback_url.clone(),
             destinations: a.destinations.clone(),
+            destinations_ready: destinations::ready(a, rows),
             generation: detail.as_ref().map(|_| request_view(a, rows.first())),
             variations,
             notifications: detail
@@ -204,6 +212,10 @@ pub struct VariationView {
     pub provider: Option<ProviderView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<TransitionView>>,
+    /// Each destination the asset names, judged on this variation's
+    /// delivered files (pass or fail with reasons; the VAST URL of each
+    /// that passed on the published set).
+    pub destinations: Vec<DestinationView>,
 }
 
 impl VariationView {
@@ -258,6 +270,7 @@ impl VariationView {
                 seed: p.seed,
             }),
             history: history.map(|h| h.iter().map(TransitionView::from).collect()),
+            destinations: destinations::of_variation(v),
         }
     }
 }
