@@ -130,6 +130,9 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
                     && String::from_utf8_lossy(&b).contains(&existing.universal_ad_id)
             });
         if vast_live {
+            // A crash after the flip may have left a stale destination pointer.
+            let keep = existing.pointer_keys(layout);
+            remove_stale(objects, bucket, layout, &keep).await?;
             return Ok(Flipped::AlreadyLive(existing.clone()));
         }
     }
@@ -244,21 +247,33 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
         .await?;
     // Destination pointers this set does not make go now (before, they
     // named the replaced set, still there through its grace).
-    let mut removed = Vec::new();
-    for key in objects
-        .list(bucket, &layout.destination_vast_prefix())
-        .await?
-    {
-        if !made.contains(&key) {
-            objects.delete(bucket, &ObjectKey::parse(&key)?).await?;
-            removed.push(key);
-        }
-    }
+    let removed = remove_stale(objects, bucket, layout, &made).await?;
     Ok(Flipped::Published {
         manifest,
         replaced,
         removed,
     })
+}
+
+/// Deletes the destination pointers under `layout` not in `keep`; returns
+/// their keys.
+async fn remove_stale(
+    objects: &ObjectStore,
+    bucket: &str,
+    layout: &Layout,
+    keep: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for key in objects
+        .list(bucket, &layout.destination_vast_prefix())
+        .await?
+    {
+        if !keep.contains(&key) {
+            objects.delete(bucket, &ObjectKey::parse(&key)?).await?;
+            removed.push(key);
+        }
+    }
+    Ok(removed)
 }
 
 /// Probes and texts the manifest needs: renditions reuse the probes QC made
