@@ -158,6 +158,7 @@ pub async fn process(
             ttl_remaining_secs: ttl,
             overrides: None,
             normalization: outputs.loudness.clone(),
+            destinations: &[],
         };
         match check::run_media(&runner, settings, master, &probe, &outputs, req).await? {
             Checked::Pass(qc) => {

@@ -164,6 +164,26 @@ pub struct Manifest {
     /// Every file of the set (`qc.json` aside), HLS segments included.
     #[serde(default)]
     pub files: Vec<SetFile>,
+    /// Each destination the asset names, judged on this set (the QC
+    /// report's verdicts); absent when it names none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<ManifestDestination>,
+}
+
+/// One destination's verdict on a published set, as the manifest states it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestDestination {
+    pub name: String,
+    pub passed: bool,
+    /// The failed rules (rule, subject, measured, limit); empty when passed.
+    pub reasons: Vec<crate::policy::DestinationCheck>,
+    /// The outputs it accepts (names of `renditions` and HLS variants);
+    /// empty when it fails.
+    pub files: Vec<String>,
+    /// Its own VAST pointer (`vast/{name}.xml`), listing only `files`; set
+    /// when it passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vast_url: Option<String>,
 }
 
 impl Manifest {
@@ -177,6 +197,19 @@ impl Manifest {
         keys.push(self.qc_report.key.clone());
         keys.sort();
         keys.dedup();
+        keys
+    }
+
+    /// The pointers this manifest makes live under `layout`: itself,
+    /// `vast.xml` and each passing destination's VAST.
+    pub fn pointer_keys(&self, layout: &Layout) -> Vec<String> {
+        let mut keys = vec![layout.manifest(), layout.vast()];
+        keys.extend(
+            self.destinations
+                .iter()
+                .filter(|d| d.vast_url.is_some())
+                .map(|d| layout.destination_vast(&d.name)),
+        );
         keys
     }
 }
@@ -225,6 +258,18 @@ impl Layout {
         format!("{}/vast.xml", self.base)
     }
 
+    /// The VAST pointer of one destination (names are `a-z 0-9 -`, checked
+    /// at start), beside `vast.xml`.
+    pub fn destination_vast(&self, name: &str) -> String {
+        format!("{}{name}.xml", self.destination_vast_prefix())
+    }
+
+    /// Where the destinations' VAST pointers live, ending in `/` (never a
+    /// set's folder: those are 16 hex digits).
+    pub fn destination_vast_prefix(&self) -> String {
+        format!("{}/vast/", self.base)
+    }
+
     /// Key prefix of one content-addressed set, ending in `/`.
     pub fn set_prefix(&self, hash: &str) -> String {
         format!("{}/{hash}/", self.base)
@@ -247,6 +292,26 @@ pub fn key_too_long(keys: impl Iterator<Item = String>, max: usize) -> Option<St
 
 pub fn public_url(cdn_base: &str, key: &str) -> String {
     format!("{}/{}", cdn_base.trim_end_matches('/'), key)
+}
+
+/// Deletes every pointer of a variation: `manifest.json` (it names the
+/// others), `vast.xml`, then each destination's VAST (listed, so one a
+/// crash left behind goes too). Deleting what is gone is fine.
+pub async fn take_down_pointers(
+    objects: &ObjectStore,
+    bucket: &str,
+    layout: &Layout,
+) -> anyhow::Result<()> {
+    for k in [layout.manifest(), layout.vast()] {
+        objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
+    }
+    for k in objects
+        .list(bucket, &layout.destination_vast_prefix())
+        .await?
+    {
+        objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
+    }
+    Ok(())
 }
 
 /// Computes a file's SHA-256 and size by streaming it.

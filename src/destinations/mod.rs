@@ -3,7 +3,8 @@
 //! bad key named at once); [`preflight`] checks a request against them
 //! before anything is submitted or paid.
 //!
-//! Checked before generation today; checked on the delivered files: not yet.
+//! After QC, [`verdict::judge`] checks each destination the asset names on
+//! the delivered files (`stages::check::delivered` gathers them).
 
 pub mod preflight;
 pub mod verdict;

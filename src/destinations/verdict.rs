@@ -7,7 +7,6 @@
 //! gathers the measurements.
 
 use super::{has_aspect, parse_aspect, Destination};
-use serde::{Deserialize, Serialize};
 
 /// The tolerance QC holds bands with (`policy.bitrate_tolerance`'s default):
 /// a ceiling is `max x 1.02`, a floor `min / 1.02`.
@@ -57,47 +56,8 @@ pub struct Delivered {
     pub windowboxed: Option<bool>,
 }
 
-/// One rule of a destination, measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DestinationCheck {
-    /// The config key (`top_min_kbps`).
-    pub rule: String,
-    /// The file it was measured on, or "set".
-    pub subject: String,
-    pub measured: String,
-    pub limit: String,
-    pub passed: bool,
-}
-
-/// A destination's verdict on one variation's delivered files.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DestinationVerdict {
-    pub name: String,
-    pub passed: bool,
-    /// The delivered files this buyer accepts (its VAST lists these).
-    pub files: Vec<String>,
-    /// The failed checks: rule, measured, limit.
-    pub reasons: Vec<DestinationCheck>,
-    /// Every check made.
-    pub checks: Vec<DestinationCheck>,
-}
-
-impl DestinationVerdict {
-    /// One line for people: "roku: fails top_min_kbps (1080p: 4100 kbps; >= 6000 kbps)".
-    pub fn summary(&self) -> String {
-        if self.passed {
-            return format!("{}: passes", self.name);
-        }
-        let r: Vec<String> = self
-            .reasons
-            .iter()
-            .map(|c| format!("{} ({}: {}; {})", c.rule, c.subject, c.measured, c.limit))
-            .collect();
-        format!("{}: fails {}", self.name, r.join(", "))
-    }
-}
+// The verdict types live with the QC report that carries them.
+pub use crate::policy::{DestinationCheck, DestinationVerdict};
 
 fn codec_name(probe: &str) -> &str {
     match probe {

@@ -26,6 +26,16 @@ fn bars(c: &ContentAnalysis, master: &Probe) -> Option<(u32, u32, u32, u32, u32,
     ))
 }
 
+/// Whether the picture carries both letterbox and pillarbox bars (each
+/// over `border_min_fraction` of its side), as [`border_checks`] counts
+/// them; None when the analysis could not tell.
+pub fn windowboxed(c: &ContentAnalysis, master: &Probe, s: &MasterQcSettings) -> Option<bool> {
+    let (left, right, top, bottom, w, h) = bars(c, master)?;
+    let sides = left.min(right) as f64 > s.border_min_fraction * w as f64;
+    let ends = top.min(bottom) as f64 > s.border_min_fraction * h as f64;
+    Some(sides && ends)
+}
+
 pub(super) fn border_checks(
     checks: &mut Vec<Check>,
     c: &ContentAnalysis,

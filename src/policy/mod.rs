@@ -5,6 +5,7 @@
 mod borders;
 mod cadence;
 mod content;
+mod destination;
 mod master;
 mod picture;
 mod quality;
@@ -15,6 +16,8 @@ mod ttl;
 mod verdict;
 mod video;
 
+pub use borders::windowboxed;
+pub use destination::{DestinationCheck, DestinationVerdict};
 pub use master::{master_mismatches, upload_extension, Container, MasterSpec};
 pub use quality::ssim_floor;
 pub use remediation::{remediation, Remediation};

@@ -67,6 +67,7 @@ mod tests {
             timings: Default::default(),
             renditions: Vec::new(),
             checks,
+            destinations: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! report they make.
 
 use super::content::{loudness_checks, run_checks, runs};
+use super::destination::DestinationVerdict;
 use super::master::MasterSpec;
 use super::rules::Rules;
 use super::video::{h264_checks, rate_checks};
@@ -107,6 +108,12 @@ pub struct QcReport {
     pub timings: crate::media::timing::Timings,
     pub renditions: Vec<RenditionMeasure>,
     pub checks: Vec<Check>,
+    /// Each destination the asset names, judged on the delivered files
+    /// (`destinations::verdict::judge`). Never part of `verdict`: a
+    /// destination that fails neither rejects the variation nor blocks
+    /// another destination. Absent in reports written before destinations.
+    #[serde(default)]
+    pub destinations: Vec<DestinationVerdict>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -450,5 +457,6 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
         timings: Default::default(),
         renditions,
         checks,
+        destinations: Vec::new(),
     }
 }

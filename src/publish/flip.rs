@@ -10,14 +10,18 @@
 //! 5. The set being replaced is recorded as retired (before the flip, so a
 //!    crash right after it cannot leak the old set).
 //! 6. The lease is renewed: a worker that lost the row must not flip.
-//! 7. `vast.xml`, then `manifest.json` (it names `vast.xml`), with a max-age
-//!    that never outlives the asset's ttl.
+//! 7. Each passing destination's `vast/{name}.xml` (only the files it
+//!    accepts), `vast.xml`, then `manifest.json` (it names them all), with a
+//!    max-age that never outlives the asset's ttl.
+//! 8. Destination pointers this set does not make (a destination that now
+//!    fails, or is no longer named) are deleted: until the manifest flipped
+//!    they named the replaced set, which stays through its grace.
 //!
 //! The job-store side (retiring, renewing) comes in through [`FlipGuard`],
 //! so this module needs nothing of the job store.
 
 use super::set::{self as pubset, SetFacts, Texts};
-use super::{Layout, Manifest, OutputFile, PublishedFile};
+use super::{Layout, Manifest, ManifestDestination, OutputFile, PublishedFile};
 use crate::media::probe::Probe;
 use crate::media::process::Runner;
 use crate::media::transcode::FileRole;
@@ -69,10 +73,12 @@ pub struct FlipRequest<'a> {
 pub enum Flipped {
     /// The pointers already named these bytes.
     AlreadyLive(Manifest),
-    /// The pointers now name this set; `replaced` is the hash they named.
+    /// The pointers now name this set; `replaced` is the hash they named;
+    /// `removed` the destination pointers taken down (purged with the rest).
     Published {
         manifest: Manifest,
         replaced: Option<String>,
+        removed: Vec<String>,
     },
     /// The set is not one players could use (a retry makes the same files).
     Refused(String),
@@ -95,9 +101,28 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
 
     guard.keep(hash).await?;
 
-    // Pointers already naming these bytes: the set is live, nothing to do.
+    // Each destination's verdict as the manifest states it; a passing one
+    // gets its own pointer.
+    let destinations: Vec<ManifestDestination> = req
+        .report
+        .destinations
+        .iter()
+        .map(|d| ManifestDestination {
+            name: d.name.clone(),
+            passed: d.passed,
+            reasons: d.reasons.clone(),
+            files: d.files.clone(),
+            vast_url: d.passed.then(|| url(&layout.destination_vast(&d.name))),
+        })
+        .collect();
+
+    // Pointers already naming these bytes (and saying the same of each
+    // destination): the set is live, nothing to do.
     let live = read_manifest(objects, bucket, &manifest_key).await?;
-    if let Some(existing) = live.as_ref().filter(|m| m.content_hash == hash) {
+    if let Some(existing) = live
+        .as_ref()
+        .filter(|m| m.content_hash == hash && m.destinations == destinations)
+    {
         let vast_live = super::get_small(objects, bucket, &vast_key)
             .await?
             .is_some_and(|b| {
@@ -105,6 +130,9 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
                     && String::from_utf8_lossy(&b).contains(&existing.universal_ad_id)
             });
         if vast_live {
+            // A crash after the flip may have left a stale destination pointer.
+            let keep = existing.pointer_keys(layout);
+            remove_stale(objects, bucket, layout, &keep).await?;
             return Ok(Flipped::AlreadyLive(existing.clone()));
         }
     }
@@ -161,6 +189,7 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
         preview: sections.preview,
         hls: sections.hls,
         files: sections.files,
+        destinations,
     };
     let impression = match req.impression_url {
         "" => "about:blank".to_string(),
@@ -180,6 +209,23 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
         tracing::warn!("lease lost before the pointer flip; leaving the pointers alone");
         return Ok(Flipped::LeaseLost);
     }
+    // Each passing destination's VAST: the same ad, only its files.
+    let mut made = Vec::new();
+    for d in manifest.destinations.iter().filter(|d| d.passed) {
+        let key = layout.destination_vast(&d.name);
+        let seen = super::vast::for_destination(&manifest, &d.files);
+        let xml = super::vast::render_with(&seen, &impression, env!("CARGO_PKG_VERSION"), req.vast);
+        objects
+            .put_bytes(
+                bucket,
+                &ObjectKey::parse(&key)?,
+                xml.into_bytes(),
+                super::vast::CONTENT_TYPE,
+                &req.pointer_cache,
+            )
+            .await?;
+        made.push(key);
+    }
     objects
         .put_bytes(
             bucket,
@@ -189,7 +235,7 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
             &req.pointer_cache,
         )
         .await?;
-    // The manifest names vast.xml, so it goes last.
+    // The manifest names every other pointer, so it goes last.
     objects
         .put_bytes(
             bucket,
@@ -199,7 +245,35 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
             &req.pointer_cache,
         )
         .await?;
-    Ok(Flipped::Published { manifest, replaced })
+    // Destination pointers this set does not make go now (before, they
+    // named the replaced set, still there through its grace).
+    let removed = remove_stale(objects, bucket, layout, &made).await?;
+    Ok(Flipped::Published {
+        manifest,
+        replaced,
+        removed,
+    })
+}
+
+/// Deletes the destination pointers under `layout` not in `keep`; returns
+/// their keys.
+async fn remove_stale(
+    objects: &ObjectStore,
+    bucket: &str,
+    layout: &Layout,
+    keep: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for key in objects
+        .list(bucket, &layout.destination_vast_prefix())
+        .await?
+    {
+        if !keep.contains(&key) {
+            objects.delete(bucket, &ObjectKey::parse(&key)?).await?;
+            removed.push(key);
+        }
+    }
+    Ok(removed)
 }
 
 /// Probes and texts the manifest needs: renditions reuse the probes QC made

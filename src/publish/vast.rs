@@ -44,6 +44,26 @@ pub fn mezzanine(renditions: &[PublishedRendition]) -> Option<&PublishedRenditio
         .or_else(|| progressive().max_by_key(rank))
 }
 
+/// The manifest as one destination sees it: only the progressive files it
+/// accepts (`files`: output names, as its verdict lists them), and the HLS
+/// master only when it accepts every variant the master lists (a player
+/// may pick any of them). Its VAST (and `Mezzanine`) is rendered from this.
+pub fn for_destination(m: &Manifest, files: &[String]) -> Manifest {
+    let accepts = |name: &str| {
+        // A rendition is named by its output unless two files share it:
+        // then by its path (`1080p.mp4`), whose stem is the output.
+        let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+        files.iter().any(|f| f == name || f == stem)
+    };
+    let mut out = m.clone();
+    out.renditions.retain(|r| accepts(&r.name));
+    out.hls = m
+        .hls
+        .clone()
+        .filter(|h| !h.variants.is_empty() && h.variants.iter().all(|v| accepts(&v.name)));
+    out
+}
+
 /// `HH:MM:SS.mmm`, as VAST's `Duration` wants it.
 pub fn duration(secs: f64) -> String {
     crate::media::clock_millis(secs)
@@ -326,6 +346,7 @@ mod tests {
             preview: None,
             hls: None,
             files: vec![],
+            destinations: vec![],
         }
     }
 
@@ -465,5 +486,28 @@ mod tests {
         {
             assert!(named.contains(&n.text().unwrap().to_string()), "{n:?}");
         }
+    }
+
+    #[test]
+    fn a_destination_sees_only_the_files_it_accepts() {
+        let mut m = manifest(vec![
+            rendition("2160p", 3840, 2160, 20000, "video/mp4"),
+            rendition("1080p", 1920, 1080, 6000, "video/mp4"),
+            rendition("vp9-720p", 1280, 720, 3000, "video/webm"),
+        ]);
+        m.hls = Some(hls());
+        let some = for_destination(&m, &["1080p".into(), "vp9".into()]);
+        let x = render(&some, "about:blank", "0.1.0");
+        let doc = roxmltree::Document::parse(&x).expect("well-formed");
+        let ids: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "MediaFile")
+            .filter_map(|n| n.attribute("id"))
+            .collect();
+        assert_eq!(ids, ["1080p"], "HLS needs every variant accepted");
+        assert!(x.contains("id=\"1080p-mezzanine\""), "{x}");
+        let all = for_destination(&m, &["2160p".into(), "720p".into(), "1080p".into()]);
+        assert_eq!(all.renditions.len(), 2);
+        assert!(all.hls.is_some());
     }
 }

@@ -1,7 +1,8 @@
 //! Cancelling an asset (`DELETE /v1/assets/{id}`), after the store marked
 //! its variations `cancelled` (`Store::cancel`, which fences out any worker
 //! running one): what was published is taken down like `stages::expire`
-//! does, the pointers (manifest.json, vast.xml) first, then every object
+//! does, the pointers (manifest.json, vast.xml, each destination's
+//! `vast/{name}.xml`) first, then every object
 //! under the variation's folder (the live set, replaced sets in their
 //! grace, anything a publish left half done), then the row forgets its set
 //! and a purge of the pointers is queued. Every step can run again: a
@@ -36,7 +37,11 @@ pub async fn unpublish(
             .map(|m| m.set_keys())
             .unwrap_or_default();
         take_down(p.objects, bucket, &layout, named).await?;
-        let pointers = [layout.manifest(), layout.vast()];
+        let pointers = v
+            .published
+            .as_ref()
+            .map(|m| m.pointer_keys(&layout))
+            .unwrap_or_default();
         let purge = (v.published.is_some() && !p.settings.cdn.purge_url.is_empty()).then(|| {
             let url = |k: &str| crate::publish::public_url(p.cdn_base, k);
             crate::views::purge(
@@ -44,7 +49,7 @@ pub async fn unpublish(
                 &asset.id,
                 &v.id,
                 pointers.iter().map(|k| url(k)).collect(),
-                pointers.to_vec(),
+                pointers.clone(),
             )
         });
         p.store
@@ -66,9 +71,7 @@ pub async fn take_down(
     layout: &Layout,
     named: Vec<String>,
 ) -> anyhow::Result<()> {
-    for k in [layout.manifest(), layout.vast()] {
-        objects.delete(bucket, &ObjectKey::parse(&k)?).await?;
-    }
+    crate::publish::take_down_pointers(objects, bucket, layout).await?;
     let mut keys = objects.list(bucket, &format!("{}/", layout.base)).await?;
     keys.extend(named);
     keys.sort();

@@ -5,7 +5,13 @@
 //! failure the remediation rule can fix (renditions under their SSIM floor,
 //! once) goes back to `transcoding` at a higher quality.
 //!
+//! Each destination the asset names is judged on the same measurements
+//! ([`delivered`]); its verdict goes into the report and never decides the
+//! variation's own.
+//!
 //! [`run_media`] is the media half, shared with `reelay process`.
+
+pub mod delivered;
 
 use super::{arrival, unknown_profile, Ctx, Outcome, Profile};
 use crate::config::Settings;
@@ -36,6 +42,9 @@ pub struct QcRequest<'a> {
     /// What the transcode's loudness normalisation did (from
     /// [`prepare_loudness`]); QC measures the delivered audio when it ran.
     pub normalization: Option<Normalization>,
+    /// The buyers' specs the asset names (`[destinations.NAME]`), judged on
+    /// the delivered files besides the profile's rules.
+    pub destinations: &'a [String],
 }
 
 /// Probes an HLS variant through its playlist; the size and bitrate are its
@@ -213,6 +222,11 @@ pub async fn measure_and_evaluate(
         vmaf_available: vmaf,
     });
     report.timings = timings;
+    report.destinations = delivered::judge_all(
+        req.destinations,
+        &settings.destinations,
+        &delivered::delivered(&report, probe),
+    );
     Ok(report)
 }
 
@@ -311,11 +325,16 @@ pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
             now_ms(),
         ),
         normalization: outputs.loudness.clone(),
+        destinations: &asset.destinations,
     };
     let checked = run_media(ctx.runner, ctx.settings, &master, probe, outputs, req).await;
     match crate::tri!(checked, "measuring quality") {
         Checked::Pass(report) => {
-            let note = format!("QC passed (SSIM floor {:.4})", report.ssim_floor);
+            let mut note = format!("QC passed (SSIM floor {:.4})", report.ssim_floor);
+            if !report.destinations.is_empty() {
+                let each: Vec<String> = report.destinations.iter().map(|d| d.summary()).collect();
+                note.push_str(&format!("; destinations: {}", each.join("; ")));
+            }
             Outcome::advance(Update {
                 qc: Some(report),
                 ..Update::to(State::Publishing).note(note)

@@ -2,7 +2,8 @@
 //! master's arrival) has run out, and marks them `expired`. State lives only
 //! in the job store, so a restart just sweeps again; every step is
 //! idempotent (deleting a deleted object is fine, the state change is
-//! conditional on `published`). The pointers (manifest.json, vast.xml) go
+//! conditional on `published`). The pointers (manifest.json, vast.xml, each
+//! destination's `vast/{name}.xml`) go
 //! first, then every object of the set (listed by its folder, so HLS
 //! segments and stills go too) and any replaced sets still in their grace;
 //! the `asset.expired` callback and a purge of the pointers are queued with
@@ -39,10 +40,8 @@ pub async fn sweep_once(p: &Expiry<'_>) -> anyhow::Result<usize> {
                 &m.asset_id,
                 m.variation,
             );
-            let pointers = [layout.manifest(), layout.vast()];
-            for k in &pointers {
-                p.objects.delete(bucket, &ObjectKey::parse(k)?).await?;
-            }
+            let pointers = m.pointer_keys(&layout);
+            crate::publish::take_down_pointers(p.objects, bucket, &layout).await?;
             // Then the set: every object under its folder (HLS segments
             // included), and whatever the manifest names, should a store
             // list lazily.
@@ -63,7 +62,7 @@ pub async fn sweep_once(p: &Expiry<'_>) -> anyhow::Result<usize> {
                     &m.asset_id,
                     &v.id,
                     pointers.iter().map(|k| url(k)).collect(),
-                    pointers.to_vec(),
+                    pointers.clone(),
                 )
             });
         }

@@ -141,12 +141,32 @@ pub async fn run(ctx: &Ctx<'_>, claim: &Claim, v: &Variation, asset: &Asset) -> 
         Flipped::LeaseLost => return Outcome::Abandoned,
         Flipped::Refused(why) => return refuse_set(why),
         Flipped::AlreadyLive(manifest) => Update {
-            outbox: purge(ctx, &layout, asset, v, recorded != Some(hash.as_str())),
+            outbox: purge(
+                ctx,
+                manifest.pointer_keys(&layout),
+                asset,
+                v,
+                recorded != Some(hash.as_str()),
+            ),
             published: Some(manifest),
             ..Update::to(State::Published).note("already published (same bytes)")
         },
-        Flipped::Published { manifest, replaced } => Update {
-            outbox: purge(ctx, &layout, asset, v, true),
+        Flipped::Published {
+            manifest,
+            replaced,
+            removed,
+        } => Update {
+            outbox: purge(
+                ctx,
+                manifest
+                    .pointer_keys(&layout)
+                    .into_iter()
+                    .chain(removed)
+                    .collect(),
+                asset,
+                v,
+                true,
+            ),
             published: Some(manifest),
             qc: Some(timed_report),
             ..Update::to(State::Published).note(match replaced {
@@ -169,10 +189,10 @@ async fn cancelled_meanwhile(ctx: &Ctx<'_>, id: &str) -> bool {
     )
 }
 
-/// A purge of the pointers when they changed and a purge URL is set.
+/// A purge of the pointers (`keys`) when they changed and a purge URL is set.
 fn purge(
     ctx: &Ctx<'_>,
-    layout: &Layout,
+    keys: Vec<String>,
     asset: &Asset,
     v: &Variation,
     changed: bool,
@@ -181,7 +201,6 @@ fn purge(
     if !changed || purge_url.is_empty() {
         return Vec::new();
     }
-    let keys = [layout.manifest(), layout.vast()];
     vec![crate::views::purge(
         purge_url,
         &asset.id,
@@ -189,7 +208,7 @@ fn purge(
         keys.iter()
             .map(|k| publish::public_url(ctx.cdn_base, k))
             .collect(),
-        keys.to_vec(),
+        keys,
     )]
 }
 

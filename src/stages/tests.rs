@@ -110,6 +110,7 @@ fn report(checks: Vec<Check>) -> QcReport {
         timings: Default::default(),
         renditions: Vec::new(),
         checks,
+        destinations: Vec::new(),
     }
 }
 

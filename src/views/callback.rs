@@ -63,6 +63,8 @@ pub struct CallbackQc {
     pub vmaf_available: bool,
     pub loudness_normalization: Option<Normalization>,
     pub checks: Vec<Check>,
+    /// Each destination the asset names: pass or fail with reasons.
+    pub destinations: Vec<crate::policy::DestinationVerdict>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -99,6 +101,7 @@ impl From<&QcReport> for CallbackQc {
             vmaf_available: r.vmaf_available,
             loudness_normalization: r.loudness_normalization.clone(),
             checks: r.checks.clone(),
+            destinations: r.destinations.clone(),
         }
     }
 }

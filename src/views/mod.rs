@@ -11,11 +11,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 mod callback;
+mod destinations;
 mod published;
 pub use callback::{
     event_type, purge, terminal_event, CallbackBody, CallbackData, CallbackQc, CallbackRendition,
     CallbackVariation, PurgeBody,
 };
+pub use destinations::DestinationView;
 pub use published::{
     HlsVariantView, HlsView, PosterView, PublishedRef, PublishedView, RenditionView, StoryboardView,
 };
@@ -85,6 +87,11 @@ pub struct AssetView {
     pub callback_url: Option<String>,
     /// The buyers' specs the request named (`[destinations.NAME]`).
     pub destinations: Vec<String>,
+    /// The named destinations that passed on every published variation
+    /// (each has its own VAST pointer on every live set); empty until a
+    /// variation is published. Each variation's `destinations` says why a
+    /// destination is missing here.
+    pub destinations_ready: Vec<String>,
     /// The request (detail only): Runware's fields as sent, or for a master
     /// uploaded by hand what it turned out to be.
     #[schema(value_type = Option<Object>)]
@@ -140,6 +147,7 @@ impl AssetView {
             cost_usd: round_to(cost, 4),
             callback_url: a.callback_url.clone(),
             destinations: a.destinations.clone(),
+            destinations_ready: destinations::ready(a, rows),
             generation: detail.as_ref().map(|_| request_view(a, rows.first())),
             variations,
             notifications: detail
@@ -240,6 +248,10 @@ pub struct VariationView {
     pub provider: Option<ProviderView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<TransitionView>>,
+    /// Each destination the asset names, judged on this variation's
+    /// delivered files (pass or fail with reasons; the VAST URL of each
+    /// that passed on the published set).
+    pub destinations: Vec<DestinationView>,
 }
 
 impl VariationView {
@@ -294,6 +306,7 @@ impl VariationView {
                 seed: p.seed,
             }),
             history: history.map(|h| h.iter().map(TransitionView::from).collect()),
+            destinations: destinations::of_variation(v),
         }
     }
 }

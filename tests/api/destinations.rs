@@ -1,10 +1,13 @@
 //! Destinations (buyers' specs as config) checked before generation: a
 //! request a destination can never accept is refused 400 naming the field
 //! and the destination's rule; `POST /v1/assets/preflight` answers the plan
-//! and creates nothing.
+//! and creates nothing. After QC, a verdict per destination: in the QC
+//! report, the manifest and the API, with a VAST pointer of its own for
+//! each destination that passed.
 
 use crate::helpers::*;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// A generation request of `w`x`h`, `secs` long, with or without sound,
 /// for `destinations`.
@@ -335,5 +338,213 @@ async fn a_destination_added_in_config_is_checked_without_code() {
     );
     let (status, _) = preflight(&app, &body(2880, 2880, 10, true, &["square-buyer"])).await;
     assert_eq!(status, 200);
+    app.stop().await;
+}
+
+/// The failed check of `rule` in a verdict's reasons.
+fn rule<'a>(verdict: &'a Value, rule: &str) -> &'a Value {
+    verdict["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} in {verdict:#}"))
+}
+
+async fn fetch(app: &TestApp, url: &str) -> (u16, String) {
+    let res = app.http.get(url).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// The `id` of every `MediaFile` and the URL of each, in order.
+fn media_files(xml: &str) -> Vec<(String, String)> {
+    let doc = roxmltree::Document::parse(xml).expect("well-formed VAST");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("MediaFile"))
+        .map(|n| {
+            (
+                n.attribute("id").unwrap().to_string(),
+                n.text().unwrap_or_default().trim().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_vast() {
+    // A buyer that takes H.264 MP4 files only and one that takes VP9 WebM
+    // only (tables in the test's settings), and The Trade Desk, whose
+    // 15 Mb/s floor the web profile's 1080p (CRF, capped at 8 Mb/s) never
+    // reaches.
+    let app = spawn_app_with(|s| {
+        s.destinations.insert(
+            "webm-buyer".into(),
+            reelay::destinations::Destination {
+                description: "VP9 WebM only".into(),
+                source: "https://buyer.example/webm".into(),
+                containers: vec!["webm".into()],
+                video_codecs: vec!["vp9".into()],
+                ..Default::default()
+            },
+        );
+        s.destinations.insert(
+            "mp4-buyer".into(),
+            reelay::destinations::Destination {
+                description: "progressive H.264 MP4 only".into(),
+                source: "https://buyer.example/spec".into(),
+                containers: vec!["mp4".into()],
+                video_codecs: vec!["h264".into()],
+                moov_first: true,
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let mut req = body(3840, 2160, 3, true, &["mp4-buyer", "ttd", "webm-buyer"]);
+    req["profile"] = json!("web");
+    req["vast"] = json!({"adTitle": "Two buyers"});
+    let id = create(&app, &req).await;
+    let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(300), |a| {
+        a["status"] != "processing"
+    })
+    .await;
+    // ttd failing does not hold the variation back.
+    assert_eq!(a["status"], "published", "{a:#}");
+    assert_eq!(
+        a["destinations_ready"],
+        json!(["mp4-buyer", "webm-buyer"]),
+        "{a:#}"
+    );
+    let v = &a["variations"][0];
+    let dests = v["destinations"].as_array().unwrap();
+    assert_eq!(dests.len(), 3, "{v:#}");
+    assert_eq!(dests[2]["files"], json!(["vp9-720p"]), "{:#}", dests[2]);
+    let (pass, fail) = (&dests[0], &dests[1]);
+    assert_eq!(
+        (&pass["name"], &pass["passed"]),
+        (&json!("mp4-buyer"), &json!(true))
+    );
+    assert_eq!(pass["files"], json!(["1080p", "720p", "480p"]), "{pass:#}");
+    assert!(pass["reasons"].as_array().unwrap().is_empty());
+    let own_vast = pass["vast_url"]
+        .as_str()
+        .expect("a VAST of its own")
+        .to_string();
+    assert!(own_vast.ends_with("/vast/mp4-buyer.xml"), "{own_vast}");
+    assert_eq!(
+        (&fail["name"], &fail["passed"]),
+        (&json!("ttd"), &json!(false))
+    );
+    assert!(fail["vast_url"].is_null(), "{fail:#}");
+    // Among the reasons (files it leaves out are named too), the rule that
+    // fails it: its top rung under the floor.
+    let reason = rule(fail, "top_min_kbps");
+    assert_eq!(reason["subject"], "1080p");
+    assert_eq!(reason["limit"], "15000-30000 kbps");
+
+    // The manifest and the published QC report say the same.
+    let (status, text) = fetch(&app, v["published"]["manifest_url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    let md = manifest["destinations"].as_array().unwrap();
+    assert_eq!(md[0]["name"], "mp4-buyer");
+    assert_eq!(md[0]["passed"], true);
+    assert_eq!(md[0]["vast_url"], own_vast.as_str());
+    assert_eq!(md[0]["files"], pass["files"]);
+    assert_eq!(md[1]["name"], "ttd");
+    assert_eq!(md[1]["passed"], false);
+    assert_eq!(rule(&md[1], "top_min_kbps")["subject"], "1080p");
+    assert!(md[1].get("vast_url").is_none(), "{:#}", md[1]);
+    let (_, qc) = fetch(&app, manifest["qc_report"]["url"].as_str().unwrap()).await;
+    let qc: Value = serde_json::from_str(&qc).unwrap();
+    assert_eq!(qc["verdict"], "pass");
+    assert_eq!(qc["destinations"][0]["passed"], true);
+    assert_eq!(qc["destinations"][1]["passed"], false);
+    assert_eq!(
+        rule(&qc["destinations"][1], "top_min_kbps")["measured"],
+        reason["measured"]
+    );
+
+    // The passing buyer's VAST lists only the MP4s it accepts (no WebM, no
+    // HLS), at the manifest's URLs, with the request's ad fields.
+    let (status, xml) = fetch(&app, &own_vast).await;
+    assert_eq!(status, 200, "{xml}");
+    let listed = media_files(&xml);
+    let ids: Vec<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["1080p", "720p", "480p"], "{xml}");
+    for (id, url) in &listed {
+        let r = manifest["renditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == id.as_str())
+            .unwrap();
+        assert_eq!(r["url"], url.as_str());
+    }
+    assert!(xml.contains("<AdTitle>Two buyers</AdTitle>"), "{xml}");
+    // The set's own vast.xml still lists everything.
+    let (_, all) = fetch(&app, manifest["vast_url"].as_str().unwrap()).await;
+    let everything: Vec<String> = media_files(&all).into_iter().map(|(id, _)| id).collect();
+    assert!(
+        everything.contains(&"vp9-720p".to_string()) && everything.contains(&"hls".to_string()),
+        "{everything:?}"
+    );
+    // The failing buyer has no pointer; the WebM buyer's lists its one file.
+    let ttd_vast = own_vast.replace("mp4-buyer.xml", "ttd.xml");
+    assert_eq!(fetch(&app, &ttd_vast).await.0, 404);
+    let webm_vast = dests[2]["vast_url"].as_str().unwrap().to_string();
+    let (status, xml) = fetch(&app, &webm_vast).await;
+    assert_eq!(status, 200);
+    let ids: Vec<String> = media_files(&xml).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["vp9-720p"], "{xml}");
+
+    // Reprocessed with the default profile (MP4 only), the new set no
+    // longer passes the WebM buyer: its pointer goes with the flip, the MP4
+    // buyer's now lists the new set's files.
+    let res = app
+        .http
+        .post(format!("{}/v1/assets/{id}/reprocess", app.url))
+        .bearer_auth(KEY)
+        .json(&json!({"profile": "default"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let hash = v["published"]["content_hash"].clone();
+    let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(300), |a| {
+        a["status"] != "processing" && a["variations"][0]["published"]["content_hash"] != hash
+    })
+    .await;
+    assert_eq!(a["status"], "published", "{a:#}");
+    assert_eq!(a["destinations_ready"], json!(["mp4-buyer"]), "{a:#}");
+    let webm = &a["variations"][0]["destinations"][2];
+    assert_eq!(webm["passed"], false, "{webm:#}");
+    assert!(webm["vast_url"].is_null());
+    rule(webm, "files");
+    assert_eq!(fetch(&app, &webm_vast).await.0, 404);
+    let (status, xml) = fetch(&app, &own_vast).await;
+    assert_eq!(status, 200);
+    let new_hash = a["variations"][0]["published"]["content_hash"]
+        .as_str()
+        .unwrap();
+    assert!(
+        media_files(&xml)
+            .iter()
+            .all(|(_, url)| url.contains(new_hash)),
+        "{xml}"
+    );
+
+    // Cancelling the asset takes the destination's pointer down too.
+    let res = app
+        .http
+        .delete(format!("{}/v1/assets/{id}", app.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(fetch(&app, &own_vast).await.0, 404);
+    let a = get_asset(&app.http, &app.url, &id).await;
+    assert_eq!(a["destinations_ready"], json!([]), "{a:#}");
     app.stop().await;
 }

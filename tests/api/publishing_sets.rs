@@ -287,6 +287,7 @@ async fn seed_variation(app: &TestApp, id: &str, files: &[WrittenFile], master: 
         loudness_normalization: None,
         vmaf_available: false,
         timings: Default::default(),
+        destinations: vec![],
     };
     sqlx::query(
         "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, source)
