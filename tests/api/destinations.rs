@@ -410,6 +410,19 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
     .await;
     // ttd failing does not hold the variation back.
     assert_eq!(a["status"], "published", "{a:#}");
+    // The verdicts are what the OpenAPI document says they are.
+    let doc: Value = app
+        .http
+        .get(format!("{}/v1/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schema = crate::openapi::answer_schema(&doc, "/v1/assets/{id}", "get", 200);
+    let failures = crate::openapi::invalid(&app.data, &[("verdicts".into(), schema, a.clone())]);
+    assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(
         a["destinations_ready"],
         json!(["mp4-buyer", "webm-buyer"]),

@@ -188,7 +188,7 @@ async fn the_openapi_document_is_valid_3_1_and_matches_the_router() {
 
 /// The schema the document gives the answer of `method path` with `status`,
 /// as a root schema that resolves the document's `$ref`s.
-fn answer_schema(doc: &Value, path: &str, method: &str, status: u16) -> Value {
+pub(crate) fn answer_schema(doc: &Value, path: &str, method: &str, status: u16) -> Value {
     let schema = doc["paths"][path][method]["responses"][status.to_string()]["content"]
         ["application/json"]["schema"]
         .clone();
@@ -205,7 +205,7 @@ fn answer_schema(doc: &Value, path: &str, method: &str, status: u16) -> Value {
 /// Validates each (label, schema, instance) with the venv's `jsonschema`
 /// (Draft 2020-12, what OpenAPI 3.1 schemas are); the labels that failed,
 /// with the validator's words.
-fn invalid(dir: &Path, cases: &[(String, Value, Value)]) -> Vec<String> {
+pub(crate) fn invalid(dir: &Path, cases: &[(String, Value, Value)]) -> Vec<String> {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/openapi-validator-venv");
     let file = dir.join("answers.json");
     let list: Vec<Value> = cases
