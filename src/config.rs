@@ -188,6 +188,15 @@ pub struct WorkerSettings {
     pub step_retry_initial_ms: u64,
     #[serde(default = "default_step_retry_max_secs")]
     pub step_retry_max_secs: u64,
+    /// On SIGTERM a worker claims nothing more and gives each running step
+    /// this long to finish; one that does not is stopped and handed back
+    /// (its lease released) for another worker to take at once.
+    #[serde(default = "default_drain_secs")]
+    pub drain_secs: u64,
+}
+
+fn default_drain_secs() -> u64 {
+    25
 }
 
 fn default_max_step_errors() -> i64 {
@@ -538,8 +547,15 @@ impl Settings {
         Duration::from_secs(self.worker.lease_secs)
     }
 
+    /// How long `stop` waits for the background tasks: the server's own
+    /// timeout, or the workers' drain and a margin to hand steps back.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_timeout_secs)
+            .max(self.drain() + Duration::from_secs(5))
+    }
+
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.worker.drain_secs)
     }
 }
 
@@ -901,7 +917,8 @@ mod tests {
         let s = Settings::load_from(&config_dir(), "local").unwrap();
         assert_eq!(s.runware.backoff_initial_ms, 500);
         assert_eq!(s.runware.backoff_max_secs, 10);
-        assert_eq!(s.shutdown_timeout(), Duration::from_secs(10));
+        // The drain (25 s) and 5 s to hand steps back outlast the 10 s server stop.
+        assert_eq!(s.shutdown_timeout(), Duration::from_secs(30));
         let dir = tempfile::tempdir().unwrap();
         let base = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
         std::fs::write(dir.path().join("default.toml"), base).unwrap();

@@ -49,10 +49,11 @@ pub async fn run_worker(
 #[tracing::instrument(skip_all, fields(variation = %claim.id, state = %claim.state, attempt = claim.attempt))]
 async fn run_claim(pipeline: &Arc<Pipeline>, claim: Claim, shutdown: &CancellationToken) {
     let lease = pipeline.settings.lease();
+    let drain = pipeline.settings.drain();
     let progress = ProgressCell::default();
     let mut claim = claim;
     let claim_for_heartbeat = claim.clone();
-    let step = pipeline.step(&mut claim, progress.clone());
+    let mut step = Box::pin(pipeline.step(&mut claim, progress.clone()));
     let heartbeat = async {
         let mut renewed = Instant::now();
         loop {
@@ -72,9 +73,49 @@ async fn run_claim(pipeline: &Arc<Pipeline>, claim: Claim, shutdown: &Cancellati
             }
         }
     };
-    tokio::select! {
-        () = step => {}
-        _ = heartbeat => tracing::warn!("lease lost to another worker; step abandoned"),
-        _ = shutdown.cancelled() => tracing::info!("shutting down mid-step; it resumes when the lease lapses"),
+    tokio::pin!(heartbeat);
+    let unfinished = tokio::select! {
+        () = &mut step => false,
+        _ = &mut heartbeat => {
+            tracing::warn!("lease lost to another worker; step abandoned");
+            false
+        }
+        _ = shutdown.cancelled() => {
+            // Draining: no new claims (the loop stops), and the step in hand
+            // gets `worker.drain_secs` to finish, its lease still renewed.
+            tracing::info!(drain_secs = drain.as_secs(), "stopping: letting the running step finish");
+            let finish = async {
+                tokio::select! {
+                    () = &mut step => false,
+                    _ = &mut heartbeat => false,
+                }
+            };
+            tokio::time::timeout(drain, finish).await.unwrap_or(true)
+        }
+    };
+    if unfinished {
+        // Dropping the step kills its ffmpeg; only then is the row handed
+        // back, so the next holder never shares a work folder with it.
+        drop(step);
+        hand_back(pipeline, &claim_for_heartbeat).await;
+    }
+}
+
+/// Gives a step that did not finish in the drain back at once (its lease
+/// released, a note on the row) instead of leaving it until the lease lapses.
+async fn hand_back(pipeline: &Pipeline, claim: &Claim) {
+    let u = super::model::Update {
+        stage_detail: Some(Some(
+            "handed back by a stopping worker; the next one resumes it".into(),
+        )),
+        release: true,
+        ..Default::default()
+    };
+    match pipeline.jobs().update(claim, u).await {
+        Ok(true) => tracing::info!("step handed back; another worker may take it now"),
+        Ok(false) => tracing::info!("lease already gone; nothing to hand back"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not hand the step back; it resumes when the lease lapses")
+        }
     }
 }

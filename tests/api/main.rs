@@ -7,6 +7,7 @@ mod cli;
 mod cors;
 mod dashboard;
 mod destinations;
+mod drain;
 mod equivalence;
 mod events;
 mod faults;

@@ -16,15 +16,31 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Ports {
-    api: u16,
+pub(crate) struct Ports {
+    pub(crate) api: u16,
     s3: u16,
     sim: u16,
 }
 
+impl Ports {
+    pub(crate) fn free() -> Self {
+        Ports {
+            api: free_port(),
+            s3: free_port(),
+            sim: free_port(),
+        }
+    }
+}
+
 fn start(data: &Path, ports: &Ports) -> Child {
+    start_with(data, ports, &[])
+}
+
+/// `reelay serve` on `data` with the test settings and `extra` environment.
+pub(crate) fn start_with(data: &Path, ports: &Ports, extra: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_reelay"))
         .arg("serve")
+        .envs(extra.iter().copied())
         .env("REELAY_CONFIG_DIR", config_dir())
         .env("REELAY_ENVIRONMENT", "test")
         .env("REELAY__DATA__DIR", data)
@@ -39,7 +55,7 @@ fn start(data: &Path, ports: &Ports) -> Child {
         .expect("reelay starts")
 }
 
-async fn wait_healthy(http: &reqwest::Client, url: &str) {
+pub(crate) async fn wait_healthy(http: &reqwest::Client, url: &str) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
         if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
@@ -52,7 +68,7 @@ async fn wait_healthy(http: &reqwest::Client, url: &str) {
     panic!("reelay did not become healthy");
 }
 
-fn state(a: &Value) -> String {
+pub(crate) fn state(a: &Value) -> String {
     a["variations"][0]["state"]
         .as_str()
         .unwrap_or("")
@@ -62,11 +78,7 @@ fn state(a: &Value) -> String {
 #[tokio::test]
 async fn killing_the_process_mid_stage_still_ends_published_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports {
-        api: free_port(),
-        s3: free_port(),
-        sim: free_port(),
-    };
+    let ports = Ports::free();
     let url = format!("http://127.0.0.1:{}", ports.api);
     let http = reqwest::Client::new();
 
