@@ -20,6 +20,7 @@ mod pipeline;
 mod publishing;
 mod publishing_sets;
 mod restart;
+mod roles;
 mod telemetry;
 mod thumbnails;
 mod ttl;

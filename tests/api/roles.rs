@@ -1,0 +1,177 @@
+//! Roles as separate processes: `reelay serve --role api` (HTTP API, the
+//! embedded S3 and the simulator; no stage runs) and a `reelay worker`
+//! (stages only, no listening socket) that reaches them over the network and
+//! shares the job store and the deployment's keys. Together they publish.
+
+use crate::helpers::*;
+use crate::restart::{state, wait_healthy, Ports};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const S3_KEY_ID: &str = "reelay-roles-test";
+const S3_SECRET: &str = "roles-test-secret-0123456789abcdef0123456789";
+const WEBHOOK_KEY: &str = "8f1d2c3b4a5968778695a4b3c2d1e0f08f1d2c3b4a5968778695a4b3c2d1e0f0";
+const CALLBACK_KEY: &str = "roles-test-callback-signing-key";
+
+/// The settings every process of the deployment shares.
+fn shared(cmd: &mut Command, db: &Path) {
+    cmd.env("REELAY_CONFIG_DIR", config_dir())
+        .env("REELAY_ENVIRONMENT", "test")
+        .env(
+            "REELAY__DATABASE__URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .env("REELAY__STORAGE__ACCESS_KEY_ID", S3_KEY_ID)
+        .env("REELAY__STORAGE__SECRET_ACCESS_KEY", S3_SECRET)
+        .env("REELAY__SECRETS__WEBHOOK_TOKEN_KEY", WEBHOOK_KEY)
+        .env("REELAY__SECRETS__CALLBACK_SIGNING_KEY", CALLBACK_KEY)
+        .env("REELAY__API__KEY_SHA256", key_hash())
+        .env("REELAY__SIMULATOR__GENERATION_SECS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+}
+
+fn api(data: &Path, db: &Path, ports: &Ports, s3: u16, sim: u16) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
+    cmd.args(["serve", "--role", "api"]);
+    shared(&mut cmd, db);
+    cmd.env("REELAY__DATA__DIR", data)
+        .env("REELAY__SERVER__PORT", ports.api.to_string())
+        .env("REELAY__STORAGE__EMBEDDED_PORT", s3.to_string())
+        .env("REELAY__SIMULATOR__PORT", sim.to_string());
+    cmd.spawn().expect("the api process starts")
+}
+
+fn worker(data: &Path, db: &Path, api_url: &str, s3: u16, sim: u16) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
+    cmd.arg("worker");
+    shared(&mut cmd, db);
+    cmd.env("REELAY__DATA__DIR", data)
+        .env("REELAY__STORAGE__EMBEDDED", "false")
+        .env(
+            "REELAY__STORAGE__ENDPOINT",
+            format!("http://127.0.0.1:{s3}"),
+        )
+        .env(
+            "REELAY__RUNWARE__API_URL",
+            format!("http://127.0.0.1:{sim}/v1"),
+        )
+        .env(
+            "REELAY__RUNWARE__WS_URL",
+            format!("ws://127.0.0.1:{sim}/v1"),
+        )
+        .env("REELAY__SERVER__PUBLIC_URL", api_url);
+    cmd.spawn().expect("the worker starts")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Inodes of the sockets `pid` has open.
+fn socket_inodes(pid: u32) -> HashSet<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    l.strip_prefix("socket:[")
+                        .map(|s| s.trim_end_matches(']').to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How many listening TCP sockets (v4 and v6) `pid` holds.
+fn listening(pid: u32) -> usize {
+    let mine = socket_inodes(pid);
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|t| t.lines().skip(1).map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 9 && cols[3] == "0A" && mine.contains(cols[9])
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn an_api_process_and_a_separate_worker_publish_together_and_the_worker_listens_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api_data, worker_data) = (dir.path().join("api"), dir.path().join("worker"));
+    let db = dir.path().join("jobs.db");
+    let ports = Ports::free();
+    let (s3, sim) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{}", ports.api);
+    let http = reqwest::Client::new();
+
+    let mut api = api(&api_data, &db, &ports, s3, sim);
+    wait_healthy(&http, &url).await;
+    let res = http
+        .post(format!("{url}/v1/assets"))
+        .bearer_auth(KEY)
+        .json(&request(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // No stage runs in the api process: the variation is still requested.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let a = get_asset(&http, &url, &id).await;
+    assert_eq!(state(&a), "requested", "{a:#}");
+    assert!(listening(api.id()) >= 3, "api, S3 and simulator ports");
+
+    let mut w = worker(&worker_data, &db, &url, s3, sim);
+    let a = wait_for(&http, &url, &id, Duration::from_secs(300), |a| {
+        a["status"] != "processing"
+    })
+    .await;
+    let live = w.try_wait().unwrap().is_none();
+    let pid = w.id();
+    let worker_listens = listening(w.id());
+    let workers: Value = http
+        .get(format!("{url}/v1/workers"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for child in [&mut w, &mut api] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    assert_eq!(a["status"], "published", "{a:#}");
+    assert!(live, "the worker kept running");
+    assert_eq!(worker_listens, 0, "a worker binds no port");
+    // One live worker, and it is the worker process (the api runs none).
+    let listed = workers["workers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 1, "{workers:#}");
+    assert_eq!(
+        listed[0]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{workers:#}"
+    );
+    // Worker ids are `{host}-{pid}-{random}`.
+    let pid = format!("-{pid}-");
+    assert!(
+        listed[0]["id"].as_str().unwrap().contains(&pid),
+        "{workers:#}"
+    );
+}
