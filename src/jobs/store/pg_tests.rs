@@ -79,7 +79,7 @@ async fn migrations_give_the_same_tables_and_columns_as_sqlite() {
         "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
     )
-    .fetch_all(&lite.pool)
+    .fetch_all(lite.sqlite_pool())
     .await
     .unwrap();
     let pg_cols: Vec<(String, String)> = sqlx::query_as(
