@@ -49,8 +49,6 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("job store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("job store: {0}")]
-    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -69,16 +67,17 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens the store named by `database.url`: `sqlite://…` (the embedded
+    /// default) or `postgres://…` (a schema chosen with the URL's
+    /// `options=-csearch_path%3D…`, as libpq takes it), and brings its
+    /// schema up to date.
     pub async fn connect(
         url: &str,
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> Result<Self> {
         if pg::is_postgres_url(url) {
-            // Schema and claiming exist (`pg`); the other queries do not yet.
-            return Err(StoreError::Unsupported(
-                "database.url: postgres:// is not supported yet (the Postgres store is unfinished); use sqlite://",
-            ));
+            return Self::connect_postgres(url, max_connections, acquire_timeout, None).await;
         }
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)

@@ -1,10 +1,7 @@
-//! The Postgres side of the job store, first part: connecting,
-//! the translated migrations (`src/jobs/migrations_pg`, same numbers as the
-//! SQLite ones) and claiming with `FOR UPDATE SKIP LOCKED`.
-//!
-//! Every other query of `Store` is written once for both backends
-//! (`backend`); the store's tests run on both. `Store::connect` does not
-//! take `postgres://` yet: the API tests do not run on it yet.
+//! What is Postgres's own in the job store: connecting, the translated
+//! migrations (`src/jobs/migrations_pg`, same numbers as the SQLite ones)
+//! and claiming with `FOR UPDATE SKIP LOCKED`. Every other query of `Store`
+//! is written once for both backends (`backend`).
 
 use super::{now_ms, Claim, Result, State};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
