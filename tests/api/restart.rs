@@ -33,6 +33,7 @@ fn start(data: &Path, ports: &Ports) -> Child {
         .env("REELAY__SIMULATOR__PORT", ports.sim.to_string())
         .env("REELAY__API__KEY_SHA256", key_hash())
         .env("REELAY__SIMULATOR__GENERATION_SECS", "3")
+        .envs(db_env(data))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
