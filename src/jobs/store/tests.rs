@@ -503,3 +503,50 @@ async fn a_cancel_fences_out_the_running_worker_and_nothing_is_claimed_again() {
         b.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_outbox_drainers_never_lease_the_same_row() {
+    for b in backends().await {
+        let store = &b.store;
+        let now = now_ms();
+        let mut tx = store.begin_immediate().await.unwrap();
+        for i in 0..40 {
+            let item = NewOutbox {
+                id: format!("evt_{i:02}"),
+                kind: "callback",
+                event_type: "asset.failed".into(),
+                asset_id: None,
+                variation_id: None,
+                url: "https://ops.example/hook".into(),
+                body: "{}".into(),
+            };
+            outbox::insert(&mut tx, &item, now).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let drainers: Vec<_> = (0..6)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    loop {
+                        let rows = s.claim_outbox(3, Duration::from_secs(600)).await.unwrap();
+                        if rows.is_empty() {
+                            return got;
+                        }
+                        got.extend(rows.into_iter().map(|r| r.id));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for d in drainers {
+            all.extend(d.await.unwrap());
+        }
+        all.sort();
+        let leased = all.len();
+        all.dedup();
+        assert_eq!(all.len(), 40, "every row leased");
+        assert_eq!(leased, 40, "no row leased twice");
+        b.finish().await;
+    }
+}
