@@ -324,6 +324,7 @@ pub enum TestDb {
 /// `on_db!(db, p => body)`: `body` once per backend with `p` the pool, so a
 /// test's SQL (with `$1, $2, …` placeholders, JSON bound as
 /// `sqlx::types::Json`) is written once and runs on SQLite and Postgres.
+#[allow(unused_macros)] // tests/browser.rs shares this file
 macro_rules! on_db {
     ($db:expr, $p:ident => $body:expr) => {
         match &$db {
@@ -332,6 +333,7 @@ macro_rules! on_db {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on_db;
 
 /// A request the model accepts: 16:9 4K, `duration` seconds, with sound.

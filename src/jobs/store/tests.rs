@@ -35,7 +35,7 @@ async fn seed_with(store: &Store, n: i64, callback_url: Option<&str>) {
 async fn a_claimed_row_is_not_handed_out_twice() {
     for b in backends().await {
         let store = &b.store;
-        seed(&store, 1).await;
+        seed(store, 1).await;
         let first = store.claim(Duration::from_secs(30)).await.unwrap();
         assert!(first.is_some());
         assert!(store
@@ -51,7 +51,7 @@ async fn a_claimed_row_is_not_handed_out_twice() {
 async fn progress_rides_the_heartbeat_and_goes_with_the_state() {
     for b in backends().await {
         let store = &b.store;
-        seed(&store, 1).await;
+        seed(store, 1).await;
         let lease = Duration::from_secs(30);
         let claim = store.claim(lease).await.unwrap().unwrap();
         assert!(store
@@ -106,7 +106,7 @@ async fn progress_rides_the_heartbeat_and_goes_with_the_state() {
 async fn a_lapsed_lease_is_taken_over_and_the_old_holder_is_fenced_out() {
     for b in backends().await {
         let store = &b.store;
-        seed(&store, 1).await;
+        seed(store, 1).await;
         let old = store
             .claim(Duration::from_millis(1))
             .await
@@ -139,7 +139,7 @@ async fn a_lapsed_lease_is_taken_over_and_the_old_holder_is_fenced_out() {
 async fn concurrent_claimers_share_out_rows_without_duplicates() {
     for b in backends().await {
         let store = &b.store;
-        seed(&store, 20).await;
+        seed(store, 20).await;
         let mut handles = Vec::new();
         for _ in 0..6 {
             let s = store.clone();
@@ -168,7 +168,7 @@ async fn concurrent_claimers_share_out_rows_without_duplicates() {
 async fn terminal_rows_are_never_claimed_and_nudges_do_not_revive_them() {
     for b in backends().await {
         let store = &b.store;
-        seed(&store, 1).await;
+        seed(store, 1).await;
         let c = store.claim(Duration::from_secs(30)).await.unwrap().unwrap();
         assert!(store.update(&c, Update::to(State::Failed)).await.unwrap());
         assert!(!store.nudge("v0").await.unwrap());
@@ -187,7 +187,7 @@ const LEASE: Duration = Duration::from_secs(30);
 async fn a_terminal_transition_queues_its_callback_in_the_same_commit() {
     for b in backends().await {
         let store = &b.store;
-        seed_with(&store, 2, Some("https://ops.example/hook")).await;
+        seed_with(store, 2, Some("https://ops.example/hook")).await;
         let c = store.claim(LEASE).await.unwrap().unwrap();
         // Not terminal: nothing to announce.
         assert!(store
@@ -288,7 +288,7 @@ async fn object_events_are_new_once_and_older_sequencers_are_stale() {
 async fn a_restart_fences_out_a_running_worker_but_waits_for_a_sweepers_lease() {
     for b in backends().await {
         let store = &b.store;
-        seed(&store, 1).await;
+        seed(store, 1).await;
         // Running: the worker's lease is taken away.
         let worker = store.claim(LEASE).await.unwrap().unwrap();
         assert!(store
@@ -352,13 +352,13 @@ async fn reprocess_takes_only_variations_whose_current_master_passed_arrival() {
     use State::*;
     for b in backends().await {
         let store = &b.store;
-        seed(&store, 4).await;
-        drive(&store, "v0", &[Submitted, Arrived, Transcoding, Published]).await;
-        drive(&store, "v1", &[Submitted, Arrived, Published, Expired]).await;
-        drive(&store, "v2", &[Submitted, Failed]).await;
+        seed(store, 4).await;
+        drive(store, "v0", &[Submitted, Arrived, Transcoding, Published]).await;
+        drive(store, "v1", &[Submitted, Arrived, Published, Expired]).await;
+        drive(store, "v2", &[Submitted, Failed]).await;
         // A newer master was turned down at arrival: nothing to build on.
         drive(
-            &store,
+            store,
             "v3",
             &[Submitted, Arrived, Published, Submitted, Rejected],
         )
@@ -384,14 +384,14 @@ async fn a_turned_down_new_version_does_not_keep_the_old_set_past_its_ttl() {
     use State::*;
     for b in backends().await {
         let store = &b.store;
-        seed(&store, 2).await;
+        seed(store, 2).await;
         drive(
-            &store,
+            store,
             "v0",
             &[Submitted, Arrived, Published, Submitted, Rejected],
         )
         .await;
-        drive(&store, "v1", &[Submitted, Rejected]).await;
+        drive(store, "v1", &[Submitted, Rejected]).await;
         let manifest = serde_json::json!({
             "asset_id": "a1", "variation": 0, "campaign": "c", "content_hash": "h",
             "universal_ad_id": "u", "published_at": "", "expires_at": "", "duration_secs": 1.0,
@@ -431,7 +431,7 @@ async fn a_turned_down_new_version_does_not_keep_the_old_set_past_its_ttl() {
 async fn retired_sets_come_due_after_the_grace_counted_from_retirement() {
     for b in backends().await {
         let store = &b.store;
-        seed(&store, 1).await;
+        seed(store, 1).await;
         store.retire_set("v0", "h1", "p/v0/h1/").await.unwrap();
         assert!(store
             .retired_due(Duration::from_secs(3600), 10)
@@ -455,7 +455,7 @@ async fn retired_sets_come_due_after_the_grace_counted_from_retirement() {
 async fn a_cancel_fences_out_the_running_worker_and_nothing_is_claimed_again() {
     for b in backends().await {
         let store = &b.store;
-        seed_with(&store, 3, Some("https://ops.example/hook")).await;
+        seed_with(store, 3, Some("https://ops.example/hook")).await;
         // v0 is being worked on; v1 finished published; v2 waits to be submitted.
         let c = store.claim(LEASE).await.unwrap().unwrap();
         assert_eq!(c.id, "v0");
