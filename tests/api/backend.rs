@@ -20,3 +20,24 @@ async fn the_app_keeps_its_rows_in_the_store_the_switch_names() {
     assert_eq!(n, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_postgres_backed_app_without_the_shared_keys_refuses_to_start_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = test_settings(dir.path());
+    // Refused before the database is reached: nothing listens on port 1.
+    s.database.url = reelay::secret::Secret::new("postgres://reelay@127.0.0.1:1/reelay");
+    s.secrets.webhook_token_key = Default::default();
+    s.secrets.callback_signing_key = Default::default();
+    s.callbacks.secret = Default::default();
+    let err = match reelay::startup::Application::build(s).await {
+        Ok(_) => panic!("a Postgres-backed app started without the shared keys"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("secrets.webhook_token_key"), "{err}");
+    assert!(err.contains("secrets.callback_signing_key"), "{err}");
+    assert!(
+        !err.contains("job store"),
+        "refused before connecting: {err}"
+    );
+}

@@ -550,3 +550,33 @@ async fn concurrent_outbox_drainers_never_lease_the_same_row() {
         b.finish().await;
     }
 }
+
+#[tokio::test]
+async fn the_generator_cost_counts_every_task_the_resubmitted_ones_included() {
+    for b in backends().await {
+        let store = &b.store;
+        seed(store, 2).await;
+        assert_eq!(store.generator_cost_usd().await.unwrap(), 0.0);
+        let c = store.claim(LEASE).await.unwrap().unwrap();
+        let earlier = |uuid: &str, cost| PreviousTask {
+            task_uuid: uuid.into(),
+            cost,
+            reason_code: crate::reason::ReasonCode::UploadMissing,
+            at: 1,
+        };
+        let u = Update {
+            cost: Some(Some(0.5)),
+            previous_tasks: Some(vec![earlier("old-1", Some(0.25)), earlier("old-2", None)]),
+            ..Default::default()
+        };
+        assert!(store.update(&c, u).await.unwrap());
+        let c = store.claim(LEASE).await.unwrap().unwrap();
+        let u = Update {
+            previous_tasks: Some(vec![earlier("old-3", Some(1.0))]),
+            ..Default::default()
+        };
+        assert!(store.update(&c, u).await.unwrap());
+        assert_eq!(store.generator_cost_usd().await.unwrap(), 1.75);
+        b.finish().await;
+    }
+}
