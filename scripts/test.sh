@@ -29,3 +29,7 @@ ensure_postgres
 start_throwaway_postgres
 echo "==> cargo test"
 cargo test --all-targets -- --test-threads="${REELAY_TEST_THREADS:-2}"
+# The API tests again with the job store on Postgres (a schema per test in
+# the throwaway cluster above).
+echo "==> cargo test --test api (job store on Postgres)"
+REELAY_TEST_DB=postgres cargo test --test api -- --test-threads="${REELAY_TEST_THREADS:-2}"

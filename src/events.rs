@@ -340,7 +340,7 @@ impl Intake {
 
     async fn apply(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut crate::jobs::store::Tx,
         ev: &ObjectEvent,
         head: Option<&ObjectMeta>,
     ) -> anyhow::Result<Outcome> {

@@ -227,12 +227,10 @@ async fn seed(p: &Pipeline, state: State) -> crate::jobs::Claim {
 }
 
 async fn raw(p: &Pipeline, sql: &str) {
-    let mut tx = p.store.begin_immediate().await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(&mut *tx)
+        .execute(p.store.sqlite_pool())
         .await
         .unwrap();
-    tx.commit().await.unwrap();
 }
 
 #[tokio::test]
@@ -252,7 +250,7 @@ async fn a_row_whose_json_does_not_decode_fails_loudly_with_an_internal_reason()
     p.step(&mut claim, Default::default()).await;
     let (state, code, reason): (String, Option<String>, Option<String>) =
         sqlx::query_as("SELECT state, reason_code, reason FROM variations WHERE id = 'a1_v0'")
-            .fetch_one(&mut *p.store.begin_immediate().await.unwrap())
+            .fetch_one(p.store.sqlite_pool())
             .await
             .unwrap();
     assert_eq!(state, "failed");

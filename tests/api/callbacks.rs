@@ -243,14 +243,13 @@ async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_val
             .status(),
         200
     );
-    sqlx::query(
-        "UPDATE variations SET arrived_at = arrived_at - (SELECT ttl_secs FROM assets WHERE id = ?) * 1000 WHERE asset_id = ?",
+    on_db!(app.db().await, p => sqlx::query(
+        "UPDATE variations SET arrived_at = arrived_at - (SELECT ttl_secs FROM assets WHERE id = $1) * 1000 WHERE asset_id = $1",
     )
     .bind(good["id"].as_str().unwrap())
-    .bind(good["id"].as_str().unwrap())
-    .execute(&app.db().await)
+    .execute(p)
     .await
-    .unwrap();
+    .unwrap().rows_affected());
     let start = Instant::now();
     while rx.accepted("/hook").len() < 3 || rx.accepted("/purge").len() < 2 {
         assert!(
@@ -349,30 +348,30 @@ fn loopback_spellings(port: u16) -> Vec<String> {
 }
 
 /// Queues one notification row the way the store does, due now.
-async fn queue(db: &sqlx::SqlitePool, id: &str, kind: &str, url: &str) {
-    sqlx::query(
+async fn queue(db: &TestDb, id: &str, kind: &str, url: &str) {
+    on_db!(db, p => sqlx::query(
         "INSERT INTO outbox (id, kind, event_type, asset_id, variation_id, url, body, created_at, next_attempt_at)
-         VALUES (?, ?, 'asset.failed', NULL, NULL, ?, '{}', ?, ?)",
+         VALUES ($1, $2, 'asset.failed', NULL, NULL, $3, '{}', $4, $4)",
     )
     .bind(id)
     .bind(kind)
     .bind(url)
     .bind(chrono::Utc::now().timestamp_millis())
-    .bind(chrono::Utc::now().timestamp_millis())
-    .execute(db)
+    .execute(p)
     .await
-    .unwrap();
+    .unwrap().rows_affected());
 }
 
 /// The last_error of each row once every row has one.
-async fn last_errors(db: &sqlx::SqlitePool, ids: &[String]) -> Vec<(String, String)> {
+async fn last_errors(db: &TestDb, ids: &[String]) -> Vec<(String, String)> {
     let start = Instant::now();
     loop {
-        let rows: Vec<(String, Option<String>)> =
+        let rows: Vec<(String, Option<String>)> = on_db!(db, p => {
             sqlx::query_as("SELECT id, last_error FROM outbox ORDER BY id")
-                .fetch_all(db)
+                .fetch_all(p)
                 .await
-                .unwrap();
+                .unwrap()
+        });
         let done: Vec<(String, String)> = rows
             .iter()
             .filter(|(id, _)| ids.contains(id))

@@ -288,6 +288,7 @@ async fn json_logs_are_one_object_per_line_and_carry_the_request_id() {
     c.arg("serve")
         .env("REELAY_LOG_FORMAT", "json")
         .env("REELAY__DATA__DIR", data.path())
+        .envs(db_env(data.path()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();

@@ -1,9 +1,13 @@
 //! Test harness: each test gets its own data dir, ports and API key, and the
-//! whole embedded stack (object store, Runware simulator, SQLite, workers).
+//! whole embedded stack (object store, Runware simulator, job store,
+//! workers). The job store is SQLite in the data dir, or with
+//! `REELAY_TEST_DB=postgres` a fresh schema of `REELAY_TEST_POSTGRES_URL`
+//! (kept for the data dir, so a restarted app finds its rows).
 
 use reelay::config::Settings;
 use reelay::media::process::Runner;
 use reelay::media::synth::{render_clip, ClipSpec};
+use reelay::secret::Secret;
 use reelay::simulator::Simulator;
 use reelay::startup::Application;
 use reelay::storage::{ObjectKey, ObjectStore};
@@ -26,7 +30,87 @@ pub fn test_settings(data: &Path) -> Settings {
     let mut s = Settings::load_from(&config_dir(), "test").expect("test config loads");
     s.data.dir = data.to_path_buf();
     s.api.key_sha256 = vec![key_hash()];
+    if let Some(url) = postgres_url(data) {
+        s.database.url = Secret::new(url);
+        // A Postgres-backed process refuses to start without the keys a
+        // deployment shares. The signing key under its older name, which
+        // tests that check signatures set to their own.
+        s.secrets.webhook_token_key = Secret::new("ab".repeat(32));
+        if s.callbacks.secret.is_empty() {
+            s.callbacks.secret = Secret::new("test-callback-signing-key");
+        }
+    }
     s
+}
+
+/// The `REELAY__…` variables that give a `reelay` process started by a test
+/// the same job store as [`test_settings`] (none on SQLite: the data dir's).
+pub fn db_env(data: &Path) -> Vec<(&'static str, String)> {
+    if !on_postgres() {
+        return Vec::new();
+    }
+    let s = test_settings(data);
+    vec![
+        ("REELAY__DATABASE__URL", s.database_url()),
+        (
+            "REELAY__SECRETS__WEBHOOK_TOKEN_KEY",
+            s.secrets.webhook_token_key.expose().to_string(),
+        ),
+        (
+            "REELAY__SECRETS__CALLBACK_SIGNING_KEY",
+            s.callback_signing_key().expose().to_string(),
+        ),
+    ]
+}
+
+/// Whether the tests run on Postgres (`REELAY_TEST_DB=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("REELAY_TEST_DB").is_ok_and(|v| v == "postgres")
+}
+
+/// On Postgres: the `database.url` of the data dir's own schema, made the
+/// first time (its name kept in `{data}/pg-schema`).
+fn postgres_url(data: &Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let base = std::env::var("REELAY_TEST_POSTGRES_URL")
+        .expect("REELAY_TEST_DB=postgres needs REELAY_TEST_POSTGRES_URL (scripts/test.sh sets it)");
+    let file = data.join("pg-schema");
+    let schema = match std::fs::read_to_string(&file) {
+        Ok(name) => name,
+        Err(_) => {
+            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+            create_schema(&base, &name);
+            std::fs::create_dir_all(data).unwrap();
+            std::fs::write(&file, &name).unwrap();
+            name
+        }
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+}
+
+/// `CREATE SCHEMA` on a runtime of its own: settings are built in sync code,
+/// which may itself run on the test's runtime.
+fn create_schema(url: &str, name: &str) {
+    let (url, sql) = (url.to_string(), format!("CREATE SCHEMA {name}"));
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let admin = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        })
+    })
+    .join()
+    .expect("the test schema is created");
 }
 
 pub struct TestApp {
@@ -219,15 +303,38 @@ impl TestApp {
         }
     }
 
-    /// The job store, opened beside the running app (tests that age rows).
-    pub async fn db(&self) -> sqlx::SqlitePool {
-        let url = format!(
-            "sqlite://{}",
-            self.data.as_path().join("reelay.db").display()
-        );
-        sqlx::SqlitePool::connect(&url).await.unwrap()
+    /// The job store's database, opened beside the running app (tests that
+    /// age rows); queries go through [`on_db!`], written once for both.
+    pub async fn db(&self) -> TestDb {
+        let url = test_settings(&self.data).database_url();
+        if on_postgres() {
+            TestDb::Postgres(sqlx::PgPool::connect(&url).await.unwrap())
+        } else {
+            TestDb::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap())
+        }
     }
 }
+
+/// The app's database as the tests reach it.
+pub enum TestDb {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// `on_db!(db, p => body)`: `body` once per backend with `p` the pool, so a
+/// test's SQL (with `$1, $2, …` placeholders, JSON bound as
+/// `sqlx::types::Json`) is written once and runs on SQLite and Postgres.
+#[allow(unused_macros)] // tests/browser.rs shares this file
+macro_rules! on_db {
+    ($db:expr, $p:ident => $body:expr) => {
+        match &$db {
+            $crate::helpers::TestDb::Sqlite($p) => $body,
+            $crate::helpers::TestDb::Postgres($p) => $body,
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_db;
 
 /// A request the model accepts: 16:9 4K, `duration` seconds, with sound.
 pub fn request(duration: u32) -> Value {

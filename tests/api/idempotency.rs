@@ -79,10 +79,12 @@ async fn a_retry_replays_the_first_answer_and_makes_nothing_new() {
 
     // Stored under the API key's hash, never the key.
     let db = app.db().await;
-    let scopes: Vec<(String,)> = sqlx::query_as("SELECT scope_sha256 FROM idempotency_keys")
-        .fetch_all(&db)
-        .await
-        .unwrap();
+    let scopes: Vec<(String,)> = on_db!(db, p => {
+        sqlx::query_as("SELECT scope_sha256 FROM idempotency_keys")
+            .fetch_all(p)
+            .await
+            .unwrap()
+    });
     assert_eq!(scopes.len(), 2);
     assert!(scopes.iter().any(|(s,)| *s == key_hash()));
     assert!(scopes.iter().all(|(s,)| s != KEY && s != OTHER_KEY));
@@ -98,16 +100,20 @@ async fn a_retry_replays_the_first_answer_and_makes_nothing_new() {
     // After 24 h the key is forgotten: the sweeper removes it and the key
     // is free for a new request.
     let db = app.db().await;
-    sqlx::query("UPDATE idempotency_keys SET created_at = created_at - 25 * 3600 * 1000")
-        .execute(&db)
-        .await
-        .unwrap();
+    on_db!(db, p => {
+        sqlx::query("UPDATE idempotency_keys SET created_at = created_at - 25 * 3600 * 1000")
+            .execute(p)
+            .await
+            .unwrap().rows_affected()
+    });
     let start = Instant::now();
     loop {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+        let (n,): (i64,) = on_db!(db, p => {
+            sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys")
+                .fetch_one(p)
+                .await
+                .unwrap()
+        });
         if n == 0 {
             break;
         }
@@ -146,16 +152,17 @@ async fn concurrent_duplicates_make_one_asset_and_a_key_in_flight_is_409() {
     h.update(b"POST\n/v1/assets\n");
     h.update(&bytes);
     let db = app.db().await;
-    sqlx::query(
+    let request_sha256 = hex::encode(h.finalize());
+    on_db!(db, p => sqlx::query(
         "INSERT INTO idempotency_keys (scope_sha256, idem_key, request_sha256, created_at)
-         VALUES (?, 'busy', ?, ?)",
+         VALUES ($1, 'busy', $2, $3)",
     )
     .bind(key_hash())
-    .bind(hex::encode(h.finalize()))
+    .bind(&request_sha256)
     .bind(chrono::Utc::now().timestamp_millis())
-    .execute(&db)
+    .execute(p)
     .await
-    .unwrap();
+    .unwrap().rows_affected());
     let res = post(&app, KEY, "busy", &body).await;
     assert_eq!(res.status(), 409);
     assert_eq!(app.campaign("idem-race").await.len(), 1);
@@ -190,11 +197,12 @@ async fn a_bad_key_is_400_naming_the_header_and_errors_are_not_kept() {
     let res = post(&app, "not-a-key", "anon", &body).await;
     assert_eq!(res.status(), 401);
     let db = app.db().await;
-    let (n,): (i64,) =
+    let (n,): (i64,) = on_db!(db, p => {
         sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys WHERE idem_key = 'anon'")
-            .fetch_one(&db)
+            .fetch_one(p)
             .await
-            .unwrap();
+            .unwrap()
+    });
     assert_eq!(n, 0);
     app.stop().await;
 }

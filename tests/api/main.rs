@@ -1,6 +1,7 @@
 //! One test binary for everything that goes through the HTTP API.
 
 mod assets;
+mod backend;
 mod callbacks;
 mod cancel;
 mod cli;

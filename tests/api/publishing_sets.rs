@@ -15,6 +15,7 @@ use reelay::media::transcode::{content_type_for, FileRole, WrittenFile};
 use reelay::storage::ObjectStore;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use sqlx::types::Json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -244,7 +245,7 @@ fn make_set(dir: &Path, poster_q: u32) -> Vec<WrittenFile> {
 }
 
 /// What the pipeline keeps in `outputs_json` after a transcode.
-fn outputs_json(files: &[WrittenFile]) -> String {
+fn outputs_json(files: &[WrittenFile]) -> Json<Value> {
     let renditions: Vec<Value> = files
         .iter()
         .filter(|f| f.role == FileRole::Rendition)
@@ -259,7 +260,7 @@ fn outputs_json(files: &[WrittenFile]) -> String {
         .find(|f| f.role == FileRole::Poster)
         .unwrap()
         .path;
-    json!({"renditions": renditions, "poster": poster, "files": files, "boost": 0}).to_string()
+    Json(json!({"renditions": renditions, "poster": poster, "files": files, "boost": 0}))
 }
 
 fn sha256_file(path: &Path) -> String {
@@ -289,22 +290,26 @@ async fn seed_variation(app: &TestApp, id: &str, files: &[WrittenFile], master: 
         timings: Default::default(),
         destinations: vec![],
     };
-    sqlx::query(
+    on_db!(db, p => sqlx::query(
         "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, source)
-         VALUES (?, ?, 'default', ?, NULL, 3600, ?, 'upload')",
+         VALUES ($1, $2, 'default', $3, NULL, 3600, $4, 'upload')",
     )
     .bind(id)
     .bind(CAMPAIGN)
-    .bind(request(2)["generation"].to_string())
+    .bind(Json(&request(2)["generation"]))
     .bind(now)
-    .execute(&db)
+    .execute(p)
     .await
-    .unwrap();
-    sqlx::query(
+    .unwrap().rows_affected());
+    let outputs = outputs_json(files);
+    let progress = Json(
+        json!({"stage": "transcoding", "percent": 42.5, "fps": 96.0, "speed": 4.0, "eta_secs": 1.2}),
+    );
+    on_db!(db, p => sqlx::query(
         "INSERT INTO variations (id, asset_id, idx, state, task_uuid, webhook_token_sha256, master_key,
              arrived_at, master_size, master_sha256, master_probe, outputs_json, qc_json,
              lease_until, next_run_at, created_at, updated_at, progress_json)
-         VALUES (?, ?, 0, 'publishing', ?, 'x', ?, ?, 1, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+         VALUES ($1, $2, 0, 'publishing', $3, 'x', $4, $5, 1, $6, $7, $8, $9, $10, 0, $5, $5, $11)",
     )
     .bind(format!("{id}_v0"))
     .bind(id)
@@ -312,28 +317,23 @@ async fn seed_variation(app: &TestApp, id: &str, files: &[WrittenFile], master: 
     .bind(format!("masters/{CAMPAIGN}/{id}/v0/master.mp4"))
     .bind(now)
     .bind(sha256_file(master))
-    .bind(serde_json::to_string(&probe).unwrap())
-    .bind(outputs_json(files))
-    .bind(serde_json::to_string(&report).unwrap())
+    .bind(Json(&probe))
+    .bind(&outputs)
+    .bind(Json(&report))
     .bind(now + 3_600_000)
-    .bind(now)
-    .bind(now)
-    .bind(
-        json!({"stage": "transcoding", "percent": 42.5, "fps": 96.0, "speed": 4.0, "eta_secs": 1.2})
-            .to_string(),
-    )
-    .execute(&db)
+    .bind(&progress)
+    .execute(p)
     .await
-    .unwrap();
+    .unwrap().rows_affected());
 }
 
 /// Lets the workers have the row (as a lapsed lease would).
 async fn release(app: &TestApp, id: &str) {
-    sqlx::query("UPDATE variations SET lease_until = 0 WHERE id = ?")
+    on_db!(app.db().await, p => sqlx::query("UPDATE variations SET lease_until = 0 WHERE id = $1")
         .bind(format!("{id}_v0"))
-        .execute(&app.db().await)
+        .execute(p)
         .await
-        .unwrap();
+        .unwrap().rows_affected());
 }
 
 async fn get(app: &TestApp, url: &str) -> reqwest::Response {
@@ -711,15 +711,16 @@ async fn a_full_delivery_set_is_published_served_swept_and_expired_whole() {
     //    and the replaced set goes whole once its (zero) grace is over.
     let set_b = work.path().join("b");
     let files_b = make_set(&set_b, 9);
-    sqlx::query(
-        "UPDATE variations SET state = 'publishing', outputs_json = ?, lease_until = 0, next_run_at = 0
-         WHERE id = ?",
+    let outputs = outputs_json(&files_b);
+    on_db!(app.db().await, p => sqlx::query(
+        "UPDATE variations SET state = 'publishing', outputs_json = $1, lease_until = 0, next_run_at = 0
+         WHERE id = $2",
     )
-    .bind(outputs_json(&files_b))
+    .bind(&outputs)
     .bind(format!("{id}_v0"))
-    .execute(&app.db().await)
+    .execute(p)
     .await
-    .unwrap();
+    .unwrap().rows_affected());
     let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(60), |a| {
         a["variations"][0]["state"] == "published"
             && a["variations"][0]["published"]["content_hash"] != old_hash.as_str()
@@ -746,12 +747,12 @@ async fn a_full_delivery_set_is_published_served_swept_and_expired_whole() {
     assert_eq!(new["content_hash"], new_hash.as_str());
 
     // 3. The ttl runs out: pointers, the live set and all its segments go.
-    sqlx::query("UPDATE variations SET arrived_at = ? WHERE id = ?")
+    on_db!(app.db().await, p => sqlx::query("UPDATE variations SET arrived_at = $1 WHERE id = $2")
         .bind(chrono::Utc::now().timestamp_millis() - 3_601_000)
         .bind(format!("{id}_v0"))
-        .execute(&app.db().await)
+        .execute(p)
         .await
-        .unwrap();
+        .unwrap().rows_affected());
     let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(30), |a| {
         a["status"] == "expired"
     })

@@ -49,6 +49,7 @@ pub(crate) fn start_with(data: &Path, ports: &Ports, extra: &[(&str, &str)]) -> 
         .env("REELAY__SIMULATOR__PORT", ports.sim.to_string())
         .env("REELAY__API__KEY_SHA256", key_hash())
         .env("REELAY__SIMULATOR__GENERATION_SECS", "3")
+        .envs(db_env(data))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -54,13 +54,12 @@ async fn an_expired_asset_is_unpublished_after_a_restart_and_not_before_its_time
     let app = app.restart().await;
     let db = app.db().await;
     let due_ms = chrono::Utc::now().timestamp_millis() + 3000;
-    sqlx::query("UPDATE variations SET arrived_at = ? - (SELECT ttl_secs FROM assets WHERE id = ?) * 1000 WHERE asset_id = ?")
+    on_db!(db, p => sqlx::query("UPDATE variations SET arrived_at = $1 - (SELECT ttl_secs FROM assets WHERE id = $2) * 1000 WHERE asset_id = $2")
         .bind(due_ms)
         .bind(&id)
-        .bind(&id)
-        .execute(&db)
+        .execute(p)
         .await
-        .unwrap();
+        .unwrap().rows_affected());
 
     let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(60), |a| {
         a["status"] == "expired"

@@ -2,10 +2,11 @@
 //! asset (one transaction), a set taken down after it, pages of assets by
 //! a keyset cursor, and a campaign's variations. Plain, portable SQL.
 
+use super::backend::{on_pool, on_tx};
 use super::{now_ms, outbox, record_transition, Asset, NewOutbox, Result, Store, Variation};
 use crate::jobs::State;
 use crate::reason::ReasonCode;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
 /// One page's filters and position (newest first).
 #[derive(Debug, Clone, Default)]
@@ -38,29 +39,35 @@ impl Store {
     pub async fn cancel(&self, asset_id: &str, note: &str) -> Result<Vec<String>> {
         let now = now_ms();
         let mut tx = self.begin_immediate().await?;
-        let rows: Vec<(String, State)> =
-            sqlx::query_as("SELECT id, state FROM variations WHERE asset_id = ? ORDER BY idx")
+        let sql = format!(
+            "SELECT id, state FROM variations WHERE asset_id = $1 ORDER BY idx{}",
+            tx.for_update()
+        );
+        let rows: Vec<(String, State)> = on_tx!(&mut tx, c => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(asset_id)
-                .fetch_all(&mut *tx)
-                .await?;
+                .fetch_all(&mut *c)
+                .await?
+        });
         let mut done = Vec::new();
         for (id, from) in rows {
             if from.is_terminal() && from != State::Published {
                 continue;
             }
-            sqlx::query(
-                "UPDATE variations SET state = 'cancelled', reason_code = ?, reason = ?,
-                     attempt = attempt + 1, lease_until = 0, next_run_at = ?, updated_at = ?,
-                     stage_progress = NULL, progress_json = NULL, stage_detail = NULL
-                 WHERE id = ?",
-            )
-            .bind(ReasonCode::Cancelled)
-            .bind(note)
-            .bind(now)
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+            on_tx!(&mut tx, c => {
+                sqlx::query(
+                    "UPDATE variations SET state = 'cancelled', reason_code = $1, reason = $2,
+                         attempt = attempt + 1, lease_until = 0, next_run_at = $3, updated_at = $3,
+                         stage_progress = NULL, progress_json = NULL, stage_detail = NULL
+                     WHERE id = $4",
+                )
+                .bind(ReasonCode::Cancelled)
+                .bind(note)
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *c)
+                .await?;
+            });
             record_transition(&mut tx, &id, from, State::Cancelled, now, Some(note)).await?;
             outbox::enqueue_terminal_event(&mut tx, &id, State::Cancelled, now).await?;
             done.push(id);
@@ -74,15 +81,17 @@ impl Store {
     pub async fn clear_published(&self, id: &str, notifications: &[NewOutbox]) -> Result<()> {
         let now = now_ms();
         let mut tx = self.begin_immediate().await?;
-        sqlx::query("UPDATE variations SET published_json = NULL, updated_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM cdn_retired WHERE variation_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        on_tx!(&mut tx, c => {
+            sqlx::query("UPDATE variations SET published_json = NULL, updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query("DELETE FROM cdn_retired WHERE variation_id = $1")
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+        });
         for item in notifications {
             outbox::insert(&mut tx, item, now).await?;
         }
@@ -94,35 +103,37 @@ impl Store {
     /// `created_at` are ordered by id, so the position is exact and a page
     /// does not move when newer assets are inserted.
     pub async fn page_assets(&self, q: &PageQuery) -> Result<AssetPage> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM assets a WHERE 1 = 1");
-        if let Some(c) = &q.campaign {
-            b.push(" AND a.campaign = ").push_bind(c.clone());
-        }
-        if let Some(s) = q.state {
-            b.push(
-                " AND EXISTS (SELECT 1 FROM variations v WHERE v.asset_id = a.id AND v.state = ",
-            )
-            .push_bind(s)
-            .push(")");
-        }
-        if let Some(t) = q.created_after {
-            b.push(" AND a.created_at >= ").push_bind(t);
-        }
-        if let Some(t) = q.created_before {
-            b.push(" AND a.created_at < ").push_bind(t);
-        }
-        if let Some((at, id)) = &q.after {
-            b.push(" AND (a.created_at < ")
-                .push_bind(*at)
-                .push(" OR (a.created_at = ")
-                .push_bind(*at)
-                .push(" AND a.id < ")
-                .push_bind(id.clone())
-                .push("))");
-        }
-        b.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ")
-            .push_bind(q.limit + 1);
-        let mut assets: Vec<Asset> = b.build_query_as().fetch_all(&self.pool).await?;
+        let mut assets: Vec<Asset> = on_pool!(self.pool, p => {
+            let mut b: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM assets a WHERE 1 = 1");
+            if let Some(c) = &q.campaign {
+                b.push(" AND a.campaign = ").push_bind(c.clone());
+            }
+            if let Some(s) = q.state {
+                b.push(
+                    " AND EXISTS (SELECT 1 FROM variations v WHERE v.asset_id = a.id AND v.state = ",
+                )
+                .push_bind(s)
+                .push(")");
+            }
+            if let Some(t) = q.created_after {
+                b.push(" AND a.created_at >= ").push_bind(t);
+            }
+            if let Some(t) = q.created_before {
+                b.push(" AND a.created_at < ").push_bind(t);
+            }
+            if let Some((at, id)) = &q.after {
+                b.push(" AND (a.created_at < ")
+                    .push_bind(*at)
+                    .push(" OR (a.created_at = ")
+                    .push_bind(*at)
+                    .push(" AND a.id < ")
+                    .push_bind(id.clone())
+                    .push("))");
+            }
+            b.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ")
+                .push_bind(q.limit + 1);
+            b.build_query_as().fetch_all(p).await?
+        });
         let more = assets.len() as i64 > q.limit;
         assets.truncate(q.limit.max(0) as usize);
         let next = more
@@ -135,21 +146,25 @@ impl Store {
     /// crash (or a publish racing the cancel) left undone. The sweeper
     /// finishes them.
     pub async fn cancelled_with_set(&self) -> Result<Vec<Variation>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM variations WHERE state = 'cancelled' AND published_json IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self.pool, p => {
+            sqlx::query_as(
+                "SELECT * FROM variations WHERE state = 'cancelled' AND published_json IS NOT NULL",
+            )
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     /// Every variation of a campaign's assets, in one query.
     pub async fn variations_of_campaign(&self, campaign: &str) -> Result<Vec<Variation>> {
-        Ok(sqlx::query_as(
-            "SELECT v.* FROM variations v JOIN assets a ON a.id = v.asset_id
-             WHERE a.campaign = ? ORDER BY v.asset_id, v.idx",
-        )
-        .bind(campaign)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self.pool, p => {
+            sqlx::query_as(
+                "SELECT v.* FROM variations v JOIN assets a ON a.id = v.asset_id
+                 WHERE a.campaign = $1 ORDER BY v.asset_id, v.idx",
+            )
+            .bind(campaign)
+            .fetch_all(p)
+            .await?
+        }))
     }
 }

@@ -2,6 +2,7 @@
 //! kept for a window and replayed to retries (`api::idempotency`). Plain
 //! SQL (`INSERT … ON CONFLICT DO NOTHING`), the same on Postgres.
 
+use super::backend::{on_pool, on_tx};
 use super::{Result, Store};
 
 /// How long a key's first answer is kept (24 h).
@@ -52,39 +53,49 @@ impl Store {
         stale_before: i64,
     ) -> Result<Begun> {
         let mut tx = self.begin_immediate().await?;
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope_sha256 = ? AND idem_key = ?
-               AND (created_at < ? OR (status IS NULL AND created_at < ?))",
-        )
-        .bind(scope_sha256)
-        .bind(key)
-        .bind(expired_before)
-        .bind(stale_before)
-        .execute(&mut *tx)
-        .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope_sha256, idem_key, request_sha256, created_at)
-             VALUES (?, ?, ?, ?) ON CONFLICT (scope_sha256, idem_key) DO NOTHING",
-        )
-        .bind(scope_sha256)
-        .bind(key)
-        .bind(request_sha256)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let begun = if inserted == 1 {
-            Begun::Fresh
-        } else {
-            let (request, status, content_type, location, body): KeyRow = sqlx::query_as(
-                "SELECT request_sha256, status, content_type, location, body
-                 FROM idempotency_keys WHERE scope_sha256 = ? AND idem_key = ?",
+        let row: Option<KeyRow> = on_tx!(&mut tx, c => {
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE scope_sha256 = $1 AND idem_key = $2
+                   AND (created_at < $3 OR (status IS NULL AND created_at < $4))",
             )
             .bind(scope_sha256)
             .bind(key)
-            .fetch_one(&mut *tx)
+            .bind(expired_before)
+            .bind(stale_before)
+            .execute(&mut *c)
             .await?;
-            match status {
+            // A concurrent first use of the key waits here for the other's
+            // commit (Postgres) or the write lock (SQLite), then conflicts.
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys (scope_sha256, idem_key, request_sha256, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (scope_sha256, idem_key) DO NOTHING",
+            )
+            .bind(scope_sha256)
+            .bind(key)
+            .bind(request_sha256)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                None
+            } else {
+                Some(
+                    sqlx::query_as(
+                        "SELECT request_sha256, status, content_type, location, body
+                         FROM idempotency_keys WHERE scope_sha256 = $1 AND idem_key = $2",
+                    )
+                    .bind(scope_sha256)
+                    .bind(key)
+                    .fetch_one(&mut *c)
+                    .await?,
+                )
+            }
+        });
+        // No row read back: this request took the key.
+        let begun = match row {
+            None => Begun::Fresh,
+            Some((request, status, content_type, location, body)) => match status {
                 _ if request != request_sha256 => Begun::Mismatch,
                 None => Begun::InFlight,
                 Some(status) => Begun::Replay(StoredAnswer {
@@ -93,7 +104,7 @@ impl Store {
                     location,
                     body: body.unwrap_or_default(),
                 }),
-            }
+            },
         };
         tx.commit().await?;
         Ok(begun)
@@ -106,57 +117,53 @@ impl Store {
         key: &str,
         answer: &StoredAnswer,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = ?, content_type = ?, location = ?, body = ?
-             WHERE scope_sha256 = ? AND idem_key = ? AND status IS NULL",
-        )
-        .bind(i64::from(answer.status))
-        .bind(&answer.content_type)
-        .bind(&answer.location)
-        .bind(&answer.body)
-        .bind(scope_sha256)
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
+        on_pool!(self.pool, p => {
+            sqlx::query(
+                "UPDATE idempotency_keys SET status = $1, content_type = $2, location = $3, body = $4
+                 WHERE scope_sha256 = $5 AND idem_key = $6 AND status IS NULL",
+            )
+            .bind(i64::from(answer.status))
+            .bind(&answer.content_type)
+            .bind(&answer.location)
+            .bind(&answer.body)
+            .bind(scope_sha256)
+            .bind(key)
+            .execute(p)
+            .await?;
+        });
         Ok(())
     }
 
     /// Frees a key whose request ended without an answer worth keeping.
     pub async fn idempotency_release(&self, scope_sha256: &str, key: &str) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope_sha256 = ? AND idem_key = ? AND status IS NULL",
-        )
-        .bind(scope_sha256)
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
+        on_pool!(self.pool, p => {
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE scope_sha256 = $1 AND idem_key = $2 AND status IS NULL",
+            )
+            .bind(scope_sha256)
+            .bind(key)
+            .execute(p)
+            .await?;
+        });
         Ok(())
     }
 
     /// Forgets every use older than `before`; returns how many.
     pub async fn sweep_idempotency(&self, before: i64) -> Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+        Ok(on_pool!(self.pool, p => {
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                 .bind(before)
-                .execute(&self.pool)
+                .execute(p)
                 .await?
-                .rows_affected(),
-        )
+                .rows_affected()
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_backends::backends;
     use super::*;
-
-    async fn store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let s = Store::connect(&url, 2, std::time::Duration::from_secs(5))
-            .await
-            .unwrap();
-        (s, dir)
-    }
 
     fn answer() -> StoredAnswer {
         StoredAnswer {
@@ -169,61 +176,67 @@ mod tests {
 
     #[tokio::test]
     async fn a_key_runs_once_then_replays_and_refuses_another_request() {
-        let (s, _d) = store().await;
-        let b = |req: &'static str, now: i64| {
-            let s = s.clone();
-            async move {
-                s.idempotency_begin("k", "idem", req, now, 0, 0)
+        for be in backends().await {
+            let s = &be.store;
+            let b = |req: &'static str, now: i64| {
+                let s = s.clone();
+                async move {
+                    s.idempotency_begin("k", "idem", req, now, 0, 0)
+                        .await
+                        .unwrap()
+                }
+            };
+            assert_eq!(b("r1", 10).await, Begun::Fresh);
+            assert_eq!(b("r1", 11).await, Begun::InFlight);
+            assert_eq!(b("r2", 11).await, Begun::Mismatch);
+            s.idempotency_finish("k", "idem", &answer()).await.unwrap();
+            assert_eq!(b("r1", 12).await, Begun::Replay(answer()));
+            // Another API key has its own keys.
+            assert_eq!(
+                s.idempotency_begin("other", "idem", "r2", 12, 0, 0)
                     .await
-                    .unwrap()
-            }
-        };
-        assert_eq!(b("r1", 10).await, Begun::Fresh);
-        assert_eq!(b("r1", 11).await, Begun::InFlight);
-        assert_eq!(b("r2", 11).await, Begun::Mismatch);
-        s.idempotency_finish("k", "idem", &answer()).await.unwrap();
-        assert_eq!(b("r1", 12).await, Begun::Replay(answer()));
-        // Another API key has its own keys.
-        assert_eq!(
-            s.idempotency_begin("other", "idem", "r2", 12, 0, 0)
-                .await
-                .unwrap(),
-            Begun::Fresh
-        );
+                    .unwrap(),
+                Begun::Fresh
+            );
+            be.finish().await;
+        }
     }
 
     #[tokio::test]
     async fn expired_and_abandoned_uses_are_forgotten() {
-        let (s, _d) = store().await;
-        assert_eq!(
-            s.idempotency_begin("k", "a", "r", 10, 0, 0).await.unwrap(),
-            Begun::Fresh
-        );
-        // Unanswered and older than the stale mark: taken over.
-        assert_eq!(
-            s.idempotency_begin("k", "a", "r", 20, 0, 15).await.unwrap(),
-            Begun::Fresh
-        );
-        s.idempotency_finish("k", "a", &answer()).await.unwrap();
-        // Answered: kept past the stale mark, until the window ends.
-        assert!(matches!(
-            s.idempotency_begin("k", "a", "r", 30, 0, 25).await.unwrap(),
-            Begun::Replay(_)
-        ));
-        assert_eq!(
-            s.idempotency_begin("k", "a", "other", 40, 25, 0)
-                .await
-                .unwrap(),
-            Begun::Fresh
-        );
-        // A released key is free again; the sweep forgets old uses.
-        s.idempotency_release("k", "a").await.unwrap();
-        assert_eq!(
-            s.idempotency_begin("k", "a", "r", 50, 0, 0).await.unwrap(),
-            Begun::Fresh
-        );
-        s.idempotency_finish("k", "a", &answer()).await.unwrap();
-        assert_eq!(s.sweep_idempotency(49).await.unwrap(), 0);
-        assert_eq!(s.sweep_idempotency(51).await.unwrap(), 1);
+        for be in backends().await {
+            let s = &be.store;
+            assert_eq!(
+                s.idempotency_begin("k", "a", "r", 10, 0, 0).await.unwrap(),
+                Begun::Fresh
+            );
+            // Unanswered and older than the stale mark: taken over.
+            assert_eq!(
+                s.idempotency_begin("k", "a", "r", 20, 0, 15).await.unwrap(),
+                Begun::Fresh
+            );
+            s.idempotency_finish("k", "a", &answer()).await.unwrap();
+            // Answered: kept past the stale mark, until the window ends.
+            assert!(matches!(
+                s.idempotency_begin("k", "a", "r", 30, 0, 25).await.unwrap(),
+                Begun::Replay(_)
+            ));
+            assert_eq!(
+                s.idempotency_begin("k", "a", "other", 40, 25, 0)
+                    .await
+                    .unwrap(),
+                Begun::Fresh
+            );
+            // A released key is free again; the sweep forgets old uses.
+            s.idempotency_release("k", "a").await.unwrap();
+            assert_eq!(
+                s.idempotency_begin("k", "a", "r", 50, 0, 0).await.unwrap(),
+                Begun::Fresh
+            );
+            s.idempotency_finish("k", "a", &answer()).await.unwrap();
+            assert_eq!(s.sweep_idempotency(49).await.unwrap(), 0);
+            assert_eq!(s.sweep_idempotency(51).await.unwrap(), 1);
+            be.finish().await;
+        }
     }
 }

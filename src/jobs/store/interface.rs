@@ -1,6 +1,6 @@
-//! What the stages and workers need of the job store, as a trait: the
-//! SQLite store implements it today, and a second backend implements the
-//! same methods without any stage changing.
+//! What the stages and workers need of the job store, as a trait: `Store`
+//! implements it on SQLite and on Postgres alike, so no stage knows which
+//! backend it runs on.
 
 use super::{Asset, Claim, Result, StepProgress, Update, Variation};
 use crate::runware::{ApiError, TaskItem};

@@ -1,10 +1,10 @@
 //! Moves outside a worker step: a restart (a new master version, a
 //! reprocess) and the TTL expiry, each one transaction.
 
+use super::backend::{on_pool, on_tx, Tx};
 use super::{now_ms, outbox, record_transition, s3, NewOutbox, Result, Store, Variation};
 use crate::jobs::State;
 use crate::reason::ReasonCode;
-use sqlx::SqliteConnection;
 
 impl Store {
     /// Puts a variation back to `to` outside a worker step (a new master
@@ -36,19 +36,21 @@ impl Store {
         let mut tx = self.begin_immediate().await?;
         // The stored master must be one that passed its arrival checks: the
         // latest arrival outcome (a step out of submitted/generating) is `arrived`.
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT v.id FROM variations v
-             WHERE v.asset_id = ? AND v.master_sha256 IS NOT NULL
-               AND v.state NOT IN ('expired', 'cancelled', 'requested', 'submitted', 'generating')
-               AND (SELECT t.to_state FROM transitions t
-                    WHERE t.variation_id = v.id AND t.from_state IN ('submitted', 'generating')
-                      AND t.to_state IN ('arrived', 'rejected', 'failed')
-                    ORDER BY t.seq DESC LIMIT 1) = 'arrived'
-             ORDER BY v.idx",
-        )
-        .bind(asset_id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows: Vec<(String,)> = on_tx!(&mut tx, c => {
+            sqlx::query_as(
+                "SELECT v.id FROM variations v
+                 WHERE v.asset_id = $1 AND v.master_sha256 IS NOT NULL
+                   AND v.state NOT IN ('expired', 'cancelled', 'requested', 'submitted', 'generating')
+                   AND (SELECT t.to_state FROM transitions t
+                        WHERE t.variation_id = v.id AND t.from_state IN ('submitted', 'generating')
+                          AND t.to_state IN ('arrived', 'rejected', 'failed')
+                        ORDER BY t.seq DESC LIMIT 1) = 'arrived'
+                 ORDER BY v.idx",
+            )
+            .bind(asset_id)
+            .fetch_all(&mut *c)
+            .await?
+        });
         let mut done = Vec::new();
         for (id,) in rows {
             if restart_in(&mut tx, &id, State::Arrived, note).await? {
@@ -66,15 +68,17 @@ impl Store {
     /// run out: published ones, and finished ones whose newer master was
     /// turned down while the previous set stayed live.
     pub async fn published_due(&self, now: i64) -> Result<Vec<Variation>> {
-        Ok(sqlx::query_as(
-            "SELECT v.* FROM variations v JOIN assets a ON a.id = v.asset_id
-             WHERE (v.state = 'published'
-                    OR (v.state IN ('rejected', 'failed') AND v.published_json IS NOT NULL))
-               AND COALESCE(v.arrived_at, v.created_at) + a.ttl_secs * 1000 <= ?",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self.pool, p => {
+            sqlx::query_as(
+                "SELECT v.* FROM variations v JOIN assets a ON a.id = v.asset_id
+                 WHERE (v.state = 'published'
+                        OR (v.state IN ('rejected', 'failed') AND v.published_json IS NOT NULL))
+                   AND COALESCE(v.arrived_at, v.created_at) + a.ttl_secs * 1000 <= $1",
+            )
+            .bind(now)
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     /// Marks a variation with a live set expired; false if it no longer
@@ -88,36 +92,34 @@ impl Store {
     ) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.begin_immediate().await?;
-        let from: Option<(State,)> = sqlx::query_as(
-            "SELECT state FROM variations WHERE id = ?
+        let sql = format!(
+            "SELECT state FROM variations WHERE id = $1
                AND (state = 'published'
-                    OR (state IN ('rejected', 'failed') AND published_json IS NOT NULL))",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+                    OR (state IN ('rejected', 'failed') AND published_json IS NOT NULL)){}",
+            tx.for_update()
+        );
+        let from: Option<(State,)> = on_tx!(&mut tx, c => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?
+        });
         let Some((from,)) = from else {
             return Ok(false);
         };
-        sqlx::query(
-            "UPDATE variations SET state = 'expired', reason_code = ?, reason = ?, updated_at = ?
-             WHERE id = ?",
-        )
-        .bind(ReasonCode::TtlExpired)
-        .bind(note)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO transitions (variation_id, from_state, to_state, at, note) VALUES (?, ?, 'expired', ?, ?)",
-        )
-        .bind(id)
-        .bind(from)
-        .bind(now)
-        .bind(note)
-        .execute(&mut *tx)
-        .await?;
+        on_tx!(&mut tx, c => {
+            sqlx::query(
+                "UPDATE variations SET state = 'expired', reason_code = $1, reason = $2, updated_at = $3
+                 WHERE id = $4",
+            )
+            .bind(ReasonCode::TtlExpired)
+            .bind(note)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+        });
+        record_transition(&mut tx, id, from, State::Expired, now, Some(note)).await?;
         outbox::enqueue_terminal_event(&mut tx, id, State::Expired, now).await?;
         for item in &notifications {
             outbox::insert(&mut tx, item, now).await?;
@@ -128,41 +130,42 @@ impl Store {
 }
 
 /// [`Store::restart`] inside the caller's transaction.
-pub(crate) async fn restart_in(
-    conn: &mut SqliteConnection,
-    id: &str,
-    to: State,
-    note: &str,
-) -> Result<bool> {
+pub(crate) async fn restart_in(tx: &mut Tx, id: &str, to: State, note: &str) -> Result<bool> {
     let now = now_ms();
-    let Some((from,)): Option<(State,)> =
-        sqlx::query_as("SELECT state FROM variations WHERE id = ?")
+    let sql = format!(
+        "SELECT state FROM variations WHERE id = $1{}",
+        tx.for_update()
+    );
+    let from: Option<(State,)> = on_tx!(&mut *tx, c => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut *c)
             .await?
-    else {
+    });
+    let Some((from,)) = from else {
         return Ok(false);
     };
     if matches!(from, State::Expired | State::Cancelled) {
         return Ok(false);
     }
     let running = !from.is_terminal();
-    sqlx::query(
-        "UPDATE variations SET state = ?, next_run_at = ?, updated_at = ?, error_count = 0,
-             stage_progress = NULL, progress_json = NULL, stage_detail = ?,
-             reason_code = NULL, reason = NULL,
-             attempt = attempt + ?, lease_until = CASE WHEN ? THEN 0 ELSE lease_until END
-         WHERE id = ?",
-    )
-    .bind(to)
-    .bind(now)
-    .bind(now)
-    .bind(note)
-    .bind(i64::from(running))
-    .bind(running)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    record_transition(conn, id, from, to, now, Some(note)).await?;
+    on_tx!(&mut *tx, c => {
+        sqlx::query(
+            "UPDATE variations SET state = $1, next_run_at = $2, updated_at = $2, error_count = 0,
+                 stage_progress = NULL, progress_json = NULL, stage_detail = $3,
+                 reason_code = NULL, reason = NULL,
+                 attempt = attempt + $4, lease_until = CASE WHEN $5 THEN 0 ELSE lease_until END
+             WHERE id = $6",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(note)
+        .bind(i64::from(running))
+        .bind(running)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    });
+    record_transition(tx, id, from, to, now, Some(note)).await?;
     Ok(true)
 }

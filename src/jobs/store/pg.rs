@@ -1,10 +1,7 @@
-//! The Postgres side of the job store, first part: connecting,
-//! the translated migrations (`src/jobs/migrations_pg`, same numbers as the
-//! SQLite ones) and claiming with `FOR UPDATE SKIP LOCKED`.
-//!
-//! `Store` itself still runs on SQLite only; the rest of its queries are
-//! ported in a later step, so `database.url = "postgres://..."` is not yet
-//! accepted by `Store::connect`.
+//! What is Postgres's own in the job store: connecting, the translated
+//! migrations (`src/jobs/migrations_pg`, same numbers as the SQLite ones)
+//! and claiming with `FOR UPDATE SKIP LOCKED`. Every other query of `Store`
+//! is written once for both backends (`backend`).
 
 use super::{now_ms, Claim, Result, State};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

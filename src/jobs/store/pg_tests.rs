@@ -79,7 +79,7 @@ async fn migrations_give_the_same_tables_and_columns_as_sqlite() {
         "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
     )
-    .fetch_all(&lite.pool)
+    .fetch_all(lite.sqlite_pool())
     .await
     .unwrap();
     let pg_cols: Vec<(String, String)> = sqlx::query_as(
@@ -165,11 +165,29 @@ async fn concurrent_claimers_never_get_the_same_row() {
 }
 
 #[tokio::test]
-async fn store_refuses_a_postgres_url_until_its_queries_are_ported() {
+async fn a_postgres_url_opens_the_store_in_the_schema_its_options_name() {
+    let Some(pg) = schema().await else { return };
+    let base = std::env::var("REELAY_TEST_POSTGRES_URL").unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-csearch_path%3D{}", pg.name);
+    let store = Store::connect(&url, 2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(store.is_postgres());
+    seed(&pg.pool, 1).await;
+    // The store sees the rows of that schema, and only those.
+    assert_eq!(store.variation("v0").await.unwrap().unwrap().idx, 0);
+    let c = store.claim(Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!((c.id.as_str(), c.attempt), ("v0", 1));
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_a_database_error_naming_the_store() {
     let err = Store::connect("postgres://u@127.0.0.1:1/db", 1, Duration::from_secs(1))
         .await
         .err()
-        .expect("a postgres:// url must not open a Store yet");
-    assert!(matches!(err, StoreError::Unsupported(_)), "{err}");
-    assert!(err.to_string().contains("database.url"), "{err}");
+        .expect("nothing listens on port 1");
+    assert!(matches!(err, StoreError::Db(_)), "{err}");
+    assert!(err.to_string().starts_with("job store"), "{err}");
 }

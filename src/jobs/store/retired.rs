@@ -1,6 +1,7 @@
 //! Published sets replaced by newer ones, kept for a grace period and then
 //! deleted by the CDN sweeper under the variation's own lease.
 
+use super::backend::on_pool;
 use super::{now_ms, Claim, Result, Store};
 use crate::jobs::State;
 use sqlx::FromRow;
@@ -24,48 +25,54 @@ impl Store {
         content_hash: &str,
         prefix: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO cdn_retired (variation_id, content_hash, prefix, retired_at)
-             VALUES (?, ?, ?, ?)
-             ON CONFLICT (variation_id, content_hash) DO UPDATE SET retired_at = excluded.retired_at",
-        )
-        .bind(variation_id)
-        .bind(content_hash)
-        .bind(prefix)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        on_pool!(self.pool, p => {
+            sqlx::query(
+                "INSERT INTO cdn_retired (variation_id, content_hash, prefix, retired_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (variation_id, content_hash) DO UPDATE SET retired_at = excluded.retired_at",
+            )
+            .bind(variation_id)
+            .bind(content_hash)
+            .bind(prefix)
+            .bind(now_ms())
+            .execute(p)
+            .await?;
+        });
         Ok(())
     }
 
     /// A set about to be live again must not be swept.
     pub async fn unretire_set(&self, variation_id: &str, content_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM cdn_retired WHERE variation_id = ? AND content_hash = ?")
-            .bind(variation_id)
-            .bind(content_hash)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self.pool, p => {
+            sqlx::query("DELETE FROM cdn_retired WHERE variation_id = $1 AND content_hash = $2")
+                .bind(variation_id)
+                .bind(content_hash)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
     /// Retired sets whose grace (`grace`, as configured now) has ended, oldest first.
     pub async fn retired_due(&self, grace: Duration, limit: i64) -> Result<Vec<RetiredSet>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM cdn_retired WHERE retired_at <= ? ORDER BY retired_at LIMIT ?",
-        )
-        .bind(now_ms() - grace.as_millis() as i64)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self.pool, p => {
+            sqlx::query_as(
+                "SELECT * FROM cdn_retired WHERE retired_at <= $1 ORDER BY retired_at LIMIT $2",
+            )
+            .bind(now_ms() - grace.as_millis() as i64)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     pub async fn retired_of(&self, variation_id: &str) -> Result<Vec<RetiredSet>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM cdn_retired WHERE variation_id = ? ORDER BY retired_at")
+        Ok(on_pool!(self.pool, p => {
+            sqlx::query_as("SELECT * FROM cdn_retired WHERE variation_id = $1 ORDER BY retired_at")
                 .bind(variation_id)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+                .fetch_all(p)
+                .await?
+        }))
     }
 
     /// Takes a finished variation's lease for housekeeping, so no worker runs
@@ -84,16 +91,18 @@ impl Store {
             .collect::<Vec<_>>()
             .join(",");
         let sql = format!(
-            "UPDATE variations SET attempt = attempt + 1, lease_until = ?1
-             WHERE id = ?3 AND lease_until <= ?2 AND state IN ({terminal})
+            "UPDATE variations SET attempt = attempt + 1, lease_until = $1
+             WHERE id = $3 AND lease_until <= $2 AND state IN ({terminal})
              RETURNING id, attempt, state"
         );
-        let row: Option<(String, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(now + lease.as_millis() as i64)
-            .bind(now)
-            .bind(variation_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(String, i64, String)> = on_pool!(self.pool, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(now + lease.as_millis() as i64)
+                .bind(now)
+                .bind(variation_id)
+                .fetch_optional(p)
+                .await?
+        });
         Ok(row.map(|(id, attempt, state)| Claim {
             id,
             attempt,
@@ -103,11 +112,13 @@ impl Store {
 
     /// Gives a lease back without touching anything else.
     pub async fn release(&self, claim: &Claim) -> Result<()> {
-        sqlx::query("UPDATE variations SET lease_until = 0 WHERE id = ? AND attempt = ?")
-            .bind(&claim.id)
-            .bind(claim.attempt)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self.pool, p => {
+            sqlx::query("UPDATE variations SET lease_until = 0 WHERE id = $1 AND attempt = $2")
+                .bind(&claim.id)
+                .bind(claim.attempt)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 }

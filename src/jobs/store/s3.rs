@@ -3,11 +3,11 @@
 //! event and applies its effect in one commit, so a retried delivery either
 //! finds the event recorded (and does nothing) or finds nothing done.
 
-use super::{now_ms, record_transition, Asset, Result, Store, Variation};
+use super::backend::{on_pool, on_tx};
+use super::{now_ms, record_transition, Asset, Result, Store, Tx, Variation, NUDGE};
 use crate::jobs::State;
 use crate::reason::ReasonCode;
 use sqlx::types::Json;
-use sqlx::SqliteConnection;
 use std::cmp::Ordering;
 
 /// What the dedupe table says about an event.
@@ -33,134 +33,149 @@ pub fn sequencer_cmp(a: &str, b: &str) -> Ordering {
 /// Records an object event under its identity (`version`: `v:`versionId,
 /// `e:`ETag or `s:`sequencer) and says whether to act on it. The INSERT
 /// comes first so the caller's transaction holds the write lock before it
-/// reads anything.
+/// reads anything (on Postgres: the event's row, and the key's row is
+/// locked as it is read).
 pub async fn record_event(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     bucket: &str,
     key: &str,
     version: &str,
     sequencer: Option<&str>,
 ) -> Result<EventFreshness> {
     let now = now_ms();
-    let done = sqlx::query(
-        "INSERT INTO s3_events (bucket, key, version, sequencer, outcome, received_at)
-         VALUES (?, ?, ?, ?, 'new', ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(bucket)
-    .bind(key)
-    .bind(version)
-    .bind(sequencer)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() == 0 {
+    let inserted = on_tx!(&mut *tx, c => {
+        sqlx::query(
+            "INSERT INTO s3_events (bucket, key, version, sequencer, outcome, received_at)
+             VALUES ($1, $2, $3, $4, 'new', $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(version)
+        .bind(sequencer)
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()
+    });
+    if inserted == 0 {
         return Ok(EventFreshness::Duplicate);
     }
     let Some(seq) = sequencer.filter(|s| !s.trim().is_empty()) else {
         return Ok(EventFreshness::New);
     };
-    let last: Option<(String,)> =
-        sqlx::query_as("SELECT sequencer FROM s3_keys WHERE bucket = ? AND key = ?")
+    let sql = format!(
+        "SELECT sequencer FROM s3_keys WHERE bucket = $1 AND key = $2{}",
+        tx.for_update()
+    );
+    let last: Option<(String,)> = on_tx!(&mut *tx, c => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(bucket)
             .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
+            .fetch_optional(&mut *c)
+            .await?
+    });
     if let Some((last,)) = &last {
         if sequencer_cmp(seq, last) == Ordering::Less {
-            set_outcome(conn, bucket, key, version, "stale").await?;
+            set_outcome(tx, bucket, key, version, "stale").await?;
             return Ok(EventFreshness::Stale);
         }
     }
-    sqlx::query(
-        "INSERT INTO s3_keys (bucket, key, sequencer, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (bucket, key) DO UPDATE SET sequencer = excluded.sequencer, updated_at = excluded.updated_at",
-    )
-    .bind(bucket)
-    .bind(key)
-    .bind(seq.trim().to_ascii_uppercase())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    on_tx!(&mut *tx, c => {
+        sqlx::query(
+            "INSERT INTO s3_keys (bucket, key, sequencer, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (bucket, key) DO UPDATE SET sequencer = excluded.sequencer, updated_at = excluded.updated_at",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(seq.trim().to_ascii_uppercase())
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    });
     Ok(EventFreshness::New)
 }
 
 /// Notes what handling the event did (for audits and the intake's answer).
 pub async fn set_outcome(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     bucket: &str,
     key: &str,
     version: &str,
     outcome: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE s3_events SET outcome = ? WHERE bucket = ? AND key = ? AND version = ?")
+    on_tx!(tx, c => {
+        sqlx::query(
+            "UPDATE s3_events SET outcome = $1 WHERE bucket = $2 AND key = $3 AND version = $4",
+        )
         .bind(outcome)
         .bind(bucket)
         .bind(key)
         .bind(version)
-        .execute(&mut *conn)
+        .execute(&mut *c)
         .await?;
+    });
     Ok(())
 }
 
-pub async fn variation_by_master_key(
-    conn: &mut SqliteConnection,
-    key: &str,
-) -> Result<Option<Variation>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM variations WHERE master_key = ?")
+pub async fn variation_by_master_key(tx: &mut Tx, key: &str) -> Result<Option<Variation>> {
+    let sql = format!(
+        "SELECT * FROM variations WHERE master_key = $1{}",
+        tx.for_update()
+    );
+    Ok(on_tx!(tx, c => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?,
-    )
+            .fetch_optional(&mut *c)
+            .await?
+    }))
 }
 
-pub async fn variation(conn: &mut SqliteConnection, id: &str) -> Result<Option<Variation>> {
-    Ok(sqlx::query_as("SELECT * FROM variations WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?)
+pub async fn variation(tx: &mut Tx, id: &str) -> Result<Option<Variation>> {
+    let sql = format!("SELECT * FROM variations WHERE id = $1{}", tx.for_update());
+    Ok(on_tx!(tx, c => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?
+    }))
 }
 
 /// Puts a write that changed nothing in the variation's history (a
 /// transition to its own state, with `note`).
-pub async fn note_ignored_write(
-    conn: &mut SqliteConnection,
-    id: &str,
-    state: State,
-    note: &str,
-) -> Result<()> {
-    record_transition(conn, id, state, state, now_ms(), Some(note)).await
+pub async fn note_ignored_write(tx: &mut Tx, id: &str, state: State, note: &str) -> Result<()> {
+    record_transition(tx, id, state, state, now_ms(), Some(note)).await
 }
 
-pub async fn asset(conn: &mut SqliteConnection, id: &str) -> Result<Option<Asset>> {
-    Ok(sqlx::query_as("SELECT * FROM assets WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?)
+pub async fn asset(tx: &mut Tx, id: &str) -> Result<Option<Asset>> {
+    Ok(on_tx!(tx, c => {
+        sqlx::query_as("SELECT * FROM assets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?
+    }))
 }
 
 /// [`Store::nudge`] inside the caller's transaction.
-pub async fn nudge(conn: &mut SqliteConnection, id: &str) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE variations SET next_run_at = MIN(next_run_at, ?) WHERE id = ? AND state IN ('requested','submitted','generating')",
-    )
-    .bind(now_ms())
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+pub async fn nudge(tx: &mut Tx, id: &str) -> Result<bool> {
+    let done = on_tx!(tx, c => {
+        sqlx::query(NUDGE)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
 }
 
-pub async fn set_asset_profile(
-    conn: &mut SqliteConnection,
-    asset_id: &str,
-    profile: &str,
-) -> Result<()> {
-    sqlx::query("UPDATE assets SET profile = ? WHERE id = ?")
-        .bind(profile)
-        .bind(asset_id)
-        .execute(&mut *conn)
-        .await?;
+pub async fn set_asset_profile(tx: &mut Tx, asset_id: &str, profile: &str) -> Result<()> {
+    on_tx!(tx, c => {
+        sqlx::query("UPDATE assets SET profile = $1 WHERE id = $2")
+            .bind(profile)
+            .bind(asset_id)
+            .execute(&mut *c)
+            .await?;
+    });
     Ok(())
 }
 
@@ -180,50 +195,50 @@ pub struct NewUpload {
 /// done: the object is there) and its first step is the arrival checks. Its
 /// `task_uuid` is a fresh UUID that is never sent anywhere (the column is
 /// unique and required) and it has no webhook token.
-pub async fn create_upload(conn: &mut SqliteConnection, u: &NewUpload) -> Result<()> {
+pub async fn create_upload(tx: &mut Tx, u: &NewUpload) -> Result<()> {
     let a = &u.asset;
     let now = now_ms();
-    sqlx::query(
-        "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, source)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&a.id)
-    .bind(&a.campaign)
-    .bind(&a.profile)
-    .bind(Json(a.request_json()))
-    .bind(&a.callback_url)
-    .bind(a.ttl_secs)
-    .bind(a.created_at)
-    .bind(a.source)
-    .execute(&mut *conn)
-    .await?;
     let (state, code, reason) = match &u.rejected {
         Some((c, r)) => (State::Rejected, Some(c.clone()), Some(r.as_str())),
         None => (State::Submitted, None, None),
     };
-    sqlx::query(
-        "INSERT INTO variations (id, asset_id, idx, state, task_uuid, webhook_token_sha256,
-             master_key, reason_code, reason, next_run_at, created_at, updated_at)
-         VALUES (?, ?, 0, ?, ?, '', ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&u.variation_id)
-    .bind(&a.id)
-    .bind(state)
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(&u.master_key)
-    .bind(code)
-    .bind(reason)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    on_tx!(&mut *tx, c => {
+        sqlx::query(
+            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, source)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&a.id)
+        .bind(&a.campaign)
+        .bind(&a.profile)
+        .bind(Json(a.request_json()))
+        .bind(&a.callback_url)
+        .bind(a.ttl_secs)
+        .bind(a.created_at)
+        .bind(a.source)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query(
+            "INSERT INTO variations (id, asset_id, idx, state, task_uuid, webhook_token_sha256,
+                 master_key, reason_code, reason, next_run_at, created_at, updated_at)
+             VALUES ($1, $2, 0, $3, $4, '', $5, $6, $7, $8, $8, $8)",
+        )
+        .bind(&u.variation_id)
+        .bind(&a.id)
+        .bind(state)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&u.master_key)
+        .bind(code)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    });
     let note = match &u.rejected {
         Some(_) => "master uploaded by hand; it cannot be processed",
         None => "master uploaded by hand (no generation): arrival checks next",
     };
     record_transition(
-        conn,
+        tx,
         &u.variation_id,
         State::Requested,
         state,
@@ -232,7 +247,7 @@ pub async fn create_upload(conn: &mut SqliteConnection, u: &NewUpload) -> Result
     )
     .await?;
     if state.is_terminal() {
-        super::outbox::enqueue_terminal_event(conn, &u.variation_id, state, now).await?;
+        super::outbox::enqueue_terminal_event(tx, &u.variation_id, state, now).await?;
     }
     Ok(())
 }
@@ -241,11 +256,13 @@ impl Store {
     /// Forgets handled S3 events older than `before` (unix ms). The per-key
     /// sequencer stays, so a very late old event is still recognised as stale.
     pub async fn prune_s3_events(&self, before: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM s3_events WHERE received_at < ?")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        Ok(on_pool!(self.pool, p => {
+            sqlx::query("DELETE FROM s3_events WHERE received_at < $1")
+                .bind(before)
+                .execute(p)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// How handled events for a key ended, oldest first: (version, outcome).
@@ -254,13 +271,15 @@ impl Store {
         bucket: &str,
         key: &str,
     ) -> Result<Vec<(String, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT version, outcome FROM s3_events WHERE bucket = ? AND key = ? ORDER BY received_at, version",
-        )
-        .bind(bucket)
-        .bind(key)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self.pool, p => {
+            sqlx::query_as(
+                "SELECT version, outcome FROM s3_events WHERE bucket = $1 AND key = $2 ORDER BY received_at, version",
+            )
+            .bind(bucket)
+            .bind(key)
+            .fetch_all(p)
+            .await?
+        }))
     }
 }
 

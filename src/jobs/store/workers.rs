@@ -1,6 +1,7 @@
 //! The `workers` table: worker processes register, heartbeat with the steps
 //! they run, and deregister on a clean exit (`jobs::fleet` drives it).
 
+use super::backend::on_pool;
 use super::{now_ms, Result, Store};
 use serde::{Deserialize, Serialize};
 
@@ -29,50 +30,57 @@ impl Store {
     /// Registers (or re-registers) a worker process.
     pub async fn register_worker(&self, id: &str, host: &str, version: &str) -> Result<()> {
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO workers (id, host, version, started_at, last_heartbeat, running_json)
-             VALUES (?, ?, ?, ?, ?, '[]')
-             ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat",
-        )
-        .bind(id)
-        .bind(host)
-        .bind(version)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        on_pool!(self.pool, p => {
+            sqlx::query(
+                "INSERT INTO workers (id, host, version, started_at, last_heartbeat, running_json)
+                 VALUES ($1, $2, $3, $4, $4, '[]')
+                 ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat",
+            )
+            .bind(id)
+            .bind(host)
+            .bind(version)
+            .bind(now)
+            .execute(p)
+            .await?;
+        });
         Ok(())
     }
 
     /// Records a heartbeat and what the worker runs now.
     pub async fn worker_heartbeat(&self, id: &str, running: &[RunningStep]) -> Result<()> {
         let json = serde_json::to_string(running).unwrap_or_else(|_| "[]".into());
-        sqlx::query("UPDATE workers SET last_heartbeat = ?, running_json = ? WHERE id = ?")
-            .bind(now_ms())
-            .bind(json)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self.pool, p => {
+            sqlx::query("UPDATE workers SET last_heartbeat = $1, running_json = $2 WHERE id = $3")
+                .bind(now_ms())
+                .bind(json)
+                .bind(id)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
     pub async fn deregister_worker(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM workers WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self.pool, p => {
+            sqlx::query("DELETE FROM workers WHERE id = $1")
+                .bind(id)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
     /// Workers whose last heartbeat is at or after `since_ms`, oldest first.
     pub async fn live_workers(&self, since_ms: i64) -> Result<Vec<WorkerRow>> {
-        let rows: Vec<(String, String, String, i64, i64, String)> = sqlx::query_as(
-            "SELECT id, host, version, started_at, last_heartbeat, running_json
-             FROM workers WHERE last_heartbeat >= ? ORDER BY started_at, id",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, String, String, i64, i64, String)> = on_pool!(self.pool, p => {
+            sqlx::query_as(
+                "SELECT id, host, version, started_at, last_heartbeat, running_json
+                 FROM workers WHERE last_heartbeat >= $1 ORDER BY started_at, id",
+            )
+            .bind(since_ms)
+            .fetch_all(p)
+            .await?
+        });
         Ok(rows
             .into_iter()
             .map(
