@@ -34,15 +34,11 @@ fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
 
 /// The variation's lease and stage detail, read from the job store.
 async fn lease_and_detail(data: &Path) -> (i64, Option<String>) {
-    let url = format!("sqlite://{}", data.join("reelay.db").display());
-    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let row: (i64, Option<String>) =
-        sqlx::query_as("SELECT lease_until, stage_detail FROM variations")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-    db.close().await;
-    row
+    let db = open_db(data).await;
+    on_db!(db, p => sqlx::query_as("SELECT lease_until, stage_detail FROM variations")
+        .fetch_one(p)
+        .await
+        .unwrap())
 }
 
 async fn create_and_wait_transcoding(http: &reqwest::Client, url: &str) -> String {
@@ -133,17 +129,13 @@ async fn a_step_that_ends_within_the_drain_finishes_before_the_process_exits() {
     );
 
     // The transcode ran to its end during the drain; nothing new was claimed.
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("reelay.db").display()
-    ))
+    let db = open_db(dir.path()).await;
+    let history: Vec<(String,)> = on_db!(db, p => sqlx::query_as(
+        "SELECT to_state FROM transitions ORDER BY seq"
+    )
+    .fetch_all(p)
     .await
-    .unwrap();
-    let history: Vec<(String,)> =
-        sqlx::query_as("SELECT to_state FROM transitions ORDER BY at, rowid")
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    .unwrap());
     let history: Vec<&str> = history.iter().map(|(s,)| s.as_str()).collect();
     assert_eq!(
         history.last(),

@@ -306,12 +306,18 @@ impl TestApp {
     /// The job store's database, opened beside the running app (tests that
     /// age rows); queries go through [`on_db!`], written once for both.
     pub async fn db(&self) -> TestDb {
-        let url = test_settings(&self.data).database_url();
-        if on_postgres() {
-            TestDb::Postgres(sqlx::PgPool::connect(&url).await.unwrap())
-        } else {
-            TestDb::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap())
-        }
+        open_db(&self.data).await
+    }
+}
+
+/// The job store of the data dir `data` (also for `reelay` processes a test
+/// started with [`db_env`]).
+pub async fn open_db(data: &Path) -> TestDb {
+    let url = test_settings(data).database_url();
+    if on_postgres() {
+        TestDb::Postgres(sqlx::PgPool::connect(&url).await.unwrap())
+    } else {
+        TestDb::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap())
     }
 }
 

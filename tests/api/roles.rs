@@ -16,14 +16,17 @@ const S3_SECRET: &str = "roles-test-secret-0123456789abcdef0123456789";
 const WEBHOOK_KEY: &str = "8f1d2c3b4a5968778695a4b3c2d1e0f08f1d2c3b4a5968778695a4b3c2d1e0f0";
 const CALLBACK_KEY: &str = "roles-test-callback-signing-key";
 
-/// The settings every process of the deployment shares.
-fn shared(cmd: &mut Command, db: &Path) {
+/// The settings every process of the deployment shares: one job store (a
+/// SQLite file both open, or the test's Postgres schema), one set of keys.
+fn shared(cmd: &mut Command, dir: &Path) {
+    let url = if on_postgres() {
+        test_settings(dir).database_url()
+    } else {
+        format!("sqlite://{}?mode=rwc", dir.join("jobs.db").display())
+    };
     cmd.env("REELAY_CONFIG_DIR", config_dir())
         .env("REELAY_ENVIRONMENT", "test")
-        .env(
-            "REELAY__DATABASE__URL",
-            format!("sqlite://{}", db.display()),
-        )
+        .env("REELAY__DATABASE__URL", url)
         .env("REELAY__STORAGE__ACCESS_KEY_ID", S3_KEY_ID)
         .env("REELAY__STORAGE__SECRET_ACCESS_KEY", S3_SECRET)
         .env("REELAY__SECRETS__WEBHOOK_TOKEN_KEY", WEBHOOK_KEY)
@@ -109,7 +112,7 @@ fn listening(pid: u32) -> usize {
 async fn an_api_process_and_a_separate_worker_publish_together_and_the_worker_listens_nowhere() {
     let dir = tempfile::tempdir().unwrap();
     let (api_data, worker_data) = (dir.path().join("api"), dir.path().join("worker"));
-    let db = dir.path().join("jobs.db");
+    let db = dir.path().to_path_buf();
     let ports = Ports::free();
     let (s3, sim) = (free_port(), free_port());
     let url = format!("http://127.0.0.1:{}", ports.api);
