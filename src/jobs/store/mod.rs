@@ -49,6 +49,26 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("job store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database was migrated by a newer reelay: this one must not run
+    /// on a schema it does not know.
+    #[error("the job store's schema has migration {applied}, newer than this reelay {} knows (its newest is {known}): run the release that migrated it, or a later one", env!("CARGO_PKG_VERSION"))]
+    SchemaNewer { applied: i64, known: i64 },
+}
+
+/// Runs `migrator`; a database that has a migration this build does not
+/// know is refused as [`StoreError::SchemaNewer`], not with sqlx's words.
+async fn migrate<'a, A>(migrator: &sqlx::migrate::Migrator, conn: A) -> Result<()>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    match migrator.run(conn).await {
+        Err(sqlx::migrate::MigrateError::VersionMissing(applied)) => Err(StoreError::SchemaNewer {
+            applied,
+            known: migrator.iter().map(|m| m.version).max().unwrap_or(0),
+        }),
+        other => Ok(other?),
+    }
 }
 
 impl StoreError {
@@ -91,7 +111,7 @@ impl Store {
             .acquire_timeout(acquire_timeout)
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("src/jobs/migrations").run(&pool).await?;
+        migrate(&sqlx::migrate!("src/jobs/migrations"), &pool).await?;
         Ok(Store {
             pool: Pool::Sqlite(pool),
         })

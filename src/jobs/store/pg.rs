@@ -32,7 +32,7 @@ pub async fn connect(
         .acquire_timeout(acquire_timeout)
         .connect_with(opts)
         .await?;
-    sqlx::migrate!("src/jobs/migrations_pg").run(&pool).await?;
+    super::migrate(&sqlx::migrate!("src/jobs/migrations_pg"), &pool).await?;
     Ok(pool)
 }
 

@@ -580,3 +580,34 @@ async fn the_generator_cost_counts_every_task_the_resubmitted_ones_included() {
         b.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_schema_migrated_by_a_newer_release_is_refused_naming_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    drop(
+        Store::connect(&url, 1, Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    // What a newer release's migration leaves behind.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9001, 'from the future', TRUE, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let err = match Store::connect(&url, 1, Duration::from_secs(5)).await {
+        Err(e) => e,
+        Ok(_) => panic!("a newer schema was accepted"),
+    };
+    assert!(
+        matches!(err, StoreError::SchemaNewer { applied: 9001, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("newer than this reelay"), "{err}");
+}
