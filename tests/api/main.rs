@@ -24,4 +24,5 @@ mod thumbnails;
 mod ttl;
 mod upload_url;
 mod vast_fields;
+mod vast_parser;
 mod workers;
