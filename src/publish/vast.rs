@@ -260,6 +260,22 @@ pub fn render_with(
             cdata(&z.url)
         );
     }
+    if !m.captions.is_empty() {
+        // VAST 4.1+: after the MediaFiles and Mezzanine, inside MediaFiles.
+        x.push_str("              <ClosedCaptionFiles>\n");
+        for c in &m.captions {
+            let _ = writeln!(
+                x,
+                "                <ClosedCaptionFile{}>{}</ClosedCaptionFile>",
+                attrs(&[
+                    ("type", c.content_type.clone()),
+                    ("language", c.language.clone())
+                ]),
+                cdata(&c.url)
+            );
+        }
+        x.push_str("              </ClosedCaptionFiles>\n");
+    }
     x.push_str("            </MediaFiles>\n");
     x.push_str(&fields.linear_tail());
     x.push_str("          </Linear>\n");
@@ -347,6 +363,7 @@ mod tests {
             hls: None,
             files: vec![],
             destinations: vec![],
+            captions: vec![],
         }
     }
 

@@ -3,6 +3,7 @@
 mod assets;
 mod callbacks;
 mod cancel;
+mod captions;
 mod cli;
 mod cors;
 mod dashboard;

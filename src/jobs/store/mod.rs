@@ -97,8 +97,8 @@ impl Store {
     pub async fn create_asset(&self, asset: &Asset, variations: &[NewVariation]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source, destinations_json, vast_json)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source, destinations_json, vast_json, captions_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&asset.id)
         .bind(&asset.campaign)
@@ -111,6 +111,7 @@ impl Store {
         .bind(asset.source)
         .bind(Json(&asset.destinations))
         .bind((asset.vast != Default::default()).then_some(Json(&asset.vast)))
+        .bind((!asset.captions.is_empty()).then_some(Json(&asset.captions)))
         .execute(&mut *tx)
         .await?;
         for v in variations {
