@@ -506,6 +506,48 @@ mod tests {
     }
 
     #[test]
+    fn captions_are_closed_caption_files_inside_media_files() {
+        let mut m = manifest(vec![rendition("1080p", 1920, 1080, 6000, "video/mp4")]);
+        m.captions = vec![crate::publish::PublishedCaption {
+            language: "fr-CA".into(),
+            label: "Français".into(),
+            content_type: "text/vtt".into(),
+            url: "https://cdn.example.com/x/captions/fr-CA.vtt".into(),
+            key: "x/captions/fr-CA.vtt".into(),
+            size: 10,
+            sha256: "c".into(),
+            hls_playlist_url: None,
+        }];
+        let x = render(&m, "about:blank", "0.1.0");
+        let doc = roxmltree::Document::parse(&x).expect("well-formed");
+        let files = doc
+            .descendants()
+            .find(|n| n.has_tag_name("ClosedCaptionFiles"))
+            .expect("ClosedCaptionFiles");
+        assert_eq!(files.parent().unwrap().tag_name().name(), "MediaFiles");
+        let f = files
+            .children()
+            .find(|n| n.has_tag_name("ClosedCaptionFile"))
+            .unwrap();
+        assert_eq!(f.attribute("type"), Some("text/vtt"));
+        assert_eq!(f.attribute("language"), Some("fr-CA"));
+        assert_eq!(
+            f.text(),
+            Some("https://cdn.example.com/x/captions/fr-CA.vtt")
+        );
+        // Last in MediaFiles, after the Mezzanine (VAST 4.1 order).
+        let last = files
+            .parent()
+            .unwrap()
+            .children()
+            .filter(|n| n.is_element())
+            .last();
+        assert_eq!(last, Some(files));
+        m.captions.clear();
+        assert!(!render(&m, "about:blank", "0.1.0").contains("ClosedCaption"));
+    }
+
+    #[test]
     fn a_destination_sees_only_the_files_it_accepts() {
         let mut m = manifest(vec![
             rendition("2160p", 3840, 2160, 20000, "video/mp4"),
