@@ -536,12 +536,7 @@ mod tests {
             Some("https://cdn.example.com/x/captions/fr-CA.vtt")
         );
         // Last in MediaFiles, after the Mezzanine (VAST 4.1 order).
-        let last = files
-            .parent()
-            .unwrap()
-            .children()
-            .filter(|n| n.is_element())
-            .last();
+        let last = files.parent().unwrap().children().rfind(|n| n.is_element());
         assert_eq!(last, Some(files));
         m.captions.clear();
         assert!(!render(&m, "about:blank", "0.1.0").contains("ClosedCaption"));
