@@ -94,6 +94,20 @@ async function crossOrigin(page, p) {
     const m = await fetch(p.manifest_url);
     const manifest = await m.json();
     out.manifest = { status: m.status, renditions: manifest.renditions.length };
+
+    // The request's captions, through the browser's own WebVTT parser.
+    out.captionCues = [];
+    for (const c of manifest.captions || []) {
+      const cv = document.createElement('video');
+      cv.crossOrigin = 'anonymous'; cv.muted = true; cv.preload = 'metadata'; cv.width = 240; cv.src = mp4.url;
+      const t = document.createElement('track');
+      t.kind = 'captions'; t.srclang = c.language; t.label = c.label; t.src = c.url;
+      cv.append(t);
+      box.append(cv);
+      t.track.mode = 'hidden';
+      await event(t, 'load', `captions track ${c.language}`);
+      out.captionCues.push({ language: c.language, cues: t.track.cues.length });
+    }
     const x = await fetch(p.vast_url);
     const xml = new DOMParser().parseFromString(await x.text(), 'application/xml');
     out.vast = { status: x.status, mediaFiles: xml.getElementsByTagName('MediaFile').length };
