@@ -95,10 +95,10 @@ npm_ci_pinned() {
   (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund)
 }
 
-# playwright-core (the pinned tests/browser/package-lock.json) for the browser
-# test; it drives the system Chromium and never downloads a browser.
+# playwright-core and hls.js (the pinned tests/browser/package-lock.json) for
+# the browser test; it drives the system Chromium and never downloads a browser.
 ensure_browser_deps() {
-  npm_ci_pinned tests/browser playwright-core
+  npm_ci_pinned tests/browser playwright-core && npm_ci_pinned tests/browser hls.js
 }
 
 # @dailymotion/vast-client and @xmldom/xmldom (the pinned

@@ -177,6 +177,18 @@ async fn published_sets_play_on_another_origin_and_the_dashboard_drives_an_asset
         "{x:#}"
     );
     assert_eq!(x["vast"]["status"], 200, "{x:#}");
+    // hls.js (full build) reads the SUBTITLES group and loads the WebVTT.
+    let s = &facts["subtitles"];
+    assert_eq!(
+        s["tracks"],
+        json!([{"lang": "en", "name": "English", "groupId": "subs", "default": true}]),
+        "{s:#}"
+    );
+    assert_eq!(
+        s["cues"],
+        json!(["A red car", "on a mountain road"]),
+        "{s:#}"
+    );
     assert!(x["vast"]["mediaFiles"].as_u64().unwrap() > 0, "{x:#}");
 
     // In the dashboard.

@@ -47,6 +47,54 @@ impl Caption {
     pub fn playlist_rel(&self) -> String {
         format!("hls/subtitles_{}.m3u8", self.language)
     }
+
+    /// Path of the HLS copy of the WebVTT (with `X-TIMESTAMP-MAP`).
+    pub fn segment_rel(&self) -> String {
+        format!("hls/subtitles_{}.vtt", self.language)
+    }
+}
+
+/// The WebVTT as an HLS subtitle segment: `X-TIMESTAMP-MAP` in its header
+/// says cue time 0 is MPEG-TS time `pts` (the media segments' first
+/// timestamp), as RFC 8216 §3.5 asks, so players line the cues up with
+/// the picture (without it hls.js shifts them by the TS start offset).
+pub fn hls_segment(text: &str, pts: u64) -> String {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let first = first.trim_end_matches('\r');
+    format!("{first}\nX-TIMESTAMP-MAP=MPEGTS:{pts},LOCAL:00:00:00.000\n{rest}")
+}
+
+/// The lowest PTS (90 kHz) among the PES headers in the first bytes of an
+/// MPEG-TS segment; 0 when none is found.
+pub fn first_pts(ts: &[u8]) -> u64 {
+    let mut best: Option<u64> = None;
+    for pkt in ts.chunks_exact(188) {
+        if pkt[0] != 0x47 || pkt[1] & 0x40 == 0 {
+            continue;
+        }
+        let mut at = 4;
+        match (pkt[3] >> 4) & 0x3 {
+            0b01 => {}
+            0b11 => at += 1 + pkt[4] as usize,
+            _ => continue,
+        }
+        let pes = &pkt[at.min(188)..];
+        if pes.len() < 14 || pes[..3] != [0, 0, 1] || !(0xC0..=0xEF).contains(&pes[3]) {
+            continue;
+        }
+        if pes[7] & 0x80 == 0 {
+            continue;
+        }
+        let b = &pes[9..14];
+        let pts = (u64::from(b[0] >> 1) & 0x7) << 30
+            | u64::from(b[1]) << 22
+            | (u64::from(b[2]) >> 1) << 15
+            | u64::from(b[3]) << 7
+            | u64::from(b[4]) >> 1;
+        best = Some(best.map_or(pts, |p| p.min(pts)));
+    }
+    best.unwrap_or(0)
 }
 
 /// A BCP 47-shaped tag: a 2-3 letter primary subtag, then 1-8 character
@@ -230,8 +278,8 @@ pub fn parse(
 pub fn media_playlist(c: &Caption, duration_secs: f64) -> String {
     let target = duration_secs.ceil().max(1.0) as u64;
     format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:{duration_secs:.3},\n../{}\n#EXT-X-ENDLIST\n",
-        c.rel()
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:{duration_secs:.3},\n{}\n#EXT-X-ENDLIST\n",
+        c.segment_rel().trim_start_matches("hls/")
     )
 }
 
@@ -280,6 +328,24 @@ pub async fn add_to_set(
     tokio::fs::create_dir_all(dir.join("captions")).await?;
     tokio::fs::create_dir_all(dir.join("hls")).await?;
     let has_hls = written.iter().any(|f| f.role == FileRole::HlsMaster);
+    // The media segments' first timestamp, from the first segment written.
+    let first_segment = written
+        .iter()
+        .filter(|f| f.role == FileRole::HlsSegment && f.rel.ends_with(".ts"))
+        .min_by(|a, b| a.rel.cmp(&b.rel));
+    let pts = match first_segment {
+        Some(f) => {
+            use tokio::io::AsyncReadExt;
+            let mut head = Vec::with_capacity(188 * 512);
+            tokio::fs::File::open(&f.path)
+                .await?
+                .take(188 * 512)
+                .read_to_end(&mut head)
+                .await?;
+            first_pts(&head)
+        }
+        None => 0,
+    };
     let mut out = Vec::with_capacity(written.len() + 2 * captions.len());
     for f in written {
         if f.role == FileRole::HlsMaster {
@@ -304,6 +370,14 @@ pub async fn add_to_set(
             output: None,
         });
         if has_hls {
+            let path = dir.join(c.segment_rel());
+            tokio::fs::write(&path, hls_segment(&c.text, pts)).await?;
+            out.push(WrittenFile {
+                rel: c.segment_rel(),
+                path,
+                role: FileRole::Captions,
+                output: None,
+            });
             let path = dir.join(c.playlist_rel());
             tokio::fs::write(&path, media_playlist(c, duration_secs)).await?;
             out.push(WrittenFile {
@@ -374,6 +448,28 @@ mod tests {
     }
 
     #[test]
+    fn the_hls_copy_maps_cue_time_zero_to_the_first_pts() {
+        assert_eq!(
+            hls_segment("WEBVTT\r\n\r\n00:00.000 --> 00:01.000\r\nx", 126000),
+            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n\r\n00:00.000 --> 00:01.000\r\nx"
+        );
+        // A TS packet starting a PES with PTS 126000 (1.4 s), and one with 129600.
+        let packet = |pts: u64| {
+            let mut p = vec![0x47, 0x41, 0x00, 0x10, 0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5];
+            p.push(0x21 | (((pts >> 30) & 0x7) as u8) << 1);
+            p.push((pts >> 22) as u8);
+            p.push(((pts >> 14) as u8) | 1);
+            p.push((pts >> 7) as u8);
+            p.push(((pts << 1) as u8) | 1);
+            p.resize(188, 0xFF);
+            p
+        };
+        let ts = [packet(129600), packet(126000)].concat();
+        assert_eq!(first_pts(&ts), 126000);
+        assert_eq!(first_pts(&[]), 0);
+    }
+
+    #[test]
     fn the_master_gets_a_subtitles_group_named_on_every_variant() {
         let master = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
             #EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=1280x720\n720p.m3u8\n\
@@ -404,7 +500,7 @@ mod tests {
             "{pl}"
         );
         assert!(
-            pl.contains("#EXTINF:5.040,\n../captions/en.vtt\n#EXT-X-ENDLIST\n"),
+            pl.contains("#EXTINF:5.040,\nsubtitles_en.vtt\n#EXT-X-ENDLIST\n"),
             "{pl}"
         );
     }

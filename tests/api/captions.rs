@@ -191,9 +191,29 @@ async fn published_captions_are_in_the_set_the_hls_master_and_the_vast() {
         let p = MediaPlaylist::parse(&playlist);
         assert!(p.ended, "{playlist}");
         assert_eq!(p.segments.len(), 1, "{playlist}");
+        // Its segment: the track's WebVTT with an X-TIMESTAMP-MAP header
+        // (cue time 0 is the TS segments' first timestamp).
         let seg = join(&playlist_url, &p.segments[0].uri);
+        assert!(
+            seg.ends_with(&format!("/{hash}/hls/subtitles_{lang}.vtt")),
+            "{seg}"
+        );
+        let (status, ct, vtt) = text(&app, &seg).await;
+        assert_eq!(status, 200, "{seg}");
+        assert!(ct.starts_with("text/vtt"), "{ct}");
+        let mut lines = vtt.lines();
+        assert!(lines.next().unwrap().starts_with("WEBVTT"));
+        let map = lines.next().unwrap();
+        let mpegts: u64 = map
+            .strip_prefix("X-TIMESTAMP-MAP=MPEGTS:")
+            .and_then(|r| r.strip_suffix(",LOCAL:00:00:00.000"))
+            .unwrap_or_else(|| panic!("{map}"))
+            .parse()
+            .unwrap();
+        assert!(mpegts > 0, "ffmpeg's TS segments start after 0: {map}");
         let c = captions.iter().find(|c| c["language"] == lang).unwrap();
-        assert_eq!(seg, c["url"].as_str().unwrap());
+        let own = if lang == "en" { EN } else { FR };
+        assert_eq!(vtt.replacen(&format!("{map}\n"), "", 1), own);
         assert_eq!(c["hls_playlist_url"], playlist_url.as_str());
         let secs = manifest["duration_secs"].as_f64().unwrap();
         assert!((p.duration_secs() - secs).abs() < 0.01, "{playlist}");
