@@ -78,21 +78,34 @@ ensure_chromium() {
   [ -x /usr/bin/chromium ] || { echo "error: chromium install failed" >&2; return 1; }
 }
 
-# playwright-core (the pinned tests/browser/package-lock.json) for the browser
-# test; it drives the system Chromium and never downloads a browser.
-ensure_browser_deps() {
+# `npm ci` in folder $1 (pinned by its package-lock.json) unless the installed
+# version of package $2 is already the locked one.
+npm_ci_pinned() {
+  local dir="$1" pkg="$2" want have
   if ! command -v npm >/dev/null 2>&1; then
     echo "error: npm not found; install Node.js 20+ (apt-get install nodejs npm)" >&2
     return 1
   fi
-  local dir=tests/browser want have
-  want=$(cd "$dir" && node -p "require('./package-lock.json').packages['node_modules/playwright-core'].version")
-  have=$(cd "$dir" && node -p "require('./node_modules/playwright-core/package.json').version" 2>/dev/null || true)
+  want=$(cd "$dir" && node -p "require('./package-lock.json').packages['node_modules/$pkg'].version")
+  have=$(cd "$dir" && node -p "require('./node_modules/$pkg/package.json').version" 2>/dev/null || true)
   if [ -n "$want" ] && [ "$want" = "$have" ]; then
     return 0
   fi
-  echo "==> npm ci in $dir (playwright-core)"
+  echo "==> npm ci in $dir ($pkg)"
   (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund)
+}
+
+# playwright-core and hls.js (the pinned tests/browser/package-lock.json) for
+# the browser test; it drives the system Chromium and never downloads a browser.
+ensure_browser_deps() {
+  npm_ci_pinned tests/browser playwright-core && npm_ci_pinned tests/browser hls.js
+}
+
+# @dailymotion/vast-client and @xmldom/xmldom (the pinned
+# tests/vast/package-lock.json): the VAST parser players use, run by
+# tests/vast/parse.mjs for tests/api/vast_parser.rs.
+ensure_vast_parser() {
+  npm_ci_pinned tests/vast @dailymotion/vast-client
 }
 
 # Installs wrk (HTTP load generator, for scripts/bench-api.sh) from the OS

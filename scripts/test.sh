@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (ffmpeg, Chromium and playwright-core, Runware's
+# Installs what the tests need (ffmpeg, Chromium and playwright-core, the VAST
+# parser @dailymotion/vast-client, Runware's
 # Python SDK in a venv), checks formatting and lints, and runs the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ echo "==> ffmpeg: $(ffmpeg -version | head -n1)"
 # Headless Chromium and playwright-core for tests/browser.rs.
 ensure_chromium
 ensure_browser_deps
+# The VAST parser players use, for tests/api/vast_parser.rs.
+ensure_vast_parser
 echo "==> $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 # Runware's own Python SDK against the simulator (before cargo test, so that
 # cargo's summary stays the last word).

@@ -453,6 +453,7 @@ impl Intake {
                 source: Source::Upload,
                 destinations: Vec::new(),
                 vast: Default::default(),
+                captions: Vec::new(),
             },
             variation_id: asset_id.variation(0).as_str().to_string(),
             master_key: ev.key.clone(),

@@ -3,6 +3,7 @@
 //! pointer naming a file that is not there yet. The same bytes published
 //! again change nothing.
 
+pub mod captions;
 pub mod flip;
 pub mod set;
 pub mod vast;
@@ -168,6 +169,26 @@ pub struct Manifest {
     /// report's verdicts); absent when it names none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub destinations: Vec<ManifestDestination>,
+    /// The request's caption tracks (`captions/{lang}.vtt`); absent when
+    /// it supplied none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captions: Vec<PublishedCaption>,
+}
+
+/// One caption track of a published set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublishedCaption {
+    pub language: String,
+    pub label: String,
+    /// `text/vtt`.
+    pub content_type: String,
+    pub url: String,
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Its HLS subtitle playlist, when the set has HLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hls_playlist_url: Option<String>,
 }
 
 /// One destination's verdict on a published set, as the manifest states it.

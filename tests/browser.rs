@@ -98,6 +98,10 @@ async fn published_sets_play_on_another_origin_and_the_dashboard_drives_an_asset
     let mut good = request(3);
     good["campaign"] = json!("browser");
     good["profile"] = json!("web");
+    // Captions: the master playlist gains a SUBTITLES group that hls.js
+    // must still play through, and Chromium parses the WebVTT itself.
+    good["captions"] = json!([{"language": "en", "label": "English",
+        "text": "WEBVTT\n\n00:00.000 --> 00:01.000\nA red car\n\n00:01.000 --> 00:02.500\non a mountain road\n"}]);
     let published = create(&app, &good).await;
 
     let (page_url, page_task) = publisher_page().await;
@@ -167,7 +171,24 @@ async fn published_sets_play_on_another_origin_and_the_dashboard_drives_an_asset
         x["manifest"]["renditions"].as_u64().unwrap() as usize,
         p["renditions"].as_array().unwrap().len()
     );
+    assert_eq!(
+        x["captionCues"],
+        json!([{"language": "en", "cues": 2}]),
+        "{x:#}"
+    );
     assert_eq!(x["vast"]["status"], 200, "{x:#}");
+    // hls.js (full build) reads the SUBTITLES group and loads the WebVTT.
+    let s = &facts["subtitles"];
+    assert_eq!(
+        s["tracks"],
+        json!([{"lang": "en", "name": "English", "groupId": "subs", "default": true}]),
+        "{s:#}"
+    );
+    assert_eq!(
+        s["cues"],
+        json!(["A red car", "on a mountain road"]),
+        "{s:#}"
+    );
     assert!(x["vast"]["mediaFiles"].as_u64().unwrap() > 0, "{x:#}");
 
     // In the dashboard.

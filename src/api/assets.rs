@@ -24,6 +24,7 @@ const TOP_LEVEL: &[&str] = &[
     "qc",
     "destinations",
     "vast",
+    "captions",
 ];
 
 /// A request that passed every check, destinations included.
@@ -35,6 +36,7 @@ pub(super) struct Validated {
     req: crate::runware::GenerationRequest,
     destinations: Vec<String>,
     vast: crate::publish::vast_fields::VastFields,
+    captions: Vec<crate::publish::captions::Caption>,
     pub plan: crate::destinations::preflight::Plan,
 }
 
@@ -53,6 +55,7 @@ pub async fn create(
         req,
         destinations,
         vast,
+        captions,
         plan: _,
     } = validate(&state, &body)?;
     let asset_id = AssetId::generate();
@@ -76,6 +79,7 @@ pub async fn create(
         source: Source::Generated,
         destinations,
         vast,
+        captions,
     };
     let variations: Vec<NewVariation> = (0..results)
         .map(|i| {
@@ -232,6 +236,22 @@ pub(super) fn validate(state: &AppState, body: &Value) -> Result<Validated, ApiE
             Default::default()
         }),
     };
+    // Cues must end within the requested length (unknown with an input
+    // video, whose length the output takes).
+    let duration = generation
+        .as_ref()
+        .and_then(|g| g.effective_duration())
+        .map(f64::from);
+    let captions = match obj.get("captions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => crate::publish::captions::parse(v, duration).unwrap_or_else(|bad| {
+            errors.extend(
+                bad.into_iter()
+                    .map(|(path, rule)| FieldError { path, rule }),
+            );
+            Vec::new()
+        }),
+    };
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
@@ -245,6 +265,7 @@ pub(super) fn validate(state: &AppState, body: &Value) -> Result<Validated, ApiE
         req,
         destinations,
         vast,
+        captions,
         plan,
     })
 }

@@ -67,6 +67,29 @@ pub struct CreateAssetRequest {
     /// URLs, VAST macros such as `[ERRORCODE]` kept verbatim.
     #[schema(value_type = Option<Object>)]
     pub vast: Option<Value>,
+    /// Caption tracks (as Mux's text tracks), each published as
+    /// `captions/{language}.vtt`, listed in the HLS master playlist as a
+    /// SUBTITLES group and in VAST as `ClosedCaptionFiles`. The WebVTT is
+    /// checked: the `WEBVTT` header, cue timings well formed and in start
+    /// order, every cue ending within the requested duration; a problem is
+    /// a 400 naming `captions[i].text` and the rule.
+    #[schema(max_items = 16)]
+    pub captions: Option<Vec<CaptionRequest>>,
+}
+
+/// One caption track of `POST /v1/assets` (read by `publish::captions::parse`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CaptionRequest {
+    /// BCP 47 language tag (`en`, `fr-CA`), one track per language.
+    #[schema(pattern = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", max_length = 35)]
+    pub language: String,
+    /// The name players show (default: the language); 1-64 characters.
+    #[schema(min_length = 1, max_length = 64)]
+    pub label: Option<String>,
+    /// The WebVTT document (W3C WebVTT), at most 256 KiB.
+    #[schema(max_length = 262144)]
+    pub text: String,
 }
 
 /// The optional body of `POST /v1/assets/{id}/reprocess` (read in

@@ -93,6 +93,9 @@ struct AssetRecord {
     destinations_json: sqlx::types::Json<Vec<String>>,
     #[sqlx(rename = "vast_json", json(nullable))]
     vast: Option<crate::publish::vast_fields::VastFields>,
+    /// Caption tracks as JSON (migration 0017); NULL: none.
+    #[sqlx(rename = "captions_json", json(nullable))]
+    captions: Option<Vec<crate::publish::captions::Caption>>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +115,9 @@ pub struct Asset {
     pub destinations: Vec<String>,
     /// The request's own VAST fields (`vast`), written into every vast.xml.
     pub vast: crate::publish::vast_fields::VastFields,
+    /// The request's caption tracks (`captions`), published beside the
+    /// renditions.
+    pub captions: Vec<crate::publish::captions::Caption>,
 }
 
 impl Asset {
@@ -158,6 +164,7 @@ where
             source: r.source,
             destinations: r.destinations_json.0,
             vast: r.vast.unwrap_or_default(),
+            captions: r.captions.unwrap_or_default(),
         })
     }
 }

@@ -23,6 +23,9 @@ pub enum FileRole {
     /// HLS media playlist of one variant.
     HlsPlaylist,
     HlsSegment,
+    /// A caption track the request supplied (`captions/{lang}.vtt`) or
+    /// its HLS subtitle playlist.
+    Captions,
 }
 
 /// A file a transcode wrote.

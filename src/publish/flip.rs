@@ -66,6 +66,8 @@ pub struct FlipRequest<'a> {
     pub impression_url: &'a str,
     /// The request's own VAST fields.
     pub vast: &'a super::vast_fields::VastFields,
+    /// The request's caption tracks (their files are among `files`).
+    pub captions: &'a [super::captions::Caption],
 }
 
 /// How the flip ended.
@@ -190,6 +192,7 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
         hls: sections.hls,
         files: sections.files,
         destinations,
+        captions: published_captions(req.captions, req.files, layout, hash, req.cdn_base),
     };
     let impression = match req.impression_url {
         "" => "about:blank".to_string(),
@@ -253,6 +256,37 @@ pub async fn flip(req: FlipRequest<'_>, guard: &dyn FlipGuard) -> anyhow::Result
         replaced,
         removed,
     })
+}
+
+/// The manifest's `captions`: each track whose WebVTT is in the set.
+fn published_captions(
+    captions: &[super::captions::Caption],
+    files: &[OutputFile],
+    layout: &Layout,
+    hash: &str,
+    cdn_base: &str,
+) -> Vec<super::PublishedCaption> {
+    let url = |rel: &str| super::public_url(cdn_base, &layout.file(hash, rel));
+    captions
+        .iter()
+        .filter_map(|c| {
+            let vtt = files.iter().find(|f| f.name == c.rel())?;
+            let playlist = c.playlist_rel();
+            Some(super::PublishedCaption {
+                language: c.language.clone(),
+                label: c.label().to_string(),
+                content_type: vtt.content_type.clone(),
+                url: url(&vtt.name),
+                key: layout.file(hash, &vtt.name),
+                size: vtt.size,
+                sha256: vtt.sha256.clone(),
+                hls_playlist_url: files
+                    .iter()
+                    .any(|f| f.name == playlist)
+                    .then(|| url(&playlist)),
+            })
+        })
+        .collect()
 }
 
 /// Deletes the destination pointers under `layout` not in `keep`; returns

@@ -82,6 +82,11 @@ pub enum SetError {
 
 /// Whether the publish step reads this file's text (playlists, WebVTT).
 pub fn is_text(f: &OutputFile) -> bool {
+    // A caption's cue text is the request's own words, not references;
+    // its subtitle playlist is read.
+    if f.role == FileRole::Captions {
+        return f.name.ends_with(".m3u8");
+    }
     matches!(
         f.role,
         FileRole::HlsMaster | FileRole::HlsPlaylist | FileRole::Storyboard

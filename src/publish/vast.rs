@@ -260,6 +260,22 @@ pub fn render_with(
             cdata(&z.url)
         );
     }
+    if !m.captions.is_empty() {
+        // VAST 4.1+: after the MediaFiles and Mezzanine, inside MediaFiles.
+        x.push_str("              <ClosedCaptionFiles>\n");
+        for c in &m.captions {
+            let _ = writeln!(
+                x,
+                "                <ClosedCaptionFile{}>{}</ClosedCaptionFile>",
+                attrs(&[
+                    ("type", c.content_type.clone()),
+                    ("language", c.language.clone())
+                ]),
+                cdata(&c.url)
+            );
+        }
+        x.push_str("              </ClosedCaptionFiles>\n");
+    }
     x.push_str("            </MediaFiles>\n");
     x.push_str(&fields.linear_tail());
     x.push_str("          </Linear>\n");
@@ -347,6 +363,7 @@ mod tests {
             hls: None,
             files: vec![],
             destinations: vec![],
+            captions: vec![],
         }
     }
 
@@ -486,6 +503,43 @@ mod tests {
         {
             assert!(named.contains(&n.text().unwrap().to_string()), "{n:?}");
         }
+    }
+
+    #[test]
+    fn captions_are_closed_caption_files_inside_media_files() {
+        let mut m = manifest(vec![rendition("1080p", 1920, 1080, 6000, "video/mp4")]);
+        m.captions = vec![crate::publish::PublishedCaption {
+            language: "fr-CA".into(),
+            label: "Français".into(),
+            content_type: "text/vtt".into(),
+            url: "https://cdn.example.com/x/captions/fr-CA.vtt".into(),
+            key: "x/captions/fr-CA.vtt".into(),
+            size: 10,
+            sha256: "c".into(),
+            hls_playlist_url: None,
+        }];
+        let x = render(&m, "about:blank", "0.1.0");
+        let doc = roxmltree::Document::parse(&x).expect("well-formed");
+        let files = doc
+            .descendants()
+            .find(|n| n.has_tag_name("ClosedCaptionFiles"))
+            .expect("ClosedCaptionFiles");
+        assert_eq!(files.parent().unwrap().tag_name().name(), "MediaFiles");
+        let f = files
+            .children()
+            .find(|n| n.has_tag_name("ClosedCaptionFile"))
+            .unwrap();
+        assert_eq!(f.attribute("type"), Some("text/vtt"));
+        assert_eq!(f.attribute("language"), Some("fr-CA"));
+        assert_eq!(
+            f.text(),
+            Some("https://cdn.example.com/x/captions/fr-CA.vtt")
+        );
+        // Last in MediaFiles, after the Mezzanine (VAST 4.1 order).
+        let last = files.parent().unwrap().children().rfind(|n| n.is_element());
+        assert_eq!(last, Some(files));
+        m.captions.clear();
+        assert!(!render(&m, "about:blank", "0.1.0").contains("ClosedCaption"));
     }
 
     #[test]

@@ -70,7 +70,18 @@ pub async fn run(ctx: &Ctx<'_>, claim: &Claim, v: &Variation, asset: &Asset) -> 
             "a variation past arrival has no master probe"
         ));
     };
-    let files = match pubset::describe(&outputs.written()).await {
+    // The request's captions join the set (the HLS master gains their group).
+    let written = crate::tri!(
+        publish::captions::add_to_set(
+            &ctx.work(v).join("publish-captions"),
+            &asset.captions,
+            probe.duration_secs,
+            outputs.written(),
+        )
+        .await,
+        "writing the caption files"
+    );
+    let files = match pubset::describe(&written).await {
         Ok(f) => f,
         Err(SetError::Invalid(why)) => return refuse_set(why),
         Err(e) => return Outcome::Retry(anyhow::Error::new(e).context("describing the set")),
@@ -112,6 +123,7 @@ pub async fn run(ctx: &Ctx<'_>, claim: &Claim, v: &Variation, asset: &Asset) -> 
         ),
         impression_url: &ctx.settings.cdn.vast_impression_url,
         vast: &asset.vast,
+        captions: &asset.captions,
     };
     let upload_started = std::time::Instant::now();
     let flipped = crate::tri!(

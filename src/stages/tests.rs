@@ -209,6 +209,7 @@ async fn seed(p: &Pipeline, state: State) -> crate::jobs::Claim {
         source: Source::Generated,
         destinations: Vec::new(),
         vast: Default::default(),
+        captions: Vec::new(),
     };
     let v = NewVariation {
         id: "a1_v0".into(),

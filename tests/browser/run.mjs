@@ -7,7 +7,8 @@
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const env = process.env;
 const REELAY = env.REELAY_URL;
@@ -94,6 +95,20 @@ async function crossOrigin(page, p) {
     const m = await fetch(p.manifest_url);
     const manifest = await m.json();
     out.manifest = { status: m.status, renditions: manifest.renditions.length };
+
+    // The request's captions, through the browser's own WebVTT parser.
+    out.captionCues = [];
+    for (const c of manifest.captions || []) {
+      const cv = document.createElement('video');
+      cv.crossOrigin = 'anonymous'; cv.muted = true; cv.preload = 'metadata'; cv.width = 240; cv.src = mp4.url;
+      const t = document.createElement('track');
+      t.kind = 'captions'; t.srclang = c.language; t.label = c.label; t.src = c.url;
+      cv.append(t);
+      box.append(cv);
+      t.track.mode = 'hidden';
+      await event(t, 'load', `captions track ${c.language}`);
+      out.captionCues.push({ language: c.language, cues: t.track.cues.length });
+    }
     const x = await fetch(p.vast_url);
     const xml = new DOMParser().parseFromString(await x.text(), 'application/xml');
     out.vast = { status: x.status, mediaFiles: xml.getElementsByTagName('MediaFile').length };
@@ -128,6 +143,43 @@ async function crossOrigin(page, p) {
   }, { p, mp4 });
   await page.screenshot({ path: join(SHOTS, 'cross-origin.png'), fullPage: true });
   return facts;
+}
+
+// The set's HLS subtitles in the full hls.js build (the light build the
+// dashboard serves has no subtitle support): the master's SUBTITLES group
+// becomes hls.js subtitle tracks, and the selected one's WebVTT loads
+// into the video's text track.
+async function subtitles(page, p) {
+  await page.goto(env.PAGE_URL);
+  const here = dirname(fileURLToPath(import.meta.url));
+  await page.addScriptTag({ path: join(here, 'node_modules/hls.js/dist/hls.min.js') });
+  return page.evaluate(async ({ p }) => {
+    const within = (ms, what, fn) => new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('timed out: ' + what)), ms);
+      fn((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+    });
+    const Hls = window.Hls;
+    const hv = document.createElement('video');
+    hv.muted = true; hv.width = 480;
+    document.getElementById('players').append(hv);
+    const hls = new Hls({ renderTextTracksNatively: true });
+    let fatal = null;
+    hls.on(Hls.Events.ERROR, (_e, d) => { if (d.fatal || d.type === 'networkError') fatal = d.details; });
+    const tracks = within(60000, 'subtitle tracks', (ok) => hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (_e, d) => ok(d.subtitleTracks)));
+    hls.loadSource(p.hls.master_url);
+    hls.attachMedia(hv);
+    const list = await tracks;
+    const out = { tracks: list.map((t) => ({ lang: t.lang, name: t.name, groupId: t.groupId, default: t.default })) };
+    const frag = within(60000, 'a subtitle fragment', (ok, fail) => hls.on(Hls.Events.SUBTITLE_FRAG_PROCESSED, (_e, d) => (d.success ? ok(d) : fail(new Error('subtitle fragment failed')))));
+    hls.subtitleDisplay = true;
+    hls.subtitleTrack = 0;
+    await frag;
+    if (fatal) throw new Error('hls.js: ' + fatal);
+    const tt = [...hv.textTracks].find((t) => t.language === list[0].lang && t.cues && t.cues.length);
+    out.cues = tt ? [...tt.cues].map((c) => c.text) : [];
+    hls.destroy();
+    return out;
+  }, { p });
 }
 
 // The dashboard as an ad-ops user meets it.
@@ -229,6 +281,9 @@ try {
   const other = await context.newPage();
   other.on('pageerror', (e) => problems.push('page error: ' + e.message));
   facts.crossOrigin = await crossOrigin(other, published.variations[0].published);
+  const subs = await context.newPage();
+  subs.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  facts.subtitles = await subtitles(subs, published.variations[0].published);
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });

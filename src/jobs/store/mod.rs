@@ -158,8 +158,8 @@ impl Store {
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => {
             sqlx::query(
-                "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source, destinations_json, vast_json)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source, destinations_json, vast_json, captions_json)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&asset.id)
             .bind(&asset.campaign)
@@ -172,6 +172,7 @@ impl Store {
             .bind(asset.source)
             .bind(Json(&asset.destinations))
             .bind((asset.vast != Default::default()).then_some(Json(&asset.vast)))
+            .bind((!asset.captions.is_empty()).then_some(Json(&asset.captions)))
             .execute(&mut *c)
             .await?;
             for v in variations {

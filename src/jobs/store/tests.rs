@@ -18,6 +18,7 @@ async fn seed_with(store: &Store, n: i64, callback_url: Option<&str>) {
         source: Source::Generated,
         destinations: Vec::new(),
         vast: Default::default(),
+        captions: Vec::new(),
     };
     let vars: Vec<_> = (0..n)
         .map(|i| NewVariation {
