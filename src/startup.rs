@@ -318,6 +318,13 @@ impl Application {
                 registry,
                 shutdown.clone(),
             ));
+            if let Some(pool) = store.postgres_pool() {
+                tasks.spawn(crate::jobs::wake::listen(
+                    pool,
+                    wake.clone(),
+                    shutdown.clone(),
+                ));
+            }
         }
         let Some(listener) = listener else {
             tracing::info!(

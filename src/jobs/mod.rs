@@ -10,6 +10,7 @@ pub mod progress;
 pub mod state;
 pub mod store;
 pub mod sweeper;
+pub mod wake;
 pub mod workdir;
 pub mod worker;
 

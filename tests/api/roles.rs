@@ -48,9 +48,16 @@ fn api(data: &Path, db: &Path, ports: &Ports, s3: u16, sim: u16) -> Child {
     cmd.spawn().expect("the api process starts")
 }
 
-fn worker(data: &Path, db: &Path, api_url: &str, s3: u16, sim: u16) -> Child {
+fn worker(
+    data: &Path,
+    db: &Path,
+    api_url: &str,
+    s3: u16,
+    sim: u16,
+    extra: &[(&str, &str)],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
-    cmd.arg("worker");
+    cmd.arg("worker").envs(extra.iter().copied());
     shared(&mut cmd, db);
     cmd.env("REELAY__DATA__DIR", data)
         .env("REELAY__STORAGE__EMBEDDED", "false")
@@ -68,6 +75,16 @@ fn worker(data: &Path, db: &Path, api_url: &str, s3: u16, sim: u16) -> Child {
         )
         .env("REELAY__SERVER__PUBLIC_URL", api_url);
     cmd.spawn().expect("the worker starts")
+}
+
+/// A child process killed when the test ends, also when it fails.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn free_port() -> u16 {
@@ -118,7 +135,7 @@ async fn an_api_process_and_a_separate_worker_publish_together_and_the_worker_li
     let url = format!("http://127.0.0.1:{}", ports.api);
     let http = reqwest::Client::new();
 
-    let mut api = api(&api_data, &db, &ports, s3, sim);
+    let mut api = Proc(api(&api_data, &db, &ports, s3, sim));
     wait_healthy(&http, &url).await;
     let res = http
         .post(format!("{url}/v1/assets"))
@@ -136,16 +153,16 @@ async fn an_api_process_and_a_separate_worker_publish_together_and_the_worker_li
     tokio::time::sleep(Duration::from_secs(2)).await;
     let a = get_asset(&http, &url, &id).await;
     assert_eq!(state(&a), "requested", "{a:#}");
-    assert!(listening(api.id()) >= 3, "api, S3 and simulator ports");
+    assert!(listening(api.0.id()) >= 3, "api, S3 and simulator ports");
 
-    let mut w = worker(&worker_data, &db, &url, s3, sim);
+    let mut w = Proc(worker(&worker_data, &db, &url, s3, sim, &[]));
     let a = wait_for(&http, &url, &id, Duration::from_secs(300), |a| {
         a["status"] != "processing"
     })
     .await;
-    let live = w.try_wait().unwrap().is_none();
-    let pid = w.id();
-    let worker_listens = listening(w.id());
+    let live = w.0.try_wait().unwrap().is_none();
+    let pid = w.0.id();
+    let worker_listens = listening(w.0.id());
     let workers: Value = http
         .get(format!("{url}/v1/workers"))
         .bearer_auth(KEY)
@@ -155,7 +172,7 @@ async fn an_api_process_and_a_separate_worker_publish_together_and_the_worker_li
         .json()
         .await
         .unwrap();
-    for child in [&mut w, &mut api] {
+    for child in [&mut w.0, &mut api.0] {
         child.kill().unwrap();
         child.wait().unwrap();
     }
@@ -177,4 +194,77 @@ async fn an_api_process_and_a_separate_worker_publish_together_and_the_worker_li
         listed[0]["id"].as_str().unwrap().contains(&pid),
         "{workers:#}"
     );
+}
+
+/// On Postgres an idle worker in another process picks up new work when it
+/// is notified, not at its next poll: with a ten-minute poll, an asset the
+/// api process creates is still claimed at once.
+#[tokio::test]
+async fn an_idle_worker_elsewhere_is_woken_by_new_work_on_postgres() {
+    if !on_postgres() {
+        eprintln!("job store is SQLite: LISTEN/NOTIFY is Postgres's; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (api_data, worker_data) = (dir.path().join("api"), dir.path().join("worker"));
+    let db = dir.path().to_path_buf();
+    let ports = Ports::free();
+    let (s3, sim) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{}", ports.api);
+    let http = reqwest::Client::new();
+    let mut api = Proc(api(&api_data, &db, &ports, s3, sim));
+    wait_healthy(&http, &url).await;
+    let mut w = Proc(worker(
+        &worker_data,
+        &db,
+        &url,
+        s3,
+        sim,
+        &[("REELAY__WORKER__IDLE_POLL_MS", "600000")],
+    ));
+    // The worker is up (registered) and has found nothing to do.
+    let start = std::time::Instant::now();
+    loop {
+        let v: Value = http
+            .get(format!("{url}/v1/workers"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["workers"].as_array().is_some_and(|w| !w.is_empty()) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the worker never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let res = http
+        .post(format!("{url}/v1/assets"))
+        .bearer_auth(KEY)
+        .json(&request(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Far inside the 600 s poll: only the notification can have woken it.
+    let a = wait_for(&http, &url, &id, Duration::from_secs(60), |a| {
+        state(a) != "requested"
+    })
+    .await;
+    for child in [&mut w.0, &mut api.0] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert_ne!(state(&a), "requested", "{a:#}");
 }

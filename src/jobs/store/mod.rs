@@ -87,6 +87,15 @@ pub struct Store {
 }
 
 impl Store {
+    /// The Postgres pool, when the store is Postgres (`jobs::wake` listens
+    /// on it).
+    pub fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p.clone()),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
     /// Opens the store named by `database.url`: `sqlite://…` (the embedded
     /// default) or `postgres://…` (a schema chosen with the URL's
     /// `options=-csearch_path%3D…`, as libpq takes it), and brings its
