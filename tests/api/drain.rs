@@ -4,7 +4,6 @@
 
 use crate::helpers::*;
 use crate::restart::{start_with, state, wait_healthy, Ports};
-use serde_json::Value;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -42,18 +41,7 @@ async fn lease_and_detail(data: &Path) -> (i64, Option<String>) {
 }
 
 async fn create_and_wait_transcoding(http: &reqwest::Client, url: &str) -> String {
-    let res = http
-        .post(format!("{url}/v1/assets"))
-        .bearer_auth(KEY)
-        .json(&request(3))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let id = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = create_at(http, url, &request(3)).await;
     wait_for(http, url, &id, Duration::from_secs(180), |a| {
         state(a) == "transcoding"
     })

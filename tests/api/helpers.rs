@@ -460,7 +460,19 @@ pub fn task_files(data: &Path) -> usize {
 
 /// Posts `body` and returns the new asset's id.
 pub async fn create(app: &TestApp, body: &Value) -> String {
-    let res = app.post_asset(body).await;
+    create_at(&app.http, &app.url, body).await
+}
+
+/// Posts `body` to the server at `url` (a `reelay` process a test started)
+/// and returns the new asset's id.
+pub async fn create_at(http: &reqwest::Client, url: &str, body: &Value) -> String {
+    let res = http
+        .post(format!("{url}/v1/assets"))
+        .bearer_auth(KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202);
     res.json::<Value>().await.unwrap()["id"]
         .as_str()

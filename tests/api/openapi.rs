@@ -196,6 +196,11 @@ pub(crate) fn answer_schema(doc: &Value, path: &str, method: &str, status: u16) 
         schema.is_object(),
         "no JSON schema for {method} {path} {status}"
     );
+    rooted(doc, &schema)
+}
+
+/// `schema` as a root schema that resolves the document's `$ref`s.
+fn rooted(doc: &Value, schema: &Value) -> Value {
     let mut root = serde_json::Map::new();
     root.insert("components".into(), doc["components"].clone());
     root.extend(schema.as_object().unwrap().clone());
@@ -389,14 +394,11 @@ async fn live_answers_and_callbacks_match_their_documented_schemas() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let hook_schema = {
-        let s = &doc["webhooks"]["asset.callback"]["post"]["requestBody"]["content"]
-            ["application/json"]["schema"];
-        let mut root = serde_json::Map::new();
-        root.insert("components".into(), doc["components"].clone());
-        root.extend(s.as_object().unwrap().clone());
-        Value::Object(root)
-    };
+    let hook_schema = rooted(
+        &doc,
+        &doc["webhooks"]["asset.callback"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"],
+    );
     for (i, cb) in got.lock().unwrap().iter().enumerate() {
         cases.push((
             format!("callback {i} ({})", cb["type"]),

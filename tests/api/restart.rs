@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -85,18 +85,7 @@ async fn killing_the_process_mid_stage_still_ends_published_exactly_once() {
 
     let mut child = start(dir.path(), &ports);
     wait_healthy(&http, &url).await;
-    let res = http
-        .post(format!("{url}/v1/assets"))
-        .bearer_auth(KEY)
-        .json(&request(3))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let id = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = create_at(&http, &url, &request(3)).await;
 
     // Kill while the generator is working (the simulator dies with us too).
     wait_for(&http, &url, &id, Duration::from_secs(60), |a| {

@@ -4,7 +4,7 @@
 //! shares the job store and the deployment's keys. Together they publish.
 
 use crate::helpers::*;
-use crate::restart::{state, wait_healthy, Ports};
+use crate::restart::{free_port, state, wait_healthy, Ports};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::Path;
@@ -87,14 +87,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Inodes of the sockets `pid` has open.
 fn socket_inodes(pid: u32) -> HashSet<String> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -137,18 +129,7 @@ async fn an_api_process_and_a_separate_worker_publish_together_and_the_worker_li
 
     let mut api = Proc(api(&api_data, &db, &ports, s3, sim));
     wait_healthy(&http, &url).await;
-    let res = http
-        .post(format!("{url}/v1/assets"))
-        .bearer_auth(KEY)
-        .json(&request(3))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let id = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = create_at(&http, &url, &request(3)).await;
     // No stage runs in the api process: the variation is still requested.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let a = get_asset(&http, &url, &id).await;
@@ -245,18 +226,7 @@ async fn an_idle_worker_elsewhere_is_woken_by_new_work_on_postgres() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let res = http
-        .post(format!("{url}/v1/assets"))
-        .bearer_auth(KEY)
-        .json(&request(3))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let id = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = create_at(&http, &url, &request(3)).await;
     // Far inside the 600 s poll: only the notification can have woken it.
     let a = wait_for(&http, &url, &id, Duration::from_secs(60), |a| {
         state(a) != "requested"
