@@ -103,6 +103,10 @@ pub struct Faults {
     pub upload: UploadFault,
     /// Render this size instead of the requested one, e.g. "1920x1080". Empty: as requested.
     pub deliver_size: String,
+    /// Render with this seed instead of a random one, so a test gets the
+    /// same clip every run (the seed picks the picture source: see
+    /// `media::synth`). Unset: random, as the real service does.
+    pub seed: Option<u32>,
     /// How the result webhook is delivered.
     pub webhook: WebhookFault,
     /// Where task failures are reported (getResponse and webhook).

@@ -99,7 +99,7 @@ impl Simulator {
                     .include_cost
                     .unwrap_or(false)
                     .then(|| (model.price_per_second * duration * 10000.0).round() / 10000.0),
-                seed: rand::random::<u32>() as i64,
+                seed: faults.seed.unwrap_or_else(rand::random::<u32>) as i64,
                 video_uuid: Uuid::new_v4(),
                 status: TaskStatus::Processing,
                 progress: 0,

@@ -145,9 +145,12 @@ async fn an_asset_goes_from_request_to_playable_files_on_the_cdn() {
 
 #[tokio::test]
 async fn a_rendition_under_its_ssim_floor_is_re_encoded_once_then_rejected_and_never_published() {
-    // The request raises its own floor to one no lossy encode reaches, so
-    // the remediation pass must fail too.
-    let app = spawn_app().await;
+    // The request raises its own floor as high as it may go (0.999), and
+    // the simulator is pinned to a seed that draws testsrc2's sharp edges
+    // and text: a random seed may draw soft gradients, which a lossy encode
+    // can keep above even that floor (seen once in CI), and then nothing
+    // would be left to reject.
+    let app = spawn_app_with(|s| s.simulator.faults.seed = Some(3)).await;
     let mut body = request(3);
     body["qc"] = serde_json::json!({"minSsim": 0.999});
     let res = app.post_asset(&body).await;
