@@ -152,7 +152,9 @@ ensure_postgres() {
 # unprivileged user: initdb refuses root, so as root it runs as the system
 # user reelay-test, made when missing), on a free 127.0.0.1 port with its
 # socket in that folder. Exports REELAY_TEST_POSTGRES_URL; an EXIT trap
-# stops the server and removes the folder.
+# stops the server and removes the folder. fsync is off (the tests need no
+# durability across a power cut); REELAY_PG_FSYNC=on turns it on, as
+# scripts/bench-queue.sh does to time a server that flushes its commits.
 start_throwaway_postgres() {
   local dir port run=()
   dir="$(mktemp -d /tmp/reelay-pg.XXXXXX)"
@@ -165,7 +167,7 @@ start_throwaway_postgres() {
   "${run[@]}" env PATH="$PATH" initdb -D "$dir/data" -U reelay --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
   "${run[@]}" env PATH="$PATH" pg_ctl -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=off" start >/dev/null \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=${REELAY_PG_FSYNC:-off}" start >/dev/null \
     || { cat "$dir/server.log" >&2; return 1; }
   REELAY_PG_DIR="$dir"
   REELAY_PG_RUN="${run[*]}"

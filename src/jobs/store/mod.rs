@@ -164,41 +164,51 @@ impl Store {
 
     #[tracing::instrument(name = "store.create_asset", skip_all)]
     pub async fn create_asset(&self, asset: &Asset, variations: &[NewVariation]) -> Result<()> {
+        self.create_assets(&[(asset, variations)]).await
+    }
+
+    /// Several assets and their variations in one transaction: all or none
+    /// (imports and the queue benchmark's seeding, where one commit per
+    /// asset would time the disk's flushes, not the store).
+    #[tracing::instrument(name = "store.create_assets", skip_all, fields(assets = batch.len()))]
+    pub async fn create_assets(&self, batch: &[(&Asset, &[NewVariation])]) -> Result<()> {
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => {
-            sqlx::query(
-                "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source, destinations_json, vast_json, captions_json)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&asset.id)
-            .bind(&asset.campaign)
-            .bind(&asset.profile)
-            .bind(Json(asset.request_json()))
-            .bind(&asset.callback_url)
-            .bind(asset.ttl_secs)
-            .bind(asset.created_at)
-            .bind(asset.qc.as_ref().map(Json))
-            .bind(asset.source)
-            .bind(Json(&asset.destinations))
-            .bind((asset.vast != Default::default()).then_some(Json(&asset.vast)))
-            .bind((!asset.captions.is_empty()).then_some(Json(&asset.captions)))
-            .execute(&mut *c)
-            .await?;
-            for v in variations {
+            for (asset, variations) in batch {
                 sqlx::query(
-                    "INSERT INTO variations (id, asset_id, idx, state, task_uuid, webhook_token_sha256,
-                         master_key, next_run_at, created_at, updated_at)
-                     VALUES ($1, $2, $3, 'requested', $4, $5, $6, $7, $7, $7)",
+                    "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, qc_json, source, destinations_json, vast_json, captions_json)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
-                .bind(&v.id)
                 .bind(&asset.id)
-                .bind(v.idx)
-                .bind(&v.task_uuid)
-                .bind(&v.webhook_token_sha256)
-                .bind(&v.master_key)
+                .bind(&asset.campaign)
+                .bind(&asset.profile)
+                .bind(Json(asset.request_json()))
+                .bind(&asset.callback_url)
+                .bind(asset.ttl_secs)
                 .bind(asset.created_at)
+                .bind(asset.qc.as_ref().map(Json))
+                .bind(asset.source)
+                .bind(Json(&asset.destinations))
+                .bind((asset.vast != Default::default()).then_some(Json(&asset.vast)))
+                .bind((!asset.captions.is_empty()).then_some(Json(&asset.captions)))
                 .execute(&mut *c)
                 .await?;
+                for v in variations.iter() {
+                    sqlx::query(
+                        "INSERT INTO variations (id, asset_id, idx, state, task_uuid, webhook_token_sha256,
+                             master_key, next_run_at, created_at, updated_at)
+                         VALUES ($1, $2, $3, 'requested', $4, $5, $6, $7, $7, $7)",
+                    )
+                    .bind(&v.id)
+                    .bind(&asset.id)
+                    .bind(v.idx)
+                    .bind(&v.task_uuid)
+                    .bind(&v.webhook_token_sha256)
+                    .bind(&v.master_key)
+                    .bind(asset.created_at)
+                    .execute(&mut *c)
+                    .await?;
+                }
             }
         });
         tx.commit().await
