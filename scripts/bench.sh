@@ -80,8 +80,9 @@ make_master() {
 }
 
 # ------------------------------------------------ (b) one ffmpeg command --
-# Hand-written, mirroring reelay's olv profile (config/default.toml) and
-# its one-pass graph for a 16:9 master, with the stills defaults
+# Hand-written, mirroring reelay's olv profile (config/default.toml: every
+# rung at constant rate with HRD filler inside its IAB band, BT.709 tags)
+# and its one-pass graph for a 16:9 master, with the stills defaults
 # (src/media/stills.rs): posters 1280/640 JPEG+WebP at min(duration/3, 3 s),
 # a sprite of 160x90 tiles every second (10 columns) with its WebVTT, and a
 # 3 s 480x270 10 fps animated WebP from the poster time.
@@ -130,15 +131,16 @@ run_b() {  # master secs out_dir
 [st_preview_in]trim=start=${PREVIEW_AT}:duration=3.000,fps=10,trim=end_frame=30,scale=w=480:h=270:flags=bicubic,setsar=1[st_preview]"
   local x264=(-c:v libx264 -profile:v high)
   local gop=(-g 48 -keyint_min 48 -sc_threshold 0)
+  local tags=(-color_primaries bt709 -color_trc bt709 -colorspace bt709 -color_range tv)
   local tail=(-map_metadata -1 -map_chapters -1 -max_muxing_queue_size 1024 -movflags +faststart -f mp4)
   local ff=(ffmpeg -hide_banner -nostdin -y -loglevel error)
   # B_ARGV_ONLY=1: print the argv, one argument a line, instead of running it.
   [ "${B_ARGV_ONLY:-0}" = 1 ] && ff=(printf '%s\n' ffmpeg -hide_banner -nostdin -y -loglevel error)
   "${ff[@]}" -i "$m" -filter_complex "$graph" \
-    -map '[v0]' -map '[a0]' "${x264[@]}" -level:v 4.0 -preset veryfast -b:v 6000k -maxrate 9000k -bufsize 12000k "${gop[@]}" -c:a aac -b:a 192k "${tail[@]}" "$o/1080p.mp4" \
-    -map '[v1]' -map '[a1]' "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3500k -maxrate 5000k -bufsize 7000k "${gop[@]}" -c:a aac -b:a 160k "${tail[@]}" "$o/720p.mp4" \
-    -map '[v2]' -map '[a2]' "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3000k -maxrate 4000k -bufsize 5600k "${gop[@]}" -c:a aac -b:a 128k "${tail[@]}" "$o/480p.mp4" \
-    -map '[v3]' -map '[a3]' "${x264[@]}" -level:v 3.0 -preset veryfast -b:v 2200k -maxrate 3000k -bufsize 4000k "${gop[@]}" -c:a aac -b:a 128k "${tail[@]}" "$o/360p.mp4" \
+    -map '[v0]' -map '[a0]' "${x264[@]}" -level:v 4.0 -preset veryfast -b:v 6000k -minrate 6000k -x264-params nal-hrd=cbr:force-cfr=1 -maxrate 6000k -bufsize 3000k "${gop[@]}" "${tags[@]}" -c:a aac -b:a 192k "${tail[@]}" "$o/1080p.mp4" \
+    -map '[v1]' -map '[a1]' "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3500k -minrate 3500k -x264-params nal-hrd=cbr:force-cfr=1 -maxrate 3500k -bufsize 1750k "${gop[@]}" "${tags[@]}" -c:a aac -b:a 160k "${tail[@]}" "$o/720p.mp4" \
+    -map '[v2]' -map '[a2]' "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3000k -minrate 3000k -x264-params nal-hrd=cbr:force-cfr=1 -maxrate 3000k -bufsize 1500k "${gop[@]}" "${tags[@]}" -c:a aac -b:a 128k "${tail[@]}" "$o/480p.mp4" \
+    -map '[v3]' -map '[a3]' "${x264[@]}" -level:v 3.0 -preset veryfast -b:v 2200k -minrate 2200k -x264-params nal-hrd=cbr:force-cfr=1 -maxrate 2200k -bufsize 1100k "${gop[@]}" "${tags[@]}" -c:a aac -b:a 128k "${tail[@]}" "$o/360p.mp4" \
     -map '[st_poster_1280_jpg]' -frames:v 1 -c:v mjpeg -q:v 3 -map_metadata -1 -update 1 -f image2 "$o/poster-1280.jpg" \
     -map '[st_poster_1280_webp]' -frames:v 1 -c:v libwebp -quality 80 -lossless 0 -map_metadata -1 -f webp "$o/poster-1280.webp" \
     -map '[st_poster_640_jpg]' -frames:v 1 -c:v mjpeg -q:v 3 -map_metadata -1 -update 1 -f image2 "$o/poster-640.jpg" \
@@ -158,13 +160,14 @@ run_c() {  # master secs out_dir
   local ff=(ffmpeg -hide_banner -nostdin -y -loglevel error)
   local x264=(-c:v libx264 -profile:v high)
   local gop=(-g 48 -keyint_min 48 -sc_threshold 0)
+  local tags=(-color_primaries bt709 -color_trc bt709 -colorspace bt709 -color_range tv)
   local aud=(-af aresample=48000,aformat=channel_layouts=stereo -c:a aac)
   local tail=(-map_metadata -1 -map_chapters -1 -movflags +faststart -f mp4)
   local vf="flags=bicubic,setsar=1,format=yuv420p"
-  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=1920:h=1080:$vf" "${x264[@]}" -level:v 4.0 -preset veryfast -b:v 6000k -maxrate 9000k -bufsize 12000k "${gop[@]}" "${aud[@]}" -b:a 192k "${tail[@]}" "$o/1080p.mp4"
-  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=1280:h=720:$vf" "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3500k -maxrate 5000k -bufsize 7000k "${gop[@]}" "${aud[@]}" -b:a 160k "${tail[@]}" "$o/720p.mp4"
-  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=854:h=480:$vf" "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3000k -maxrate 4000k -bufsize 5600k "${gop[@]}" "${aud[@]}" -b:a 128k "${tail[@]}" "$o/480p.mp4"
-  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=640:h=360:$vf" "${x264[@]}" -level:v 3.0 -preset veryfast -b:v 2200k -maxrate 3000k -bufsize 4000k "${gop[@]}" "${aud[@]}" -b:a 128k "${tail[@]}" "$o/360p.mp4"
+  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=1920:h=1080:$vf" "${x264[@]}" -level:v 4.0 -preset veryfast -b:v 6000k -minrate 6000k -x264-params nal-hrd=cbr:force-cfr=1 -maxrate 6000k -bufsize 3000k "${gop[@]}" "${tags[@]}" "${aud[@]}" -b:a 192k "${tail[@]}" "$o/1080p.mp4"
+  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=1280:h=720:$vf" "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3500k -minrate 3500k -x264-params nal-hrd=cbr:force-cfr=1 -maxrate 3500k -bufsize 1750k "${gop[@]}" "${tags[@]}" "${aud[@]}" -b:a 160k "${tail[@]}" "$o/720p.mp4"
+  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=854:h=480:$vf" "${x264[@]}" -level:v 3.1 -preset veryfast -b:v 3000k -minrate 3000k -x264-params nal-hrd=cbr:force-cfr=1 -maxrate 3000k -bufsize 1500k "${gop[@]}" "${tags[@]}" "${aud[@]}" -b:a 128k "${tail[@]}" "$o/480p.mp4"
+  "${ff[@]}" -i "$m" -map 0:v:0 -map 0:a:0 -vf "scale=w=640:h=360:$vf" "${x264[@]}" -level:v 3.0 -preset veryfast -b:v 2200k -minrate 2200k -x264-params nal-hrd=cbr:force-cfr=1 -maxrate 2200k -bufsize 1100k "${gop[@]}" "${tags[@]}" "${aud[@]}" -b:a 128k "${tail[@]}" "$o/360p.mp4"
   local w h
   for w in 1280 640; do
     h=$((w * 9 / 16))
