@@ -72,15 +72,28 @@ pub fn read_request(path: &Path) -> anyhow::Result<GenerationRequest> {
 
 /// `reelay process`: the pipeline's own arrival read, transcode and check
 /// (with its remediation rule) on a local file. Without `request` the master
-/// is judged as an upload by hand is: as its own request.
+/// is judged as an upload by hand is: as its own request. `destinations`
+/// (`[destinations.NAME]` tables) get the files their bands need in the
+/// transcode and their verdicts in the report, as in the service.
 pub async fn process(
     settings: &Settings,
     master: &Path,
     profile: &str,
     request: Option<&GenerationRequest>,
+    destinations: &[String],
     out_dir: &Path,
 ) -> anyhow::Result<ProcessReport> {
     settings.require_profile(profile)?;
+    if let Some(unknown) = destinations
+        .iter()
+        .find(|d| !settings.destinations.contains_key(*d))
+    {
+        let known: Vec<&str> = settings.destinations.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "unknown destination {unknown:?} (configured: {})",
+            known.join(", ")
+        );
+    }
     let resolved = stages::Profile::resolve(settings, profile).expect("checked above");
     let started = Instant::now();
     let runner = Runner::new(&settings.media);
@@ -140,11 +153,19 @@ pub async fn process(
     let mut boost = 0;
     loop {
         let mut outputs = match transcode::run_media(
-            &runner, settings, resolved, master, &probe, boost, out_dir, None,
+            &runner,
+            settings,
+            resolved,
+            destinations,
+            master,
+            &probe,
+            boost,
+            out_dir,
+            None,
         )
         .await?
         {
-            Transcoded::Done(o) => o,
+            Transcoded::Done(o, _) => o,
             Transcoded::Rejected { code, message } => {
                 return finish(report.rejected("transcode", code, message))
             }
@@ -158,7 +179,7 @@ pub async fn process(
             ttl_remaining_secs: ttl,
             overrides: None,
             normalization: outputs.loudness.clone(),
-            destinations: &[],
+            destinations,
         };
         match check::run_media(&runner, settings, master, &probe, &outputs, req).await? {
             Checked::Pass(qc) => {
@@ -235,6 +256,20 @@ pub fn print_human(r: &ProcessReport) {
                 c.rule,
                 c.reason.clone().unwrap_or_default()
             );
+        }
+        for d in &qc.destinations {
+            let verdict = if d.passed { "ready" } else { "not ready" };
+            println!(
+                "  destination {}: {verdict} ({})",
+                d.name,
+                d.files.join(", ")
+            );
+            for r in &d.reasons {
+                println!(
+                    "    {} {}: {} (limit {})",
+                    r.subject, r.rule, r.measured, r.limit
+                );
+            }
         }
     }
     for o in &r.outputs {
@@ -366,7 +401,8 @@ async fn probe_and_plan(
             anyhow::Error::new(e)
         }
     })?;
-    let plan = transcode::plan(&probe, settings, resolved, 0).map_err(anyhow::Error::msg)?;
+    let (plan, _) =
+        transcode::plan(&probe, settings, resolved, &[], 0).map_err(anyhow::Error::msg)?;
     Ok((probe, plan, probe_secs))
 }
 

@@ -59,6 +59,11 @@ enum Command {
         /// A JSON file with the `generation` request the master must match.
         #[arg(long)]
         request: Option<std::path::PathBuf>,
+        /// A buyer's spec (`[destinations.NAME]`) to make files for and
+        /// judge the set against, as a request's `destinations` does; repeat
+        /// for several.
+        #[arg(long = "destination", value_name = "NAME")]
+        destinations: Vec<String>,
         /// Where to write the renditions (default: a temporary folder, removed after).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
@@ -267,6 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         master,
         profile,
         request,
+        destinations,
         out,
         json,
     } = &cli.command
@@ -277,8 +283,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             .transpose()?;
         let tmp = tempfile::tempdir()?;
         let out_dir = out.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-        let mut report =
-            reelay::local::process(&settings, master, profile, req.as_ref(), &out_dir).await?;
+        let mut report = reelay::local::process(
+            &settings,
+            master,
+            profile,
+            req.as_ref(),
+            destinations,
+            &out_dir,
+        )
+        .await?;
         if out.is_none() {
             // The temporary folder goes away with this command.
             report.outputs.clear();

@@ -3,7 +3,7 @@
 //! outputs each destination needs, the rules that will be checked, and the
 //! union of outputs (an output several destinations accept is made once).
 
-use super::{has_aspect, parse_aspect, Destination};
+use super::{has_aspect, parse_aspect, Destination, Destinations};
 use crate::runware::{FieldError, GenerationRequest, ModelSpec};
 use serde::Serialize;
 
@@ -369,9 +369,41 @@ fn outputs(d: &Destination, master: (u32, u32)) -> Vec<NeededOutput> {
 /// Every destination's outputs once: same size, container and codec with
 /// overlapping bands are one file whose band is the intersection.
 pub fn union(plans: &[DestinationPlan]) -> Vec<NeededOutput> {
+    union_of(
+        plans
+            .iter()
+            .map(|p| (p.name.as_str(), p.outputs.as_slice())),
+    )
+}
+
+/// The union of what the destinations `names` need from a master of `size`
+/// (width, height): what the transcode adds to the profile's outputs. A
+/// name no table has is skipped (the API refused it when it was asked).
+pub fn needed_for_master(
+    names: &[String],
+    all: &Destinations,
+    size: (u32, u32),
+) -> Vec<NeededOutput> {
+    let per: Vec<(&str, Vec<NeededOutput>)> = names
+        .iter()
+        .filter_map(|n| all.get(n).map(|d| (n.as_str(), outputs(d, size))))
+        .collect();
+    union_of(per.iter().map(|(n, o)| (*n, o.as_slice())))
+}
+
+/// Whether destination `d` puts a bitrate band on a `width`x`height` file
+/// from a master of `size` (the union also lists the destinations that
+/// merely accept the file).
+pub fn bands_at(d: &Destination, size: (u32, u32), width: u32, height: u32) -> bool {
+    outputs(d, size).iter().any(|o| {
+        (o.width, o.height) == (width, height) && (o.min_kbps.is_some() || o.max_kbps.is_some())
+    })
+}
+
+fn union_of<'a>(per: impl Iterator<Item = (&'a str, &'a [NeededOutput])>) -> Vec<NeededOutput> {
     let mut all: Vec<NeededOutput> = Vec::new();
-    for p in plans {
-        for o in &p.outputs {
+    for (name, outputs) in per {
+        for o in outputs {
             let lo = |x: &NeededOutput| x.min_kbps.unwrap_or(0);
             let hi = |x: &NeededOutput| x.max_kbps.unwrap_or(u32::MAX);
             let same = all.iter_mut().find(|u| {
@@ -391,13 +423,13 @@ pub fn union(plans: &[DestinationPlan]) -> Vec<NeededOutput> {
                     if u.role != o.role && o.role == "mezzanine" {
                         u.role = "mezzanine";
                     }
-                    if !u.destinations.contains(&p.name) {
-                        u.destinations.push(p.name.clone());
+                    if !u.destinations.iter().any(|d| d == name) {
+                        u.destinations.push(name.to_string());
                     }
                 }
                 None => {
                     let mut o = o.clone();
-                    o.destinations = vec![p.name.clone()];
+                    o.destinations = vec![name.to_string()];
                     all.push(o);
                 }
             }

@@ -241,9 +241,14 @@ pub fn judge(name: &str, d: &Destination, delivered: &Delivered) -> DestinationV
             passed,
         })
     };
-    let top = accepted
-        .iter()
-        .max_by_key(|f| u64::from(f.width) * u64::from(f.height));
+    // The biggest accepted file; of several that size, one inside the top
+    // band (the profile's rung and one made for this buyer may share a size).
+    let top = accepted.iter().max_by_key(|f| {
+        (
+            u64::from(f.width) * u64::from(f.height),
+            in_band(f.video_kbps, d.top_min_kbps, d.top_max_kbps),
+        )
+    });
     match top {
         None => set(
             "files",
@@ -488,6 +493,38 @@ mod tests {
             ("1200 kbps", "4000-10000 kbps")
         );
         assert!(v.reasons.iter().any(|r| r.rule == "lower_rungs"));
+    }
+
+    #[test]
+    fn of_two_top_files_the_same_size_the_one_in_the_band_is_the_top() {
+        // The profile's 1080p under the floor and one made for the band,
+        // in either order.
+        for files in [
+            vec![
+                file("1080p-16500k", 1080, 16_600.0),
+                file("1080p", 1080, 5200.0),
+            ],
+            vec![
+                file("1080p", 1080, 5200.0),
+                file("1080p-16500k", 1080, 16_600.0),
+            ],
+        ] {
+            let d = Destination {
+                top_min_kbps: Some(15_000),
+                top_max_kbps: Some(30_000),
+                lower_rungs: Vec::new(),
+                ..buyer()
+            };
+            let v = judge(
+                "ttd",
+                &d,
+                &Delivered {
+                    files,
+                    ..Default::default()
+                },
+            );
+            assert!(v.passed, "{v:#?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::media::outputs::rendition_files;
 use crate::media::probe::Probe;
 use crate::media::process::{ProcessError, Progress, Runner};
 use crate::media::timing::{secs, timed, Timings};
-use crate::media::transcode::{boost_plan, plan_for};
+use crate::media::transcode::{add_banded, boost_plan, plan_for, BandedOutput};
 use crate::media::transcode::{transcode, InlineAnalysis, TranscodeOutput, TranscodePlan};
 use crate::reason::ReasonCode;
 use std::path::Path;
@@ -69,26 +69,112 @@ pub fn loudness_note(n: &Normalization) -> String {
 /// What the media half of the transcode ended with.
 #[derive(Debug)]
 pub enum Transcoded {
-    Done(Box<Outputs>),
+    /// The outputs, and the renditions made for the destinations' bands.
+    Done(Box<Outputs>, Vec<Added>),
     /// The master cannot be transcoded (a client fault, not ours).
-    Rejected {
-        code: ReasonCode,
-        message: String,
-    },
+    Rejected { code: ReasonCode, message: String },
 }
 
-/// The plan for this master under `profile`, raised by `boost` steps; a
-/// master no plan fits is the client's fault (`transcodeFailed`).
+/// The plan for this master under `profile`, with what the asset's
+/// `destinations` need beside it (see [`for_destinations`]), raised by
+/// `boost` steps; a master no plan fits is the client's fault
+/// (`transcodeFailed`).
 pub fn plan(
     probe: &Probe,
     settings: &Settings,
     profile: Profile<'_>,
+    destinations: &[String],
     boost: u8,
-) -> Result<TranscodePlan, String> {
+) -> Result<(TranscodePlan, Vec<Added>), String> {
     let mut plan = plan_for(probe, profile.settings, &settings.media)
         .map_err(|reason| format!("no transcode plan for this master: {reason}"))?;
+    let added = for_destinations(&mut plan, probe, settings, destinations);
     boost_plan(&mut plan, boost);
-    Ok(plan)
+    Ok((plan, added))
+}
+
+/// A rendition made for the destinations' bands, not the profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Added {
+    pub name: String,
+    pub destinations: Vec<String>,
+}
+
+/// AAC rates a file may be given, lowest first.
+const AAC_KBPS: [u32; 5] = [128, 160, 192, 256, 320];
+
+/// Adds to `plan`, in the same pass, the H.264 MP4 files the destinations'
+/// bitrate bands need and no profile rendition is sure to land in (the
+/// union of their needs: a file several destinations accept is made once).
+/// Outputs of other containers or codecs, and outputs without a band, are
+/// left to the profile: the verdict says when they are missing.
+fn for_destinations(
+    plan: &mut TranscodePlan,
+    probe: &Probe,
+    settings: &Settings,
+    destinations: &[String],
+) -> Vec<Added> {
+    let Some(video) = probe.video.as_ref() else {
+        return Vec::new();
+    };
+    let size = (video.width, video.height);
+    let needed = crate::destinations::preflight::needed_for_master(
+        destinations,
+        &settings.destinations,
+        size,
+    );
+    let top_audio = plan
+        .renditions
+        .iter()
+        .map(|r| r.audio_bitrate_kbps)
+        .max()
+        .unwrap_or(128);
+    let mut added = Vec::new();
+    for n in needed {
+        let h264_mp4 = matches!(n.container.as_str(), "mp4" | "mov") && n.video_codec == "h264";
+        if !h264_mp4 || (n.min_kbps.is_none() && n.max_kbps.is_none()) {
+            continue;
+        }
+        // The served destinations' audio floor, with room for the encoder's
+        // spread, on a standard AAC rate.
+        let floor = n
+            .destinations
+            .iter()
+            .filter_map(|d| settings.destinations.get(d)?.audio_min_kbps)
+            .max()
+            .map_or(0, |k| k + k / 20);
+        let audio = AAC_KBPS
+            .into_iter()
+            .find(|k| *k >= floor)
+            .unwrap_or(320)
+            .max(top_audio);
+        let out = BandedOutput {
+            width: n.width,
+            height: n.height,
+            min_kbps: n.min_kbps,
+            max_kbps: n.max_kbps,
+            audio_kbps: audio,
+        };
+        // Named for the destinations whose band asked for it (others in
+        // the union only accept the file).
+        let banding: Vec<String> = n
+            .destinations
+            .iter()
+            .filter(|d| {
+                settings.destinations.get(*d).is_some_and(|t| {
+                    crate::destinations::preflight::bands_at(t, size, n.width, n.height)
+                })
+            })
+            .cloned()
+            .collect();
+        for name in add_banded(plan, std::slice::from_ref(&out)) {
+            added.push(Added {
+                name,
+                destinations: banding.clone(),
+            });
+        }
+    }
+    added
 }
 
 /// What one run of a plan wrote, and what loudness normalisation did.
@@ -161,6 +247,7 @@ pub async fn run_media(
     runner: &Runner,
     settings: &Settings,
     profile: Profile<'_>,
+    destinations: &[String],
     master: &Path,
     probe: &Probe,
     boost: u8,
@@ -173,7 +260,7 @@ pub async fn run_media(
             message,
         })
     };
-    let mut plan = match plan(probe, settings, profile, boost) {
+    let (mut plan, added) = match plan(probe, settings, profile, destinations, boost) {
         Ok(p) => p,
         Err(why) => return rejected(why),
     };
@@ -202,15 +289,18 @@ pub async fn run_media(
         Ok(done) => done,
         Err(why) => return rejected(why),
     };
-    Ok(Transcoded::Done(Box::new(Outputs {
-        renditions: rendition_files(&out),
-        poster: out.poster.clone(),
-        files: out.files.clone(),
-        boost,
-        loudness,
-        content: out.content.clone(),
-        timings,
-    })))
+    Ok(Transcoded::Done(
+        Box::new(Outputs {
+            renditions: rendition_files(&out),
+            poster: out.poster.clone(),
+            files: out.files.clone(),
+            boost,
+            loudness,
+            content: out.content.clone(),
+            timings,
+        }),
+        added,
+    ))
 }
 
 pub async fn run(
@@ -264,6 +354,7 @@ pub async fn run(
         ctx.runner,
         ctx.settings,
         profile,
+        &asset.destinations,
         &master,
         probe,
         boost,
@@ -272,8 +363,11 @@ pub async fn run(
     )
     .await;
     match crate::tri!(done, "transcoding") {
-        Transcoded::Done(outputs) => {
+        Transcoded::Done(outputs, added) => {
             let mut note = format!("transcoded {} renditions", outputs.renditions.len());
+            for a in &added {
+                note.push_str(&format!("; {} for {}", a.name, a.destinations.join(", ")));
+            }
             if let Some(n) = &outputs.loudness {
                 note.push_str(&format!("; {}", loudness_note(n)));
             }

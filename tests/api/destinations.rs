@@ -372,11 +372,21 @@ fn media_files(xml: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_vast() {
-    // A buyer that takes H.264 MP4 files only and one that takes VP9 WebM
-    // only (tables in the test's settings), and The Trade Desk, whose
-    // 15 Mb/s floor the web profile's 1080p (CRF, capped at 8 Mb/s) never
-    // reaches.
+    // A buyer that takes H.264 MP4 files only, one that takes VP9 WebM only
+    // and one whose file-size cap nothing meets (tables in the test's
+    // settings), and The Trade Desk, whose 15 Mb/s floor the web profile's
+    // 1080p (CRF, capped at 8 Mb/s) never reaches: the same pass makes a
+    // constant-rate 1080p inside its band.
     let app = spawn_app_with(|s| {
+        s.destinations.insert(
+            "tiny-buyer".into(),
+            reelay::destinations::Destination {
+                description: "files under 1 kB".into(),
+                source: "https://buyer.example/tiny".into(),
+                max_file_bytes: Some(1000),
+                ..Default::default()
+            },
+        );
         s.destinations.insert(
             "webm-buyer".into(),
             reelay::destinations::Destination {
@@ -400,7 +410,13 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
         );
     })
     .await;
-    let mut req = body(3840, 2160, 3, true, &["mp4-buyer", "ttd", "webm-buyer"]);
+    let mut req = body(
+        3840,
+        2160,
+        3,
+        true,
+        &["mp4-buyer", "ttd", "webm-buyer", "tiny-buyer"],
+    );
     req["profile"] = json!("web");
     req["vast"] = json!({"adTitle": "Two buyers"});
     let id = create(&app, &req).await;
@@ -408,7 +424,7 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
         a["status"] != "processing"
     })
     .await;
-    // ttd failing does not hold the variation back.
+    // tiny-buyer failing does not hold the variation back.
     assert_eq!(a["status"], "published", "{a:#}");
     // The verdicts are what the OpenAPI document says they are.
     let doc: Value = app
@@ -425,19 +441,48 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(
         a["destinations_ready"],
-        json!(["mp4-buyer", "webm-buyer"]),
+        json!(["mp4-buyer", "ttd", "webm-buyer"]),
         "{a:#}"
     );
     let v = &a["variations"][0];
     let dests = v["destinations"].as_array().unwrap();
-    assert_eq!(dests.len(), 3, "{v:#}");
+    assert_eq!(dests.len(), 4, "{v:#}");
     assert_eq!(dests[2]["files"], json!(["vp9-720p"]), "{:#}", dests[2]);
-    let (pass, fail) = (&dests[0], &dests[1]);
+    let (pass, ttd, fail) = (&dests[0], &dests[1], &dests[3]);
     assert_eq!(
         (&pass["name"], &pass["passed"]),
         (&json!("mp4-buyer"), &json!(true))
     );
-    assert_eq!(pass["files"], json!(["1080p", "720p", "480p"]), "{pass:#}");
+    // The file made for ttd's band is one more MP4 for every MP4 buyer.
+    let mp4s = json!(["1080p", "720p", "480p", "1080p-16500k"]);
+    assert_eq!(pass["files"], mp4s, "{pass:#}");
+    // ttd passes on that file, named in the transcode's note, made once.
+    assert_eq!(
+        (&ttd["name"], &ttd["passed"]),
+        (&json!("ttd"), &json!(true)),
+        "{ttd:#}"
+    );
+    assert!(ttd["files"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("1080p-16500k")));
+    let notes: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["note"].as_str())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("1080p-16500k for ttd")),
+        "{notes:?}"
+    );
+    let added = v["published"]["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "1080p-16500k")
+        .count();
+    assert_eq!(added, 1, "{:#}", v["published"]);
     assert!(pass["reasons"].as_array().unwrap().is_empty());
     let own_vast = pass["vast_url"]
         .as_str()
@@ -446,14 +491,14 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
     assert!(own_vast.ends_with("/vast/mp4-buyer.xml"), "{own_vast}");
     assert_eq!(
         (&fail["name"], &fail["passed"]),
-        (&json!("ttd"), &json!(false))
+        (&json!("tiny-buyer"), &json!(false))
     );
     assert!(fail["vast_url"].is_null(), "{fail:#}");
-    // Among the reasons (files it leaves out are named too), the rule that
-    // fails it: its top rung under the floor.
-    let reason = rule(fail, "top_min_kbps");
-    assert_eq!(reason["subject"], "1080p");
-    assert_eq!(reason["limit"], "15000-30000 kbps");
+    // Among the reasons (each file it leaves out is named too), the rule
+    // that fails it: no file it accepts.
+    let reason = rule(fail, "files");
+    assert_eq!(reason["subject"], "set");
+    assert_eq!(rule(fail, "max_file_bytes")["limit"], "<= 1000 bytes");
 
     // The manifest and the published QC report say the same.
     let (status, text) = fetch(&app, v["published"]["manifest_url"].as_str().unwrap()).await;
@@ -465,16 +510,19 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
     assert_eq!(md[0]["vast_url"], own_vast.as_str());
     assert_eq!(md[0]["files"], pass["files"]);
     assert_eq!(md[1]["name"], "ttd");
-    assert_eq!(md[1]["passed"], false);
-    assert_eq!(rule(&md[1], "top_min_kbps")["subject"], "1080p");
-    assert!(md[1].get("vast_url").is_none(), "{:#}", md[1]);
+    assert_eq!(md[1]["passed"], true);
+    assert_eq!(md[3]["name"], "tiny-buyer");
+    assert_eq!(md[3]["passed"], false);
+    assert_eq!(rule(&md[3], "files")["subject"], "set");
+    assert!(md[3].get("vast_url").is_none(), "{:#}", md[3]);
     let (_, qc) = fetch(&app, manifest["qc_report"]["url"].as_str().unwrap()).await;
     let qc: Value = serde_json::from_str(&qc).unwrap();
     assert_eq!(qc["verdict"], "pass");
     assert_eq!(qc["destinations"][0]["passed"], true);
-    assert_eq!(qc["destinations"][1]["passed"], false);
+    assert_eq!(qc["destinations"][1]["passed"], true);
+    assert_eq!(qc["destinations"][3]["passed"], false);
     assert_eq!(
-        rule(&qc["destinations"][1], "top_min_kbps")["measured"],
+        rule(&qc["destinations"][3], "files")["measured"],
         reason["measured"]
     );
 
@@ -484,7 +532,7 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
     assert_eq!(status, 200, "{xml}");
     let listed = media_files(&xml);
     let ids: Vec<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, ["1080p", "720p", "480p"], "{xml}");
+    assert_eq!(json!(ids), mp4s, "{xml}");
     for (id, url) in &listed {
         let r = manifest["renditions"]
             .as_array()
@@ -502,9 +550,16 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
         everything.contains(&"vp9-720p".to_string()) && everything.contains(&"hls".to_string()),
         "{everything:?}"
     );
-    // The failing buyer has no pointer; the WebM buyer's lists its one file.
-    let ttd_vast = own_vast.replace("mp4-buyer.xml", "ttd.xml");
-    assert_eq!(fetch(&app, &ttd_vast).await.0, 404);
+    // The failing buyer has no pointer; ttd's lists the file made for it;
+    // the WebM buyer's lists its one file.
+    let tiny_vast = own_vast.replace("mp4-buyer.xml", "tiny-buyer.xml");
+    assert_eq!(fetch(&app, &tiny_vast).await.0, 404);
+    let (status, xml) = fetch(&app, &own_vast.replace("mp4-buyer.xml", "ttd.xml")).await;
+    assert_eq!(status, 200);
+    assert!(
+        media_files(&xml).iter().any(|(id, _)| id == "1080p-16500k"),
+        "{xml}"
+    );
     let webm_vast = dests[2]["vast_url"].as_str().unwrap().to_string();
     let (status, xml) = fetch(&app, &webm_vast).await;
     assert_eq!(status, 200);
@@ -513,7 +568,7 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
 
     // Reprocessed with the default profile (MP4 only), the new set no
     // longer passes the WebM buyer: its pointer goes with the flip, the MP4
-    // buyer's now lists the new set's files.
+    // buyer's now lists the new set's files (ttd's file is made again).
     let res = app
         .http
         .post(format!("{}/v1/assets/{id}/reprocess", app.url))
@@ -529,7 +584,11 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
     })
     .await;
     assert_eq!(a["status"], "published", "{a:#}");
-    assert_eq!(a["destinations_ready"], json!(["mp4-buyer"]), "{a:#}");
+    assert_eq!(
+        a["destinations_ready"],
+        json!(["mp4-buyer", "ttd"]),
+        "{a:#}"
+    );
     let webm = &a["variations"][0]["destinations"][2];
     assert_eq!(webm["passed"], false, "{webm:#}");
     assert!(webm["vast_url"].is_null());

@@ -17,7 +17,7 @@ pub mod prefix;
 mod variants;
 
 pub use args::build_args;
-pub use plan::{boost_plan, plan_for};
+pub use plan::{add_banded, boost_plan, plan_for, BandedOutput};
 pub use prefix::{delivery_fps, PictureFix};
 pub use variants::{variant_rates, VariantRates};
 
