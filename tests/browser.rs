@@ -102,6 +102,9 @@ async fn published_sets_play_on_another_origin_and_the_dashboard_drives_an_asset
     // must still play through, and Chromium parses the WebVTT itself.
     good["captions"] = json!([{"language": "en", "label": "English",
         "text": "WEBVTT\n\n00:00.000 --> 00:01.000\nA red car\n\n00:01.000 --> 00:02.500\non a mountain road\n"}]);
+    // A buyer whose band the web profile's rungs cannot promise: the
+    // dashboard shows its verdict.
+    good["destinations"] = json!(["ttd"]);
     let published = create(&app, &good).await;
 
     let (page_url, page_task) = publisher_page().await;
@@ -195,6 +198,11 @@ async fn published_sets_play_on_another_origin_and_the_dashboard_drives_an_asset
     let d = &facts["dashboard"];
     assert_eq!(d["wrongKeyShowsSignIn"], true, "{d:#}");
     assert_eq!(d["noKeyShowsSignIn"], true, "{d:#}");
+    assert_eq!(
+        d["destinations"],
+        json!(["ttd|ready|ttd.xml"]),
+        "the named buyer's verdict and its own VAST: {d:#}"
+    );
     assert!(
         d["promptError"]
             .as_str()

@@ -182,8 +182,51 @@ pub fn print_summary(asset: &Value) -> bool {
     for v in asset["variations"].as_array().into_iter().flatten() {
         print_variation(v);
     }
+    let ready: Vec<&str> = asset["destinations_ready"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if asset["destinations"]
+        .as_array()
+        .is_some_and(|d| !d.is_empty())
+    {
+        let ready = if ready.is_empty() {
+            "none".to_string()
+        } else {
+            ready.join(", ")
+        };
+        println!("  destinations ready: {ready}");
+    }
     println!("  cost: ${:.2}", asset["cost_usd"].as_f64().unwrap_or(0.0));
     asset["status"] == "published"
+}
+
+/// A variation's verdict per destination, for people: one line each
+/// (ready, with its VAST, or not ready), and under a failing one each
+/// failed rule with what was measured and the limit.
+pub fn destination_lines(v: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    for d in v["destinations"].as_array().into_iter().flatten() {
+        let name = d["name"].as_str().unwrap_or("?");
+        if d["passed"] == true {
+            let vast = d["vast_url"].as_str().unwrap_or("(not published yet)");
+            lines.push(format!("  destination {name}: ready  {vast}"));
+            continue;
+        }
+        lines.push(format!("  destination {name}: NOT READY"));
+        for r in d["reasons"].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "    {} {}: {} (limit {})",
+                r["subject"].as_str().unwrap_or(""),
+                r["rule"].as_str().unwrap_or(""),
+                r["measured"].as_str().unwrap_or(""),
+                r["limit"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    lines
 }
 
 fn print_variation(v: &Value) {
@@ -228,6 +271,9 @@ fn print_variation(v: &Value) {
                 r["size_bytes"]
             );
         }
+    }
+    for line in destination_lines(v) {
+        println!("{line}");
     }
     let Some(p) = v.get("published") else {
         return;
@@ -290,6 +336,24 @@ fn print_variation(v: &Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn each_destination_gets_a_line_and_a_failing_one_its_reasons() {
+        let v = json!({"destinations": [
+            {"name": "ttd", "passed": true, "vast_url": "https://cdn/v0/vast/ttd.xml", "reasons": []},
+            {"name": "roku", "passed": false, "vast_url": null, "reasons": [
+                {"rule": "top_min_kbps", "subject": "1080p", "measured": "4100 kbps", "limit": ">= 6000 kbps"}]}
+        ]});
+        assert_eq!(
+            destination_lines(&v),
+            [
+                "  destination ttd: ready  https://cdn/v0/vast/ttd.xml",
+                "  destination roku: NOT READY",
+                "    1080p top_min_kbps: 4100 kbps (limit >= 6000 kbps)",
+            ]
+        );
+        assert!(destination_lines(&json!({})).is_empty());
+    }
 
     fn row(state: &str, pct: Option<f64>, eta: Option<f64>) -> Row {
         Row::from_view(&json!({

@@ -200,6 +200,13 @@ async function dashboard(page) {
   await page.click('#signin button[type=submit]');
   await page.waitForSelector('#app:not([hidden]) section.variation');
 
+  // The buyers the asset names, each with its verdict; a ready one links
+  // its own VAST once the set is published.
+  await page.waitForSelector('section.variation table.destinations tr[data-destination="ttd"] a', { timeout: LONG });
+  out.destinations = await page.$$eval('section.variation table.destinations tbody tr', (rows) =>
+    rows.map((r) => `${r.cells[0].textContent}|${r.cells[1].textContent}|${r.querySelector('a') ? r.querySelector('a').href.split('/').pop() : ''}`));
+  await page.screenshot({ path: join(SHOTS, 'asset-destinations.png'), fullPage: true });
+
   // Every POST the dashboard makes carries an Idempotency-Key.
   const postKeys = [];
   page.on('request', (r) => {

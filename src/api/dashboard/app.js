@@ -338,10 +338,12 @@ class VariationCard {
     this.master = h('div');
     this.media = h('div');
     this.qc = h('div');
+    this.dest = h('div');
     this.history = h('details', {}, h('summary', {}, 'History'));
-    this.el.append(this.status, this.master, this.media, this.qc, this.history);
+    this.el.append(this.status, this.master, this.media, this.dest, this.qc, this.history);
     this.published = null;
     this.qcJson = null;
+    this.destJson = null;
   }
 
   update(v) {
@@ -373,11 +375,30 @@ class VariationCard {
       this.qcJson = qcJson;
       put(this.qc, v.qc ? renderQc(v.qc) : null);
     }
+    const destJson = JSON.stringify(v.destinations || []);
+    if (destJson !== this.destJson) {
+      this.destJson = destJson;
+      put(this.dest, v.destinations && v.destinations.length ? renderDestinations(v.destinations) : null);
+    }
     const open = this.history.open;
     this.history.replaceChildren(h('summary', {}, `History (${(v.history || []).length})`),
       h('table', {}, (v.history || []).map((t) => h('tr', {}, h('td', {}, fmtTime(t.at)), h('td', {}, `${t.from} → ${t.to}`), h('td', { class: 'muted' }, t.note || '')))));
     this.history.open = open;
   }
+}
+
+// Each buyer the asset names: ready (with its own VAST) or not, and why.
+function renderDestinations(list) {
+  return h('div', { class: 'destinations' },
+    h('h3', {}, 'Destinations'),
+    h('table', { class: 'destinations' },
+      h('thead', {}, h('tr', {}, ['Destination', 'Verdict', 'Files it takes', 'Why not', 'VAST'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, list.map((d) => h('tr', { class: d.passed ? 'pass' : 'fail', 'data-destination': d.name },
+        h('td', {}, d.name),
+        h('td', {}, badge(d.passed ? 'ready' : 'not_ready')),
+        h('td', {}, (d.files || []).join(', ') || '—'),
+        h('td', { class: 'muted' }, (d.reasons || []).map((r) => `${r.subject} ${r.rule}: ${r.measured} (limit ${r.limit})`).join('; ')),
+        h('td', {}, d.vast_url ? h('a', { href: d.vast_url, target: '_blank', rel: 'noopener' }, 'vast') : '—'))))));
 }
 
 function renderQc(qc) {
