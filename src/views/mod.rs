@@ -19,7 +19,8 @@ pub use callback::{
 };
 pub use destinations::DestinationView;
 pub use published::{
-    HlsVariantView, HlsView, PosterView, PublishedRef, PublishedView, RenditionView, StoryboardView,
+    CaptionView, HlsVariantView, HlsView, PosterView, PublishedRef, PublishedView, RenditionView,
+    StoryboardView,
 };
 
 fn round_to(x: f64, places: i32) -> f64 {

@@ -36,8 +36,22 @@ pub struct PublishedView {
     pub storyboard: Option<StoryboardView>,
     pub preview_url: Option<String>,
     pub hls: Option<HlsView>,
+    /// The request's caption tracks as published (WebVTT).
+    pub captions: Vec<CaptionView>,
     pub file_count: usize,
     pub qc_report_url: String,
+}
+
+/// One caption track of the set.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CaptionView {
+    /// BCP 47 language tag, e.g. `en`.
+    pub language: String,
+    pub label: String,
+    /// The WebVTT file.
+    pub url: String,
+    /// Its HLS subtitle playlist, when the set has HLS.
+    pub hls_playlist_url: Option<String>,
 }
 
 /// A progressive file of the set (MP4 or WebM).
@@ -132,6 +146,16 @@ impl From<&Manifest> for PublishedView {
                 vtt_url: s.vtt.url.clone(),
             }),
             preview_url: m.preview.as_ref().map(|p| p.url.clone()),
+            captions: m
+                .captions
+                .iter()
+                .map(|c| CaptionView {
+                    language: c.language.clone(),
+                    label: c.label.clone(),
+                    url: c.url.clone(),
+                    hls_playlist_url: c.hls_playlist_url.clone(),
+                })
+                .collect(),
             hls: m.hls.as_ref().map(|h| HlsView {
                 master_url: h.master.url.clone(),
                 variants: h

@@ -126,6 +126,16 @@ async fn published_captions_are_in_the_set_the_hls_master_and_the_vast() {
     assert_eq!(langs, ["en", "fr"]);
     assert_eq!(captions[0]["label"], "English");
     assert_eq!(captions[1]["label"], "fr");
+    // The asset view lists the same tracks at the same URLs.
+    let listed = a["variations"][0]["published"]["captions"]
+        .as_array()
+        .expect("captions in the asset view");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    for (view, published) in listed.iter().zip(captions) {
+        assert_eq!(view["language"], published["language"]);
+        assert_eq!(view["label"], published["label"]);
+        assert_eq!(view["url"], published["url"]);
+    }
     for (c, want) in captions.iter().zip([EN, FR]) {
         let url = c["url"].as_str().unwrap();
         assert!(
