@@ -13,6 +13,7 @@ mod drain;
 mod equivalence;
 mod events;
 mod faults;
+mod fleet;
 mod helpers;
 mod idempotency;
 mod intake;

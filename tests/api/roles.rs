@@ -37,7 +37,7 @@ fn shared(cmd: &mut Command, dir: &Path) {
         .stderr(Stdio::null());
 }
 
-fn api(data: &Path, db: &Path, ports: &Ports, s3: u16, sim: u16) -> Child {
+pub(crate) fn api(data: &Path, db: &Path, ports: &Ports, s3: u16, sim: u16) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
     cmd.args(["serve", "--role", "api"]);
     shared(&mut cmd, db);
@@ -48,7 +48,7 @@ fn api(data: &Path, db: &Path, ports: &Ports, s3: u16, sim: u16) -> Child {
     cmd.spawn().expect("the api process starts")
 }
 
-fn worker(
+pub(crate) fn worker(
     data: &Path,
     db: &Path,
     api_url: &str,
@@ -78,7 +78,7 @@ fn worker(
 }
 
 /// A child process killed when the test ends, also when it fails.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
