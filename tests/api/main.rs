@@ -14,6 +14,7 @@ mod equivalence;
 mod events;
 mod faults;
 mod fleet;
+mod health;
 mod helpers;
 mod idempotency;
 mod intake;
