@@ -180,6 +180,20 @@ impl Application {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], settings.server.port)));
             (None, addr)
         };
+        // A worker's own health listener, when asked for (worker.health_port).
+        let health_listener = if role == Role::Worker && settings.worker.health_port != 0 {
+            let bind = format!(
+                "{}:{}",
+                settings.worker.health_host, settings.worker.health_port
+            );
+            let listener = TcpListener::bind(&bind).await.with_context(|| {
+                format!("cannot listen on {bind} for the worker's /healthz (worker.health_port)")
+            })?;
+            tracing::info!(addr = %listener.local_addr()?, "worker health listening");
+            Some(listener)
+        } else {
+            None
+        };
         let public_url = if settings.server.public_url.is_empty() {
             format!("http://{api_addr}")
         } else {
@@ -305,11 +319,22 @@ impl Application {
         });
         let registry = crate::jobs::fleet::Registry::new();
         if role.runs_workers() {
+            let live =
+                worker::Liveness::new(settings.worker.concurrency, worker_stale_after(&settings));
             for n in 0..settings.worker.concurrency {
                 tasks.spawn(worker::run_worker(
                     pipeline.clone(),
                     n,
                     registry.clone(),
+                    live.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            if let Some(listener) = health_listener {
+                tasks.spawn(api::server::serve(
+                    listener,
+                    api::health::worker_router(store.clone(), live),
+                    Duration::from_secs(settings.server.header_read_timeout_secs),
                     shutdown.clone(),
                 ));
             }
@@ -431,6 +456,15 @@ impl Application {
             s3.shutdown().await;
         }
     }
+}
+
+/// How long a worker loop may go without coming round before the worker's
+/// health answer calls it dead: three idle polls, and never below 30 s (a
+/// claim waits for a pool connection up to `database.acquire_timeout_secs`).
+fn worker_stale_after(settings: &Settings) -> Duration {
+    let poll = Duration::from_millis(settings.worker.idle_poll_ms) * 3;
+    let acquire = Duration::from_secs(settings.database.acquire_timeout_secs) * 2;
+    poll.max(acquire).max(Duration::from_secs(30))
 }
 
 async fn shutdown_signal() {
