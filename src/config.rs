@@ -193,6 +193,9 @@ pub struct WorkerSettings {
     /// (its lease released) for another worker to take at once.
     #[serde(default = "default_drain_secs")]
     pub drain_secs: u64,
+    /// `reelay worker` only: `GET /healthz` on `health_host:health_port` (0: none).
+    pub health_port: u16,
+    pub health_host: String,
 }
 
 fn default_drain_secs() -> u64 {

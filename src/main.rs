@@ -28,7 +28,13 @@ enum Command {
     /// Run only workers: claim and run pipeline stages; no public HTTP.
     /// Reaches the object store at storage.endpoint and the generator at
     /// runware.api_url (set storage.embedded = false).
-    Worker,
+    Worker {
+        /// Serve GET /healthz on this port (200 when the job store answers
+        /// and the worker loops run, else 503); overrides worker.health_port.
+        /// 0: no listener.
+        #[arg(long)]
+        health_port: Option<u16>,
+    },
     /// Start the embedded stack, request one 4K asset and follow it to the CDN.
     Demo {
         /// Give up after this many seconds.
@@ -267,7 +273,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    let settings = Settings::load()?;
+    let mut settings = Settings::load()?;
+    if let Command::Worker {
+        health_port: Some(port),
+    } = &cli.command
+    {
+        settings.worker.health_port = *port;
+    }
     if let Command::Process {
         master,
         profile,
@@ -344,7 +356,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("reelay listening on {}", app.api_url());
             app.run_until_stopped().await
         }
-        Command::Worker => {
+        Command::Worker { .. } => {
             let app =
                 reelay::startup::Application::build_role(settings, reelay::startup::Role::Worker)
                     .await?;

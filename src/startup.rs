@@ -53,6 +53,45 @@ impl Role {
         }
         Ok(())
     }
+
+    /// What a `reelay worker` in simulator mode is likely missing: it hosts
+    /// no simulator and no API, so it reaches both only through the URLs it
+    /// is given. One line each, warned at start.
+    pub fn warnings(self, settings: &Settings) -> Vec<String> {
+        if self != Role::Worker || settings.runware.mode != RunwareMode::Simulator {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let runware = &settings.runware;
+        let live = ClientConfig::DEFAULT_API_URL.trim_end_matches('/');
+        if runware.api_url.trim_end_matches('/') == live {
+            out.push(format!(
+                "runware.mode = \"simulator\" but runware.api_url is Runware's own ({live}); a worker \
+                 starts no simulator: set runware.api_url to the API process's \
+                 (http://HOST:{{simulator.port}}/v1)"
+            ));
+        }
+        if matches!(
+            runware.transport,
+            crate::runware::client::Transport::Websocket
+        ) && runware.ws_url.trim_end_matches('/') == ClientConfig::DEFAULT_WS_URL
+        {
+            out.push(format!(
+                "runware.transport = \"websocket\" in simulator mode but runware.ws_url is Runware's \
+                 own ({}): set it to the API process's simulator (ws://HOST:{{simulator.port}}/v1)",
+                ClientConfig::DEFAULT_WS_URL
+            ));
+        }
+        if settings.server.public_url.is_empty() {
+            out.push(format!(
+                "server.public_url is empty: webhook URLs this worker hands the simulator name \
+                 http://{}:{}, which it does not serve; set server.public_url to the API \
+                 process's URL",
+                settings.server.host, settings.server.port
+            ));
+        }
+        out
+    }
 }
 
 pub struct Application {
@@ -143,6 +182,9 @@ impl Application {
     pub async fn build_role(settings: Settings, role: Role) -> anyhow::Result<Self> {
         // Before anything is created or bound: a refused set-up leaves no trace.
         role.check(&settings)?;
+        for warning in role.warnings(&settings) {
+            tracing::warn!("{warning}");
+        }
         settings.check_generator()?;
         settings.check_production()?;
         settings.check_shared_secrets()?;
@@ -179,6 +221,20 @@ impl Application {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], settings.server.port)));
             (None, addr)
+        };
+        // A worker's own health listener, when asked for (worker.health_port).
+        let health_listener = if role == Role::Worker && settings.worker.health_port != 0 {
+            let bind = format!(
+                "{}:{}",
+                settings.worker.health_host, settings.worker.health_port
+            );
+            let listener = TcpListener::bind(&bind).await.with_context(|| {
+                format!("cannot listen on {bind} for the worker's /healthz (worker.health_port)")
+            })?;
+            tracing::info!(addr = %listener.local_addr()?, "worker health listening");
+            Some(listener)
+        } else {
+            None
         };
         let public_url = if settings.server.public_url.is_empty() {
             format!("http://{api_addr}")
@@ -305,11 +361,22 @@ impl Application {
         });
         let registry = crate::jobs::fleet::Registry::new();
         if role.runs_workers() {
+            let live =
+                worker::Liveness::new(settings.worker.concurrency, worker_stale_after(&settings));
             for n in 0..settings.worker.concurrency {
                 tasks.spawn(worker::run_worker(
                     pipeline.clone(),
                     n,
                     registry.clone(),
+                    live.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            if let Some(listener) = health_listener {
+                tasks.spawn(api::server::serve(
+                    listener,
+                    api::health::worker_router(store.clone(), live),
+                    Duration::from_secs(settings.server.header_read_timeout_secs),
                     shutdown.clone(),
                 ));
             }
@@ -433,6 +500,15 @@ impl Application {
     }
 }
 
+/// How long a worker loop may go without coming round before the worker's
+/// health answer calls it dead: three idle polls, and never below 30 s (a
+/// claim waits for a pool connection up to `database.acquire_timeout_secs`).
+fn worker_stale_after(settings: &Settings) -> Duration {
+    let poll = Duration::from_millis(settings.worker.idle_poll_ms) * 3;
+    let acquire = Duration::from_secs(settings.database.acquire_timeout_secs) * 2;
+    poll.max(acquire).max(Duration::from_secs(30))
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -485,6 +561,36 @@ mod tests {
         // Configured keys are not written into the data dir.
         assert!(!a.path().join("secrets").join("callbacks.key").exists());
         assert!(!a.path().join("secrets").join("webhook.key").exists());
+    }
+
+    fn settings() -> Settings {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        Settings::load_from(&dir, "test").unwrap()
+    }
+
+    #[test]
+    fn a_simulator_worker_is_warned_of_urls_that_point_nowhere_it_can_reach() {
+        let s = settings();
+        let warned = Role::Worker.warnings(&s).join("\n");
+        assert!(warned.contains("runware.api_url"), "{warned}");
+        assert!(warned.contains("server.public_url"), "{warned}");
+        assert!(!warned.contains("ws_url"), "REST transport: {warned}");
+        // The other roles start their own simulator and API.
+        assert!(Role::All.warnings(&s).is_empty());
+        assert!(Role::Api.warnings(&s).is_empty());
+
+        let mut s = settings();
+        s.runware.api_url = "http://sim.internal:9400/v1".into();
+        s.server.public_url = "http://api.internal:8080".into();
+        assert!(Role::Worker.warnings(&s).is_empty());
+        s.runware.transport = crate::runware::client::Transport::Websocket;
+        let warned = Role::Worker.warnings(&s).join("\n");
+        assert!(warned.contains("runware.ws_url"), "{warned}");
+        s.runware.mode = RunwareMode::Live;
+        assert!(
+            Role::Worker.warnings(&s).is_empty(),
+            "live Runware is meant"
+        );
     }
 
     #[tokio::test]

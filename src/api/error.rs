@@ -46,6 +46,9 @@ pub enum ErrorCode {
     IdempotencyKeyInUse,
     /// 5xx: a server fault, logged; the message says little.
     Internal,
+    /// 503: something the answer needs (the job store) does not answer now;
+    /// retry later.
+    Unavailable,
     /// Any other 4xx status (the message says which).
     #[serde(rename = "error")]
     Other,
@@ -88,6 +91,12 @@ pub enum ApiError {
         size: Option<u64>,
     },
     Internal(anyhow::Error),
+    /// A dependency does not answer (503): `what` names it for the client
+    /// ("the job store"), the cause is logged.
+    Unavailable {
+        what: &'static str,
+        cause: anyhow::Error,
+    },
     /// An `Idempotency-Key` used before with a different request (422).
     IdempotencyMismatch(String),
     /// An `Idempotency-Key` whose first request is still being answered (409).
@@ -188,6 +197,13 @@ impl IntoResponse for ApiError {
                 StatusCode::CONFLICT,
                 json!({"error": {"code": ErrorCode::IdempotencyKeyInUse, "message": message}}),
             ),
+            ApiError::Unavailable { what, cause } => {
+                tracing::warn!(error = ?cause, "{what} does not answer");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": {"code": ErrorCode::Unavailable, "message": format!("{what} does not answer; retry later")}}),
+                )
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
                 (
@@ -216,6 +232,7 @@ fn code_for(status: StatusCode) -> ErrorCode {
         415 => ErrorCode::UnsupportedMediaType,
         416 => ErrorCode::RangeNotSatisfiable,
         429 => ErrorCode::RateLimited,
+        503 => ErrorCode::Unavailable,
         s if s >= 500 => ErrorCode::Internal,
         _ => ErrorCode::Other,
     }
@@ -322,6 +339,10 @@ mod tests {
                 size: None,
             },
             ApiError::Internal(anyhow::anyhow!("x")),
+            ApiError::Unavailable {
+                what: "the job store",
+                cause: anyhow::anyhow!("x"),
+            },
             ApiError::IdempotencyMismatch("no".into()),
             ApiError::IdempotencyInFlight("no".into()),
         ];

@@ -7,6 +7,7 @@ pub mod cdn;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod idempotency;
 pub mod limits;
 pub mod listing;
@@ -57,7 +58,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
     let max_body = state.settings.server.max_body_bytes;
     Router::new()
-        .route("/healthz", get(health))
+        .route("/healthz", get(health::show))
         .route("/metrics", get(metrics::show))
         .route("/v1/assets", post(assets::create).get(listing::list))
         .route("/v1/assets/preflight", post(preflight::preflight))
@@ -135,15 +136,6 @@ async fn refuse_oversized(
         .into_response();
     }
     next.run(req).await
-}
-
-#[utoipa::path(get, operation_id = "health", path = "/healthz", tag = "meta", security(()), responses((status = 200, description = "The store answers", body = String, content_type = "text/plain"), (status = 500, description = "The store does not answer", body = crate::api::openapi::ErrorBody)))]
-#[tracing::instrument(name = "health", skip_all)]
-async fn health(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<&'static str, ApiError> {
-    state.store.ping().await?;
-    Ok("ok")
 }
 
 pub fn hash_key(key: &str) -> [u8; 32] {

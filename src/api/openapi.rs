@@ -121,7 +121,7 @@ impl ToSchema for crate::runware::FramePosition {
 #[openapi(
     info(title = "reelay", description = "Ad-ops requests in, delivery-ready video on a CDN path out."),
     paths(
-        super::health,
+        super::health::show,
         super::metrics::show,
         serve,
         super::assets::create,

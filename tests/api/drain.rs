@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     // SAFETY: kill(2) on our own child, not yet reaped.
     assert_eq!(
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
@@ -17,7 +17,7 @@ fn sigterm(child: &Child) {
 }
 
 /// Waits for the process to exit on its own (no kill).
-fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -13,6 +13,8 @@ mod drain;
 mod equivalence;
 mod events;
 mod faults;
+mod fleet;
+mod health;
 mod helpers;
 mod idempotency;
 mod intake;

@@ -3,6 +3,7 @@
 //! (stages only, no listening socket) that reaches them over the network and
 //! shares the job store and the deployment's keys. Together they publish.
 
+use crate::health::{assert_unavailable, health_leaves, PgProxy};
 use crate::helpers::*;
 use crate::restart::{free_port, state, wait_healthy, Ports};
 use serde_json::Value;
@@ -37,7 +38,7 @@ fn shared(cmd: &mut Command, dir: &Path) {
         .stderr(Stdio::null());
 }
 
-fn api(data: &Path, db: &Path, ports: &Ports, s3: u16, sim: u16) -> Child {
+pub(crate) fn api(data: &Path, db: &Path, ports: &Ports, s3: u16, sim: u16) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
     cmd.args(["serve", "--role", "api"]);
     shared(&mut cmd, db);
@@ -48,7 +49,7 @@ fn api(data: &Path, db: &Path, ports: &Ports, s3: u16, sim: u16) -> Child {
     cmd.spawn().expect("the api process starts")
 }
 
-fn worker(
+pub(crate) fn worker(
     data: &Path,
     db: &Path,
     api_url: &str,
@@ -56,8 +57,21 @@ fn worker(
     sim: u16,
     extra: &[(&str, &str)],
 ) -> Child {
+    worker_with(data, db, api_url, s3, sim, &[], extra)
+}
+
+/// [`worker`] with `args` after `reelay worker`.
+fn worker_with(
+    data: &Path,
+    db: &Path,
+    api_url: &str,
+    s3: u16,
+    sim: u16,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
-    cmd.arg("worker").envs(extra.iter().copied());
+    cmd.arg("worker").args(args);
     shared(&mut cmd, db);
     cmd.env("REELAY__DATA__DIR", data)
         .env("REELAY__STORAGE__EMBEDDED", "false")
@@ -73,12 +87,13 @@ fn worker(
             "REELAY__RUNWARE__WS_URL",
             format!("ws://127.0.0.1:{sim}/v1"),
         )
-        .env("REELAY__SERVER__PUBLIC_URL", api_url);
+        .env("REELAY__SERVER__PUBLIC_URL", api_url)
+        .envs(extra.iter().copied());
     cmd.spawn().expect("the worker starts")
 }
 
 /// A child process killed when the test ends, also when it fails.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -237,4 +252,61 @@ async fn an_idle_worker_elsewhere_is_woken_by_new_work_on_postgres() {
         child.wait().unwrap();
     }
     assert_ne!(state(&a), "requested", "{a:#}");
+}
+
+/// `reelay worker --health-port`: `GET /healthz` on a listener of its own,
+/// 200 while the store answers and its loops run, and nothing else served
+/// there. On Postgres, cut off from the store it answers 503, and 200 once
+/// the store is back.
+#[tokio::test]
+async fn a_worker_with_a_health_port_answers_healthz_there_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api_data, worker_data) = (dir.path().join("api"), dir.path().join("worker"));
+    let db = dir.path().to_path_buf();
+    let ports = Ports::free();
+    let (s3, sim) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{}", ports.api);
+    let http = reqwest::Client::new();
+    let _api = Proc(api(&api_data, &db, &ports, s3, sim));
+    wait_healthy(&http, &url).await;
+
+    // On Postgres the worker reaches the store through a proxy the test cuts.
+    let proxy = if on_postgres() {
+        Some(PgProxy::start().await)
+    } else {
+        None
+    };
+    let routed = proxy
+        .as_ref()
+        .map(|p| p.route(&test_settings(&db).database_url()));
+    let mut extra = vec![("REELAY__DATABASE__ACQUIRE_TIMEOUT_SECS", "2")];
+    extra.extend(routed.iter().map(|u| ("REELAY__DATABASE__URL", u.as_str())));
+    let port = free_port().to_string();
+    let args = ["--health-port", port.as_str()];
+    let w = Proc(worker_with(&worker_data, &db, &url, s3, sim, &args, &extra));
+    let health = format!("http://127.0.0.1:{port}/healthz");
+
+    let (status, body) = health_leaves(&http, &health, 0).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let other = http
+        .get(format!("http://127.0.0.1:{port}/v1/assets"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    let other: Value = other.json().await.unwrap();
+    assert_eq!(other["error"]["code"], "not_found", "{other:#}");
+    let post = http.post(&health).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(listening(w.0.id()), 1, "the health port is all it binds");
+
+    if let Some(proxy) = &proxy {
+        proxy.cut();
+        let (status, body) = health_leaves(&http, &health, 200).await;
+        assert_unavailable(status, &body, "the job store");
+        proxy.restore();
+        let (status, body) = health_leaves(&http, &health, 503).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
 }
