@@ -29,4 +29,5 @@ mod ttl;
 mod upload_url;
 mod vast_fields;
 mod vast_parser;
+mod vmaf;
 mod workers;
