@@ -145,3 +145,43 @@ async fn a_rendition_under_a_raised_vmaf_floor_is_re_encoded_once_then_rejected(
     }
     app.stop().await;
 }
+
+/// The build reads what reelay's HLS outputs are made of: MPEG-TS segments
+/// through a playlist. Its static glibc's iconv crashes there (SIGSEGV)
+/// unless it runs through `ensure_vmaf_ffmpeg`'s wrappers.
+#[tokio::test]
+async fn the_vmaf_build_reads_hls_playlists_and_their_segments() {
+    let Some((ffmpeg, ffprobe)) = vmaf_build() else {
+        return;
+    };
+    let runner = reelay::media::Runner::new(&reelay::media::MediaConfig {
+        ffmpeg_path: ffmpeg,
+        ffprobe_path: ffprobe,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let playlist = dir.path().join("v.m3u8");
+    let mut args: Vec<String> =
+        "-f lavfi -i testsrc2=size=320x180:rate=24:duration=2 -c:v libx264 -preset ultrafast -f hls -hls_time 1 -hls_playlist_type vod"
+            .split(' ')
+            .map(String::from)
+            .collect();
+    args.push(playlist.display().to_string());
+    runner
+        .ffmpeg(
+            args,
+            reelay::media::RunOptions::new("hls", Duration::from_secs(60)),
+        )
+        .await
+        .expect("the build writes HLS");
+    let probe = runner
+        .ffprobe_own(&playlist)
+        .await
+        .expect("the build probes an HLS playlist (MPEG-TS segments) without crashing");
+    assert_eq!(
+        probe.video.as_ref().map(|v| v.width),
+        Some(320),
+        "{probe:?}"
+    );
+    assert!((probe.duration_secs - 2.0).abs() < 0.2, "{probe:?}");
+}
