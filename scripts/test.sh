@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (ffmpeg, Chromium and playwright-core, the VAST
+# Installs what the tests need (ffmpeg, a static ffmpeg with libvmaf for the
+# VMAF tests, Chromium and playwright-core, the VAST
 # parser @dailymotion/vast-client, Runware's
 # Python SDK in a venv), checks formatting and lints, and runs the whole suite.
 set -euo pipefail
@@ -13,10 +14,15 @@ cargo fmt --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 ensure_ffmpeg
+# The VMAF tests run on an ffmpeg with libvmaf (the pinned static build when
+# the system's has none), and fail rather than skip without it.
+ensure_vmaf_ffmpeg
+export REELAY_REQUIRE_VMAF=1
 ensure_openssl
 # The independent OpenAPI 3.1 validator of tests/api/openapi.rs.
 ensure_openapi_validator
 echo "==> ffmpeg: $(ffmpeg -version | head -n1)"
+echo "==> ffmpeg for VMAF: $("$REELAY_VMAF_FFMPEG" -version | head -n1) ($REELAY_VMAF_FFMPEG)"
 # Headless Chromium and playwright-core for tests/browser.rs.
 ensure_chromium
 ensure_browser_deps

@@ -195,7 +195,7 @@ pub(super) fn validate(state: &AppState, body: &Value) -> Result<Validated, ApiE
                 errors.push(FieldError {
                     path: if path == "." { "qc".into() } else { format!("qc.{path}") },
                     rule: format!(
-                        "{} (fields: minSsim, maxBlackSecs, maxFreezeSecs, maxSilenceSecs, loudnessToleranceLu; they can only make the profile stricter)",
+                        "{} (fields: minSsim, minVmaf, maxBlackSecs, maxFreezeSecs, maxSilenceSecs, loudnessToleranceLu; they can only make the profile stricter)",
                         e.inner()
                     ),
                 });

@@ -55,7 +55,11 @@ pub struct CreateAssetRequest {
     /// HTTPS URL that receives signed `asset.*` callbacks.
     #[schema(pattern = "^https?://")]
     pub callback_url: Option<String>,
-    /// Per-asset QC overrides.
+    /// Per-asset QC overrides, each optional and only ever stricter than
+    /// the profile: `minSsim` (0.5-0.999), `minVmaf` (50-99: the VMAF floor
+    /// at the scoring size, where ffmpeg has libvmaf), `maxBlackSecs`,
+    /// `maxFreezeSecs`, `maxSilenceSecs` (0-10), `loudnessToleranceLu`
+    /// (0.1-5). An unknown field or a value out of range is a 400 naming it.
     #[schema(value_type = Option<Object>)]
     pub qc: Option<Value>,
     /// Configured destination names (`[destinations.NAME]`, listed by GET

@@ -2,7 +2,9 @@
 //! VMAF when the installed ffmpeg has the `libvmaf` filter).
 //!
 //! One ffmpeg run decodes the master once, scales a copy to each rendition's
-//! size (bicubic, as the transcode does) and compares frame by frame. Scores
+//! size (bicubic, as the transcode does) and compares frame by frame; for
+//! VMAF, every rendition and the master are scaled to one common size
+//! ([`vmaf_scoring_size`]) and scored with libvmaf's built-in model. Scores
 //! come from the filters' per-frame stats files (and libvmaf's JSON log),
 //! which are easier to parse reliably than the summary lines in the log.
 
@@ -23,6 +25,9 @@ pub struct QualityScore {
     /// Mean VMAF (0-100); None when it was not measured.
     #[serde(default)]
     pub vmaf: Option<f64>,
+    /// The common size VMAF was scored at (see [`vmaf_scoring_size`]).
+    #[serde(default)]
+    pub vmaf_scored_at: Option<FrameSize>,
 }
 
 /// Reported for identical content (infinite PSNR does not fit in JSON).
@@ -58,6 +63,115 @@ impl Target {
             crop: None,
             playlist: false,
             reference_prefix: String::new(),
+        }
+    }
+}
+
+/// A picture size, as VMAF was scored at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FrameSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl std::fmt::Display for FrameSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// The display VMAF is scored for: libvmaf's built-in model (`vmaf_v0.6.1`)
+/// predicts quality on a 1080p screen, so no rendition is scored above it.
+pub const VMAF_DISPLAY: FrameSize = FrameSize {
+    width: 1920,
+    height: 1080,
+};
+
+/// libvmaf's built-in model, named explicitly so a build whose default
+/// changes still scores with the model the floors were set for.
+pub const VMAF_MODEL: &str = "vmaf_v0.6.1";
+
+/// The one size every rendition is scored at for VMAF: the largest
+/// rendition, fitted into [`VMAF_DISPLAY`] (turned for a portrait picture).
+/// Scoring each rung at its own size compares a 480p rung on a 480p screen
+/// and a 1080p one on a 1080p screen, and the smaller can score higher (a
+/// false "quality inversion"); at one size the scores rank as a viewer
+/// switching rungs on one screen sees them.
+pub fn vmaf_scoring_size(targets: &[Target]) -> Option<FrameSize> {
+    let top = targets
+        .iter()
+        .max_by_key(|t| u64::from(t.width) * u64::from(t.height))?;
+    let display = if top.height > top.width {
+        FrameSize {
+            width: VMAF_DISPLAY.height,
+            height: VMAF_DISPLAY.width,
+        }
+    } else {
+        VMAF_DISPLAY
+    };
+    Some(fit(top.width, top.height, display))
+}
+
+/// Rendition `t` at the common scoring size: exactly `common` when its
+/// aspect is within 1 % of it (854x480 beside 1920x1080), else its own
+/// aspect fitted inside `common` (a cropped square next to 16:9 rungs).
+pub fn vmaf_size_for(t: &Target, common: FrameSize) -> FrameSize {
+    let aspect = |w: u32, h: u32| f64::from(w) / f64::from(h);
+    let (own, box_) = (
+        aspect(t.width, t.height),
+        aspect(common.width, common.height),
+    );
+    if (own / box_ - 1.0).abs() <= 0.01 {
+        return common;
+    }
+    let scale = (f64::from(common.width) / f64::from(t.width))
+        .min(f64::from(common.height) / f64::from(t.height));
+    FrameSize {
+        width: even(f64::from(t.width) * scale),
+        height: even(f64::from(t.height) * scale),
+    }
+}
+
+/// `w`x`h` shrunk to fit inside `max` (never enlarged), even sides.
+fn fit(w: u32, h: u32, max: FrameSize) -> FrameSize {
+    if w <= max.width && h <= max.height {
+        return FrameSize {
+            width: w,
+            height: h,
+        };
+    }
+    let scale = (f64::from(max.width) / f64::from(w)).min(f64::from(max.height) / f64::from(h));
+    FrameSize {
+        width: even(f64::from(w) * scale).min(max.width),
+        height: even(f64::from(h) * scale).min(max.height),
+    }
+}
+
+fn even(x: f64) -> u32 {
+    ((x / 2.0).round() as u32 * 2).max(2)
+}
+
+/// What the VMAF half of a quality run needs: a JSON log per rendition, the
+/// size each is scored at, and libvmaf's threads (it runs single-threaded
+/// unless told).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmafPass {
+    pub logs: Vec<PathBuf>,
+    pub sizes: Vec<FrameSize>,
+    pub threads: usize,
+}
+
+impl VmafPass {
+    /// Every rendition at the one common size (see [`vmaf_scoring_size`]).
+    pub fn new(targets: &[Target], logs: Vec<PathBuf>, threads: usize) -> Self {
+        let sizes = match vmaf_scoring_size(targets) {
+            Some(common) => targets.iter().map(|t| vmaf_size_for(t, common)).collect(),
+            None => Vec::new(),
+        };
+        VmafPass {
+            logs,
+            sizes,
+            threads: threads.max(1),
         }
     }
 }
@@ -103,12 +217,14 @@ pub async fn measure_quality(
         })
         .collect();
 
-    let vmaf_files: Option<Vec<PathBuf>> = vmaf.then(|| {
-        (0..renditions.len())
+    let vmaf_pass = vmaf.then(|| {
+        let logs = (0..renditions.len())
             .map(|i| scratch.path().join(format!("vmaf{i}.json")))
-            .collect()
+            .collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        VmafPass::new(renditions, logs, cores.min(16))
     });
-    let args = build_args(master, renditions, &files, vmaf_files.as_deref());
+    let args = build_args(master, renditions, &files, vmaf_pass.as_ref());
 
     let duration = match master_duration {
         Some(d) => Some(d),
@@ -119,26 +235,28 @@ pub async fn measure_quality(
     runner.ffmpeg(args, opts).await?;
 
     let mut scores = Vec::with_capacity(renditions.len());
-    for (Target { name, .. }, (ssim_file, psnr_file)) in renditions.iter().zip(&files) {
+    for (i, (Target { name, .. }, (ssim_file, psnr_file))) in
+        renditions.iter().zip(&files).enumerate()
+    {
         let ssim = mean_ssim(&tokio::fs::read_to_string(ssim_file).await?)
             .ok_or_else(|| ProcessError::BadOutput(format!("no SSIM frames for {name}")))?;
         let psnr = mean_psnr(&tokio::fs::read_to_string(psnr_file).await?)
             .ok_or_else(|| ProcessError::BadOutput(format!("no PSNR frames for {name}")))?;
-        let vmaf =
-            match &vmaf_files {
-                Some(v) => {
-                    let text = tokio::fs::read_to_string(&v[scores.len()]).await?;
-                    Some(mean_vmaf(&text).ok_or_else(|| {
-                        ProcessError::BadOutput(format!("no VMAF score for {name}"))
-                    })?)
-                }
-                None => None,
-            };
+        let (vmaf, vmaf_scored_at) = match &vmaf_pass {
+            Some(v) => {
+                let text = tokio::fs::read_to_string(&v.logs[i]).await?;
+                let score = mean_vmaf(&text)
+                    .ok_or_else(|| ProcessError::BadOutput(format!("no VMAF score for {name}")))?;
+                (Some(score), Some(v.sizes[i]))
+            }
+            None => (None, None),
+        };
         scores.push(QualityScore {
             name: name.clone(),
             ssim,
             psnr,
             vmaf,
+            vmaf_scored_at,
         });
     }
     Ok(scores)
@@ -150,7 +268,7 @@ fn build_args(
     master: &Path,
     renditions: &[Target],
     files: &[(PathBuf, PathBuf)],
-    vmaf_files: Option<&[PathBuf]>,
+    vmaf: Option<&VmafPass>,
 ) -> Vec<String> {
     let mut args = input_args(master, true);
     for t in renditions {
@@ -162,11 +280,11 @@ fn build_args(
     }
     args.extend([
         "-filter_complex".to_owned(),
-        filter_graph(renditions, files, vmaf_files),
+        filter_graph(renditions, files, vmaf),
     ]);
     for i in 0..renditions.len() {
         let mut labels = vec![format!("[s{i}]"), format!("[p{i}]")];
-        if vmaf_files.is_some() {
+        if vmaf.is_some() {
             labels.push(format!("[q{i}]"));
         }
         for label in labels {
@@ -176,32 +294,54 @@ fn build_args(
     args
 }
 
+/// The master's copies: one chain per distinct reference (its picture fix,
+/// crop and size), each split to every comparison that reads it, so a
+/// reference several comparisons share (VMAF's common size, the top rung's
+/// SSIM at the same size, an MP4 and an HLS variant of one rung) is scaled
+/// once.
+#[derive(Default)]
+struct References {
+    chains: Vec<(String, Vec<String>)>,
+}
+
+impl References {
+    fn add(&mut self, chain: String, label: String) {
+        match self.chains.iter_mut().find(|(c, _)| *c == chain) {
+            Some((_, labels)) => labels.push(label),
+            None => self.chains.push((chain, vec![label])),
+        }
+    }
+}
+
 /// Input 0 is the master, input i+1 rendition i. Both sides start at 0 so
-/// frames pair up even when a container starts a few ms late.
+/// frames pair up even when a container starts a few ms late. With VMAF,
+/// each rendition and its reference are also scaled to the common size.
 fn filter_graph(
     targets: &[Target],
     files: &[(PathBuf, PathBuf)],
-    vmaf_files: Option<&[PathBuf]>,
+    vmaf: Option<&VmafPass>,
 ) -> String {
-    let n = targets.len();
-    let refs: String = (0..n).map(|i| format!("[m{i}]")).collect();
-    let mut chains = vec![format!("[0:v:0]setpts=PTS-STARTPTS,split={n}{refs}")];
-    let copies = if vmaf_files.is_some() { 3 } else { 2 };
-    for (i, (t, (ssim_file, psnr_file))) in targets.iter().zip(files).enumerate() {
-        let (w, h) = (t.width, t.height);
+    let mut refs = References::default();
+    let mut chains = Vec::new();
+    let copies = if vmaf.is_some() { 3 } else { 2 };
+    let reference = |t: &Target, w: u32, h: u32| {
         let crop = t
             .crop
             .map(|c| format!("{},", c.filter()))
             .unwrap_or_default();
-        let (mut rs, mut ds) = (format!("[ra{i}][rb{i}]"), format!("[da{i}][db{i}]"));
-        if vmaf_files.is_some() {
-            rs.push_str(&format!("[rc{i}]"));
+        format!(
+            "{}{crop}scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p",
+            t.reference_prefix
+        )
+    };
+    for (i, (t, (ssim_file, psnr_file))) in targets.iter().zip(files).enumerate() {
+        let own = reference(t, t.width, t.height);
+        refs.add(own.clone(), format!("[ra{i}]"));
+        refs.add(own, format!("[rb{i}]"));
+        let mut ds = format!("[da{i}][db{i}]");
+        if vmaf.is_some() {
             ds.push_str(&format!("[dc{i}]"));
         }
-        chains.push(format!(
-            "[m{i}]{}{crop}scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,split={copies}{rs}",
-            t.reference_prefix
-        ));
         chains.push(format!(
             "[{}:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split={copies}{ds}",
             i + 1
@@ -214,15 +354,32 @@ fn filter_graph(
             "[db{i}][rb{i}]psnr=stats_file={}[p{i}]",
             escape_filter_value(&psnr_file.to_string_lossy())
         ));
-        if let Some(v) = vmaf_files {
+        if let Some(v) = vmaf {
+            let FrameSize { width, height } = v.sizes[i];
+            refs.add(reference(t, width, height), format!("[rc{i}]"));
+            chains.push(format!(
+                "[dc{i}]scale=w={width}:h={height}:flags=bicubic,setsar=1,format=yuv420p[dv{i}]"
+            ));
             // libvmaf: distorted first, reference second.
             chains.push(format!(
-                "[dc{i}][rc{i}]{VMAF_FILTER}=log_fmt=json:log_path={}[q{i}]",
-                escape_filter_value(&v[i].to_string_lossy())
+                "[dv{i}][rc{i}]{VMAF_FILTER}=model=version={VMAF_MODEL}:n_threads={}:log_fmt=json:log_path={}[q{i}]",
+                v.threads,
+                escape_filter_value(&v.logs[i].to_string_lossy())
             ));
         }
     }
-    chains.join(";")
+    let n = refs.chains.len();
+    let masters: String = (0..n).map(|k| format!("[m{k}]")).collect();
+    let mut graph = vec![format!("[0:v:0]setpts=PTS-STARTPTS,split={n}{masters}")];
+    for (k, (chain, labels)) in refs.chains.iter().enumerate() {
+        graph.push(format!(
+            "[m{k}]{chain},split={}{}",
+            labels.len(),
+            labels.concat()
+        ));
+    }
+    graph.extend(chains);
+    graph.join(";")
 }
 
 /// The mean VMAF of a libvmaf JSON log: `pooled_metrics.vmaf.mean`

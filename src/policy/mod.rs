@@ -19,7 +19,7 @@ mod video;
 pub use borders::windowboxed;
 pub use destination::{DestinationCheck, DestinationVerdict};
 pub use master::{master_mismatches, upload_extension, Container, MasterSpec};
-pub use quality::ssim_floor;
+pub use quality::{ssim_floor, vmaf_floor, vmaf_rung_floor, VMAF_FLOORS, VMAF_RUNG_ALLOWANCE};
 pub use remediation::{remediation, Remediation};
 pub use rules::{LoudnessRule, PolicySettings, QcOverrides, Rules};
 pub use ttl::ttl_remaining_secs;

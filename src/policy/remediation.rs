@@ -12,17 +12,20 @@ pub enum Remediation {
     None,
 }
 
-/// The check whose failure more bits can fix.
-const SSIM_RULE: &str = "ssim_floor";
+/// The checks whose failure more bits can fix: a rendition under its SSIM
+/// or VMAF floor.
+const QUALITY_RULES: [&str; 2] = ["ssim_floor", "vmaf_floor"];
 
 /// Re-encodes once, and only when every failure is a rendition under its
-/// SSIM floor: a higher quality can raise SSIM, but cannot fix the content
+/// SSIM or VMAF floor: a higher quality can raise both, but cannot fix the content
 /// (black, freeze, silence), the loudness, a bad master or the ttl. Once,
 /// so a master that cannot reach its floor is rejected rather than
 /// re-encoded forever. `boost_applied`: the boost the judged renditions
 /// were encoded at (0 for the first encode).
 pub fn remediation(report: &QcReport, boost_applied: u8) -> Remediation {
-    let only_quality = report.failures().all(|c| c.rule == SSIM_RULE);
+    let only_quality = report
+        .failures()
+        .all(|c| QUALITY_RULES.contains(&c.rule.as_str()));
     if report.verdict == Verdict::Fail && only_quality && boost_applied == 0 {
         Remediation::ReencodeAt { boost: 1 }
     } else {
@@ -58,6 +61,7 @@ mod tests {
             },
             output_quality: 80,
             ssim_floor: 0.9,
+            vmaf_floor: None,
             ttl_remaining_secs: 60,
             profile: "default".into(),
             rules: None,
@@ -81,6 +85,23 @@ mod tests {
             "a second failure rejects"
         );
         assert_eq!(remediation(&r, 2), Remediation::None);
+    }
+
+    #[test]
+    fn a_vmaf_miss_is_re_encoded_once_like_an_ssim_miss() {
+        for failed in [&["vmaf_floor"][..], &["vmaf_floor", "ssim_floor"]] {
+            let r = report(failed);
+            assert_eq!(
+                remediation(&r, 0),
+                Remediation::ReencodeAt { boost: 1 },
+                "{failed:?}"
+            );
+            assert_eq!(remediation(&r, 1), Remediation::None, "{failed:?}");
+        }
+        assert_eq!(
+            remediation(&report(&["vmaf_floor", "black_head"]), 0),
+            Remediation::None
+        );
     }
 
     #[test]

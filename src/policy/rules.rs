@@ -1,7 +1,7 @@
 //! The thresholds a verdict applies: the settings, the request's profile,
 //! and the request's own stricter overrides.
 
-use super::quality::ssim_floor;
+use super::quality::{ssim_floor, vmaf_floor};
 use crate::media::master_qc::MasterQcSettings;
 use crate::media::profile::ProfileSettings;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,11 @@ pub struct LoudnessRule {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rules {
     pub ssim_floor: f64,
+    /// The VMAF floor at the common scoring size (`quality::VMAF_FLOORS`,
+    /// raised by `minVmaf`); applied only where VMAF was measured, each
+    /// smaller rung with its allowance (`quality::vmaf_rung_floor`).
+    #[serde(default)]
+    pub vmaf_floor: f64,
     pub duration_tolerance_secs: f64,
     pub edge_secs: f64,
     pub max_black_secs: f64,
@@ -48,6 +53,7 @@ impl Rules {
                 policy.ssim_floor_at_min,
                 policy.ssim_floor_at_max,
             ),
+            vmaf_floor: vmaf_floor(output_quality),
             duration_tolerance_secs: policy.duration_tolerance_secs,
             edge_secs: policy.edge_secs,
             max_black_secs: policy.max_black_secs,
@@ -74,6 +80,9 @@ impl Rules {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QcOverrides {
     pub min_ssim: Option<f64>,
+    /// The VMAF floor at the scoring size (smaller rungs keep their
+    /// allowance under it); only where ffmpeg has libvmaf.
+    pub min_vmaf: Option<f64>,
     pub max_black_secs: Option<f64>,
     pub max_freeze_secs: Option<f64>,
     pub max_silence_secs: Option<f64>,
@@ -92,6 +101,7 @@ impl QcOverrides {
             }
         };
         range("minSsim", self.min_ssim, 0.5, 0.999);
+        range("minVmaf", self.min_vmaf, 50.0, 99.0);
         range("maxBlackSecs", self.max_black_secs, 0.0, 10.0);
         range("maxFreezeSecs", self.max_freeze_secs, 0.0, 10.0);
         range("maxSilenceSecs", self.max_silence_secs, 0.0, 10.0);
@@ -103,6 +113,9 @@ impl QcOverrides {
     pub fn apply(&self, rules: &mut Rules) {
         if let Some(v) = self.min_ssim {
             rules.ssim_floor = rules.ssim_floor.max(v);
+        }
+        if let Some(v) = self.min_vmaf {
+            rules.vmaf_floor = rules.vmaf_floor.max(v);
         }
         let lower = |cur: &mut f64, v: Option<f64>| {
             if let Some(v) = v {

@@ -55,6 +55,7 @@ fn rendition(p: Probe) -> RenditionMeasure {
         ssim: 0.99,
         psnr: 45.0,
         vmaf: None,
+        vmaf_scored_at: None,
         moov_first: true,
         size_bytes: 1,
         expected_profile: Some("high".into()),
@@ -65,6 +66,7 @@ fn rendition(p: Probe) -> RenditionMeasure {
 fn rules(loudness: Option<LoudnessRule>) -> Rules {
     Rules {
         ssim_floor: 0.9,
+        vmaf_floor: 85.0,
         duration_tolerance_secs: 0.5,
         edge_secs: 0.05,
         max_black_secs: 2.0,
@@ -384,6 +386,7 @@ fn the_band_floor_checks_video_bitrate_and_webm_is_judged_as_vp9_opus() {
             ssim: 0.99,
             psnr: 45.0,
             vmaf: None,
+            vmaf_scored_at: None,
             moov_first: false,
             size_bytes: 1,
         }
@@ -398,6 +401,7 @@ fn the_band_floor_checks_video_bitrate_and_webm_is_judged_as_vp9_opus() {
         };
         let rules = Rules {
             ssim_floor: 0.9,
+            vmaf_floor: 85.0,
             duration_tolerance_secs: 0.5,
             edge_secs: 0.05,
             max_black_secs: 2.0,
@@ -478,6 +482,7 @@ fn the_bitrate_floor_is_the_band_within_the_small_tolerance() {
 fn request_overrides_only_ever_make_the_rules_stricter() {
     let base = Rules {
         ssim_floor: 0.9,
+        vmaf_floor: 85.0,
         duration_tolerance_secs: 0.5,
         edge_secs: 0.05,
         max_black_secs: 2.0,
@@ -490,6 +495,7 @@ fn request_overrides_only_ever_make_the_rules_stricter() {
     };
     let stricter = QcOverrides {
         min_ssim: Some(0.95),
+        min_vmaf: Some(92.0),
         max_black_secs: Some(0.5),
         max_freeze_secs: Some(1.0),
         max_silence_secs: Some(0.0),
@@ -500,15 +506,17 @@ fn request_overrides_only_ever_make_the_rules_stricter() {
     assert_eq!(
         (
             r.ssim_floor,
+            r.vmaf_floor,
             r.max_black_secs,
             r.max_freeze_secs,
             r.max_silence_secs
         ),
-        (0.95, 0.5, 1.0, 0.0)
+        (0.95, 92.0, 0.5, 1.0, 0.0)
     );
     assert_eq!(r.loudness.unwrap().tolerance_lu, 1.0);
     let looser = QcOverrides {
         min_ssim: Some(0.6),
+        min_vmaf: Some(60.0),
         max_black_secs: Some(9.0),
         max_freeze_secs: Some(9.0),
         max_silence_secs: Some(9.0),
@@ -519,21 +527,23 @@ fn request_overrides_only_ever_make_the_rules_stricter() {
     assert_eq!(
         (
             r.ssim_floor,
+            r.vmaf_floor,
             r.max_black_secs,
             r.max_freeze_secs,
             r.max_silence_secs
         ),
-        (0.9, 2.0, 2.0, 2.0)
+        (0.9, 85.0, 2.0, 2.0, 2.0)
     );
     assert_eq!(r.loudness.unwrap().tolerance_lu, 2.0);
     assert!(stricter.validate().is_empty());
     let bad = QcOverrides {
         min_ssim: Some(1.5),
+        min_vmaf: Some(100.0),
         max_black_secs: Some(-1.0),
         ..Default::default()
     };
     let fields: Vec<&str> = bad.validate().into_iter().map(|(f, _)| f).collect();
-    assert_eq!(fields, ["minSsim", "maxBlackSecs"]);
+    assert_eq!(fields, ["minSsim", "minVmaf", "maxBlackSecs"]);
 }
 
 #[test]
@@ -568,4 +578,133 @@ fn only_a_verdict_failing_on_ssim_alone_is_re_encoded() {
     );
     assert_eq!(rep.verdict, Verdict::Pass);
     assert_eq!(remediation(&rep, 0), Remediation::None);
+}
+
+/// VMAF measured (at 1080p, the common size) beside SSIM: each rung is
+/// judged against the floor less its allowance, and a miss is remediable.
+#[test]
+fn where_vmaf_was_measured_each_rung_is_held_to_its_vmaf_floor() {
+    use crate::media::measure::FrameSize;
+    let master = probe(10.0, 50_000, Some(192));
+    let at = Some(FrameSize {
+        width: 1920,
+        height: 1080,
+    });
+    let scored = |name: &str, w: u32, h: u32, vmaf: f64| RenditionMeasure {
+        name: name.into(),
+        expected_width: w,
+        expected_height: h,
+        vmaf: Some(vmaf),
+        vmaf_scored_at: at,
+        ..rendition(probe(10.0, 8_000, Some(192)))
+    };
+    let judge = |r: RenditionMeasure| {
+        let mut rep = report(&master, r, rules(None), None, None);
+        rep.checks.retain(|c| c.rule == "vmaf_floor");
+        rep.checks
+    };
+    // Floor 85 at 1080 lines; 720 lines get 6 points, 480 lines 15.
+    for (name, w, h, vmaf, passed, threshold) in [
+        (
+            "1080p",
+            1920,
+            1080,
+            85.5,
+            true,
+            ">= 85.0 (scored at 1920x1080)",
+        ),
+        (
+            "1080p",
+            1920,
+            1080,
+            84.9,
+            false,
+            ">= 85.0 (scored at 1920x1080)",
+        ),
+        (
+            "720p",
+            1280,
+            720,
+            79.5,
+            true,
+            ">= 79.0 (scored at 1920x1080)",
+        ),
+        (
+            "480p",
+            854,
+            480,
+            71.0,
+            true,
+            ">= 70.0 (scored at 1920x1080)",
+        ),
+        (
+            "480p",
+            854,
+            480,
+            69.0,
+            false,
+            ">= 70.0 (scored at 1920x1080)",
+        ),
+    ] {
+        let checks = judge(scored(name, w, h, vmaf));
+        assert_eq!(checks.len(), 1, "{name} {vmaf}");
+        assert_eq!(checks[0].passed, passed, "{name} {vmaf}: {:?}", checks[0]);
+        assert_eq!(checks[0].threshold, threshold, "{name}");
+        assert_eq!(checks[0].measured, format!("{vmaf:.2}"));
+    }
+    let low = report(
+        &master,
+        scored("1080p", 1920, 1080, 70.0),
+        rules(None),
+        None,
+        None,
+    );
+    let failed: Vec<&str> = low.failures().map(|c| c.rule.as_str()).collect();
+    assert_eq!(failed, ["vmaf_floor"]);
+    assert!(low.summary().contains("VMAF 70.00"), "{}", low.summary());
+    assert_eq!(remediation(&low, 0), Remediation::ReencodeAt { boost: 1 });
+    // Not measured: no VMAF check, SSIM alone gates.
+    let none = report(
+        &master,
+        rendition(probe(10.0, 8_000, Some(192))),
+        rules(None),
+        None,
+        None,
+    );
+    assert!(check(&none, "vmaf_floor").is_none());
+    assert_eq!(none.vmaf_floor, None);
+}
+
+#[test]
+fn the_rules_take_the_vmaf_floor_from_the_table_and_min_vmaf_only_raises_it() {
+    let policy = PolicySettings {
+        duration_tolerance_secs: 0.5,
+        max_master_bytes: 1 << 30,
+        ssim_floor_at_min: 0.8,
+        ssim_floor_at_max: 0.95,
+        default_ttl_secs: 60,
+        ttl_sweep_interval_secs: 5,
+        edge_secs: 0.05,
+        max_black_secs: 2.0,
+        max_freeze_secs: 2.0,
+        max_silence_secs: 2.0,
+        min_master_bits_per_pixel: 0.005,
+        bitrate_tolerance: 1.02,
+    };
+    let r = Rules::new(&policy, None, 80);
+    assert_eq!(r.vmaf_floor, 85.0);
+    let mut raised = r.clone();
+    QcOverrides {
+        min_vmaf: Some(95.0),
+        ..Default::default()
+    }
+    .apply(&mut raised);
+    assert_eq!(raised.vmaf_floor, 95.0);
+    let mut kept = r.clone();
+    QcOverrides {
+        min_vmaf: Some(60.0),
+        ..Default::default()
+    }
+    .apply(&mut kept);
+    assert_eq!(kept.vmaf_floor, 85.0);
 }

@@ -4,11 +4,13 @@
 use super::content::{loudness_checks, run_checks, runs};
 use super::destination::DestinationVerdict;
 use super::master::MasterSpec;
+use super::quality::vmaf_rung_floor;
 use super::rules::Rules;
 use super::video::{h264_checks, rate_checks};
 use crate::media::analyze::{ContentAnalysis, Run};
 use crate::media::level::H264Level;
 use crate::media::loudness::{Normalization, Status};
+use crate::media::measure::FrameSize;
 use crate::media::probe::Probe;
 use crate::media::profile::OutputKind;
 use serde::{Deserialize, Serialize};
@@ -70,6 +72,10 @@ pub struct RenditionMeasure {
     /// Mean VMAF, when the installed ffmpeg could measure it.
     #[serde(default)]
     pub vmaf: Option<f64>,
+    /// The common size VMAF was scored at (1080p at most), the same for
+    /// every rung of one shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmaf_scored_at: Option<FrameSize>,
     pub moov_first: bool,
     pub size_bytes: u64,
     /// The H.264 profile the plan asked for ("high"), when H.264.
@@ -85,6 +91,10 @@ pub struct QcReport {
     pub verdict: Verdict,
     pub output_quality: u32,
     pub ssim_floor: f64,
+    /// The VMAF floor at the scoring size, when VMAF was measured (each
+    /// rung's own floor, with its allowance, is in its `vmaf_floor` check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmaf_floor: Option<f64>,
     pub ttl_remaining_secs: i64,
     #[serde(default)]
     pub profile: String,
@@ -98,8 +108,9 @@ pub struct QcReport {
     /// profile has no loudness target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudness_normalization: Option<Normalization>,
-    /// Whether VMAF was measured (the installed ffmpeg has `libvmaf`). It is
-    /// never required.
+    /// Whether VMAF was measured (the installed ffmpeg has `libvmaf`). When
+    /// it was, every rendition also has a `vmaf_floor` check; without it
+    /// the SSIM floor alone gates.
     #[serde(default)]
     pub vmaf_available: bool,
     /// Wall time of each run behind this report (arrival read, loudness
@@ -303,6 +314,19 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
             r.ssim >= ssim_floor,
             || format!("SSIM {:.4} is below the floor {ssim_floor:.4} for outputQuality {output_quality}", r.ssim),
         ));
+        if let (Some(score), Some(at)) = (r.vmaf, r.vmaf_scored_at) {
+            // Every rung on the same screen: a smaller one gets its allowance.
+            let lines = r.expected_width.min(r.expected_height);
+            let floor = vmaf_rung_floor(rules.vmaf_floor, lines, at.width.min(at.height));
+            checks.push(Check::new(
+                s,
+                "vmaf_floor",
+                format!(">= {floor:.1} (scored at {at})"),
+                format!("{score:.2}"),
+                score >= floor,
+                || format!("VMAF {score:.2} (scored at {at}) is below the floor {floor:.1} for outputQuality {output_quality}"),
+            ));
+        }
         match &r.probe.video {
             Some(v) => {
                 // The codec only: the H.264 profile and level are judged
@@ -448,6 +472,7 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
         verdict,
         output_quality,
         ssim_floor,
+        vmaf_floor: vmaf_available.then_some(rules.vmaf_floor),
         ttl_remaining_secs,
         profile: profile.to_string(),
         rules: Some(rules),

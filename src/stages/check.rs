@@ -1,8 +1,9 @@
 //! `checking` → `publishing` | `rejected`: every rendition measured against
 //! the master (SSIM/PSNR, VMAF where ffmpeg has it), the master's content
 //! analysed, the delivered audio measured when loudness was normalised,
-//! every output probed, and the request's profile's rules applied. A
-//! failure the remediation rule can fix (renditions under their SSIM floor,
+//! every output probed, and the request's profile's rules applied. Where
+//! VMAF is measured its floor gates beside the SSIM floor. A failure the
+//! remediation rule can fix (renditions under their SSIM or VMAF floor,
 //! once) goes back to `transcoding` at a higher quality.
 //!
 //! Each destination the asset names is judged on the same measurements
@@ -196,6 +197,7 @@ pub async fn measure_and_evaluate(
             ssim: score.map(|s| s.ssim).unwrap_or(0.0),
             psnr: score.map(|s| s.psnr).unwrap_or(0.0),
             vmaf: score.and_then(|s| s.vmaf),
+            vmaf_scored_at: score.and_then(|s| s.vmaf_scored_at),
             moov_first: r.kind == OutputKind::Mp4 && moov_before_mdat(&r.path).unwrap_or(false),
             expected_profile: r.profile.clone(),
             expected_level: r.level,
@@ -330,7 +332,11 @@ pub async fn run(ctx: &Ctx<'_>, v: &Variation, asset: &Asset) -> Outcome {
     let checked = run_media(ctx.runner, ctx.settings, &master, probe, outputs, req).await;
     match crate::tri!(checked, "measuring quality") {
         Checked::Pass(report) => {
-            let mut note = format!("QC passed (SSIM floor {:.4})", report.ssim_floor);
+            let mut note = format!("QC passed (SSIM floor {:.4}", report.ssim_floor);
+            match report.vmaf_floor {
+                Some(f) => note.push_str(&format!(", VMAF floor {f:.1})")),
+                None => note.push(')'),
+            }
             if !report.destinations.is_empty() {
                 let each: Vec<String> = report.destinations.iter().map(|d| d.summary()).collect();
                 note.push_str(&format!("; destinations: {}", each.join("; ")));

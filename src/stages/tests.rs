@@ -101,6 +101,7 @@ fn report(checks: Vec<Check>) -> QcReport {
         verdict,
         output_quality: 90,
         ssim_floor: 0.95,
+        vmaf_floor: None,
         ttl_remaining_secs: 3600,
         profile: "default".into(),
         rules: None,

@@ -57,6 +57,8 @@ pub struct CallbackQc {
     pub profile: String,
     pub output_quality: u32,
     pub ssim_floor: f64,
+    /// The VMAF floor at the scoring size, when VMAF was measured.
+    pub vmaf_floor: Option<f64>,
     pub rules: Option<crate::policy::Rules>,
     pub content: Option<crate::media::analyze::ContentAnalysis>,
     pub renditions: Vec<CallbackRendition>,
@@ -84,6 +86,7 @@ impl From<&QcReport> for CallbackQc {
             profile: r.profile.clone(),
             output_quality: r.output_quality,
             ssim_floor: r.ssim_floor,
+            vmaf_floor: r.vmaf_floor,
             rules: r.rules.clone(),
             content: r.content.clone(),
             renditions: r

@@ -364,6 +364,9 @@ pub struct QcView {
     pub verdict: Verdict,
     pub output_quality: u32,
     pub ssim_floor: f64,
+    /// The VMAF floor at the scoring size, when VMAF was measured (each
+    /// rung's floor, after its allowance, is in its `vmaf_floor` check).
+    pub vmaf_floor: Option<f64>,
     pub ttl_remaining_secs_at_check: i64,
     pub renditions: Vec<QcRenditionView>,
     pub vmaf_available: bool,
@@ -386,6 +389,8 @@ pub struct QcRenditionView {
     pub size_bytes: u64,
     pub moov_first: bool,
     pub vmaf: Option<f64>,
+    /// The one size every rung was scored at for VMAF.
+    pub vmaf_scored_at: Option<crate::media::measure::FrameSize>,
 }
 
 impl QcView {
@@ -394,6 +399,7 @@ impl QcView {
             verdict: qc.verdict,
             output_quality: qc.output_quality,
             ssim_floor: qc.ssim_floor,
+            vmaf_floor: qc.vmaf_floor,
             ttl_remaining_secs_at_check: qc.ttl_remaining_secs,
             renditions: qc
                 .renditions
@@ -409,6 +415,7 @@ impl QcView {
                     size_bytes: r.size_bytes,
                     moov_first: r.moov_first,
                     vmaf: r.vmaf,
+                    vmaf_scored_at: r.vmaf_scored_at,
                 })
                 .collect(),
             vmaf_available: qc.vmaf_available,

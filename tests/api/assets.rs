@@ -110,6 +110,11 @@ async fn each_bad_field_gets_400_naming_its_path_and_rule() {
             "qc.minSsim",
         ),
         (
+            "VMAF floor out of range",
+            json!({"qc": {"minVmaf": 100}, "generation": {"positivePrompt": "ok prompt", "width": 3840, "height": 2160}}),
+            "qc.minVmaf",
+        ),
+        (
             "unknown qc field",
             json!({"qc": {"maxBlack": 1}, "generation": {"positivePrompt": "ok prompt", "width": 3840, "height": 2160}}),
             "qc",

@@ -419,6 +419,38 @@ pub fn entered(variation: &Value, state: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The notes of a variation's history, in order.
+pub fn history_notes(variation: &Value) -> Vec<&str> {
+    variation["history"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|t| t["note"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// A variation QC turned down after exactly one re-encode at higher
+/// quality, never published, its reason naming `measure` ("SSIM", "VMAF").
+pub fn assert_remediated_once_then_rejected(asset: &Value, measure: &str) {
+    assert_eq!(asset["status"], "rejected", "{asset:#}");
+    let v = &asset["variations"][0];
+    assert_eq!(v["reason"]["code"], "qcFailed");
+    assert!(
+        v["reason"]["message"].as_str().unwrap().contains(measure),
+        "{}",
+        v["reason"]
+    );
+    let notes = history_notes(v);
+    let remediations = notes
+        .iter()
+        .filter(|n| n.starts_with("remediation:"))
+        .count();
+    assert_eq!(remediations, 1, "exactly one remediation: {notes:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("higher quality started")),
+        "{notes:?}"
+    );
+    assert!(v.get("published").is_none() || v["published"].is_null());
+}
+
 pub fn ffprobe(path: &Path) -> Value {
     let out = Command::new("ffprobe")
         .args([

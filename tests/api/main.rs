@@ -31,4 +31,5 @@ mod ttl;
 mod upload_url;
 mod vast_fields;
 mod vast_parser;
+mod vmaf;
 mod workers;

@@ -162,30 +162,8 @@ async fn a_rendition_under_its_ssim_floor_is_re_encoded_once_then_rejected_and_n
         a["status"] != "processing"
     })
     .await;
-    assert_eq!(a["status"], "rejected", "{a:#}");
+    assert_remediated_once_then_rejected(&a, "SSIM");
     let v = &a["variations"][0];
-    assert_eq!(v["reason"]["code"], "qcFailed");
-    assert!(
-        v["reason"]["message"].as_str().unwrap().contains("SSIM"),
-        "{}",
-        v["reason"]
-    );
-    let notes: Vec<&str> = v["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["note"].as_str())
-        .collect();
-    let remediations = notes
-        .iter()
-        .filter(|n| n.starts_with("remediation:"))
-        .count();
-    assert_eq!(remediations, 1, "exactly one remediation: {notes:?}");
-    assert!(
-        notes.iter().any(|n| n.contains("higher quality started")),
-        "{notes:?}"
-    );
-    assert!(v.get("published").is_none() || v["published"].is_null());
     let checks = v["qc"]["checks"].as_array().unwrap();
     assert!(checks
         .iter()

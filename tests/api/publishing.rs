@@ -371,12 +371,7 @@ async fn vast_describes_the_files_and_a_reprocess_flips_the_pointers_only_at_the
     let new_uaid = check_vast(&app, &new, &master_path, work.path()).await;
     assert_ne!(new_uaid, old_uaid);
     let v = published_variation(&app, &id).await;
-    let notes: Vec<&str> = v["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["note"].as_str())
-        .collect();
+    let notes = history_notes(&v);
     assert!(
         notes.iter().any(|n| n.contains("reprocess requested")),
         "{notes:?}"

@@ -279,6 +279,7 @@ async fn seed_variation(app: &TestApp, id: &str, files: &[WrittenFile], master: 
         verdict: reelay::policy::Verdict::Pass,
         output_quality: 80,
         ssim_floor: 0.9,
+        vmaf_floor: None,
         ttl_remaining_secs: 3600,
         profile: "default".into(),
         rules: None,

@@ -59,27 +59,48 @@ fn without_libvmaf_the_run_measures_ssim_and_psnr_only() {
     );
 }
 
-#[test]
-fn with_libvmaf_each_rendition_gets_a_third_comparison_in_the_same_run() {
-    let r = three();
-    let logs: Vec<PathBuf> = (0..3)
+fn vmaf_pass(targets: &[Target]) -> VmafPass {
+    let logs = (0..targets.len())
         .map(|i| PathBuf::from(format!("/s/vmaf{i}.json")))
         .collect();
-    let args = build_args(Path::new("/m.mp4"), &r, &stats_files(3), Some(&logs));
+    VmafPass::new(targets, logs, 2)
+}
+
+#[test]
+fn with_libvmaf_every_rendition_is_scored_at_one_size_in_the_same_run() {
+    let r = three();
+    let vmaf = vmaf_pass(&r);
+    let common = FrameSize {
+        width: 1920,
+        height: 1080,
+    };
+    assert_eq!(vmaf.sizes, [common; 3], "854x480 too: within 1 % of 16:9");
+    let args = build_args(Path::new("/m.mp4"), &r, &stats_files(3), Some(&vmaf));
     let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
-    assert!(
-        graph.contains("format=yuv420p,split=3[ra2][rb2][rc2]"),
-        "{graph}"
-    );
     assert!(
         graph.contains("[3:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split=3[da2][db2][dc2]"),
         "{graph}"
     );
+    // Each rendition scaled up to the common size, the model named.
     assert!(
-        graph.contains("[dc0][rc0]libvmaf=log_fmt=json:log_path=/s/vmaf0.json[q0]"),
+        graph.contains("[dc2]scale=w=1920:h=1080:flags=bicubic,setsar=1,format=yuv420p[dv2]"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("[dv0][rc0]libvmaf=model=version=vmaf_v0.6.1:n_threads=2:log_fmt=json:log_path=/s/vmaf0.json[q0]"),
         "{graph}"
     );
     assert_eq!(graph.matches("libvmaf=").count(), 3);
+    // One reference at 1920x1080 serves the top rung's SSIM and PSNR and
+    // all three VMAF comparisons; the master is split three ways, not six.
+    assert!(
+        graph.contains("[m0]scale=w=1920:h=1080:flags=bicubic,setsar=1,format=yuv420p,split=5[ra0][rb0][rc0][rc1][rc2]"),
+        "{graph}"
+    );
+    assert!(
+        graph.starts_with("[0:v:0]setpts=PTS-STARTPTS,split=3[m0][m1][m2];"),
+        "{graph}"
+    );
     let maps: Vec<&String> = args
         .windows(2)
         .filter(|w| w[0] == "-map")
@@ -94,6 +115,40 @@ fn with_libvmaf_each_rendition_gets_a_third_comparison_in_the_same_run() {
         4,
         "master decoded once"
     );
+}
+
+#[test]
+fn the_vmaf_size_is_the_top_rung_within_a_1080p_display() {
+    let size = |w, h| FrameSize {
+        width: w,
+        height: h,
+    };
+    let ladder = |sizes: &[(u32, u32)]| -> Vec<Target> {
+        sizes
+            .iter()
+            .map(|(w, h)| Target::new(format!("{h}p"), "/x.mp4", *w, *h))
+            .collect()
+    };
+    // A 4K rung is scored on the model's 1080p display; a 720p top stays.
+    assert_eq!(
+        vmaf_scoring_size(&ladder(&[(3840, 2160), (1920, 1080)])),
+        Some(size(1920, 1080))
+    );
+    assert_eq!(
+        vmaf_scoring_size(&ladder(&[(640, 360), (1280, 720)])),
+        Some(size(1280, 720))
+    );
+    // Portrait: the display turned.
+    assert_eq!(
+        vmaf_scoring_size(&ladder(&[(2160, 3840), (720, 1280)])),
+        Some(size(1080, 1920))
+    );
+    assert_eq!(vmaf_scoring_size(&[]), None);
+    // Another shape in the same set keeps its aspect inside the common size.
+    let square = Target::new("sq", "/sq.mp4", 720, 720);
+    assert_eq!(vmaf_size_for(&square, size(1920, 1080)), size(1080, 1080));
+    let sd = Target::new("sd", "/sd.mp4", 640, 480);
+    assert_eq!(vmaf_size_for(&sd, size(1920, 1080)), size(1440, 1080));
 }
 
 #[test]
