@@ -629,21 +629,15 @@ fn where_vmaf_was_measured_each_rung_is_held_to_its_vmaf_floor() {
             true,
             ">= 79.0 (scored at 1920x1080)",
         ),
+        // Under 60% of the scoring size's lines: reported, never failing
+        // (the loss of lines outweighs the encode's; SSIM holds it).
         (
             "480p",
             854,
             480,
-            71.0,
+            40.0,
             true,
-            ">= 70.0 (scored at 1920x1080)",
-        ),
-        (
-            "480p",
-            854,
-            480,
-            69.0,
-            false,
-            ">= 70.0 (scored at 1920x1080)",
+            "reported, not gated: under 60% of the lines, SSIM holds it (scored at 1920x1080)",
         ),
     ] {
         let checks = judge(scored(name, w, h, vmaf));

@@ -318,13 +318,20 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
             // Every rung on the same screen: a smaller one gets its allowance.
             let lines = r.expected_width.min(r.expected_height);
             let floor = vmaf_rung_floor(rules.vmaf_floor, lines, at.width.min(at.height));
+            let threshold = match floor {
+                Some(f) => format!(">= {f:.1} (scored at {at})"),
+                None => format!(
+                    "reported, not gated: under 60% of the lines, SSIM holds it (scored at {at})"
+                ),
+            };
+            let f = floor.unwrap_or(0.0);
             checks.push(Check::new(
                 s,
                 "vmaf_floor",
-                format!(">= {floor:.1} (scored at {at})"),
+                threshold,
                 format!("{score:.2}"),
-                score >= floor,
-                || format!("VMAF {score:.2} (scored at {at}) is below the floor {floor:.1} for outputQuality {output_quality}"),
+                floor.is_none_or(|f| score >= f),
+                || format!("VMAF {score:.2} (scored at {at}) is below the floor {f:.1} for outputQuality {output_quality}"),
             ));
         }
         match &r.probe.video {

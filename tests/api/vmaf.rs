@@ -125,8 +125,8 @@ async fn a_rendition_under_a_raised_vmaf_floor_is_re_encoded_once_then_rejected(
     };
     let app = spawn_vmaf_app(build).await;
     let mut body = request(3);
-    // The highest floor a request may ask: the lower rungs (allowed 6 and
-    // 15 points under it) cannot reach it even re-encoded.
+    // The highest floor a request may ask: the gated rungs (1080p at it,
+    // 720p 6 points under it) cannot reach it even re-encoded.
     body["qc"] = serde_json::json!({"minVmaf": 99});
     let a = settle(&app, &body).await;
     assert_remediated_once_then_rejected(&a, "VMAF");
