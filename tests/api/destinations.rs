@@ -466,12 +466,7 @@ async fn each_destination_gets_its_verdict_and_only_a_passing_one_gets_its_own_v
         .as_array()
         .unwrap()
         .contains(&json!("1080p-16500k")));
-    let notes: Vec<&str> = v["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["note"].as_str())
-        .collect();
+    let notes = history_notes(v);
     assert!(
         notes.iter().any(|n| n.contains("1080p-16500k for ttd")),
         "{notes:?}"

@@ -83,12 +83,7 @@ async fn a_step_that_outlasts_the_drain_is_handed_back_and_the_next_process_resu
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(a["status"], "published", "{a:#}");
-    let notes: Vec<&str> = a["variations"][0]["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["note"].as_str())
-        .collect();
+    let notes = history_notes(&a["variations"][0]);
     assert!(
         notes.contains(&"transcode resumed after an interrupted run"),
         "{notes:?}"

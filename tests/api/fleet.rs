@@ -8,8 +8,7 @@
 
 use crate::drain::{exits_within, sigterm};
 use crate::helpers::*;
-use crate::restart::{free_port, wait_healthy, Ports};
-use crate::roles::{api, worker, Proc};
+use crate::roles::{Proc, Stack};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -21,34 +20,6 @@ const LEASE_SECS: &str = "4";
 const DRAIN_SECS: u64 = 5;
 /// Kills (and the one SIGTERM) before the fleet is left to finish.
 const CHAOS_EVENTS: usize = 8;
-
-/// How many times a variation's history entered `state` from another state
-/// (a note from a state to itself does not count).
-fn entered_from_elsewhere(variation: &Value, state: &str) -> usize {
-    variation["history"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter(|t| t["to"] == state && t["from"] != state)
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// The taskUUIDs the simulator created (its task files, `{taskUUID}.json`).
-fn simulator_tasks(api_data: &Path) -> Vec<String> {
-    let mut tasks: Vec<String> = std::fs::read_dir(api_data.join("runware-sim"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    tasks.sort();
-    tasks
-}
 
 /// Every ffmpeg or ffprobe process whose command line names `dir` (the
 /// test's folder: work files, simulator renders), as "pid cmdline".
@@ -92,7 +63,7 @@ fn problems(assets: &[Value], tasks: &[String], expected: usize) -> Vec<String> 
         if v["state"] != "published" {
             out.push(format!("{id} ended {}", v["state"]));
         }
-        let published = entered_from_elsewhere(v, "published");
+        let published = changes_into(v, "published");
         if published != 1 {
             out.push(format!("{id} entered published {published} times"));
         }
@@ -125,6 +96,8 @@ fn all_done(assets: &[Value]) -> bool {
 /// One worker slot: its data dir (kept across restarts, as a machine's
 /// volume) and the process running on it now.
 struct Slot {
+    /// Its data dir's name in the stack's folder (kept across restarts).
+    name: String,
     data: PathBuf,
     proc: Proc,
 }
@@ -148,15 +121,8 @@ async fn a_campaign_survives_workers_killed_at_random_and_publishes_each_variati
     eprintln!("fleet chaos seed: {seed} (REELAY_FLEET_SEED={seed} replays the schedule)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().to_path_buf();
-    let api_data = dir.path().join("api");
-    let ports = Ports::free();
-    let (s3, sim) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{}", ports.api);
-    let http = reqwest::Client::new();
-    let _api = Proc(api(&api_data, &db, &ports, s3, sim));
-    wait_healthy(&http, &url).await;
+    let stack = Stack::start().await;
+    let (http, url, dir) = (&stack.http, stack.url.as_str(), stack.dir.path());
 
     let drain = DRAIN_SECS.to_string();
     let env = [
@@ -164,13 +130,14 @@ async fn a_campaign_survives_workers_killed_at_random_and_publishes_each_variati
         ("REELAY__WORKER__CONCURRENCY", "1"),
         ("REELAY__WORKER__DRAIN_SECS", drain.as_str()),
     ];
-    let start = |data: &Path| Proc(worker(data, &db, &url, s3, sim, &env));
+    let start = |name: &str| stack.worker(name, &[], &env);
     let mut slots: Vec<Slot> = (0..3)
         .map(|n| {
-            let data = dir.path().join(format!("worker{n}"));
+            let name = format!("worker{n}");
             Slot {
-                proc: start(&data),
-                data,
+                proc: start(&name),
+                data: dir.join(&name),
+                name,
             }
         })
         .collect();
@@ -182,7 +149,7 @@ async fn a_campaign_survives_workers_killed_at_random_and_publishes_each_variati
         body["campaign"] = json!("fleet");
         body["generation"]["numberResults"] = json!(3);
         body["generation"]["positivePrompt"] = json!(format!("fleet chaos asset {n}"));
-        ids.push(create_at(&http, &url, &body).await);
+        ids.push(create_at(http, url, &body).await);
     }
 
     // The chaos: every 2-5 s a random worker is killed outright and started
@@ -193,7 +160,7 @@ async fn a_campaign_survives_workers_killed_at_random_and_publishes_each_variati
     for event in 0..CHAOS_EVENTS {
         let pause = rng.random_range(2000..5000);
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        if all_done(&views(&http, &url, &ids).await) {
+        if all_done(&views(http, url, &ids).await) {
             break;
         }
         let n = rng.random_range(0..slots.len());
@@ -210,13 +177,13 @@ async fn a_campaign_survives_workers_killed_at_random_and_publishes_each_variati
             let status = exits_within(&mut slot.proc.0, Duration::from_secs(DRAIN_SECS + 20));
             assert!(status.success(), "the drained worker exited {status:?}");
             drained = true;
-            slot.proc = start(&slot.data);
+            slot.proc = start(&slot.name);
         } else {
             let slot = &mut slots[n];
             eprintln!("event {event}: SIGKILL worker {n} (busy: {})", busy(slot));
             slot.proc.0.kill().unwrap();
             slot.proc.0.wait().unwrap();
-            slot.proc = start(&slot.data);
+            slot.proc = start(&slot.name);
         }
     }
 
@@ -224,7 +191,7 @@ async fn a_campaign_survives_workers_killed_at_random_and_publishes_each_variati
     let limit = Duration::from_secs(420);
     let begun = Instant::now();
     let assets = loop {
-        let assets = views(&http, &url, &ids).await;
+        let assets = views(http, url, &ids).await;
         if all_done(&assets) {
             break assets;
         }
@@ -239,12 +206,12 @@ async fn a_campaign_survives_workers_killed_at_random_and_publishes_each_variati
     // (an orphan of a killed worker would); the kernel's kill of a dead
     // worker's children may take a moment to land.
     let settle = Instant::now();
-    let mut leftovers = media_processes_naming(dir.path());
+    let mut leftovers = media_processes_naming(dir);
     while !leftovers.is_empty() && settle.elapsed() < Duration::from_secs(15) {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        leftovers = media_processes_naming(dir.path());
+        leftovers = media_processes_naming(dir);
     }
-    let tasks = simulator_tasks(&api_data);
+    let tasks = simulator_tasks(&stack.api_data());
     drop(slots);
 
     assert!(drained, "the SIGTERM event ran (seed {seed})");

@@ -419,6 +419,19 @@ pub fn entered(variation: &Value, state: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Changes of state into `state` (a note on a state, such as an ignored
+/// write, is a transition to the same state and does not count).
+pub fn changes_into(variation: &Value, state: &str) -> usize {
+    variation["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter(|t| t["to"] == state && t["from"] != state)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// The notes of a variation's history, in order.
 pub fn history_notes(variation: &Value) -> Vec<&str> {
     variation["history"]
@@ -481,13 +494,23 @@ pub fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
 
 /// Task files in a data dir's simulator state.
 pub fn task_files(data: &Path) -> usize {
-    std::fs::read_dir(data.join("runware-sim"))
+    simulator_tasks(data).len()
+}
+
+/// The taskUUIDs the simulator of a data dir created (its task files,
+/// `{taskUUID}.json`), sorted.
+pub fn simulator_tasks(data: &Path) -> Vec<String> {
+    let mut tasks: Vec<String> = std::fs::read_dir(data.join("runware-sim"))
         .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                .count()
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_default();
+    tasks.sort();
+    tasks
 }
 
 /// Posts `body` and returns the new asset's id.

@@ -238,12 +238,7 @@ async fn a_broadcast_profile_normalises_loudness_and_the_report_says_so() {
         .as_f64()
         .unwrap();
     assert!((master + 23.0).abs() > 3.0, "{master}");
-    let notes: Vec<&str> = v["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["note"].as_str())
-        .collect();
+    let notes = history_notes(v);
     assert!(
         notes.iter().any(|n| n.contains("loudness normalised from")),
         "{notes:?}"

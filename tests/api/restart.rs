@@ -18,8 +18,8 @@ pub(crate) fn free_port() -> u16 {
 
 pub(crate) struct Ports {
     pub(crate) api: u16,
-    s3: u16,
-    sim: u16,
+    pub(crate) s3: u16,
+    pub(crate) sim: u16,
 }
 
 impl Ports {

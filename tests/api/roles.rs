@@ -8,7 +8,7 @@ use crate::helpers::*;
 use crate::restart::{free_port, state, wait_healthy, Ports};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -38,58 +38,77 @@ fn shared(cmd: &mut Command, dir: &Path) {
         .stderr(Stdio::null());
 }
 
-pub(crate) fn api(data: &Path, db: &Path, ports: &Ports, s3: u16, sim: u16) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
-    cmd.args(["serve", "--role", "api"]);
-    shared(&mut cmd, db);
-    cmd.env("REELAY__DATA__DIR", data)
-        .env("REELAY__SERVER__PORT", ports.api.to_string())
-        .env("REELAY__STORAGE__EMBEDDED_PORT", s3.to_string())
-        .env("REELAY__SIMULATOR__PORT", sim.to_string());
-    cmd.spawn().expect("the api process starts")
+/// An api process (HTTP API, the embedded S3 and the simulator, no stage)
+/// on free loopback ports, in a temporary folder that also holds the job
+/// store; workers join it over the network.
+pub(crate) struct Stack {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) ports: Ports,
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) api: Proc,
 }
 
-pub(crate) fn worker(
-    data: &Path,
-    db: &Path,
-    api_url: &str,
-    s3: u16,
-    sim: u16,
-    extra: &[(&str, &str)],
-) -> Child {
-    worker_with(data, db, api_url, s3, sim, &[], extra)
-}
+impl Stack {
+    pub(crate) async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = Ports::free();
+        let url = format!("http://127.0.0.1:{}", ports.api);
+        let http = reqwest::Client::new();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
+        cmd.args(["serve", "--role", "api"]);
+        shared(&mut cmd, dir.path());
+        cmd.env("REELAY__DATA__DIR", dir.path().join("api"))
+            .env("REELAY__SERVER__PORT", ports.api.to_string())
+            .env("REELAY__STORAGE__EMBEDDED_PORT", ports.s3.to_string())
+            .env("REELAY__SIMULATOR__PORT", ports.sim.to_string());
+        let api = Proc(cmd.spawn().expect("the api process starts"));
+        wait_healthy(&http, &url).await;
+        Stack {
+            dir,
+            ports,
+            url,
+            http,
+            api,
+        }
+    }
 
-/// [`worker`] with `args` after `reelay worker`.
-fn worker_with(
-    data: &Path,
-    db: &Path,
-    api_url: &str,
-    s3: u16,
-    sim: u16,
-    args: &[&str],
-    extra: &[(&str, &str)],
-) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
-    cmd.arg("worker").args(args);
-    shared(&mut cmd, db);
-    cmd.env("REELAY__DATA__DIR", data)
-        .env("REELAY__STORAGE__EMBEDDED", "false")
-        .env(
-            "REELAY__STORAGE__ENDPOINT",
-            format!("http://127.0.0.1:{s3}"),
-        )
-        .env(
-            "REELAY__RUNWARE__API_URL",
-            format!("http://127.0.0.1:{sim}/v1"),
-        )
-        .env(
-            "REELAY__RUNWARE__WS_URL",
-            format!("ws://127.0.0.1:{sim}/v1"),
-        )
-        .env("REELAY__SERVER__PUBLIC_URL", api_url)
-        .envs(extra.iter().copied());
-    cmd.spawn().expect("the worker starts")
+    /// The job store's folder (the SQLite file, or the Postgres schema's name).
+    pub(crate) fn db(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The api process's data dir (the simulator's task files are there).
+    pub(crate) fn api_data(&self) -> PathBuf {
+        self.dir.path().join("api")
+    }
+
+    /// A `reelay worker` with `args`, its data dir `name` in the folder
+    /// (the same name again: the same dir, as a restarted machine), `extra`
+    /// environment last.
+    pub(crate) fn worker(&self, name: &str, args: &[&str], extra: &[(&str, &str)]) -> Proc {
+        let (s3, sim) = (self.ports.s3, self.ports.sim);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
+        cmd.arg("worker").args(args);
+        shared(&mut cmd, self.db());
+        cmd.env("REELAY__DATA__DIR", self.dir.path().join(name))
+            .env("REELAY__STORAGE__EMBEDDED", "false")
+            .env(
+                "REELAY__STORAGE__ENDPOINT",
+                format!("http://127.0.0.1:{s3}"),
+            )
+            .env(
+                "REELAY__RUNWARE__API_URL",
+                format!("http://127.0.0.1:{sim}/v1"),
+            )
+            .env(
+                "REELAY__RUNWARE__WS_URL",
+                format!("ws://127.0.0.1:{sim}/v1"),
+            )
+            .env("REELAY__SERVER__PUBLIC_URL", &self.url)
+            .envs(extra.iter().copied());
+        Proc(cmd.spawn().expect("the worker starts"))
+    }
 }
 
 /// A child process killed when the test ends, also when it fails.
@@ -134,24 +153,19 @@ fn listening(pid: u32) -> usize {
 
 #[tokio::test]
 async fn an_api_process_and_a_separate_worker_publish_together_and_the_worker_listens_nowhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let (api_data, worker_data) = (dir.path().join("api"), dir.path().join("worker"));
-    let db = dir.path().to_path_buf();
-    let ports = Ports::free();
-    let (s3, sim) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{}", ports.api);
-    let http = reqwest::Client::new();
-
-    let mut api = Proc(api(&api_data, &db, &ports, s3, sim));
-    wait_healthy(&http, &url).await;
+    let mut stack = Stack::start().await;
+    let (http, url) = (stack.http.clone(), stack.url.clone());
     let id = create_at(&http, &url, &request(3)).await;
     // No stage runs in the api process: the variation is still requested.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let a = get_asset(&http, &url, &id).await;
     assert_eq!(state(&a), "requested", "{a:#}");
-    assert!(listening(api.0.id()) >= 3, "api, S3 and simulator ports");
+    assert!(
+        listening(stack.api.0.id()) >= 3,
+        "api, S3 and simulator ports"
+    );
 
-    let mut w = Proc(worker(&worker_data, &db, &url, s3, sim, &[]));
+    let mut w = stack.worker("worker", &[], &[]);
     let a = wait_for(&http, &url, &id, Duration::from_secs(300), |a| {
         a["status"] != "processing"
     })
@@ -168,7 +182,7 @@ async fn an_api_process_and_a_separate_worker_publish_together_and_the_worker_li
         .json()
         .await
         .unwrap();
-    for child in [&mut w.0, &mut api.0] {
+    for child in [&mut w.0, &mut stack.api.0] {
         child.kill().unwrap();
         child.wait().unwrap();
     }
@@ -201,23 +215,9 @@ async fn an_idle_worker_elsewhere_is_woken_by_new_work_on_postgres() {
         eprintln!("job store is SQLite: LISTEN/NOTIFY is Postgres's; skipped");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (api_data, worker_data) = (dir.path().join("api"), dir.path().join("worker"));
-    let db = dir.path().to_path_buf();
-    let ports = Ports::free();
-    let (s3, sim) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{}", ports.api);
-    let http = reqwest::Client::new();
-    let mut api = Proc(api(&api_data, &db, &ports, s3, sim));
-    wait_healthy(&http, &url).await;
-    let mut w = Proc(worker(
-        &worker_data,
-        &db,
-        &url,
-        s3,
-        sim,
-        &[("REELAY__WORKER__IDLE_POLL_MS", "600000")],
-    ));
+    let mut stack = Stack::start().await;
+    let (http, url) = (stack.http.clone(), stack.url.clone());
+    let mut w = stack.worker("worker", &[], &[("REELAY__WORKER__IDLE_POLL_MS", "600000")]);
     // The worker is up (registered) and has found nothing to do.
     let start = std::time::Instant::now();
     loop {
@@ -247,7 +247,7 @@ async fn an_idle_worker_elsewhere_is_woken_by_new_work_on_postgres() {
         state(a) != "requested"
     })
     .await;
-    for child in [&mut w.0, &mut api.0] {
+    for child in [&mut w.0, &mut stack.api.0] {
         child.kill().unwrap();
         child.wait().unwrap();
     }
@@ -260,15 +260,8 @@ async fn an_idle_worker_elsewhere_is_woken_by_new_work_on_postgres() {
 /// the store is back.
 #[tokio::test]
 async fn a_worker_with_a_health_port_answers_healthz_there_and_nothing_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let (api_data, worker_data) = (dir.path().join("api"), dir.path().join("worker"));
-    let db = dir.path().to_path_buf();
-    let ports = Ports::free();
-    let (s3, sim) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{}", ports.api);
-    let http = reqwest::Client::new();
-    let _api = Proc(api(&api_data, &db, &ports, s3, sim));
-    wait_healthy(&http, &url).await;
+    let stack = Stack::start().await;
+    let http = &stack.http;
 
     // On Postgres the worker reaches the store through a proxy the test cuts.
     let proxy = if on_postgres() {
@@ -278,15 +271,15 @@ async fn a_worker_with_a_health_port_answers_healthz_there_and_nothing_else() {
     };
     let routed = proxy
         .as_ref()
-        .map(|p| p.route(&test_settings(&db).database_url()));
+        .map(|p| p.route(&test_settings(stack.db()).database_url()));
     let mut extra = vec![("REELAY__DATABASE__ACQUIRE_TIMEOUT_SECS", "2")];
     extra.extend(routed.iter().map(|u| ("REELAY__DATABASE__URL", u.as_str())));
     let port = free_port().to_string();
     let args = ["--health-port", port.as_str()];
-    let w = Proc(worker_with(&worker_data, &db, &url, s3, sim, &args, &extra));
+    let w = stack.worker("worker", &args, &extra);
     let health = format!("http://127.0.0.1:{port}/healthz");
 
-    let (status, body) = health_leaves(&http, &health, 0).await;
+    let (status, body) = health_leaves(http, &health, 0).await;
     assert_eq!((status, body.as_str()), (200, "ok"));
     let other = http
         .get(format!("http://127.0.0.1:{port}/v1/assets"))
@@ -303,10 +296,10 @@ async fn a_worker_with_a_health_port_answers_healthz_there_and_nothing_else() {
 
     if let Some(proxy) = &proxy {
         proxy.cut();
-        let (status, body) = health_leaves(&http, &health, 200).await;
+        let (status, body) = health_leaves(http, &health, 200).await;
         assert_unavailable(status, &body, "the job store");
         proxy.restore();
-        let (status, body) = health_leaves(&http, &health, 503).await;
+        let (status, body) = health_leaves(http, &health, 503).await;
         assert_eq!((status, body.as_str()), (200, "ok"));
     }
 }

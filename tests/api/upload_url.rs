@@ -23,19 +23,6 @@ fn variation(a: &Value) -> &Value {
     &a["variations"][0]
 }
 
-/// Changes of state into `state` (a note on a state, such as an ignored
-/// write, is a transition to the same state and does not count).
-fn changes_into(v: &Value, state: &str) -> usize {
-    v["history"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter(|t| t["to"] == state && t["from"] != state)
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 fn notes(a: &Value) -> Vec<String> {
     variation(a)["history"]
         .as_array()
