@@ -38,7 +38,6 @@ fi
 [ -x "$REELAY" ] || die "no reelay binary at $REELAY"
 
 rm -rf "$DIR"; mkdir -p "$DIR"; DIR=$(cd "$DIR" && pwd)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 API_PORT=$(free_port); S3_PORT=$(free_port)
 BASE=http://127.0.0.1:$API_PORT
 KEY=reelay-dev-key
@@ -75,7 +74,6 @@ wrk.body = '$(body wrk)'
 LUA
 
 # wrk --latency prints "50%  1.23ms" ... "99%  4.56ms" and "Requests/sec: N".
-to_ms() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.2f", v }'; }
 declare -A RPS P50 P99 ERR
 run() {  # name conns url [lua]
   local name=$1 c=$2 url=$3 out
@@ -84,8 +82,8 @@ run() {  # name conns url [lua]
   out=$(wrk -t "$THREADS" -c "$c" -d "${SECS}s" --latency -H "Authorization: Bearer $KEY" "${extra[@]}" "$url")
   echo "$out" > "$DIR/wrk-$name-$c.txt"
   RPS[$name,$c]=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
-  P50[$name,$c]=$(echo "$out" | awk '$1 == "50%" { print $2 }' | to_ms)
-  P99[$name,$c]=$(echo "$out" | awk '$1 == "99%" { print $2 }' | to_ms)
+  P50[$name,$c]=$(echo "$out" | awk '$1 == "50%" { print $2 }' | wrk_ms)
+  P99[$name,$c]=$(echo "$out" | awk '$1 == "99%" { print $2 }' | wrk_ms)
   ERR[$name,$c]=$(echo "$out" | awk '/Non-2xx or 3xx responses:/ { print $5 } /Socket errors/ { print "socket:" $0 }' | tr '\n' ' ')
   echo "   $name c=$c: ${RPS[$name,$c]} req/s, p50 ${P50[$name,$c]} ms, p99 ${P99[$name,$c]} ms ${ERR[$name,$c]:+(errors: ${ERR[$name,$c]})}"
 }

@@ -90,7 +90,6 @@ done
 # ----------------------------------------------------------- (2) GET latency --
 KEY=reelay-dev-key
 WEBHOOK_KEY=$(openssl rand -hex 32); SIGNING_KEY=$(openssl rand -hex 32)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 SERVE_PID=""
 stop_serve() { [ -z "$SERVE_PID" ] || { kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; SERVE_PID=""; }; }
 trap 'stop_serve; stop_throwaway_postgres' EXIT
@@ -113,7 +112,6 @@ serve() {  # url tag
   done
   die "reelay serve did not answer /healthz"
 }
-to_ms() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.2f", v }'; }
 declare -A RPS P50 P99
 measure() {  # key url
   local out
@@ -121,8 +119,8 @@ measure() {  # key url
   echo "$out" > "$DIR/wrk-$1.txt"
   echo "$out" | grep -q "Non-2xx" && die "$1: wrk saw error answers (see $DIR/wrk-$1.txt)"
   RPS[$1]=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
-  P50[$1]=$(echo "$out" | awk '$1 == "50%" { print $2 }' | to_ms)
-  P99[$1]=$(echo "$out" | awk '$1 == "99%" { print $2 }' | to_ms)
+  P50[$1]=$(echo "$out" | awk '$1 == "50%" { print $2 }' | wrk_ms)
+  P99[$1]=$(echo "$out" | awk '$1 == "99%" { print $2 }' | wrk_ms)
   echo "   $1: ${RPS[$1]} req/s, p50 ${P50[$1]} ms, p99 ${P99[$1]} ms"
 }
 for backend in $BACKENDS; do

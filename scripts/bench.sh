@@ -207,7 +207,6 @@ run_d() {  # master secs out_dir
 # on free loopback ports; each round PUTs the master by hand under a campaign
 # of its own (a new asset) and waits for it to be published.
 SERVICE_PID=""
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 stop_service() {
   if [ -n "$SERVICE_PID" ]; then kill "$SERVICE_PID" 2>/dev/null || true; wait "$SERVICE_PID" 2>/dev/null || true; fi
   SERVICE_PID=""

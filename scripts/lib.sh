@@ -80,6 +80,12 @@ ensure_vmaf_ffmpeg() {
   export REELAY_VMAF_FFMPEG="$dir/reelay/ffmpeg" REELAY_VMAF_FFPROBE="$dir/reelay/ffprobe"
 }
 
+# A free TCP port on 127.0.0.1 (the benchmarks' servers listen on loopback only).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# wrk's latency ("950.00us", "1.23ms", "2.01s") on stdin, in milliseconds.
+wrk_ms() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.2f", v }'; }
+
 ensure_cargo() {
   if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
@@ -210,7 +216,7 @@ ensure_postgres() {
 start_throwaway_postgres() {
   local dir port run=()
   dir="$(mktemp -d /tmp/reelay-pg.XXXXXX)"
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  port="$(free_port)"
   if [ "$(id -u)" -eq 0 ]; then
     id reelay-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin reelay-test
     chown reelay-test "$dir"

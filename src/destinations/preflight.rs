@@ -23,6 +23,10 @@ pub struct NeededOutput {
     /// The destinations this output serves (in the union).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub destinations: Vec<String>,
+    /// Of those, the ones that put a bitrate band on it (the others only
+    /// accept the file); what the transcode names an added file for.
+    #[serde(skip)]
+    pub banded_by: Vec<String>,
 }
 
 /// One rule and when it is checked.
@@ -343,6 +347,7 @@ fn outputs(d: &Destination, master: (u32, u32)) -> Vec<NeededOutput> {
             min_kbps: lo,
             max_kbps: hi,
             destinations: Vec::new(),
+            banded_by: Vec::new(),
         }
     };
     let mut v = vec![out("top", top_short, d.top_min_kbps, d.top_max_kbps)];
@@ -391,19 +396,11 @@ pub fn needed_for_master(
     union_of(per.iter().map(|(n, o)| (*n, o.as_slice())))
 }
 
-/// Whether destination `d` puts a bitrate band on a `width`x`height` file
-/// from a master of `size` (the union also lists the destinations that
-/// merely accept the file).
-pub fn bands_at(d: &Destination, size: (u32, u32), width: u32, height: u32) -> bool {
-    outputs(d, size).iter().any(|o| {
-        (o.width, o.height) == (width, height) && (o.min_kbps.is_some() || o.max_kbps.is_some())
-    })
-}
-
 fn union_of<'a>(per: impl Iterator<Item = (&'a str, &'a [NeededOutput])>) -> Vec<NeededOutput> {
     let mut all: Vec<NeededOutput> = Vec::new();
     for (name, outputs) in per {
         for o in outputs {
+            let banded = o.min_kbps.is_some() || o.max_kbps.is_some();
             let lo = |x: &NeededOutput| x.min_kbps.unwrap_or(0);
             let hi = |x: &NeededOutput| x.max_kbps.unwrap_or(u32::MAX);
             let same = all.iter_mut().find(|u| {
@@ -426,10 +423,18 @@ fn union_of<'a>(per: impl Iterator<Item = (&'a str, &'a [NeededOutput])>) -> Vec
                     if !u.destinations.iter().any(|d| d == name) {
                         u.destinations.push(name.to_string());
                     }
+                    if banded && !u.banded_by.iter().any(|d| d == name) {
+                        u.banded_by.push(name.to_string());
+                    }
                 }
                 None => {
                     let mut o = o.clone();
                     o.destinations = vec![name.to_string()];
+                    o.banded_by = if banded {
+                        vec![name.to_string()]
+                    } else {
+                        Vec::new()
+                    };
                     all.push(o);
                 }
             }

@@ -117,11 +117,10 @@ fn for_destinations(
     let Some(video) = probe.video.as_ref() else {
         return Vec::new();
     };
-    let size = (video.width, video.height);
     let needed = crate::destinations::preflight::needed_for_master(
         destinations,
         &settings.destinations,
-        size,
+        (video.width, video.height),
     );
     let top_audio = plan
         .renditions
@@ -155,22 +154,10 @@ fn for_destinations(
             max_kbps: n.max_kbps,
             audio_kbps: audio,
         };
-        // Named for the destinations whose band asked for it (others in
-        // the union only accept the file).
-        let banding: Vec<String> = n
-            .destinations
-            .iter()
-            .filter(|d| {
-                settings.destinations.get(*d).is_some_and(|t| {
-                    crate::destinations::preflight::bands_at(t, size, n.width, n.height)
-                })
-            })
-            .cloned()
-            .collect();
         for name in add_banded(plan, std::slice::from_ref(&out)) {
             added.push(Added {
                 name,
-                destinations: banding.clone(),
+                destinations: n.banded_by.clone(),
             });
         }
     }
