@@ -192,6 +192,9 @@ fn a_clean_master_passes_the_default_and_a_broadcast_profile() {
         // its own), and every run that happened has its wall time.
         let t = &report["qc"]["timings"];
         assert_eq!(t["content_in_transcode"], true, "{t}");
+        // So did the quality pass: it read the frames the transcode wrote
+        // (and removed them after), not the master again.
+        assert_eq!(t["quality_on_transcode_frames"], true, "{t}");
         assert!(t.get("content_analysis_secs").is_none(), "{t}");
         for run in [
             "arrival_read_secs",

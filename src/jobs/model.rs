@@ -332,6 +332,10 @@ pub struct Outputs {
     /// report to complete.
     #[serde(default)]
     pub timings: Timings,
+    /// The master's frames the transcode wrote for QC (never published);
+    /// QC reads the master where one is missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<crate::media::measure::StoredReference>,
 }
 
 impl Outputs {

@@ -2,13 +2,19 @@
 //! VMAF when the installed ffmpeg has the `libvmaf` filter).
 //!
 //! One ffmpeg run decodes the master once, scales a copy to each rendition's
-//! size (bicubic, as the transcode does) and compares frame by frame; for
+//! size (bicubic, as the transcode does) and compares frame by frame. When
+//! the transcode wrote the master's picture at the largest size of a crop
+//! ([`StoredReference`]: the very frames that size's encoder got), the
+//! references are scaled from that file instead and the 4K master is not
+//! decoded again (see [`Target::stored_reference`]); for
 //! VMAF, every rendition and the master are scaled to one common size
 //! ([`vmaf_scoring_size`]) and scored with libvmaf's built-in model. Scores
 //! come from the filters' per-frame stats files (and libvmaf's JSON log),
 //! which are easier to parse reliably than the summary lines in the log.
 
-use super::process::{input_args, own_input_args, ProcessError, RunOptions, Runner, ScratchDir};
+use super::process::{
+    input_args, own_input_args, reference_input_args, ProcessError, RunOptions, Runner, ScratchDir,
+};
 use super::profile::Crop;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -60,6 +66,37 @@ pub struct Target {
     /// (`transcode::PictureFix::filters`, "" or ending in a comma), applied
     /// to the reference too so it is compared with what was made from it.
     pub reference_prefix: String,
+    /// The master's corrected, cropped picture as the transcode wrote it
+    /// for this rendition's crop. Used when no side of a comparison would
+    /// need it enlarged (its size covers the rendition's and, with VMAF,
+    /// the scoring size); otherwise the reference comes from the master.
+    pub stored_reference: Option<StoredReference>,
+}
+
+/// Frames the transcode wrote for QC (raw YUV 4:2:0 in NUT): the master
+/// after its picture corrections and `crop`, scaled (bicubic) to the
+/// largest output size of that crop, exactly as that size's encoder got
+/// them. Smaller rungs' references are scaled down from it as the
+/// transcode's own cascade does, so the quality pass reads this instead
+/// of decoding the master again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredReference {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub crop: Option<Crop>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl StoredReference {
+    /// Raw frame bytes of `frames` frames at `width`x`height` (4:2:0).
+    pub fn estimated_bytes(width: u32, height: u32, frames: f64) -> u64 {
+        (f64::from(width) * f64::from(height) * 1.5 * frames.max(0.0)) as u64
+    }
+
+    fn covers(&self, size: FrameSize) -> bool {
+        size.width <= self.width && size.height <= self.height
+    }
 }
 
 impl Target {
@@ -72,6 +109,7 @@ impl Target {
             crop: None,
             playlist: false,
             reference_prefix: String::new(),
+            stored_reference: None,
         }
     }
 }
@@ -185,6 +223,13 @@ impl VmafPass {
     }
 }
 
+/// Whether a quality run over `targets` (with VMAF or not) decodes the
+/// master: some comparison has no stored reference that covers it.
+pub fn reads_master(targets: &[Target], vmaf: bool) -> bool {
+    let pass = vmaf.then(|| VmafPass::new(targets, Vec::new(), 1));
+    Sources::new(targets, pass.as_ref()).master
+}
+
 /// Scores each rendition `(name, file, width, height)` against `master`.
 pub async fn ssim_psnr(
     runner: &Runner,
@@ -233,13 +278,17 @@ pub async fn measure_quality(
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         VmafPass::new(renditions, logs, cores.min(16))
     });
-    let args = build_args(master, renditions, &files, vmaf_pass.as_ref());
+    let sources = Sources::new(renditions, vmaf_pass.as_ref());
+    let args = build_args(master, renditions, &files, vmaf_pass.as_ref(), &sources);
 
     let duration = match master_duration {
         Some(d) => Some(d),
         None => runner.ffprobe(master).await.map(|p| p.duration_secs).ok(),
     };
-    let mut opts = RunOptions::new("quality measurement", deadline).untrusted();
+    let mut opts = RunOptions::new("quality measurement", deadline);
+    if sources.master {
+        opts = opts.untrusted();
+    }
     opts.input_duration_secs = duration;
     runner.ffmpeg(args, opts).await?;
 
@@ -278,8 +327,12 @@ fn build_args(
     renditions: &[Target],
     files: &[(PathBuf, PathBuf)],
     vmaf: Option<&VmafPass>,
+    sources: &Sources,
 ) -> Vec<String> {
-    let mut args = input_args(master, true);
+    let mut args = Vec::new();
+    if sources.master {
+        args.extend(input_args(master, true));
+    }
     for t in renditions {
         if t.playlist {
             args.extend(own_input_args(&t.path));
@@ -287,9 +340,12 @@ fn build_args(
             args.extend(input_args(&t.path, true));
         }
     }
+    for path in &sources.stored {
+        args.extend(reference_input_args(path));
+    }
     args.extend([
         "-filter_complex".to_owned(),
-        filter_graph(renditions, files, vmaf),
+        filter_graph(renditions, files, vmaf, sources),
     ]);
     for i in 0..renditions.len() {
         let mut labels = vec![format!("[s{i}]"), format!("[p{i}]")];
@@ -303,57 +359,119 @@ fn build_args(
     args
 }
 
-/// The master's copies: one chain per distinct reference (its picture fix,
-/// crop and size), each split to every comparison that reads it, so a
-/// reference several comparisons share (VMAF's common size, the top rung's
-/// SSIM at the same size, an MP4 and an HLS variant of one rung) is scaled
-/// once.
+/// Where each comparison's reference frames come from: the master, or a
+/// stored reference (`stored[k]`) that covers every size the comparison
+/// reads it at. The master is decoded only when some target needs it.
+#[derive(Debug, Clone, PartialEq)]
+struct Sources {
+    /// Per target: `Some(k)` reads `stored[k]`, None the master.
+    of: Vec<Option<usize>>,
+    stored: Vec<PathBuf>,
+    master: bool,
+}
+
+impl Sources {
+    fn new(targets: &[Target], vmaf: Option<&VmafPass>) -> Self {
+        let mut stored: Vec<PathBuf> = Vec::new();
+        let of: Vec<Option<usize>> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let r = t.stored_reference.as_ref()?;
+                let own = FrameSize {
+                    width: t.width,
+                    height: t.height,
+                };
+                let scored = vmaf.and_then(|v| v.sizes.get(i).copied());
+                if r.crop != t.crop || !r.covers(own) || scored.is_some_and(|s| !r.covers(s)) {
+                    return None;
+                }
+                Some(match stored.iter().position(|p| *p == r.path) {
+                    Some(k) => k,
+                    None => {
+                        stored.push(r.path.clone());
+                        stored.len() - 1
+                    }
+                })
+            })
+            .collect();
+        let master = of.iter().any(Option::is_none);
+        Sources { of, stored, master }
+    }
+
+    /// The input index of rendition `i` (inputs: the master when needed,
+    /// the renditions, the stored references).
+    fn rendition_input(&self, i: usize) -> usize {
+        usize::from(self.master) + i
+    }
+
+    fn stored_input(&self, k: usize) -> usize {
+        usize::from(self.master) + self.of.len() + k
+    }
+}
+
+/// The references' copies: one chain per distinct reference (its source,
+/// picture fix, crop and size), each split to every comparison that reads
+/// it, so a reference several comparisons share (VMAF's common size, the
+/// top rung's SSIM at the same size, an MP4 and an HLS variant of one rung)
+/// is scaled once. `source` None is the master, `Some(k)` stored reference k.
 #[derive(Default)]
 struct References {
-    chains: Vec<(String, Vec<String>)>,
+    chains: Vec<(Option<usize>, String, Vec<String>)>,
 }
 
 impl References {
-    fn add(&mut self, chain: String, label: String) {
-        match self.chains.iter_mut().find(|(c, _)| *c == chain) {
-            Some((_, labels)) => labels.push(label),
-            None => self.chains.push((chain, vec![label])),
+    fn add(&mut self, source: Option<usize>, chain: String, label: String) {
+        match self
+            .chains
+            .iter_mut()
+            .find(|(s, c, _)| *s == source && *c == chain)
+        {
+            Some((_, _, labels)) => labels.push(label),
+            None => self.chains.push((source, chain, vec![label])),
         }
     }
 }
 
-/// Input 0 is the master, input i+1 rendition i. Both sides start at 0 so
-/// frames pair up even when a container starts a few ms late. With VMAF,
-/// each rendition and its reference are also scaled to the common size.
+/// Inputs as [`Sources`] numbers them. Both sides start at 0 so frames
+/// pair up even when a container starts a few ms late. With VMAF, each
+/// rendition and its reference are also scaled to the common size. A
+/// stored reference already has the picture fix and crop: its chain only
+/// scales (a no-op at its own size).
 fn filter_graph(
     targets: &[Target],
     files: &[(PathBuf, PathBuf)],
     vmaf: Option<&VmafPass>,
+    sources: &Sources,
 ) -> String {
     let mut refs = References::default();
     let mut chains = Vec::new();
     let copies = if vmaf.is_some() { 3 } else { 2 };
-    let reference = |t: &Target, w: u32, h: u32| {
-        let crop = t
-            .crop
-            .map(|c| format!("{},", c.filter()))
-            .unwrap_or_default();
-        format!(
-            "{}{crop}scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,{BY_INDEX}",
-            t.reference_prefix
-        )
+    let reference = |i: usize, t: &Target, w: u32, h: u32| {
+        let scale = format!("scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p,{BY_INDEX}");
+        match sources.of[i] {
+            Some(_) => scale,
+            None => {
+                let crop = t
+                    .crop
+                    .map(|c| format!("{},", c.filter()))
+                    .unwrap_or_default();
+                format!("{}{crop}{scale}", t.reference_prefix)
+            }
+        }
     };
     for (i, (t, (ssim_file, psnr_file))) in targets.iter().zip(files).enumerate() {
-        let own = reference(t, t.width, t.height);
-        refs.add(own.clone(), format!("[ra{i}]"));
-        refs.add(own, format!("[rb{i}]"));
+        let source = sources.of[i];
+        let own = reference(i, t, t.width, t.height);
+        refs.add(source, own.clone(), format!("[ra{i}]"));
+        refs.add(source, own, format!("[rb{i}]"));
         let mut ds = format!("[da{i}][db{i}]");
         if vmaf.is_some() {
             ds.push_str(&format!("[dc{i}]"));
         }
         chains.push(format!(
             "[{}:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,{BY_INDEX},split={copies}{ds}",
-            i + 1
+            sources.rendition_input(i)
         ));
         chains.push(format!(
             "[da{i}][ra{i}]ssim=stats_file={}[s{i}]",
@@ -365,7 +483,7 @@ fn filter_graph(
         ));
         if let Some(v) = vmaf {
             let FrameSize { width, height } = v.sizes[i];
-            refs.add(reference(t, width, height), format!("[rc{i}]"));
+            refs.add(source, reference(i, t, width, height), format!("[rc{i}]"));
             chains.push(format!(
                 "[dc{i}]scale=w={width}:h={height}:flags=bicubic,setsar=1,format=yuv420p[dv{i}]"
             ));
@@ -377,18 +495,44 @@ fn filter_graph(
             ));
         }
     }
-    let n = refs.chains.len();
-    let masters: String = (0..n).map(|k| format!("[m{k}]")).collect();
-    let mut graph = vec![format!("[0:v:0]setpts=PTS-STARTPTS,split={n}{masters}")];
-    for (k, (chain, labels)) in refs.chains.iter().enumerate() {
+    // Each source decoded once, split to its chains.
+    let mut inputs: Vec<Option<usize>> = Vec::new();
+    for (source, _, _) in &refs.chains {
+        if !inputs.contains(source) {
+            inputs.push(*source);
+        }
+    }
+    let mut graph = Vec::new();
+    for source in &inputs {
+        let input = source.map_or(0, |k| sources.stored_input(k));
+        let mine: Vec<usize> = (0..refs.chains.len())
+            .filter(|c| refs.chains[*c].0 == *source)
+            .collect();
+        let labels: String = mine.iter().map(|c| copy_label(*source, *c)).collect();
         graph.push(format!(
-            "[m{k}]{chain},split={}{}",
+            "[{input}:v:0]setpts=PTS-STARTPTS,split={}{labels}",
+            mine.len()
+        ));
+    }
+    for (c, (source, chain, labels)) in refs.chains.iter().enumerate() {
+        graph.push(format!(
+            "{}{chain},split={}{}",
+            copy_label(*source, c),
             labels.len(),
             labels.concat()
         ));
     }
     graph.extend(chains);
     graph.join(";")
+}
+
+/// The pad of reference chain `c`'s copy of its source: `[m{c}]` of the
+/// master, `[r{k}c{c}]` of stored reference k.
+fn copy_label(source: Option<usize>, c: usize) -> String {
+    match source {
+        Some(k) => format!("[r{k}c{c}]"),
+        None => format!("[m{c}]"),
+    }
 }
 
 /// The mean VMAF of a libvmaf JSON log: `pooled_metrics.vmaf.mean`

@@ -68,6 +68,12 @@ pub struct MediaConfig {
     /// The same for each ffprobe run.
     pub ffprobe_memory_limit_mb: u64,
     pub ffprobe_cpu_limit_secs: u64,
+    /// Largest QC reference the transcode writes per crop (MiB of raw
+    /// frames; see `transcode::TranscodePlan::add_quality_references`).
+    /// A crop over it (a 4K rung) is compared with the master decoded
+    /// again. 0: never write one. Default 2048 (15 s of 1080p at 30 fps is
+    /// about 1,400).
+    pub quality_reference_max_mb: u64,
 }
 
 impl Default for MediaConfig {
@@ -85,6 +91,7 @@ impl Default for MediaConfig {
             ffmpeg_cpu_limit_secs: 3600,
             ffprobe_memory_limit_mb: 384,
             ffprobe_cpu_limit_secs: 60,
+            quality_reference_max_mb: 2048,
         }
     }
 }
@@ -179,6 +186,7 @@ mod tests {
         assert_eq!(c.transcode_timeout_secs, 900);
         assert_eq!(c.probe_timeout_secs, 30);
         assert_eq!(c.x264_preset, "veryfast");
+        assert_eq!(c.quality_reference_max_mb, 2048);
         assert!(c.effective_max_concurrent() >= 1);
     }
 

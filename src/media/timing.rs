@@ -31,6 +31,10 @@ pub struct Timings {
     /// The content analysis ran on the transcode's own decode.
     #[serde(default)]
     pub content_in_transcode: bool,
+    /// Every quality comparison read the frames the transcode wrote
+    /// (`measure::StoredReference`): the master was not decoded again.
+    #[serde(default)]
+    pub quality_on_transcode_frames: bool,
     /// Measuring the delivered audio (when loudness was normalised).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_loudness_secs: Option<f64>,

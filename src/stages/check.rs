@@ -21,11 +21,11 @@ use crate::jobs::State;
 use crate::media::analyze::{analyze, ContentAnalysis, DetectSettings};
 use crate::media::hls::MediaPlaylist;
 use crate::media::loudness::{self, Normalization, Status};
-use crate::media::measure::{measure_quality, Target, VMAF_FILTER};
+use crate::media::measure::{measure_quality, reads_master, StoredReference, Target, VMAF_FILTER};
 use crate::media::outputs::RenditionFile;
 use crate::media::probe::{moov_before_mdat, Probe};
 use crate::media::process::{ProcessError, Runner};
-use crate::media::profile::OutputKind;
+use crate::media::profile::{Crop, OutputKind};
 use crate::media::timing::{timed, Timings};
 use crate::policy::{self, MasterSpec, QcInput, QcOverrides, QcReport, RenditionMeasure, Verdict};
 use crate::reason::ReasonCode;
@@ -79,6 +79,8 @@ pub struct Prior {
     pub content: Option<ContentAnalysis>,
     /// The runs so far (arrival read, loudness pass, transcode).
     pub timings: Timings,
+    /// The master's frames the transcode wrote for the quality pass.
+    pub references: Vec<StoredReference>,
 }
 
 impl Prior {
@@ -86,7 +88,17 @@ impl Prior {
         Prior {
             content: outputs.content.clone(),
             timings: outputs.timings.clone(),
+            references: outputs.references.clone(),
         }
+    }
+
+    /// The stored reference of `crop`, if its file is still there (a
+    /// restart may have lost the work folder's scratch).
+    fn reference_for(&self, crop: Option<Crop>) -> Option<StoredReference> {
+        self.references
+            .iter()
+            .find(|r| r.crop == crop && r.path.is_file())
+            .cloned()
     }
 }
 
@@ -112,6 +124,7 @@ pub async fn measure_and_evaluate(
             crop: r.crop,
             playlist: r.kind == OutputKind::Hls,
             reference_prefix: reference_prefix.clone(),
+            stored_reference: prior.reference_for(r.crop),
             ..Target::new(r.name.clone(), r.path.clone(), r.width, r.height)
         })
         .collect();
@@ -173,6 +186,7 @@ pub async fn measure_and_evaluate(
     );
     let (scores, content, after, probes) = (scores?, content?, after?, probes?);
     timings.quality_pass_secs = Some(quality_secs);
+    timings.quality_on_transcode_frames = !reads_master(&list, vmaf);
     timings.content_analysis_secs = content_secs;
     timings.content_in_transcode = content_secs.is_none();
     timings.output_loudness_secs = judge_output.then_some(after_secs);
@@ -274,7 +288,7 @@ pub async fn run_media(
     req: QcRequest<'_>,
 ) -> Result<Checked, ProcessError> {
     let prior = Prior::of(outputs);
-    match measure_and_evaluate(
+    let measured = measure_and_evaluate(
         runner,
         settings,
         master,
@@ -283,8 +297,16 @@ pub async fn run_media(
         prior,
         req,
     )
-    .await
-    {
+    .await;
+    // The reference frames (a GiB or so) are scratch: a retry of this
+    // stage reads the master instead, a remediation writes new ones.
+    for r in &outputs.references {
+        let _ = tokio::fs::remove_file(&r.path).await;
+        if let Some(dir) = r.path.parent() {
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+    }
+    match measured {
         Ok(report) => Ok(decide(report, outputs.boost)),
         Err(e) if e.is_input_fault() => Ok(Checked::Rejected {
             code: ReasonCode::MeasureFailed,

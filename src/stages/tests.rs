@@ -287,6 +287,7 @@ async fn an_internal_error_reaches_the_log_but_never_the_client() {
         loudness: None,
         content: None,
         timings: Default::default(),
+        references: Vec::new(),
     };
     let json = serde_json::to_string(&outputs).unwrap().replace('\'', "''");
     raw(&p, &format!("UPDATE variations SET outputs_json = '{json}', master_probe = '{}', error_count = 1 WHERE id = 'a1_v0'",

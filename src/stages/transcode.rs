@@ -257,6 +257,21 @@ pub async fn run_media(
         detect: DetectSettings::default(),
         audio: probe.audio.is_some(),
     });
+    // And its quality pass compares with frames written on the way, as
+    // far as the disk keeps its margin after them.
+    tokio::fs::create_dir_all(out_dir).await?;
+    let spare = crate::jobs::workdir::free_bytes(out_dir)
+        .map(|free| free.saturating_sub(settings.data.free_space_margin_bytes))
+        .unwrap_or(0);
+    plan.add_quality_references(
+        out_dir,
+        probe.duration_secs,
+        (settings
+            .media
+            .quality_reference_max_mb
+            .saturating_mul(1 << 20))
+        .min(spare),
+    );
     let Executed {
         out,
         loudness,
@@ -285,6 +300,7 @@ pub async fn run_media(
             loudness,
             content: out.content.clone(),
             timings,
+            references: out.references.clone(),
         }),
         added,
     ))

@@ -51,6 +51,31 @@ async fn an_asset_goes_from_request_to_playable_files_on_the_cdn() {
         assert!(path.contains(&stage), "missing {stage} in {path:?}");
     }
     assert_eq!(v["qc"]["verdict"], "pass");
+    // QC compared with the frames the transcode wrote, not a second decode
+    // of the 4K master, and removed them (they are never published).
+    let db = app.db().await;
+    let (qc,): (String,) = on_db!(db, p => {
+        sqlx::query_as("SELECT qc_json FROM variations WHERE id = $1")
+            .bind(v["id"].as_str().unwrap())
+            .fetch_one(p)
+            .await
+            .unwrap()
+    });
+    let timings = &serde_json::from_str::<Value>(&qc).unwrap()["timings"];
+    assert_eq!(timings["quality_on_transcode_frames"], true, "{timings:#}");
+    let mut left = Vec::new();
+    let mut dirs = vec![app.data.join("work")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "nut") {
+                left.push(p);
+            }
+        }
+    }
+    assert!(left.is_empty(), "QC reference frames left behind: {left:?}");
 
     // The manifest on the CDN names every rendition; each is what it claims.
     let manifest_url = v["published"]["manifest_url"].as_str().unwrap();

@@ -26,6 +26,16 @@ fn three() -> Vec<Target> {
     .collect()
 }
 
+/// The run's arguments with the sources `measure_quality` would pick.
+fn args_for(
+    master: &Path,
+    targets: &[Target],
+    files: &[(PathBuf, PathBuf)],
+    vmaf: Option<&VmafPass>,
+) -> Vec<String> {
+    build_args(master, targets, files, vmaf, &Sources::new(targets, vmaf))
+}
+
 fn stats_files(n: usize) -> Vec<(PathBuf, PathBuf)> {
     (0..n)
         .map(|i| {
@@ -40,7 +50,7 @@ fn stats_files(n: usize) -> Vec<(PathBuf, PathBuf)> {
 #[test]
 fn without_libvmaf_the_run_measures_ssim_and_psnr_only() {
     let r = three();
-    let args = build_args(Path::new("/m.mp4"), &r, &stats_files(3), None);
+    let args = args_for(Path::new("/m.mp4"), &r, &stats_files(3), None);
     let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
     assert!(!graph.contains("vmaf"), "{graph}");
     assert!(graph.contains(
@@ -75,7 +85,7 @@ fn with_libvmaf_every_rendition_is_scored_at_one_size_in_the_same_run() {
         height: 1080,
     };
     assert_eq!(vmaf.sizes, [common; 3], "854x480 too: within 1 % of 16:9");
-    let args = build_args(Path::new("/m.mp4"), &r, &stats_files(3), Some(&vmaf));
+    let args = args_for(Path::new("/m.mp4"), &r, &stats_files(3), Some(&vmaf));
     let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
     assert!(
         graph.contains("[3:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,settb=1/1000,setpts=N*40,split=3[da2][db2][dc2]"),
@@ -187,12 +197,14 @@ fn the_reference_gets_the_renditions_crop_before_scaling() {
         }),
         ..Target::new("sq", "/sq.mp4", 180, 180)
     };
-    let graph = filter_graph(&[square], &files, None);
+    let targets = [square];
+    let graph = filter_graph(&targets, &files, None, &Sources::new(&targets, None));
     assert!(
         graph.contains("[m0]crop=w=360:h=360:x=140:y=0,scale=w=180:h=180:flags=bicubic"),
         "{graph}"
     );
-    let plain = filter_graph(&[Target::new("p", "/p.mp4", 320, 180)], &files, None);
+    let plain = [Target::new("p", "/p.mp4", 320, 180)];
+    let plain = filter_graph(&plain, &files, None, &Sources::new(&plain, None));
     assert!(plain.contains("[m0]scale=w=320:h=180"), "{plain}");
 }
 
@@ -371,4 +383,104 @@ async fn low_crf_scores_higher_than_high_crf_and_identical_scores_one() {
     assert!(good.ssim > 0.95, "{scores:?}");
     assert!(same.ssim > 0.999, "{scores:?}");
     assert_eq!(same.psnr, PSNR_IDENTICAL, "{scores:?}");
+}
+
+/// A stored reference replaces the master only where it covers every size
+/// a comparison reads it at; the master is an input only when some
+/// comparison still needs it.
+#[test]
+fn a_stored_reference_stands_in_for_the_master_where_it_covers_the_comparison() {
+    let stored = |w: u32, h: u32| StoredReference {
+        path: PathBuf::from(format!("/o/ref{w}.nut")),
+        crop: None,
+        width: w,
+        height: h,
+    };
+    let with = |r: StoredReference| -> Vec<Target> {
+        three()
+            .into_iter()
+            .map(|t| Target {
+                stored_reference: Some(r.clone()),
+                ..t
+            })
+            .collect()
+    };
+    let inputs = |args: &[String]| -> Vec<String> {
+        args.windows(2)
+            .filter(|w| w[0] == "-i")
+            .map(|w| w[1].clone())
+            .collect()
+    };
+
+    // 1080p frames cover every rung, VMAF's common size too: no master.
+    let r = with(stored(1920, 1080));
+    let vmaf = vmaf_pass(&r);
+    let args = args_for(Path::new("/m.mp4"), &r, &stats_files(3), Some(&vmaf));
+    assert_eq!(
+        inputs(&args),
+        [
+            "/o/1080p.mp4",
+            "/o/720p.mp4",
+            "/o/480p.mp4",
+            "/o/ref1920.nut"
+        ]
+    );
+    let at = args.iter().position(|a| a == "/o/ref1920.nut").unwrap();
+    assert_eq!(args[at - 2], "nut", "read with the NUT demuxer alone");
+    let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+    assert!(
+        graph.starts_with("[3:v:0]setpts=PTS-STARTPTS,split=3[r0c0][r0c1][r0c2];"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("[r0c1]scale=w=1280:h=720:flags=bicubic,setsar=1,format=yuv420p,settb=1/1000,setpts=N*40,split=2[ra1][rb1]"),
+        "{graph}"
+    );
+    assert!(graph.contains("[0:v:0]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,settb=1/1000,setpts=N*40,split=3[da0][db0][dc0]"), "{graph}");
+
+    // 720p frames would have to be enlarged for the 1080p rung and for
+    // VMAF's 1920x1080: those read the master; without VMAF the two
+    // smaller rungs still read the stored frames.
+    let r = with(stored(1280, 720));
+    let vmaf = vmaf_pass(&r);
+    let args = args_for(Path::new("/m.mp4"), &r, &stats_files(3), Some(&vmaf));
+    assert_eq!(inputs(&args)[0], "/m.mp4");
+    assert!(!inputs(&args).contains(&"/o/ref1280.nut".to_owned()));
+    let args = args_for(Path::new("/m.mp4"), &r, &stats_files(3), None);
+    assert_eq!(
+        inputs(&args),
+        [
+            "/m.mp4",
+            "/o/1080p.mp4",
+            "/o/720p.mp4",
+            "/o/480p.mp4",
+            "/o/ref1280.nut"
+        ]
+    );
+    let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+    assert!(
+        graph.contains("[1:v:0]setpts=PTS-STARTPTS,setsar=1"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("[0:v:0]setpts=PTS-STARTPTS,split=1[m0];"),
+        "{graph}"
+    );
+
+    // Frames of another crop never stand in.
+    let r: Vec<Target> = with(stored(1920, 1080))
+        .into_iter()
+        .map(|t| Target {
+            crop: Some(Crop {
+                width: 1080,
+                height: 1080,
+                x: 420,
+                y: 0,
+            }),
+            ..t
+        })
+        .collect();
+    let args = args_for(Path::new("/m.mp4"), &r, &stats_files(3), None);
+    assert_eq!(inputs(&args).len(), 4);
+    assert_eq!(inputs(&args)[0], "/m.mp4");
 }

@@ -33,7 +33,17 @@ pub fn input_args(path: &Path, untrusted: bool) -> Vec<String> {
 /// playlist (read with its MPEG-TS segments). Never for user media: the HLS
 /// demuxer opens the files a playlist names.
 pub fn own_input_args(path: &Path) -> Vec<String> {
-    let mut args = whitelist_args(OWN_DEMUXERS).to_vec();
+    whitelisted_input(OWN_DEMUXERS, path)
+}
+
+/// `-i <path>` for the raw reference frames reelay's own transcode wrote
+/// (`measure::StoredReference`): the NUT demuxer alone.
+pub fn reference_input_args(path: &Path) -> Vec<String> {
+    whitelisted_input(REFERENCE_DEMUXERS, path)
+}
+
+fn whitelisted_input(demuxers: &str, path: &Path) -> Vec<String> {
+    let mut args = whitelist_args(demuxers).to_vec();
     args.push("-i".to_owned());
     args.push(path_arg(path));
     args

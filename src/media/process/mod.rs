@@ -11,7 +11,7 @@ mod limits;
 mod output;
 mod run;
 
-pub use args::{input_args, own_input_args, path_arg};
+pub use args::{input_args, own_input_args, path_arg, reference_input_args};
 pub use limits::{ChildLimits, Limit};
 pub use run::{ffmpeg_major_version, Runner};
 
@@ -31,6 +31,8 @@ const PROBE_DEMUXERS: &str =
 /// Our own outputs: the stills and media formats plus HLS sets.
 const OWN_DEMUXERS: &str =
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,image2,jpeg_pipe,png_pipe,webp_pipe,hls,mpegts";
+/// The raw reference frames the transcode writes for QC.
+const REFERENCE_DEMUXERS: &str = "nut";
 const PROTOCOLS: &str = "file,pipe";
 
 const TAIL_LINES: usize = 40;

@@ -5,6 +5,7 @@
 use super::{inline_detectors, ANALYSIS_AUDIO_PAD, ANALYSIS_VIDEO_PAD};
 use super::{rendition_path, TranscodePlan, HLS_DIR, HLS_SEGMENT_SECS, POSTER_FILE};
 use crate::media::ladder::Rendition;
+use crate::media::measure::StoredReference;
 use crate::media::process::{input_args, path_arg};
 use crate::media::profile::{Crop, OutputKind};
 use crate::media::stills::StillsGraph;
@@ -179,6 +180,25 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
             }
         }
     }
+    for (g, (crop, nodes)) in crop_groups(plan).iter().enumerate() {
+        let top = nodes.first().map(|(size, _)| *size);
+        if let Some(r) = top.and_then(|size| reference_of(plan, *crop, size)) {
+            push(
+                &mut args,
+                &[
+                    "-map",
+                    &format!("[{REFERENCE_PAD}{g}]"),
+                    "-c:v",
+                    "rawvideo",
+                    "-map_metadata",
+                    "-1",
+                    "-f",
+                    "nut",
+                ],
+            );
+            args.push(path_arg(&r.path));
+        }
+    }
     if let Some(a) = &plan.analysis {
         args.extend(inline_detectors(a).output_args());
     }
@@ -211,11 +231,25 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
     args
 }
 
+/// Pad prefix of a crop's QC reference branch.
+const REFERENCE_PAD: &str = "qcref";
+
+/// The plan's QC reference for `crop` at `size` (its largest output).
+fn reference_of(
+    plan: &TranscodePlan,
+    crop: Option<Crop>,
+    (w, h): (u32, u32),
+) -> Option<&StoredReference> {
+    plan.references
+        .iter()
+        .find(|r| r.crop == crop && (r.width, r.height) == (w, h))
+}
+
 /// Renditions grouped by crop (first appearance order), each group's
 /// distinct sizes largest first with the renditions at that size.
 type SizeNode = ((u32, u32), Vec<usize>);
 
-fn crop_groups(plan: &TranscodePlan) -> Vec<(Option<Crop>, Vec<SizeNode>)> {
+pub(super) fn crop_groups(plan: &TranscodePlan) -> Vec<(Option<Crop>, Vec<SizeNode>)> {
     let mut groups: Vec<(Option<Crop>, Vec<SizeNode>)> = Vec::new();
     for (i, r) in plan.renditions.iter().enumerate() {
         let g = match groups.iter().position(|(c, _)| *c == r.crop) {
@@ -284,6 +318,9 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
                 "scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p"
             ));
             let mut outs: Vec<String> = members.iter().map(|i| format!("[v{i}]")).collect();
+            if k == 0 && reference_of(plan, *crop, (*w, *h)).is_some() {
+                outs.push(format!("[{REFERENCE_PAD}{g}]"));
+            }
             let next = format!("d{g}_{k}");
             if k + 1 < nodes.len() {
                 outs.push(format!("[{next}]"));

@@ -26,6 +26,7 @@ pub use super::files::{content_type_for, FileRole, WrittenFile};
 use super::analyze::{ContentAnalysis, DetectSettings, Detectors};
 use super::ladder::Rendition;
 use super::level::H264Level;
+use super::measure::StoredReference;
 use super::probe::Probe;
 use super::process::{ProcessError, ProgressFn, RunOptions, Runner};
 use super::profile::{is_safe_name, OutputKind};
@@ -66,6 +67,9 @@ pub struct TranscodePlan {
     /// (before `audio_filter`), read from the run's log into
     /// [`TranscodeOutput::content`]. None: no analysis (`reelay transcode`).
     pub analysis: Option<InlineAnalysis>,
+    /// Reference frames for QC, one per crop at its largest output size
+    /// (see [`TranscodePlan::add_quality_references`]); empty: none.
+    pub references: Vec<StoredReference>,
 }
 
 /// What the transcode analyses on the way (see [`TranscodePlan::analysis`]).
@@ -111,6 +115,32 @@ impl TranscodePlan {
             stills: None,
             analysis: None,
             picture: PictureFix::for_master(probe),
+            references: Vec::new(),
+        }
+    }
+
+    /// Has this run also write, for each crop, the frames its largest
+    /// output's encoder gets (raw, in `out_dir/qc-reference/`), so QC
+    /// compares with them instead of decoding the master again. A crop
+    /// whose frames would take more than `max_bytes` (a 4K rung of a long
+    /// master) gets none: QC reads the master for it, as before.
+    pub fn add_quality_references(&mut self, out_dir: &Path, duration_secs: f64, max_bytes: u64) {
+        // A frame or two of slack over the nominal count.
+        let frames = (duration_secs.max(0.0) * self.fps).ceil() + 2.0;
+        self.references.clear();
+        for (g, (crop, nodes)) in args::crop_groups(self).iter().enumerate() {
+            let Some(((width, height), _)) = nodes.first() else {
+                continue;
+            };
+            if StoredReference::estimated_bytes(*width, *height, frames) > max_bytes {
+                continue;
+            }
+            self.references.push(StoredReference {
+                path: out_dir.join(REFERENCE_DIR).join(format!("crop{g}.nut")),
+                crop: *crop,
+                width: *width,
+                height: *height,
+            });
         }
     }
 
@@ -141,12 +171,16 @@ pub struct TranscodeOutput {
     pub log: Vec<String>,
     /// The content analysis of the master when the plan asked for it.
     pub content: Option<ContentAnalysis>,
+    /// The plan's reference frames for QC, written (never published).
+    pub references: Vec<StoredReference>,
 }
 
 pub const POSTER_FILE: &str = "poster.jpg";
 /// Folder of the HLS set inside the output folder.
 pub const HLS_DIR: &str = "hls";
 pub const HLS_MASTER: &str = "hls/master.m3u8";
+/// Folder of the QC reference frames inside the output folder.
+pub const REFERENCE_DIR: &str = "qc-reference";
 /// Target HLS segment length; keyframe intervals of 2 s (or 4 s) make every
 /// segment start on a keyframe.
 pub const HLS_SEGMENT_SECS: u32 = 4;
@@ -225,6 +259,11 @@ pub async fn transcode(
     if has_hls {
         tokio::fs::create_dir_all(out_dir.join(HLS_DIR)).await?;
     }
+    for r in &plan.references {
+        if let Some(dir) = r.path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+    }
     let still_files: Vec<WrittenFile> = match &plan.stills {
         Some(st) => st.files(out_dir),
         None => vec![WrittenFile {
@@ -245,6 +284,7 @@ pub async fn transcode(
                 .filter(|f| f.role != FileRole::Storyboard)
                 .map(|f| f.path.clone()),
         )
+        .chain(plan.references.iter().map(|r| r.path.clone()))
         .collect();
 
     let opts = RunOptions::new("transcode", deadline)
@@ -308,6 +348,7 @@ pub async fn transcode(
             .analysis
             .as_ref()
             .map(|a| inline_detectors(a).parse(&run.log, probe.duration_secs)),
+        references: plan.references.clone(),
         args,
         elapsed: run.elapsed,
         log: run.log,
