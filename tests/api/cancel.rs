@@ -210,6 +210,18 @@ async fn a_generation_cancelled_while_running_still_records_its_cost() {
     assert!(a["variations"][0]["cost_usd"].as_f64().unwrap() > 0.0);
     assert_eq!(entered(&a["variations"][0], "arrived"), 0, "{a:#}");
     assert_eq!(app.task_files(), 1, "no second task");
+    // The campaign sums the cost with its states.
+    let res = app
+        .http
+        .get(format!("{}/v1/campaigns/cancel-gen", app.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let camp: Value = res.json().await.unwrap();
+    assert_eq!(camp["cost_usd"], a["cost_usd"], "{camp:#}");
+    assert_eq!(camp["variations_by_state"]["cancelled"], 1);
+    assert_eq!(camp["assets_by_status"]["cancelled"], 1);
     app.stop().await;
 }
 
