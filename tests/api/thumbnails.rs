@@ -43,6 +43,29 @@ async fn get(app: &TestApp, url: &str) -> reqwest::Response {
     app.http.get(url).send().await.unwrap()
 }
 
+/// How many of `answers` were 429 for thumbnail renders charged to `payer`
+/// (each with Retry-After); anything but 200 or such a 429 fails.
+async fn limited(answers: Vec<reqwest::Response>, payer: &str) -> usize {
+    let mut n = 0;
+    for res in answers {
+        match res.status().as_u16() {
+            200 => {}
+            429 => {
+                assert!(res.headers().contains_key("retry-after"));
+                let e: Value = res.json().await.unwrap();
+                let msg = e["error"]["message"].as_str().unwrap();
+                assert!(
+                    msg.contains(payer) && msg.contains("thumbnail renders"),
+                    "{msg}"
+                );
+                n += 1;
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    n
+}
+
 async fn refused(res: reqwest::Response, status: u16, param: &str) {
     assert_eq!(res.status().as_u16(), status);
     let e: Value = res.json().await.unwrap();
@@ -196,21 +219,21 @@ async fn a_still_at_any_time_and_width_is_rendered_once_and_cached() {
         async move { thumb(app, id, 0, "thumbnail.jpg", &q).await }
     }))
     .await;
-    let mut limited = 0;
-    for res in answers {
-        match res.status().as_u16() {
-            200 => {}
-            429 => {
-                assert!(res.headers().contains_key("retry-after"));
-                let e: Value = res.json().await.unwrap();
-                let msg = e["error"]["message"].as_str().unwrap();
-                assert!(msg.contains("thumbnail renders"), "{msg}");
-                limited += 1;
-            }
-            s => panic!("unexpected {s}"),
-        }
-    }
-    assert!(limited > 0, "no render was ever limited");
+    assert!(
+        limited(answers, "API key").await > 0,
+        "no render was ever limited"
+    );
+    // Under the CDN path there is no key: the client's IP has its own budget.
+    let answers = futures::future::join_all((200..260).map(|w| {
+        let url = on_cdn("thumbnail.jpg", &format!("time=0.5&width={w}"));
+        let app = &app;
+        async move { get(app, &url).await }
+    }))
+    .await;
+    assert!(
+        limited(answers, "client IP").await > 0,
+        "no CDN-path render was ever limited"
+    );
     let res = thumb(&app, &id, 0, "thumbnail.jpg", "time=1.25&width=320").await;
     assert_eq!(res.status(), 200, "a cached still is still served");
 
