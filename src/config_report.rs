@@ -1,7 +1,8 @@
 //! `reelay config`: the effective settings (every layer merged, the
 //! defaults of keys no layer names filled in), each secret shown only as
 //! `<set>` or `<unset>`, and a `[derived]` table of what startup works out
-//! from them (endpoints, the CDN base URL, the generator mode).
+//! from them (endpoints, the CDN base URL, the generator mode, each
+//! profile's resolved outputs).
 
 use crate::config::{RunwareMode, Settings};
 use serde_json::{json, Map, Value};
@@ -144,8 +145,33 @@ pub fn derived(settings: &Settings) -> Value {
         },
         "api_keys": settings.api.key_sha256.len(),
         "metrics_auth": metrics_auth,
-        "profiles": settings.profiles.keys().cloned().collect::<Vec<_>>(),
+        "profiles": profiles(settings),
     })
+}
+
+/// Each profile as startup resolves it: its outputs (the default ladder
+/// when it names none) and whether the audio is normalised to its target.
+fn profiles(settings: &Settings) -> Value {
+    let mut out = Map::new();
+    for (name, p) in &settings.profiles {
+        let outputs = if p.outputs.is_empty() {
+            crate::media::profile::default_outputs()
+        } else {
+            p.outputs.clone()
+        };
+        let mut entry = Map::new();
+        entry.insert(
+            "outputs".into(),
+            outputs.iter().map(|o| o.name.clone()).collect(),
+        );
+        entry.insert("default_ladder".into(), Value::Bool(p.outputs.is_empty()));
+        entry.insert(
+            "normalizes_loudness".into(),
+            Value::Bool(p.normalizes_loudness()),
+        );
+        out.insert(name.clone(), Value::Object(entry));
+    }
+    Value::Object(out)
 }
 
 /// The effective settings: `layers` (the merged files and environment) with
@@ -279,5 +305,24 @@ mod tests {
         assert_eq!(d["cdn_base_url"], "https://cdn.example");
         assert_eq!(d["generator_mode"], "live");
         assert_eq!(d["generator_url"], s.runware.api_url.as_str());
+    }
+
+    #[test]
+    fn every_profile_is_shown_with_the_outputs_it_resolves_to() {
+        let s = settings();
+        let d = derived(&s);
+        // `default` names no outputs in default.toml: the default ladder.
+        let default = &d["profiles"]["default"];
+        assert_eq!(default["default_ladder"], true, "{d:#}");
+        let names: Vec<String> = crate::media::profile::default_outputs()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        assert!(!names.is_empty());
+        assert_eq!(default["outputs"], json!(names));
+        let us = &d["profiles"]["broadcast-us"];
+        assert_eq!(us["default_ladder"], false);
+        assert_eq!(us["normalizes_loudness"], true);
+        assert_eq!(d["profiles"].as_object().unwrap().len(), s.profiles.len());
     }
 }

@@ -181,10 +181,8 @@ enum AssetsCommand {
     Get { id: String },
     /// GET /v1/assets.
     List {
-        #[arg(long)]
-        campaign: Option<String>,
-        #[arg(long)]
-        limit: Option<u32>,
+        #[command(flatten)]
+        filter: reelay::client::ListFilter,
     },
     /// Follow an asset until it ends: one progress bar per variation; exit 3
     /// unless it is published.
@@ -487,8 +485,8 @@ async fn assets(
             }
             Ok(0)
         }
-        AssetsCommand::List { campaign, limit } => {
-            let l = c.list(campaign.as_deref(), limit).await?;
+        AssetsCommand::List { filter } => {
+            let l = c.list(&filter).await?;
             if json {
                 show(&l)?;
             } else {
@@ -501,6 +499,9 @@ async fn assets(
                         a["profile"].as_str().unwrap_or(""),
                         a["created_at"].as_str().unwrap_or("")
                     );
+                }
+                if let Some(next) = l["next_cursor"].as_str() {
+                    println!("more: the same with --cursor {next}");
                 }
             }
             Ok(0)

@@ -1,21 +1,24 @@
 //! `GET`/`HEAD /cdn/{path}`: the embedded CDN origin. Streams objects of the
 //! CDN bucket with Range (206), ETag, conditional GET, Content-Type and the
-//! Cache-Control stored with each object. In production a CDN sits in front
+//! Cache-Control stored with each object; a thumbnail not yet cached
+//! (`v{n}/thumbnail.jpg?time=&width=`) is rendered by `api::thumbnails`. In production a CDN sits in front
 //! of the bucket instead; this handler only reads through `ObjectStore`.
 
 use super::{ApiError, AppState};
 use crate::storage::{ObjectKey, StorageError};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-#[utoipa::path(method(get, head), operation_id = "cdn_get", path = "/cdn/{path}", tag = "cdn", security(()), params(("path" = String, Path, description = "Object key under the CDN path"), ("Range" = Option<String>, Header, description = "bytes=start-end")), responses((status = 200, description = "The file", body = String, content_type = "application/octet-stream"), (status = 206, description = "Partial content", body = String, content_type = "application/octet-stream"), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 416, description = "Range not satisfiable", body = crate::api::openapi::ErrorBody)))]
+#[utoipa::path(method(get, head), operation_id = "cdn_get", path = "/cdn/{path}", tag = "cdn", security(()), params(("path" = String, Path, description = "Object key under the CDN path"), ("Range" = Option<String>, Header, description = "bytes=start-end"), ("time" = Option<f64>, Query, description = "Only for {campaign}/{asset}/v{n}/thumbnail.{jpg,png,webp}: seconds into the video (default: the middle), as on /v1/assets/{id}/variations/{n}/{file}"), ("width" = Option<u32>, Query, description = "Only for thumbnail.{jpg,png,webp}: pixels, 16 to the widest rendition (default: its width)")), responses((status = 200, description = "The file", body = String, content_type = "application/octet-stream"), (status = 206, description = "Partial content", body = String, content_type = "application/octet-stream"), (status = 400, description = "A thumbnail's time, width or format is invalid, each named", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody), (status = 416, description = "Range not satisfiable", body = crate::api::openapi::ErrorBody), (status = 429, description = "Thumbnail renders from this IP are rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
 #[tracing::instrument(name = "cdn.serve", skip_all)]
 pub async fn serve(
     State(state): State<AppState>,
     method: Method,
     Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Ok(key) = ObjectKey::parse(&path) else {
@@ -33,7 +36,22 @@ pub async fn serve(
     };
     let obj = match state.objects.get(bucket, &key, range.as_deref()).await {
         Ok(Some(o)) => o,
-        Ok(None) => return Err(ApiError::NotFound(format!("/cdn/{path}"))),
+        Ok(None) => {
+            // A still asked by time and width (`v{n}/thumbnail.jpg?time=`).
+            let peer = extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|ConnectInfo(p)| p.ip());
+            return match super::thumbnails::from_cdn_path(&state, &path, query.as_deref(), peer)
+                .await
+            {
+                Some(Ok(res)) if method == Method::HEAD => {
+                    let (parts, _) = res.into_parts();
+                    Ok(Response::from_parts(parts, Body::empty()))
+                }
+                Some(answer) => answer,
+                None => Err(ApiError::NotFound(format!("/cdn/{path}"))),
+            };
+        }
         Err(StorageError::InvalidRange) => {
             return Err(unsatisfiable(&state, &key, &path, "the range starts past the end").await)
         }

@@ -20,6 +20,7 @@ use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 /// The request header.
 pub const HEADER: &str = "Idempotency-Key";
@@ -83,11 +84,15 @@ impl Drop for Release {
                 std::mem::take(&mut self.scope),
                 std::mem::take(&mut self.key),
             );
-            tokio::spawn(async move {
-                if let Err(e) = store.idempotency_release(&scope, &key).await {
-                    tracing::warn!(error = %e, "could not free an idempotency key");
+            // In the request's span, so its line carries the request id.
+            tokio::spawn(
+                async move {
+                    if let Err(e) = store.idempotency_release(&scope, &key).await {
+                        tracing::warn!(error = %e, "could not free an idempotency key");
+                    }
                 }
-            });
+                .in_current_span(),
+            );
         }
     }
 }

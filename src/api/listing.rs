@@ -15,9 +15,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+/// A page's size when `limit` is not given, and the largest one.
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 500;
 const CURSOR_RULE: &str = "must be a next_cursor value from an earlier page of this list";
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub campaign: Option<String>,
@@ -79,7 +83,13 @@ pub async fn list(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<AssetList>, ApiError> {
     let mut errors = Vec::new();
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        errors.push(crate::runware::FieldError {
+            path: "limit".into(),
+            rule: format!("must be 1 to {MAX_LIMIT}; got {limit}"),
+        });
+    }
     let after = match q.cursor.as_deref() {
         None => None,
         Some(c) => decode_cursor(c).or_else(|| {

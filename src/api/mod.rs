@@ -217,19 +217,46 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Que
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(QueryParams)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                ApiError::Invalid {
-                    message: "the query string is invalid".into(),
-                    fields: vec![crate::runware::FieldError {
-                        path: if path == "." { "?".into() } else { path },
-                        rule: e.inner().to_string(),
-                    }],
-                }
-            })
+        parse_query(parts.uri.query().unwrap_or("")).map(QueryParams)
+    }
+}
+
+/// A query string decoded into `T`, each refusal a 400 naming the parameter.
+pub fn parse_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let rule = e.inner().to_string();
+        let path = match e.path().to_string() {
+            // serde names a parameter the type does not know only in its
+            // message: "unknown field `status`, expected …".
+            p if p == "." => unknown_field(&rule).unwrap_or("?").to_string(),
+            p => p,
+        };
+        ApiError::Invalid {
+            message: "the query string is invalid".into(),
+            fields: vec![crate::runware::FieldError { path, rule }],
+        }
+    })
+}
+
+/// The parameter serde's "unknown field `name`, expected …" names.
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")?
+        .split_once('`')
+        .map(|(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_query_parameter_is_named() {
+        assert_eq!(
+            unknown_field("unknown field `status`, expected one of `state`"),
+            Some("status")
+        );
+        assert_eq!(unknown_field("invalid digit found in string"), None);
     }
 }

@@ -87,15 +87,7 @@ pub async fn thumbnail(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = match file.strip_prefix("thumbnail.") {
-        Some(ext) => ThumbFormat::parse(ext).ok_or_else(|| {
-            invalid(
-                "format",
-                format!(
-                    "must be one of {} (thumbnail.jpg ...); got {ext:?}",
-                    ThumbFormat::NAMES
-                ),
-            )
-        })?,
+        Some(ext) => parse_format(ext)?,
         None => return Err(ApiError::NotFound(format!("route {file}"))),
     };
     let asset = match AssetId::parse(&id) {
@@ -106,18 +98,70 @@ pub async fn thumbnail(
     let idx: i64 = n
         .parse()
         .map_err(|_| ApiError::NotFound(format!("variation {n} of asset {id}")))?;
-    let v = state
-        .store
-        .variations_of(&asset.id)
+    let v = variation(&state, &asset.id, idx)
         .await?
-        .into_iter()
-        .find(|v| v.idx == idx)
         .ok_or_else(|| ApiError::NotFound(format!("variation {n} of asset {id}")))?;
     let Some(m) = v.published.as_ref() else {
         return Err(ApiError::Conflict(format!(
             "variation {idx} has no published set to take a thumbnail from"
         )));
     };
+    let payer = bearer_of(&headers).map(|k| Payer {
+        key: hash_key(&k),
+        scope: "API key (thumbnail renders)",
+    });
+    let (body, cache, cdn_url) = still(&state, m, format, &q, payer).await?;
+    let mut res = answer(body, format, cache, "private, max-age=300");
+    if let Ok(v) = HeaderValue::from_str(&cdn_url) {
+        res.headers_mut().insert(header::CONTENT_LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// `thumbnail.{ext}` names a format reelay renders, or 400 naming `format`.
+fn parse_format(ext: &str) -> Result<ThumbFormat, ApiError> {
+    ThumbFormat::parse(ext).ok_or_else(|| {
+        invalid(
+            "format",
+            format!(
+                "must be one of {} (thumbnail.jpg ...); got {ext:?}",
+                ThumbFormat::NAMES
+            ),
+        )
+    })
+}
+
+/// Whom a render is charged to, and how a 429 names it.
+struct Payer {
+    key: [u8; 32],
+    scope: &'static str,
+}
+
+async fn variation(
+    state: &AppState,
+    asset_id: &str,
+    idx: i64,
+) -> Result<Option<crate::jobs::model::Variation>, ApiError> {
+    Ok(state
+        .store
+        .variations_of(asset_id)
+        .await?
+        .into_iter()
+        .find(|v| v.idx == idx))
+}
+
+/// The still of a published set at `q`'s time and width: the cached file
+/// when there is one, else a render (charged to `payer` when it is known)
+/// that is cached. Returns the bytes, `hit` or `miss`, and the cached
+/// file's CDN URL.
+async fn still(
+    state: &AppState,
+    m: &Manifest,
+    format: ThumbFormat,
+    q: &ThumbQuery,
+    payer: Option<Payer>,
+) -> Result<(Body, &'static str, String), ApiError> {
+    let idx = m.variation;
     let Some(r) = best_rendition(m) else {
         return Err(ApiError::Conflict(format!(
             "variation {idx} has no published rendition"
@@ -158,20 +202,19 @@ pub async fn thumbnail(
         crate::publish::public_url(&state.settings.cdn_base(&state.public_url), key.as_str());
 
     if let Some(obj) = state.objects.get(bucket, &key, None).await? {
-        let body = Body::from_stream(obj.body);
-        return Ok(answer(body, format, "hit", &cdn_url));
+        return Ok((Body::from_stream(obj.body), "hit", cdn_url));
     }
-    // A render: charged to the API key.
-    if let (Some(l), Some(presented)) = (&state.thumbnails.limiter, bearer_of(&headers)) {
-        l.check(&hash_key(&presented), Instant::now())
+    // A render: charged to whoever asked.
+    if let (Some(l), Some(payer)) = (&state.thumbnails.limiter, payer) {
+        l.check(&payer.key, Instant::now())
             .map_err(|wait| ApiError::RateLimited {
-                scope: "API key (thumbnail renders)",
+                scope: payer.scope,
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             })?;
     }
     let dir = tempfile::Builder::new()
         .prefix("thumb-")
-        .tempdir_in(work_root(&state).await?)?;
+        .tempdir_in(work_root(state).await?)?;
     let input = dir.path().join("rendition.mp4");
     let src = ObjectKey::parse(&r.key).map_err(|e| anyhow::anyhow!("rendition key: {e}"))?;
     state.objects.download_to_file(bucket, &src, &input).await?;
@@ -184,11 +227,72 @@ pub async fn thumbnail(
             &key,
             bytes.clone(),
             format.content_type(),
-            "public, max-age=31536000, immutable",
+            crate::publish::IMMUTABLE,
         )
         .await?;
-    tracing::info!(asset = %asset.id, variation = idx, ms, width, format = format.extension(), "thumbnail rendered");
-    Ok(answer(Body::from(bytes), format, "miss", &cdn_url))
+    tracing::info!(asset = %m.asset_id, variation = idx, ms, width, format = format.extension(), "thumbnail rendered");
+    Ok((Body::from(bytes), "miss", cdn_url))
+}
+
+/// The same still asked under the CDN path, as Mux's image host takes
+/// it: `GET /cdn/{cdn.prefix}/{campaign}/{asset}/v{n}/thumbnail.{ext}?time=&width=`
+/// (the embedded origin's answer when no such object is stored). No key:
+/// renders are charged to the client's IP at the same rate, and the
+/// answer may be cached publicly for as long as a pointer (it names the
+/// live set, which a reprocess replaces). `None` when `path` is no such
+/// name, so the origin answers 404 as for any missing object.
+pub async fn from_cdn_path(
+    state: &AppState,
+    path: &str,
+    query: Option<&str>,
+    peer: Option<std::net::IpAddr>,
+) -> Option<Result<Response, ApiError>> {
+    let prefix = state.settings.cdn.prefix.trim_matches('/');
+    let rest = if prefix.is_empty() {
+        path
+    } else {
+        path.strip_prefix(prefix)?.strip_prefix('/')?
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [campaign, id, v, file] = parts[..] else {
+        return None;
+    };
+    let ext = file.strip_prefix("thumbnail.")?;
+    let idx: i64 = v.strip_prefix('v')?.parse().ok()?;
+    let id = AssetId::parse(id)?;
+    Some(cdn_still(state, campaign, id.as_str(), idx, ext, query, peer).await)
+}
+
+async fn cdn_still(
+    state: &AppState,
+    campaign: &str,
+    id: &str,
+    idx: i64,
+    ext: &str,
+    query: Option<&str>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Response, ApiError> {
+    let format = parse_format(ext)?;
+    let q: ThumbQuery = super::parse_query(query.unwrap_or(""))?;
+    let gone = || ApiError::NotFound(format!("thumbnail of {id} v{idx}"));
+    let m = match state.store.asset(id).await? {
+        Some(a) if a.campaign == campaign => variation(state, &a.id, idx).await?,
+        _ => None,
+    }
+    .and_then(|v| v.published)
+    .ok_or_else(gone)?;
+    let payer = peer.map(|ip| Payer {
+        key: hash_key(&format!("ip {ip}")),
+        scope: "client IP (thumbnail renders)",
+    });
+    let (body, cache, _) = still(state, &m, format, &q, payer).await?;
+    let remaining = chrono::DateTime::parse_from_rfc3339(&m.expires_at)
+        .map(|t| t.timestamp_millis() - crate::time::now_ms())
+        .unwrap_or(0)
+        / 1000;
+    let cache_control =
+        crate::publish::pointer_cache_control(state.settings.cdn.manifest_max_age_secs, remaining);
+    Ok(answer(body, format, cache, &cache_control))
 }
 
 fn bearer_of(headers: &axum::http::HeaderMap) -> Option<String> {
@@ -206,7 +310,7 @@ async fn work_root(state: &AppState) -> Result<std::path::PathBuf, ApiError> {
     Ok(dir)
 }
 
-fn answer(body: Body, format: ThumbFormat, cache: &'static str, cdn_url: &str) -> Response {
+fn answer(body: Body, format: ThumbFormat, cache: &'static str, cache_control: &str) -> Response {
     let mut res = Response::new(body);
     *res.status_mut() = StatusCode::OK;
     let h = res.headers_mut();
@@ -215,13 +319,9 @@ fn answer(body: Body, format: ThumbFormat, cache: &'static str, cdn_url: &str) -
         HeaderValue::from_static(format.content_type()),
     );
     // The URL is not content-addressed (a reprocess makes a new set).
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=300"),
-    );
-    h.insert("x-reelay-cache", HeaderValue::from_static(cache));
-    if let Ok(v) = HeaderValue::from_str(cdn_url) {
-        h.insert(header::CONTENT_LOCATION, v);
+    if let Ok(v) = HeaderValue::from_str(cache_control) {
+        h.insert(header::CACHE_CONTROL, v);
     }
+    h.insert("x-reelay-cache", HeaderValue::from_static(cache));
     res
 }

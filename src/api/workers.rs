@@ -48,6 +48,7 @@ fn step_view(s: RunningStep) -> RunningStepView {
 }
 
 #[utoipa::path(get, operation_id = "list_workers", path = "/v1/workers", tag = "meta", responses((status = 200, description = "Live workers and queue depth by state", body = WorkersView), (status = 401, description = "No valid credentials", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = crate::api::openapi::ErrorBody)))]
+#[tracing::instrument(name = "workers.list", skip_all)]
 pub async fn list(
     _key: ApiKey,
     State(state): State<AppState>,

@@ -88,13 +88,21 @@ impl Client {
             .await
     }
 
-    pub async fn list(&self, campaign: Option<&str>, limit: Option<u32>) -> anyhow::Result<Value> {
+    /// One page of `GET /v1/assets` with these filters.
+    pub async fn list(&self, f: &ListFilter) -> anyhow::Result<Value> {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(c) = campaign {
-            q.append_pair("campaign", c);
-        }
-        if let Some(l) = limit {
-            q.append_pair("limit", &l.to_string());
+        let limit = f.limit.map(|l| l.to_string());
+        for (name, value) in [
+            ("campaign", f.campaign.as_deref()),
+            ("limit", limit.as_deref()),
+            ("state", f.state.as_deref()),
+            ("created_after", f.created_after.as_deref()),
+            ("created_before", f.created_before.as_deref()),
+            ("cursor", f.cursor.as_deref()),
+        ] {
+            if let Some(v) = value {
+                q.append_pair(name, v);
+            }
         }
         let q = q.finish();
         let path = if q.is_empty() {
@@ -127,6 +135,29 @@ impl Client {
 
 fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The filters and position of `reelay assets list` (`GET /v1/assets`'s
+/// parameters; the server checks them and names a bad one).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ListFilter {
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// Page size, 1 to 500 (the server's default is 50).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Only assets with a variation in this state (published, failed, ...).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// RFC 3339: created at or after.
+    #[arg(long)]
+    pub created_after: Option<String>,
+    /// RFC 3339: created strictly before.
+    #[arg(long)]
+    pub created_before: Option<String>,
+    /// The next page: the cursor the previous page printed.
+    #[arg(long)]
+    pub cursor: Option<String>,
 }
 
 /// What `reelay assets create` was given.

@@ -129,18 +129,18 @@ pub fn counter(name: &str, pairs: &[(&'static str, &str)]) -> f64 {
 }
 
 /// `ffmpeg` run kinds are the runs' labels ("quality measurement" →
-/// `quality_measurement`): a fixed set in the code.
+/// `quality_measurement`, "ffmpeg -filters" → `ffmpeg_filters`): a fixed
+/// set in the code. Every run of other characters is one `_`.
 pub fn kind_label(label: &str) -> String {
-    label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(label.len());
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_end_matches('_').to_string()
 }
 
 /// Escapes a label value as the exposition format requires.
@@ -275,5 +275,7 @@ mod tests {
         );
         assert!(render(&[]).contains(r#"kind="a\"b\\c""#));
         assert_eq!(kind_label("quality measurement"), "quality_measurement");
+        assert_eq!(kind_label("ffmpeg -filters"), "ffmpeg_filters");
+        assert_eq!(kind_label("ffprobe -version "), "ffprobe_version");
     }
 }

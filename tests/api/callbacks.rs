@@ -97,6 +97,17 @@ async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_val
     let rx = Receiver::default();
     let base = rx.start().await;
     let purge_url = format!("{base}/purge");
+    // Deliveries by outcome (this process's registry; other tests only add to it).
+    let deliveries = |kind: &str, outcome: &str| {
+        reelay::telemetry::metrics::counter(
+            "reelay_callback_deliveries_total",
+            &[("kind", kind), ("outcome", outcome)],
+        )
+    };
+    let failed_before = [
+        deliveries("callback", "failed"),
+        deliveries("purge", "failed"),
+    ];
     let app = spawn_app_with(|s| {
         s.callbacks.secret = Secret::new(SECRET);
         s.cdn.purge_url = purge_url.clone();
@@ -136,6 +147,10 @@ async fn a_receiver_that_fails_twice_gets_each_event_on_the_third_try_with_a_val
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Two refusals per event, each counted as a failed delivery.
+    assert!(deliveries("callback", "failed") >= failed_before[0] + 4.0);
+    assert!(deliveries("purge", "failed") >= failed_before[1] + 2.0);
 
     let log = rx.log();
     let mut types = Vec::new();

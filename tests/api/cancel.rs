@@ -1,7 +1,8 @@
 //! `DELETE /v1/assets/{id}`: unfinished variations end `cancelled`, a
 //! running ffmpeg is killed, a published set is taken down, a signed
 //! `asset.cancelled` callback goes out, a generation already running still
-//! has its cost recorded, and a second cancel is a no-op.
+//! has its cost recorded, one not yet submitted never is, and a second
+//! cancel is a no-op.
 
 use crate::helpers::*;
 use axum::extract::State;
@@ -209,6 +210,18 @@ async fn a_generation_cancelled_while_running_still_records_its_cost() {
     assert!(a["variations"][0]["cost_usd"].as_f64().unwrap() > 0.0);
     assert_eq!(entered(&a["variations"][0], "arrived"), 0, "{a:#}");
     assert_eq!(app.task_files(), 1, "no second task");
+    // The campaign sums the cost with its states.
+    let res = app
+        .http
+        .get(format!("{}/v1/campaigns/cancel-gen", app.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let camp: Value = res.json().await.unwrap();
+    assert_eq!(camp["cost_usd"], a["cost_usd"], "{camp:#}");
+    assert_eq!(camp["variations_by_state"]["cancelled"], 1);
+    assert_eq!(camp["assets_by_status"]["cancelled"], 1);
     app.stop().await;
 }
 
@@ -325,5 +338,59 @@ async fn a_take_down_a_crash_left_undone_is_finished_by_the_sweeper() {
     assert_eq!(states(&a), ["cancelled"]);
     assert!(cdn_keys(&app, "cancel-sweep", &id).await.is_empty());
     assert_eq!(app.http.get(&manifest).send().await.unwrap().status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_variation_cancelled_before_it_is_submitted_is_never_submitted() {
+    let rx = Receiver::default();
+    let hook = rx.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // An API process without workers: the asset waits in `requested`.
+    let mut settings = test_settings(dir.path());
+    settings.callbacks.secret = Secret::new(SECRET);
+    let api = reelay::startup::Application::build_role(settings, reelay::startup::Role::Api)
+        .await
+        .unwrap();
+    let app = TestApp {
+        url: api.api_url(),
+        app: Some(api),
+        http: reqwest::Client::new(),
+        data: dir.path().to_path_buf(),
+        _dir: None,
+    };
+    let mut body = request(3);
+    body["campaign"] = "cancel-early".into();
+    body["callbackUrl"] = hook.as_str().into();
+    let early = create(&app, &body).await;
+    let (status, a) = delete(&app, &early).await;
+    assert_eq!(status, 200, "{a:#}");
+    assert_eq!(states(&a), ["cancelled"]);
+    let event = rx.wait_for("asset.cancelled").await;
+    assert_eq!(event["data"]["asset_id"], early.as_str());
+    app.stop().await;
+
+    // Workers on the same store: they take the next asset, never the cancelled one.
+    let app = spawn_app_in(dir.path(), |s| {
+        s.callbacks.secret = Secret::new(SECRET);
+        s.simulator.generation_secs = 600.0;
+    })
+    .await;
+    let later = create(&app, &body).await;
+    wait_for(&app.http, &app.url, &later, Duration::from_secs(60), |a| {
+        a["variations"][0]["state"] == "submitted" || a["variations"][0]["state"] == "generating"
+    })
+    .await;
+    assert_eq!(app.task_files(), 1, "one task: the later asset's");
+    let res = app
+        .http
+        .get(format!("{}/v1/assets/{early}", app.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let a: Value = res.json().await.unwrap();
+    assert_eq!(states(&a), ["cancelled"]);
+    assert_eq!(entered(&a["variations"][0], "submitted"), 0, "{a:#}");
     app.stop().await;
 }

@@ -251,6 +251,88 @@ async fn watch_exits_non_zero_when_the_asset_fails_and_bad_input_names_the_field
 }
 
 #[tokio::test]
+async fn list_pages_and_filters_cancel_watch_and_reprocess_from_the_cli() {
+    // Nothing is rendered while this runs: the assets stay in the generator.
+    let app = spawn_app_with(|s| s.simulator.generation_secs = 600.0).await;
+    let cli = |args: &[&str]| {
+        let mut c = reelay();
+        c.args(args)
+            .env("REELAY_URL", &app.url)
+            .env("REELAY_API_KEY", KEY);
+        run(c)
+    };
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let (code, out, err) = cli(&[
+            "assets",
+            "create",
+            "--campaign",
+            "cli-pages",
+            "--prompt",
+            "a red car",
+        ])
+        .await;
+        assert_eq!(code, 0, "{err}");
+        made.push(out.trim().to_string());
+    }
+
+    // Pages: the first names the next by its cursor, the last names none.
+    let (code, first, err) =
+        cli(&["assets", "list", "--campaign", "cli-pages", "--limit", "2"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(first.starts_with(&made[2]), "newest first:\n{first}");
+    let cursor = first
+        .lines()
+        .find_map(|l| l.strip_prefix("more: the same with --cursor "))
+        .unwrap_or_else(|| panic!("no cursor printed:\n{first}"));
+    let (code, second, _) = cli(&[
+        "assets",
+        "list",
+        "--campaign",
+        "cli-pages",
+        "--limit",
+        "2",
+        "--cursor",
+        cursor,
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(second.lines().count(), 1, "{second}");
+    assert!(second.starts_with(&made[0]), "{second}");
+
+    // Cancel, then what follows from it: watch ends non-zero, reprocess is refused.
+    let (code, out, err) = cli(&["assets", "cancel", &made[1]]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("asset {}: cancelled", made[1]));
+    let (code, out, _) = cli(&[
+        "assets",
+        "list",
+        "--campaign",
+        "cli-pages",
+        "--state",
+        "cancelled",
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    let l: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(l["count"], 1, "{l:#}");
+    assert_eq!(l["assets"][0]["id"], made[1].as_str());
+    let (code, out, err) = cli(&["assets", "watch", &made[1], "--timeout-secs", "30"]).await;
+    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("cancelled"), "{out}");
+    let (code, _, err) = cli(&["assets", "reprocess", &made[1]]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("409"), "{err}");
+
+    // A filter value the server does not know: exit 1, the parameter named.
+    let (code, _, err) = cli(&["assets", "list", "--state", "done"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("400") && err.contains("state"), "{err}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn config_prints_effective_toml_with_secrets_hidden_and_derived_values() {
     let mut c = reelay();
     c.arg("config")
@@ -288,6 +370,7 @@ async fn json_logs_are_one_object_per_line_and_carry_the_request_id() {
     c.arg("serve")
         .env("REELAY_LOG_FORMAT", "json")
         .env("REELAY__DATA__DIR", data.path())
+        .env("REELAY__API__KEY_SHA256", key_hash())
         .envs(db_env(data.path()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -317,6 +400,17 @@ async fn json_logs_are_one_object_per_line_and_carry_the_request_id() {
     assert_eq!(res.headers()["x-request-id"], "cli-test-req-42");
     let res = http.get(format!("{url}/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    // A request whose handler and store calls write lines of their own.
+    let res = http
+        .post(format!("{url}/v1/assets"))
+        .bearer_auth(KEY)
+        .header("x-request-id", "cli-test-req-43")
+        .json(&request(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let created: Value = res.json().await.unwrap();
     child.kill().unwrap();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
@@ -340,4 +434,25 @@ async fn json_logs_are_one_object_per_line_and_carry_the_request_id() {
         assert_eq!(l["span"]["route"], "/v1/assets/{id}", "{l}");
     }
     assert!(ours.iter().any(|l| l["fields"]["status"] == 401), "{log}");
+
+    // The handler's own line is in the request's span, under the handler's span.
+    let requested: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "asset requested")
+        .collect();
+    assert_eq!(requested.len(), 1, "{log}");
+    let line = requested[0];
+    assert_eq!(line["fields"]["asset"], created["id"], "{line}");
+    let spans: Vec<&str> = line["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(spans, ["http_request", "assets.create"], "{line}");
+    assert_eq!(line["spans"][0]["request_id"], "cli-test-req-43", "{line}");
+    let answered = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == "cli-test-req-43" && l["fields"]["status"] == 202);
+    assert!(answered.is_some(), "{log}");
 }

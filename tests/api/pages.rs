@@ -99,6 +99,12 @@ async fn pages_follow_the_cursor_and_filters_name_what_they_refuse() {
         ("created_after=yesterday", "created_after"),
         ("created_before=2026-13-01T00:00:00Z", "created_before"),
         ("limit=many", "limit"),
+        // The documented range is enforced, not quietly clamped.
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        // A parameter the list does not have (the asset's `status` is not
+        // a filter) is refused, not ignored into an unfiltered page.
+        ("campaign=pages&status=published", "status"),
     ] {
         let (status, e) = get(&app, query).await;
         assert_eq!(status, 400, "{query}: {e:#}");

@@ -1,5 +1,6 @@
-//! `/metrics` access and `x-request-id` on every answer (the counters after
-//! a real published asset are checked in `cli`).
+//! `/metrics` access, object-store errors counted, and `x-request-id` on
+//! every answer (the counters after a real published asset are checked in
+//! `cli`).
 
 use crate::helpers::*;
 use serde_json::Value;
@@ -64,6 +65,31 @@ async fn metrics_need_a_key_unless_public_and_request_ids_are_kept_or_made() {
         .unwrap();
     assert_eq!(res.status(), 405);
     assert!(res.headers().contains_key("x-request-id"));
+
+    // An object-store call that fails is counted by its operation.
+    let errors = |text: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("reelay_object_store_errors_total{operation=\"get_object\"} ")
+            })
+            .map_or(0.0, |v| v.parse::<f64>().unwrap())
+    };
+    let scrape = || async {
+        let res = app.http.get(&url).bearer_auth(KEY).send().await.unwrap();
+        res.text().await.unwrap()
+    };
+    let before = errors(&scrape().await);
+    let key = reelay::storage::ObjectKey::parse("nothing/here.mp4").unwrap();
+    // A store nobody answers for (a port just freed).
+    let mut storage = app.application().settings.storage.clone();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    storage.endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let down = reelay::storage::ObjectStore::new(&storage).unwrap();
+    let got = down.get(&storage.cdn_bucket, &key, None).await;
+    assert!(got.is_err(), "an unreachable store answers an error");
+    let after = errors(&scrape().await);
+    assert!(after > before, "{before} -> {after}");
 
     let open = spawn_app_with(|s| s.metrics.public = true).await;
     let res = open

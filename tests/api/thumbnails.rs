@@ -1,6 +1,7 @@
 //! Thumbnails on demand: a still at a time and width from the best
 //! published rendition, cached in the CDN bucket by its parameters, with
-//! limits on width, time, format and render rate; gone with its set.
+//! limits on width, time, format and render rate; gone with its set; the
+//! same request under the CDN path (no key, charged to the client's IP).
 
 use crate::helpers::*;
 use serde_json::Value;
@@ -35,6 +36,34 @@ fn size_of(bytes: &[u8]) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An unauthenticated GET, as a CDN client makes it.
+async fn get(app: &TestApp, url: &str) -> reqwest::Response {
+    app.http.get(url).send().await.unwrap()
+}
+
+/// How many of `answers` were 429 for thumbnail renders charged to `payer`
+/// (each with Retry-After); anything but 200 or such a 429 fails.
+async fn limited(answers: Vec<reqwest::Response>, payer: &str) -> usize {
+    let mut n = 0;
+    for res in answers {
+        match res.status().as_u16() {
+            200 => {}
+            429 => {
+                assert!(res.headers().contains_key("retry-after"));
+                let e: Value = res.json().await.unwrap();
+                let msg = e["error"]["message"].as_str().unwrap();
+                assert!(
+                    msg.contains(payer) && msg.contains("thumbnail renders"),
+                    "{msg}"
+                );
+                n += 1;
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    n
 }
 
 async fn refused(res: reqwest::Response, status: u16, param: &str) {
@@ -79,6 +108,57 @@ async fn a_still_at_any_time_and_width_is_rendered_once_and_cached() {
     let from_cdn = app.http.get(&cdn).send().await.unwrap();
     assert_eq!(from_cdn.status(), 200);
     assert_eq!(from_cdn.bytes().await.unwrap(), first);
+
+    // The same request under the CDN path, as Mux's image host takes it:
+    // no key, the same cache (the API's still is a hit), rendered on a miss.
+    let manifest = assets[0]["variations"][0]["published"]["manifest_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let on_cdn = |file: &str, query: &str| {
+        let base = manifest.trim_end_matches("manifest.json");
+        format!("{base}{file}?{query}")
+    };
+    let res = get(&app, &on_cdn("thumbnail.jpg", "time=1.25&width=320")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-reelay-cache"], "hit");
+    let cache = res.headers()["cache-control"].to_str().unwrap().to_string();
+    assert!(
+        cache.starts_with("public, max-age=") && !cache.contains("immutable"),
+        "a pointer to the live set: {cache}"
+    );
+    assert_eq!(res.bytes().await.unwrap(), first);
+    let res = get(&app, &on_cdn("thumbnail.png", "time=0.75&width=48")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.headers()["x-reelay-cache"], "miss");
+    assert_eq!(size_of(&res.bytes().await.unwrap()), "48,28");
+    let again = thumb(&app, &id, 0, "thumbnail.png", "time=0.75&width=48").await;
+    assert_eq!(
+        again.headers()["x-reelay-cache"],
+        "hit",
+        "one cache for both"
+    );
+    let head = app
+        .http
+        .head(on_cdn("thumbnail.png", "time=0.75&width=48"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    for (file, query, param) in [
+        ("thumbnail.jpg", "width=4000", "width"),
+        ("thumbnail.jpg", "time=9", "time"),
+        ("thumbnail.jpg", "t=1", "t"),
+        ("thumbnail.gif", "", "format"),
+    ] {
+        refused(get(&app, &on_cdn(file, query)).await, 400, param).await;
+    }
+    let elsewhere = on_cdn("thumbnail.jpg", "").replace("/thumbs/", "/other/");
+    let res = app.http.get(&elsewhere).send().await.unwrap();
+    assert_eq!(res.status(), 404, "another campaign's path names nothing");
+    let res = get(&app, &on_cdn("thumbnail.jpg", "").replace("/v0/", "/v7/")).await;
+    assert_eq!(res.status(), 404);
 
     // Other formats; defaults are the middle and the rendition's width.
     let png = thumb(&app, &id, 0, "thumbnail.png", "width=64").await;
@@ -139,21 +219,21 @@ async fn a_still_at_any_time_and_width_is_rendered_once_and_cached() {
         async move { thumb(app, id, 0, "thumbnail.jpg", &q).await }
     }))
     .await;
-    let mut limited = 0;
-    for res in answers {
-        match res.status().as_u16() {
-            200 => {}
-            429 => {
-                assert!(res.headers().contains_key("retry-after"));
-                let e: Value = res.json().await.unwrap();
-                let msg = e["error"]["message"].as_str().unwrap();
-                assert!(msg.contains("thumbnail renders"), "{msg}");
-                limited += 1;
-            }
-            s => panic!("unexpected {s}"),
-        }
-    }
-    assert!(limited > 0, "no render was ever limited");
+    assert!(
+        limited(answers, "API key").await > 0,
+        "no render was ever limited"
+    );
+    // Under the CDN path there is no key: the client's IP has its own budget.
+    let answers = futures::future::join_all((200..260).map(|w| {
+        let url = on_cdn("thumbnail.jpg", &format!("time=0.5&width={w}"));
+        let app = &app;
+        async move { get(app, &url).await }
+    }))
+    .await;
+    assert!(
+        limited(answers, "client IP").await > 0,
+        "no CDN-path render was ever limited"
+    );
     let res = thumb(&app, &id, 0, "thumbnail.jpg", "time=1.25&width=320").await;
     assert_eq!(res.status(), 200, "a cached still is still served");
 
@@ -168,5 +248,11 @@ async fn a_still_at_any_time_and_width_is_rendered_once_and_cached() {
     assert_eq!(res.status(), 200);
     assert_eq!(app.http.get(&cdn).send().await.unwrap().status(), 404);
     assert_eq!(thumb(&app, &id, 0, "thumbnail.jpg", "").await.status(), 409);
+    let res = get(&app, &on_cdn("thumbnail.jpg", "time=1.25&width=320")).await;
+    assert_eq!(
+        res.status(),
+        404,
+        "nothing published, nothing on the CDN path"
+    );
     app.stop().await;
 }

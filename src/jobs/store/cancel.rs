@@ -36,6 +36,7 @@ impl Store {
     /// moves on, so a worker running one of them cannot write again and its
     /// next lease renewal drops the step (and any ffmpeg it runs). Returns
     /// the ids cancelled now; an asset cancelled already gives none.
+    #[tracing::instrument(name = "store.cancel", skip_all)]
     pub async fn cancel(&self, asset_id: &str, note: &str) -> Result<Vec<String>> {
         let now = now_ms();
         let mut tx = self.begin_immediate().await?;
@@ -78,6 +79,7 @@ impl Store {
 
     /// Records that a variation's CDN files are gone (its `published` is
     /// cleared), with its purges, in one transaction.
+    #[tracing::instrument(name = "store.clear_published", skip_all)]
     pub async fn clear_published(&self, id: &str, notifications: &[NewOutbox]) -> Result<()> {
         let now = now_ms();
         let mut tx = self.begin_immediate().await?;
@@ -102,6 +104,7 @@ impl Store {
     /// One page of assets, newest first, in one query; ties on
     /// `created_at` are ordered by id, so the position is exact and a page
     /// does not move when newer assets are inserted.
+    #[tracing::instrument(name = "store.page_assets", skip_all)]
     pub async fn page_assets(&self, q: &PageQuery) -> Result<AssetPage> {
         let mut assets: Vec<Asset> = on_pool!(self.pool, p => {
             let mut b: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM assets a WHERE 1 = 1");
@@ -145,6 +148,7 @@ impl Store {
     /// Cancelled variations whose set is still recorded: a take-down that a
     /// crash (or a publish racing the cancel) left undone. The sweeper
     /// finishes them.
+    #[tracing::instrument(name = "store.cancelled_with_set", skip_all)]
     pub async fn cancelled_with_set(&self) -> Result<Vec<Variation>> {
         Ok(on_pool!(self.pool, p => {
             sqlx::query_as(
@@ -156,6 +160,7 @@ impl Store {
     }
 
     /// Every variation of a campaign's assets, in one query.
+    #[tracing::instrument(name = "store.variations_of_campaign", skip_all)]
     pub async fn variations_of_campaign(&self, campaign: &str) -> Result<Vec<Variation>> {
         Ok(on_pool!(self.pool, p => {
             sqlx::query_as(

@@ -43,6 +43,7 @@ impl Store {
     /// Takes the key for this request, or says why not. `expired_before`:
     /// uses older than this are forgotten; `stale_before`: an unanswered
     /// use older than this was abandoned (its server stopped mid-request).
+    #[tracing::instrument(name = "store.idempotency_begin", skip_all)]
     pub async fn idempotency_begin(
         &self,
         scope_sha256: &str,
@@ -111,6 +112,7 @@ impl Store {
     }
 
     /// Keeps the answer of the request that took the key.
+    #[tracing::instrument(name = "store.idempotency_finish", skip_all)]
     pub async fn idempotency_finish(
         &self,
         scope_sha256: &str,
@@ -135,6 +137,7 @@ impl Store {
     }
 
     /// Frees a key whose request ended without an answer worth keeping.
+    #[tracing::instrument(name = "store.idempotency_release", skip_all)]
     pub async fn idempotency_release(&self, scope_sha256: &str, key: &str) -> Result<()> {
         on_pool!(self.pool, p => {
             sqlx::query(

@@ -13,6 +13,7 @@ impl Store {
     /// worker's next write or renewal fails and its step is dropped. A
     /// finished row keeps its lease (the CDN sweeper may hold it), so a
     /// worker picks it up once that is free. Expired and cancelled rows stay.
+    #[tracing::instrument(name = "store.restart", skip_all)]
     pub async fn restart(&self, id: &str, to: State, note: &str) -> Result<bool> {
         let mut tx = self.begin_immediate().await?;
         let done = restart_in(&mut tx, id, to, note).await?;
@@ -27,6 +28,7 @@ impl Store {
     /// through the arrival checks) are left to finish that, and so are those
     /// whose current master was turned down at arrival: it is no master to
     /// build on.
+    #[tracing::instrument(name = "store.reprocess", skip_all)]
     pub async fn reprocess(
         &self,
         asset_id: &str,

@@ -126,6 +126,7 @@ impl Store {
     }
 
     /// An asset's notifications, oldest first.
+    #[tracing::instrument(name = "store.outbox_of_asset", skip_all)]
     pub async fn outbox_of_asset(&self, asset_id: &str) -> Result<Vec<OutboxRow>> {
         Ok(on_pool!(self.pool, p => {
             sqlx::query_as("SELECT * FROM outbox WHERE asset_id = $1 ORDER BY created_at, id")
