@@ -237,6 +237,25 @@ fn non_square_pixels_are_judged_as_displayed_and_delivered_square() {
         (Some(320), Some(180))
     );
     assert!(r.get("stored").is_none(), "square pixels: {r:#}");
+    // The detectors see the displayed shape: no bar where the stored
+    // 4:3 frame is taller than the displayed 16:9 one.
+    assert_eq!(
+        master_check(&report, "borders")["measured"],
+        "none: bars left 0.0%, right 0.0%, top 0.0%, bottom 0.0%"
+    );
+    // A letterbox in it (22 of 180 lines at each end) is measured even.
+    let boxed = c.master(
+        "sar-letterbox.mp4",
+        &format!("testsrc2=s=240x136:r=24:d=2,pad=240:180:0:22:black,setsar=4/3[v];{TONE}:d=2[a]"),
+        true,
+        &[],
+    );
+    let (code, report) = c.process(&boxed, None, None);
+    assert_passes(code, &report);
+    assert_eq!(
+        master_check(&report, "borders")["measured"],
+        "letterbox: bars left 0.0%, right 0.0%, top 11.9%, bottom 11.9%"
+    );
     // Compared with a request, the size is the displayed one, and the
     // reason says why it differs from the stored one.
     let req = c.request(json!({"positivePrompt": "p", "width": 3840, "height": 2160,

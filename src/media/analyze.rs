@@ -134,15 +134,13 @@ const REPEAT_YDIF: f64 = 0.1;
 const CROP_EVERY: u32 = 6;
 
 /// The size of the frames the video detectors see: [`ANALYSIS_WIDTH`]
-/// wide, the stored picture's shape after the display rotation (the
-/// pixels are not made square), as `scale=w=480:h=-2` rounds it.
+/// wide, the shape of the picture as displayed (rotated by the decoder's
+/// autorotate, the pixel aspect applied by the scale itself: the
+/// transcode's branch has square pixels already, the stand-alone pass's
+/// has the master's own), the height even, as [`Detectors`]' scale rounds it.
 pub fn analysis_size(v: &crate::media::probe::VideoStream) -> (u32, u32) {
-    let (w, h) = match v.stored {
-        Some(s) if s.rotation.rem_euclid(180) == 90 => (s.height, s.width),
-        Some(s) => (s.width, s.height),
-        None => (v.width, v.height),
-    };
-    let h = (ANALYSIS_WIDTH as f64 * h as f64 / (2.0 * w.max(1) as f64)).round() as u32 * 2;
+    let half = ANALYSIS_WIDTH as f64 / 2.0;
+    let h = (half * v.height as f64 / v.width.max(1) as f64).round() as u32 * 2;
     (ANALYSIS_WIDTH, h)
 }
 
@@ -179,7 +177,7 @@ impl Detectors {
         let mut sinks = Vec::new();
         if let Some(pad) = video {
             chains.push(format!(
-                "[{pad}]scale=w={ANALYSIS_WIDTH}:h=-2:flags=fast_bilinear,\
+                "[{pad}]scale=w={ANALYSIS_WIDTH}:h=2*round({ANALYSIS_WIDTH}/2/dar):flags=fast_bilinear,\
                  blackdetect=d={}:pic_th={}:pix_th={},freezedetect=n={}dB:d={},\
                  signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG,\
                  metadata=mode=print:key=lavfi.signalstats.YDIF,\
@@ -547,6 +545,37 @@ mod tests {
         assert!(graph.contains("scale=w=480"));
         assert!(graph.contains("blackdetect") && graph.contains("freezedetect"));
         assert!(!graph.contains("ebur128"));
+    }
+
+    #[test]
+    fn the_analysis_frame_has_the_displayed_shape() {
+        let probe =
+            |w: u32, h: u32, stored: serde_json::Value| -> crate::media::probe::VideoStream {
+                serde_json::from_value(serde_json::json!({"codec": "h264", "profile": null,
+                "level": null, "width": w, "height": h, "pix_fmt": null, "fps": 24.0,
+                "nb_frames": null, "stored": stored}))
+                .unwrap()
+            };
+        assert_eq!(
+            analysis_size(&probe(1920, 1080, serde_json::Value::Null)),
+            (480, 270)
+        );
+        // Stored 240x180 with pixel aspect 4:3 displays 320x180: the frame
+        // the detectors see is 16:9, not the stored 4:3 (bars measured
+        // against 480x360 would find a quarter of the height missing).
+        let anamorphic = json_stored(240, 180, 0, 4, 3);
+        assert_eq!(analysis_size(&probe(320, 180, anamorphic)), (480, 270));
+        let turned = json_stored(1920, 1080, 90, 1, 1);
+        assert_eq!(analysis_size(&probe(1080, 1920, turned)), (480, 854));
+        // The scale computes the same height from the input's display aspect.
+        let graph = build_args(Path::new("m.mp4"), true, false, &DetectSettings::default());
+        assert!(graph
+            .iter()
+            .any(|a| a.contains("scale=w=480:h=2*round(480/2/dar)")));
+    }
+
+    fn json_stored(w: u32, h: u32, rotation: i32, n: u32, d: u32) -> serde_json::Value {
+        serde_json::json!({"width": w, "height": h, "rotation": rotation, "sar_num": n, "sar_den": d})
     }
 
     /// The simulator's footage stands in for a real generator's: none of its
