@@ -50,11 +50,20 @@ fn transitions(steps: &[LumaStep], step: f64) -> Vec<LumaStep> {
     out
 }
 
+/// Frame times come from the log rounded to a few digits (0.0833333,
+/// 1.08333): a transition this close to a second after another is a
+/// second after it, outside its window.
+const WINDOW_SLACK: f64 = 0.000_5;
+
+fn in_window(start: f64, at: f64) -> bool {
+    at >= start && at < start + 1.0 - WINDOW_SLACK
+}
+
 /// The one-second window with the most flashes: (start, flashes).
 fn worst_second(ts: &[LumaStep]) -> Option<(f64, usize)> {
     let mut best: Option<(f64, usize)> = None;
     for (i, t) in ts.iter().enumerate() {
-        let n = ts[i..].iter().take_while(|u| u.at < t.at + 1.0).count();
+        let n = ts[i..].iter().take_while(|u| in_window(t.at, u.at)).count();
         let flashes = n / 2;
         if best.is_none_or(|(_, b)| flashes > b) {
             best = Some((t.at, flashes));
@@ -73,7 +82,7 @@ pub(super) fn flash_check(checks: &mut Vec<Check>, c: &ContentAnalysis, s: &Mast
     let max = s.max_flashes_per_sec as usize;
     let times: Vec<String> = ts
         .iter()
-        .filter(|t| t.at >= start && t.at < start + 1.0)
+        .filter(|t| in_window(start, t.at))
         .map(|t| format!("{:.2}", t.at))
         .collect();
     checks.push(Check::new(
@@ -122,6 +131,9 @@ mod tests {
         // A ramp up over three frames, then down: one flash.
         let ramp = steps(&[(0.0, 0.2), (0.04, 0.2), (0.08, 0.2), (0.5, -0.6)]);
         assert_eq!(worst_second(&transitions(&ramp, 0.1)), Some((0.0, 1)));
+        // A second apart as the log rounds it: not in one window.
+        let edge = steps(&[(0.0833333, 0.4), (1.08333, -0.4)]);
+        assert_eq!(worst_second(&transitions(&edge, 0.1)), Some((0.0833333, 0)));
         // Small steps are not transitions.
         assert_eq!(worst_second(&transitions(&s, 0.5)), None);
     }
