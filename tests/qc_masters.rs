@@ -274,6 +274,60 @@ fn non_square_pixels_are_judged_as_displayed_and_delivered_square() {
     );
 }
 
+/// The clean twins of the two tests above: a master that displays as
+/// requested passes arrival and QC whatever it stores (a portrait frame
+/// its display matrix turns to landscape, 4:3 pixels that stretch to
+/// 16:9), and the outputs are the displayed picture.
+#[test]
+fn masters_that_display_as_requested_pass_whatever_they_store() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let req = c.request(
+        json!({"positivePrompt": "landscape", "width": 640, "height": 360, "duration": 3,
+        "providerSettings": {"klingai": {"sound": true}}}),
+    );
+    let av3 =
+        |size: &str, extra: &str| format!("testsrc2=s={size}:r=24:d=3{extra}[v];{TONE}:d=3[a]");
+    let plain = c.master("plain.mp4", &av3("640x360", ""), true, &[]);
+    let portrait = c.master("portrait.mp4", &av3("360x640", ""), true, &[]);
+    let turned = c.path("turned.mp4");
+    ffmpeg(&[
+        "-i",
+        portrait.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=90",
+        turned.to_str().unwrap(),
+    ]);
+    let anamorphic = c.master("sar.mp4", &av3("480x360", ",setsar=4/3"), true, &[]);
+    for (m, stored) in [
+        (&plain, None),
+        (&turned, Some("rotates it 90")),
+        (&anamorphic, Some("pixel aspect 4:3")),
+    ] {
+        let (code, report) = c.process(m, Some(&req), None);
+        assert_passes(code, &report);
+        let display = master_check(&report, "display")["measured"]
+            .as_str()
+            .unwrap();
+        assert!(display.starts_with("640x360"), "{display}");
+        match stored {
+            Some(words) => assert!(display.contains(words), "{display}"),
+            None => assert!(display.contains("square pixels, no rotation"), "{display}"),
+        }
+        renditions_pass(&report, "display");
+        for r in report["qc"]["renditions"].as_array().unwrap() {
+            let v = &r["probe"]["video"];
+            assert_eq!(
+                (v["width"].as_u64(), v["height"].as_u64()),
+                (Some(640), Some(360)),
+                "{r:#}"
+            );
+        }
+    }
+}
+
 #[test]
 fn audio_that_starts_late_or_ends_early_is_rejected_with_its_offsets() {
     need_ffmpeg!();
@@ -317,6 +371,18 @@ fn audio_that_starts_late_or_ends_early_is_rejected_with_its_offsets() {
         .as_str()
         .unwrap()
         .contains("+0.4"));
+    // The tolerance is the profile's: a second (24 frames) takes it.
+    let (code, report) = c.process(
+        &late,
+        None,
+        Some("[profiles.default.qc]\nav_sync_tolerance_frames = 24\n"),
+    );
+    assert_passes(code, &report);
+    let start = master_check(&report, "audio_start");
+    assert_eq!(
+        start["threshold"],
+        "within 1.000 s (24 frames at 24.000 fps)"
+    );
 
     let short = c.master(
         "short.mp4",
@@ -457,6 +523,32 @@ fn repeated_frames_and_flashing_are_found_in_the_content_analysis() {
     );
     let (code, report) = c.process(&doubled, None, None);
     assert_rejected(code, &report, "cadence", "repeat the one before");
+    let measured = master_check(&report, "cadence")["measured"]
+        .as_str()
+        .unwrap();
+    assert_eq!(measured, "51.1% repeated (24 of 47 frames)");
+
+    // 24 pictures a second carried at 30 fps (one frame in five repeated,
+    // pulldown on progressive content): 20% over the 15% default; a
+    // profile that takes 25% passes it.
+    let pulled = c.master(
+        "pulldown.mp4",
+        &format!("testsrc2=s=320x180:r=24:d=2,fps=30[v];{TONE}:d=2[a]"),
+        true,
+        &[],
+    );
+    let (code, report) = c.process(&pulled, None, None);
+    assert_rejected(code, &report, "cadence", "duplicated frames or pulldown");
+    let (code, report) = c.process(
+        &pulled,
+        None,
+        Some("[profiles.default.qc]\nmax_repeated_frame_share = 0.25\n"),
+    );
+    assert_passes(code, &report);
+    assert_eq!(
+        master_check(&report, "cadence")["threshold"],
+        "<= 25.0% repeated frames"
+    );
 
     // The whole picture brightened 6 times a second, the content moving.
     let flashing = c.master(
@@ -469,4 +561,29 @@ fn repeated_frames_and_flashing_are_found_in_the_content_analysis() {
     );
     let (code, report) = c.process(&flashing, None, None);
     assert_rejected(code, &report, "flashing", "flashes within one second");
+    // The reason gives the times of the transitions in the worst second.
+    let reason = report["reason"]["message"].as_str().unwrap();
+    assert!(
+        reason.contains("6 large-area flashes within one second from 0.08 s")
+            && reason.contains("luma transitions at 0.08, 0.17, 0.25,")
+            && reason.contains(", 0.92, 1.00 s)"),
+        "{reason}"
+    );
+
+    // Twice a second is under the limit of three.
+    let slow = c.master(
+        "slow-flash.mp4",
+        &format!(
+            "testsrc2=s=320x180:r=24:d=2,geq=lum='if(lt(mod(T*2\\,1)\\,0.5)\\,min(255\\,lum(X\\,Y)+120)\\,lum(X\\,Y))':cb='cb(X\\,Y)':cr='cr(X\\,Y)'[v];{TONE}:d=2[a]"
+        ),
+        true,
+        &[],
+    );
+    let (code, report) = c.process(&slow, None, None);
+    assert_passes(code, &report);
+    let f = master_check(&report, "flashing");
+    assert!(
+        f["measured"].as_str().unwrap().starts_with("2 flashes"),
+        "{f:#}"
+    );
 }
