@@ -124,6 +124,14 @@ fn failed(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// No check decoded the master again: the content analysis rode on the
+/// transcode's own decode (no stand-alone analysis pass was timed).
+fn analysed_in_the_transcode(report: &Value) {
+    let t = &report["qc"]["timings"];
+    assert_eq!(t["content_in_transcode"], true, "{t:#}");
+    assert!(t.get("content_analysis_secs").is_none(), "{t:#}");
+}
+
 fn assert_passes(code: i32, report: &Value) {
     assert_eq!(
         code,
@@ -131,6 +139,7 @@ fn assert_passes(code: i32, report: &Value) {
         "expected a pass, failed {:?}: {report:#}",
         failed(report)
     );
+    analysed_in_the_transcode(report);
 }
 
 /// Rejected by `rule` of the master, the reason naming `words`.
@@ -143,6 +152,7 @@ fn assert_rejected(code: i32, report: &Value, rule: &str, words: &str) {
     assert!(
         c["measured"].as_str().unwrap().len() > 3 && c["threshold"].as_str().unwrap().len() > 3
     );
+    analysed_in_the_transcode(report);
 }
 
 /// Every rendition's `rule` passed.
@@ -503,6 +513,24 @@ fn borders_on_all_four_sides_are_refused_and_a_letterbox_follows_the_profile() {
     assert_rejected(code, &report, "borders", "letterbox");
 }
 
+/// The whole picture brightened `hz` times a second, the content moving.
+fn flashing_master(c: &Case, name: &str, hz: u32) -> PathBuf {
+    c.master(
+        name,
+        &format!(
+            "testsrc2=s=320x180:r=24:d=2,geq=lum='if(lt(mod(T*{hz}\\,1)\\,0.5)\\,min(255\\,lum(X\\,Y)+120)\\,lum(X\\,Y))':cb='cb(X\\,Y)':cr='cr(X\\,Y)'[v];{TONE}:d=2[a]"
+        ),
+        true,
+        &[],
+    )
+}
+
+fn flashes_measured(report: &Value) -> &str {
+    master_check(report, "flashing")["measured"]
+        .as_str()
+        .unwrap()
+}
+
 #[test]
 fn repeated_frames_and_flashing_are_found_in_the_content_analysis() {
     need_ffmpeg!();
@@ -550,40 +578,47 @@ fn repeated_frames_and_flashing_are_found_in_the_content_analysis() {
         "<= 25.0% repeated frames"
     );
 
-    // The whole picture brightened 6 times a second, the content moving.
-    let flashing = c.master(
-        "flash.mp4",
-        &format!(
-            "testsrc2=s=320x180:r=24:d=2,geq=lum='if(lt(mod(T*6\\,1)\\,0.5)\\,min(255\\,lum(X\\,Y)+120)\\,lum(X\\,Y))':cb='cb(X\\,Y)':cr='cr(X\\,Y)'[v];{TONE}:d=2[a]"
-        ),
-        true,
-        &[],
-    );
+    let flashing = flashing_master(&c, "flash.mp4", 6);
     let (code, report) = c.process(&flashing, None, None);
     assert_rejected(code, &report, "flashing", "flashes within one second");
     // The reason gives the times of the transitions in the worst second.
     let reason = report["reason"]["message"].as_str().unwrap();
     assert!(
         reason.contains("6 large-area flashes within one second from 0.08 s")
-            && reason.contains("luma transitions at 0.08, 0.17, 0.25,")
+            && reason.contains("of the picture or more at 0.08, 0.17, 0.25,")
             && reason.contains(", 0.92, 1.00 s)"),
         "{reason}"
     );
 
     // Twice a second is under the limit of three.
-    let slow = c.master(
-        "slow-flash.mp4",
+    let slow = flashing_master(&c, "slow-flash.mp4", 2);
+    let (code, report) = c.process(&slow, None, None);
+    assert_passes(code, &report);
+    assert!(flashes_measured(&report).starts_with("2 flashes"));
+
+    // A box over 22% of a dim picture flashing six times a second: its mean
+    // luma steps by 15%, but under a quarter of the screen is not a
+    // large-area flash; a profile that counts a fifth refuses it.
+    let boxed = c.master(
+        "box-flash.mp4",
         &format!(
-            "testsrc2=s=320x180:r=24:d=2,geq=lum='if(lt(mod(T*2\\,1)\\,0.5)\\,min(255\\,lum(X\\,Y)+120)\\,lum(X\\,Y))':cb='cb(X\\,Y)':cr='cr(X\\,Y)'[v];{TONE}:d=2[a]"
+            "testsrc2=s=320x180:r=24:d=2,lutyuv=y=val*0.5,drawbox=x=80:y=40:w=160:h=80:color=white:t=fill:enable='lt(mod(t*6\\,1)\\,0.5)'[v];{TONE}:d=2[a]"
         ),
         true,
         &[],
     );
-    let (code, report) = c.process(&slow, None, None);
+    let (code, report) = c.process(&boxed, None, None);
     assert_passes(code, &report);
-    let f = master_check(&report, "flashing");
-    assert!(
-        f["measured"].as_str().unwrap().starts_with("2 flashes"),
-        "{f:#}"
+    assert!(flashes_measured(&report).starts_with("0 flashes"));
+    let (code, report) = c.process(
+        &boxed,
+        None,
+        Some("[profiles.default.qc]\nflash_min_area = 0.2\n"),
+    );
+    assert_rejected(
+        code,
+        &report,
+        "flashing",
+        "6 large-area flashes within one second",
     );
 }
