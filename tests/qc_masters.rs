@@ -124,6 +124,14 @@ fn failed(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// No check decoded the master again: the content analysis rode on the
+/// transcode's own decode (no stand-alone analysis pass was timed).
+fn analysed_in_the_transcode(report: &Value) {
+    let t = &report["qc"]["timings"];
+    assert_eq!(t["content_in_transcode"], true, "{t:#}");
+    assert!(t.get("content_analysis_secs").is_none(), "{t:#}");
+}
+
 fn assert_passes(code: i32, report: &Value) {
     assert_eq!(
         code,
@@ -131,6 +139,7 @@ fn assert_passes(code: i32, report: &Value) {
         "expected a pass, failed {:?}: {report:#}",
         failed(report)
     );
+    analysed_in_the_transcode(report);
 }
 
 /// Rejected by `rule` of the master, the reason naming `words`.
@@ -143,6 +152,7 @@ fn assert_rejected(code: i32, report: &Value, rule: &str, words: &str) {
     assert!(
         c["measured"].as_str().unwrap().len() > 3 && c["threshold"].as_str().unwrap().len() > 3
     );
+    analysed_in_the_transcode(report);
 }
 
 /// Every rendition's `rule` passed.
@@ -237,6 +247,25 @@ fn non_square_pixels_are_judged_as_displayed_and_delivered_square() {
         (Some(320), Some(180))
     );
     assert!(r.get("stored").is_none(), "square pixels: {r:#}");
+    // The detectors see the displayed shape: no bar where the stored
+    // 4:3 frame is taller than the displayed 16:9 one.
+    assert_eq!(
+        master_check(&report, "borders")["measured"],
+        "none: bars left 0.0%, right 0.0%, top 0.0%, bottom 0.0%"
+    );
+    // A letterbox in it (22 of 180 lines at each end) is measured even.
+    let boxed = c.master(
+        "sar-letterbox.mp4",
+        &format!("testsrc2=s=240x136:r=24:d=2,pad=240:180:0:22:black,setsar=4/3[v];{TONE}:d=2[a]"),
+        true,
+        &[],
+    );
+    let (code, report) = c.process(&boxed, None, None);
+    assert_passes(code, &report);
+    assert_eq!(
+        master_check(&report, "borders")["measured"],
+        "letterbox: bars left 0.0%, right 0.0%, top 11.9%, bottom 11.9%"
+    );
     // Compared with a request, the size is the displayed one, and the
     // reason says why it differs from the stored one.
     let req = c.request(json!({"positivePrompt": "p", "width": 3840, "height": 2160,
@@ -253,6 +282,60 @@ fn non_square_pixels_are_judged_as_displayed_and_delivered_square() {
             && reason.contains("pixels are not square (pixel aspect 4:3)"),
         "{reason}"
     );
+}
+
+/// The clean twins of the two tests above: a master that displays as
+/// requested passes arrival and QC whatever it stores (a portrait frame
+/// its display matrix turns to landscape, 4:3 pixels that stretch to
+/// 16:9), and the outputs are the displayed picture.
+#[test]
+fn masters_that_display_as_requested_pass_whatever_they_store() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let req = c.request(
+        json!({"positivePrompt": "landscape", "width": 640, "height": 360, "duration": 3,
+        "providerSettings": {"klingai": {"sound": true}}}),
+    );
+    let av3 =
+        |size: &str, extra: &str| format!("testsrc2=s={size}:r=24:d=3{extra}[v];{TONE}:d=3[a]");
+    let plain = c.master("plain.mp4", &av3("640x360", ""), true, &[]);
+    let portrait = c.master("portrait.mp4", &av3("360x640", ""), true, &[]);
+    let turned = c.path("turned.mp4");
+    ffmpeg(&[
+        "-i",
+        portrait.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=90",
+        turned.to_str().unwrap(),
+    ]);
+    let anamorphic = c.master("sar.mp4", &av3("480x360", ",setsar=4/3"), true, &[]);
+    for (m, stored) in [
+        (&plain, None),
+        (&turned, Some("rotates it 90")),
+        (&anamorphic, Some("pixel aspect 4:3")),
+    ] {
+        let (code, report) = c.process(m, Some(&req), None);
+        assert_passes(code, &report);
+        let display = master_check(&report, "display")["measured"]
+            .as_str()
+            .unwrap();
+        assert!(display.starts_with("640x360"), "{display}");
+        match stored {
+            Some(words) => assert!(display.contains(words), "{display}"),
+            None => assert!(display.contains("square pixels, no rotation"), "{display}"),
+        }
+        renditions_pass(&report, "display");
+        for r in report["qc"]["renditions"].as_array().unwrap() {
+            let v = &r["probe"]["video"];
+            assert_eq!(
+                (v["width"].as_u64(), v["height"].as_u64()),
+                (Some(640), Some(360)),
+                "{r:#}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -298,6 +381,18 @@ fn audio_that_starts_late_or_ends_early_is_rejected_with_its_offsets() {
         .as_str()
         .unwrap()
         .contains("+0.4"));
+    // The tolerance is the profile's: a second (24 frames) takes it.
+    let (code, report) = c.process(
+        &late,
+        None,
+        Some("[profiles.default.qc]\nav_sync_tolerance_frames = 24\n"),
+    );
+    assert_passes(code, &report);
+    let start = master_check(&report, "audio_start");
+    assert_eq!(
+        start["threshold"],
+        "within 1.000 s (24 frames at 24.000 fps)"
+    );
 
     let short = c.master(
         "short.mp4",
@@ -418,6 +513,24 @@ fn borders_on_all_four_sides_are_refused_and_a_letterbox_follows_the_profile() {
     assert_rejected(code, &report, "borders", "letterbox");
 }
 
+/// The whole picture brightened `hz` times a second, the content moving.
+fn flashing_master(c: &Case, name: &str, hz: u32) -> PathBuf {
+    c.master(
+        name,
+        &format!(
+            "testsrc2=s=320x180:r=24:d=2,geq=lum='if(lt(mod(T*{hz}\\,1)\\,0.5)\\,min(255\\,lum(X\\,Y)+120)\\,lum(X\\,Y))':cb='cb(X\\,Y)':cr='cr(X\\,Y)'[v];{TONE}:d=2[a]"
+        ),
+        true,
+        &[],
+    )
+}
+
+fn flashes_measured(report: &Value) -> &str {
+    master_check(report, "flashing")["measured"]
+        .as_str()
+        .unwrap()
+}
+
 #[test]
 fn repeated_frames_and_flashing_are_found_in_the_content_analysis() {
     need_ffmpeg!();
@@ -438,16 +551,74 @@ fn repeated_frames_and_flashing_are_found_in_the_content_analysis() {
     );
     let (code, report) = c.process(&doubled, None, None);
     assert_rejected(code, &report, "cadence", "repeat the one before");
+    let measured = master_check(&report, "cadence")["measured"]
+        .as_str()
+        .unwrap();
+    assert_eq!(measured, "51.1% repeated (24 of 47 frames)");
 
-    // The whole picture brightened 6 times a second, the content moving.
-    let flashing = c.master(
-        "flash.mp4",
+    // 24 pictures a second carried at 30 fps (one frame in five repeated,
+    // pulldown on progressive content): 20% over the 15% default; a
+    // profile that takes 25% passes it.
+    let pulled = c.master(
+        "pulldown.mp4",
+        &format!("testsrc2=s=320x180:r=24:d=2,fps=30[v];{TONE}:d=2[a]"),
+        true,
+        &[],
+    );
+    let (code, report) = c.process(&pulled, None, None);
+    assert_rejected(code, &report, "cadence", "duplicated frames or pulldown");
+    let (code, report) = c.process(
+        &pulled,
+        None,
+        Some("[profiles.default.qc]\nmax_repeated_frame_share = 0.25\n"),
+    );
+    assert_passes(code, &report);
+    assert_eq!(
+        master_check(&report, "cadence")["threshold"],
+        "<= 25.0% repeated frames"
+    );
+
+    let flashing = flashing_master(&c, "flash.mp4", 6);
+    let (code, report) = c.process(&flashing, None, None);
+    assert_rejected(code, &report, "flashing", "flashes within one second");
+    // The reason gives the times of the transitions in the worst second.
+    let reason = report["reason"]["message"].as_str().unwrap();
+    assert!(
+        reason.contains("6 large-area flashes within one second from 0.08 s")
+            && reason.contains("of the picture or more at 0.08, 0.17, 0.25,")
+            && reason.contains(", 0.92, 1.00 s)"),
+        "{reason}"
+    );
+
+    // Twice a second is under the limit of three.
+    let slow = flashing_master(&c, "slow-flash.mp4", 2);
+    let (code, report) = c.process(&slow, None, None);
+    assert_passes(code, &report);
+    assert!(flashes_measured(&report).starts_with("2 flashes"));
+
+    // A box over 22% of a dim picture flashing six times a second: its mean
+    // luma steps by 15%, but under a quarter of the screen is not a
+    // large-area flash; a profile that counts a fifth refuses it.
+    let boxed = c.master(
+        "box-flash.mp4",
         &format!(
-            "testsrc2=s=320x180:r=24:d=2,geq=lum='if(lt(mod(T*6\\,1)\\,0.5)\\,min(255\\,lum(X\\,Y)+120)\\,lum(X\\,Y))':cb='cb(X\\,Y)':cr='cr(X\\,Y)'[v];{TONE}:d=2[a]"
+            "testsrc2=s=320x180:r=24:d=2,lutyuv=y=val*0.5,drawbox=x=80:y=40:w=160:h=80:color=white:t=fill:enable='lt(mod(t*6\\,1)\\,0.5)'[v];{TONE}:d=2[a]"
         ),
         true,
         &[],
     );
-    let (code, report) = c.process(&flashing, None, None);
-    assert_rejected(code, &report, "flashing", "flashes within one second");
+    let (code, report) = c.process(&boxed, None, None);
+    assert_passes(code, &report);
+    assert!(flashes_measured(&report).starts_with("0 flashes"));
+    let (code, report) = c.process(
+        &boxed,
+        None,
+        Some("[profiles.default.qc]\nflash_min_area = 0.2\n"),
+    );
+    assert_rejected(
+        code,
+        &report,
+        "flashing",
+        "6 large-area flashes within one second",
+    );
 }

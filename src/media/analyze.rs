@@ -1,8 +1,10 @@
 //! Content analysis of a master in one ffmpeg pass: black runs
 //! (`blackdetect`), frozen runs (`freezedetect`), silent runs
 //! (`silencedetect`), loudness with true peak (`ebur128`), borders
-//! (`cropdetect` on every 6th frame), and per-frame mean luma and
-//! difference (`signalstats`: flashes and repeated frames). The video
+//! (`cropdetect` on every 6th frame), per-frame mean luma and difference
+//! (`signalstats`: repeated frames), and the share of the picture that
+//! brightens or darkens from one frame to the next (`blackframe` over a
+//! grid of block means: flashes). The video
 //! branch is scaled down first: the detectors need no 4K, and decoding is
 //! the only full-size cost.
 
@@ -87,9 +89,24 @@ pub struct ContentAnalysis {
     #[serde(default)]
     pub cadence: Option<Cadence>,
     /// Frame-to-frame changes of the mean luma of at least
-    /// [`LUMA_STEP_FLOOR`] of the range: the transitions flashes are made of.
+    /// [`LUMA_STEP_FLOOR`] of the range.
     #[serde(default)]
     pub luma_steps: Vec<LumaStep>,
+    /// The frames where at least [`AREA_STEP_FLOOR`] of the picture
+    /// brightened or darkened by [`FLASH_BLOCK_STEP`]: the transitions
+    /// flashes are made of. None in analyses made before it was measured.
+    #[serde(default)]
+    pub area_steps: Option<Vec<AreaStep>>,
+}
+
+/// At `at`, these shares of the picture (of the [`FLASH_GRID`] blocks'
+/// mean luma) got brighter or darker than in the frame before by at least
+/// [`FLASH_BLOCK_STEP`] of the range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AreaStep {
+    pub at: f64,
+    pub brighter: f64,
+    pub darker: f64,
 }
 
 /// cropdetect's x1..x2, y1..y2 over the whole master.
@@ -126,6 +143,18 @@ pub struct LumaStep {
 
 /// Luma changes smaller than this (fraction of the range) are not kept.
 pub const LUMA_STEP_FLOOR: f64 = 0.05;
+/// The flash detector's blocks: the picture averaged into 16x9 cells
+/// (each 1/144 of it, whatever its shape), so that motion inside a cell
+/// averages out and only a change of the region's brightness counts.
+pub const FLASH_GRID: (u32, u32) = (16, 9);
+/// A block whose mean luma moves by this much (fraction of the range,
+/// 26 of 255) from one frame to the next brightens or darkens.
+pub const FLASH_BLOCK_STEP: f64 = 0.1;
+/// Frames where less than this share of the picture changed are not kept.
+pub const AREA_STEP_FLOOR: f64 = 0.1;
+/// Names of the two `blackframe` instances of the flash chain.
+const BRIGHTER: &str = "blackframe@qcbrighter";
+const DARKER: &str = "blackframe@qcdarker";
 /// A frame whose mean absolute luma difference to the one before is below
 /// this (8-bit levels) repeats it (a decoded duplicate measures ~0.02,
 /// moving footage 1 and more).
@@ -134,15 +163,13 @@ const REPEAT_YDIF: f64 = 0.1;
 const CROP_EVERY: u32 = 6;
 
 /// The size of the frames the video detectors see: [`ANALYSIS_WIDTH`]
-/// wide, the stored picture's shape after the display rotation (the
-/// pixels are not made square), as `scale=w=480:h=-2` rounds it.
+/// wide, the shape of the picture as displayed (rotated by the decoder's
+/// autorotate, the pixel aspect applied by the scale itself: the
+/// transcode's branch has square pixels already, the stand-alone pass's
+/// has the master's own), the height even, as [`Detectors`]' scale rounds it.
 pub fn analysis_size(v: &crate::media::probe::VideoStream) -> (u32, u32) {
-    let (w, h) = match v.stored {
-        Some(s) if s.rotation.rem_euclid(180) == 90 => (s.height, s.width),
-        Some(s) => (s.width, s.height),
-        None => (v.width, v.height),
-    };
-    let h = (ANALYSIS_WIDTH as f64 * h as f64 / (2.0 * w.max(1) as f64)).round() as u32 * 2;
+    let half = ANALYSIS_WIDTH as f64 / 2.0;
+    let h = (half * v.height as f64 / v.width.max(1) as f64).round() as u32 * 2;
     (ANALYSIS_WIDTH, h)
 }
 
@@ -153,6 +180,8 @@ const ANALYSIS_WIDTH: u32 = 480;
 pub const VIDEO_SINK: &str = "qcv";
 /// Pad of the border detector's sample of the video chain.
 const CROP_PAD: &str = "qccrop";
+/// Pad of the flash detector's copy of the video chain.
+const FLASH_PAD: &str = "qcflash";
 /// Pad the detectors' audio chain ends in.
 pub const AUDIO_SINK: &str = "qca";
 
@@ -179,11 +208,11 @@ impl Detectors {
         let mut sinks = Vec::new();
         if let Some(pad) = video {
             chains.push(format!(
-                "[{pad}]scale=w={ANALYSIS_WIDTH}:h=-2:flags=fast_bilinear,\
+                "[{pad}]scale=w={ANALYSIS_WIDTH}:h=2*round({ANALYSIS_WIDTH}/2/dar):flags=fast_bilinear,\
                  blackdetect=d={}:pic_th={}:pix_th={},freezedetect=n={}dB:d={},\
                  signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG,\
                  metadata=mode=print:key=lavfi.signalstats.YDIF,\
-                 split[{VIDEO_SINK}][{CROP_PAD}]",
+                 split=3[{VIDEO_SINK}][{CROP_PAD}][{FLASH_PAD}]",
                 s.black_min_secs,
                 s.black_picture_ratio,
                 s.black_pixel_threshold,
@@ -195,6 +224,7 @@ impl Detectors {
             chains.push(format!(
                 "[{CROP_PAD}]select='not(mod(n\\,{CROP_EVERY}))',cropdetect=round=2:reset=0,nullsink"
             ));
+            chains.push(flash_chain());
             sinks.push(VIDEO_SINK.to_owned());
         }
         if let Some(pad) = audio {
@@ -224,6 +254,22 @@ impl Detectors {
     pub fn parse<S: AsRef<str>>(&self, log: &[S], duration: f64) -> ContentAnalysis {
         parse_log(log, duration)
     }
+}
+
+/// Block means, then each block's change from the frame before
+/// (`grainextract`: 128 + now - before); `blackframe` counts the share of
+/// blocks below a level: those that darkened by more than the step, and
+/// (after the values are mirrored) those that brightened.
+fn flash_chain() -> String {
+    let (gw, gh) = FLASH_GRID;
+    let step = (FLASH_BLOCK_STEP * 255.0).round() as u32;
+    format!(
+        "[{FLASH_PAD}]scale=w={gw}:h={gh}:flags=area,format=gray,tblend=all_mode=grainextract,\
+         split[qcfd][qcfb];[qcfd]{DARKER}=amount=0:threshold={},nullsink;\
+         [qcfb]lut=c0=255-val,{BRIGHTER}=amount=0:threshold={},nullsink",
+        128 - step,
+        127 - step
+    )
 }
 
 /// The stand-alone analysis pass: the master decoded for the detectors alone.
@@ -274,8 +320,29 @@ pub fn parse_log<S: AsRef<str>>(lines: &[S], duration: f64) -> ContentAnalysis {
     let (mut at, mut last_yavg) = (0.0, None::<f64>);
     let mut repeats = Vec::new();
     let (mut compared, mut ydif_lines) = (0u64, 0u64);
+    // Frame number -> (time, brighter, darker).
+    let mut areas: std::collections::BTreeMap<u64, (f64, f64, f64)> = Default::default();
     for line in lines {
         let line = line.as_ref();
+        if let Some((i, brighter)) = [(line.find(BRIGHTER), true), (line.find(DARKER), false)]
+            .into_iter()
+            .find_map(|(i, b)| i.map(|i| (i, b)))
+        {
+            let rest = &line[i..];
+            if let (Some(n), Some(p), Some(t)) = (
+                number_after(rest, "] frame:"),
+                number_after(rest, " pblack:"),
+                number_after(rest, " t:"),
+            ) {
+                let e = areas.entry(n as u64).or_insert((t, 0.0, 0.0));
+                if brighter {
+                    e.1 = p / 100.0;
+                } else {
+                    e.2 = p / 100.0;
+                }
+            }
+            continue;
+        }
         if line.contains("[Parsed_metadata") {
             if let Some(t) = number_after(line, "pts_time:") {
                 at = t;
@@ -368,6 +435,19 @@ pub fn parse_log<S: AsRef<str>>(lines: &[S], duration: f64) -> ContentAnalysis {
             start: s,
             end: duration,
         });
+    }
+    if !areas.is_empty() {
+        a.area_steps = Some(
+            areas
+                .into_values()
+                .filter(|&(_, b, d)| b.max(d) >= AREA_STEP_FLOOR)
+                .map(|(at, brighter, darker)| AreaStep {
+                    at,
+                    brighter,
+                    darker,
+                })
+                .collect(),
+        );
     }
     if compared > 0 {
         let frozen = |t: &f64| a.freeze.iter().any(|r| *t >= r.start && *t <= r.end);
@@ -499,6 +579,15 @@ mod tests {
                 "[Parsed_metadata_6 @ 0x1x2] lavfi.signalstats.YDIF={ydif}"
             ));
         }
+        // The flash chain's two counts of frame 1 (t 0.04), as ffmpeg 5.1
+        // logs them (the progress line can run into the first).
+        log.push("frame=    1 fps=0.0 q=-0.0 size=N/A time=00:00:00.04 bitrate=N/A speed=N/A    [blackframe@qcdarker @ 0x55] frame:0 pblack:31 pts:1 t:0.040000 type:I last_keyframe:0".into());
+        log.push("[blackframe@qcbrighter @ 0x56] frame:0 pblack:2 pts:1 t:0.040000 type:I last_keyframe:0".into());
+        log.push(
+            "[blackframe@qcdarker @ 0x55] frame:1 pblack:4 pts:2 t:0.080000 type:I last_keyframe:1"
+                .into(),
+        );
+        log.push("[blackframe@qcbrighter @ 0x56] frame:1 pblack:3 pts:2 t:0.080000 type:I last_keyframe:1".into());
         log.push("[freezedetect @ 0x56] lavfi.freezedetect.freeze_start: 0.1".into());
         log.push("[Parsed_cropdetect_9 @ 0x1x1] x1:48 x2:431 y1:27 y2:242 w:384 h:214 x:48 y:28 pts:1 t:0.5 crop=384:214:48:28".into());
         let a = parse_log(&log, 0.16);
@@ -510,6 +599,15 @@ mod tests {
                 y1: 27,
                 y2: 242
             })
+        );
+        // Frame 1's 4% and 3% are below the floor: not kept.
+        assert_eq!(
+            a.area_steps,
+            Some(vec![AreaStep {
+                at: 0.04,
+                brighter: 0.02,
+                darker: 0.31
+            }])
         );
         assert_eq!(a.luma_steps.len(), 1);
         assert_eq!(a.luma_steps[0].at, 0.08);
@@ -546,7 +644,46 @@ mod tests {
         let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
         assert!(graph.contains("scale=w=480"));
         assert!(graph.contains("blackdetect") && graph.contains("freezedetect"));
+        // Blocks darkened by more than 26 levels (below 128 - 26), or
+        // brightened by more (mirrored: below 127 - 26).
+        assert!(
+            graph.contains("scale=w=16:h=9:flags=area,format=gray,tblend=all_mode=grainextract")
+                && graph.contains("blackframe@qcdarker=amount=0:threshold=102")
+                && graph.contains("lut=c0=255-val,blackframe@qcbrighter=amount=0:threshold=101"),
+            "{graph}"
+        );
         assert!(!graph.contains("ebur128"));
+    }
+
+    #[test]
+    fn the_analysis_frame_has_the_displayed_shape() {
+        let probe =
+            |w: u32, h: u32, stored: serde_json::Value| -> crate::media::probe::VideoStream {
+                serde_json::from_value(serde_json::json!({"codec": "h264", "profile": null,
+                "level": null, "width": w, "height": h, "pix_fmt": null, "fps": 24.0,
+                "nb_frames": null, "stored": stored}))
+                .unwrap()
+            };
+        assert_eq!(
+            analysis_size(&probe(1920, 1080, serde_json::Value::Null)),
+            (480, 270)
+        );
+        // Stored 240x180 with pixel aspect 4:3 displays 320x180: the frame
+        // the detectors see is 16:9, not the stored 4:3 (bars measured
+        // against 480x360 would find a quarter of the height missing).
+        let anamorphic = json_stored(240, 180, 0, 4, 3);
+        assert_eq!(analysis_size(&probe(320, 180, anamorphic)), (480, 270));
+        let turned = json_stored(1920, 1080, 90, 1, 1);
+        assert_eq!(analysis_size(&probe(1080, 1920, turned)), (480, 854));
+        // The scale computes the same height from the input's display aspect.
+        let graph = build_args(Path::new("m.mp4"), true, false, &DetectSettings::default());
+        assert!(graph
+            .iter()
+            .any(|a| a.contains("scale=w=480:h=2*round(480/2/dar)")));
+    }
+
+    fn json_stored(w: u32, h: u32, rotation: i32, n: u32, d: u32) -> serde_json::Value {
+        serde_json::json!({"width": w, "height": h, "rotation": rotation, "sar_num": n, "sar_den": d})
     }
 
     /// The simulator's footage stands in for a real generator's: none of its
@@ -600,6 +737,12 @@ mod tests {
                 .filter(|s| s.delta.abs() >= 0.1)
                 .collect();
             assert!(big.len() <= 2, "seed {seed}: luma steps {big:?}");
+            let areas = a.area_steps.as_ref().expect("areas measured");
+            let flashy: Vec<_> = areas
+                .iter()
+                .filter(|s| s.brighter.max(s.darker) >= 0.25)
+                .collect();
+            assert!(flashy.len() <= 2, "seed {seed}: area steps {flashy:?}");
             let e = a.picture_extent.expect("extent measured");
             let (w, h) = analysis_size(probe.video.as_ref().unwrap());
             assert!(

@@ -42,9 +42,11 @@ pub struct MasterQcSettings {
     pub max_repeated_frame_share: f64,
     /// Flashes allowed in any one-second window (ITU-R BT.1702, Ofcom: 3).
     pub max_flashes_per_sec: u32,
-    /// A change of the mean luma by at least this fraction of the range
-    /// (frame to frame) is one transition of a flash.
-    pub flash_luma_step: f64,
+    /// A frame is one transition of a flash when at least this share of
+    /// the picture brightens, or darkens, by a tenth of the luma range
+    /// (`media::analyze::FLASH_BLOCK_STEP`) from the frame before (ITU-R
+    /// BT.1702 and Ofcom: a quarter of the screen). Measured down to 0.1.
+    pub flash_min_area: f64,
 }
 
 impl Default for MasterQcSettings {
@@ -59,7 +61,7 @@ impl Default for MasterQcSettings {
             allow_windowbox: false,
             max_repeated_frame_share: 0.15,
             max_flashes_per_sec: 3,
-            flash_luma_step: 0.1,
+            flash_min_area: 0.25,
         }
     }
 }

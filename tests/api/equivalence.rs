@@ -2,7 +2,9 @@
 //! defect master of `tests/qc_defects.rs` goes through both (as a master
 //! uploaded by hand, which is its own request, and as `reelay process`
 //! without `--request`), and both reach the same verdict with the same
-//! reason code.
+//! reason code. The masters whose metadata or content hides a defect
+//! (`tests/qc_masters.rs`: the seven classes a buyer's QA turned away, and
+//! a variable frame rate) go through both too, with the same reason text.
 
 use crate::helpers::*;
 use serde_json::Value;
@@ -24,6 +26,8 @@ struct Defect {
     extra: &'static [&'static str],
     /// Keep this fraction of the file (a cut upload).
     cut: Option<f64>,
+    /// Options of a stream copy made after the encode (metadata only it writes).
+    copy_with: &'static [&'static str],
 }
 
 fn defect(name: &'static str, profile: &'static str, graph: String, audio: bool) -> Defect {
@@ -34,6 +38,7 @@ fn defect(name: &'static str, profile: &'static str, graph: String, audio: bool)
         audio,
         extra: &[],
         cut: None,
+        copy_with: &[],
     }
 }
 
@@ -93,6 +98,45 @@ fn defects() -> Vec<Defect> {
             cut: Some(0.5),
             ..defect("cut-faststart", "default", format!("{V}:d=4[v]"), false)
         },
+        defect(
+            "boxed",
+            "default",
+            "testsrc2=s=512x288:r=24:d=4,pad=640:360:64:36:black[v]".into(),
+            false,
+        ),
+        defect(
+            "audio-late",
+            "default",
+            format!("{V}:d=4[v];{TONE}:d=3.5,asetpts=PTS+0.5/TB[a]"),
+            true,
+        ),
+        defect("audio-short", "default", format!("{V}:d=4[v];{TONE}:d=2[a]"), true),
+        defect("doubled", "default", "testsrc2=s=640x360:r=12:d=4,fps=24[v]".into(), false),
+        defect(
+            "flashing",
+            "default",
+            format!("{V}:d=4,geq=lum='if(lt(mod(T*6\\,1)\\,0.5)\\,min(255\\,lum(X\\,Y)+120)\\,lum(X\\,Y))':cb='cb(X\\,Y)':cr='cr(X\\,Y)'[v]"),
+            false,
+        ),
+        Defect {
+            copy_with: &["-metadata:s:v:0", "rotate=90"],
+            ..defect("rotated", "default", format!("{V}:d=4[v]"), false)
+        },
+        defect(
+            "anamorphic",
+            "default",
+            "testsrc2=s=480x360:r=24:d=4,setsar=4/3[v]".into(),
+            false,
+        ),
+        Defect {
+            extra: &["-fps_mode", "passthrough"],
+            ..defect(
+                "vfr",
+                "default",
+                format!("{V}:d=4,select='not(eq(mod(n\\,4)\\,1))'[v]"),
+                false,
+            )
+        },
     ]
 }
 
@@ -116,6 +160,19 @@ fn render(dir: &Path, d: &Defect) -> PathBuf {
     ]);
     cmd.args(d.extra);
     assert!(cmd.arg(&out).status().unwrap().success(), "{}", d.name);
+    if !d.copy_with.is_empty() {
+        let copied = dir.join(format!("{}-copy.mp4", d.name));
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&out)
+            .args(["-c", "copy"])
+            .args(d.copy_with)
+            .arg(&copied)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{}", d.name);
+        std::fs::rename(&copied, &out).unwrap();
+    }
     if let Some(keep) = d.cut {
         let bytes = std::fs::read(&out).unwrap();
         std::fs::write(&out, &bytes[..(bytes.len() as f64 * keep) as usize]).unwrap();
@@ -207,6 +264,20 @@ async fn the_service_and_reelay_process_reach_the_same_verdict_for_every_defect_
             v["reason"],
             report["reason"]
         );
+        // The same rule, in the same words (QC's own reasons name no file;
+        // arrival's name the master as each side stored it).
+        if code.as_deref() == Some("qcFailed") {
+            assert_eq!(
+                v["reason"]["message"], report["reason"]["message"],
+                "{}",
+                d.name
+            );
+        }
+    }
+    // The classes a buyer's QA rejects on sight are rejected by both.
+    for name in ["boxed", "audio-late", "audio-short", "doubled", "flashing"] {
+        let i = cases.iter().position(|d| d.name == name).unwrap();
+        assert_eq!(local[i].0, "rejected", "{name}: {:#}", local[i].2);
     }
     // The defects were defects: most of the set is turned down.
     let rejected = local.iter().filter(|(v, _, _)| v == "rejected").count();
