@@ -629,6 +629,7 @@ mod tests {
             stills: None,
             analysis: None,
             picture: Default::default(),
+            conform: Default::default(),
         };
         let without = transcode_args(Path::new("m.mp4"), &plan, Path::new("/out"));
         assert!(!without.iter().any(|a| a.contains("blackdetect")));

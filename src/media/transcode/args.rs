@@ -133,6 +133,9 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
                 _ => ("aac", r.audio_bitrate_kbps),
             };
             push(&mut args, &["-c:a", codec, "-b:a", &format!("{kbps}k")]);
+            if codec == "aac" && plan.conform.aac_lr {
+                push(&mut args, &["-aac_ms", "0"]);
+            }
         }
         push(
             &mut args,
@@ -242,6 +245,7 @@ fn crop_groups(plan: &TranscodePlan) -> Vec<(Option<Crop>, Vec<SizeNode>)> {
 /// (or the single `[poster]`).
 fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
     let groups = crop_groups(plan);
+    let conform = &plan.conform;
     let analysis = plan.analysis.as_ref();
     let rate = plan.picture.rate_filter();
     let mut branches: Vec<String> = (0..groups.len())
@@ -283,7 +287,9 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
             filters.push_str(&format!(
                 "scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p"
             ));
-            let mut outs: Vec<String> = members.iter().map(|i| format!("[v{i}]")).collect();
+            // With a conform, each output's own chain follows (below).
+            let pad = if conform.is_empty() { "v" } else { "c" };
+            let mut outs: Vec<String> = members.iter().map(|i| format!("[{pad}{i}]")).collect();
             let next = format!("d{g}_{k}");
             if k + 1 < nodes.len() {
                 outs.push(format!("[{next}]"));
@@ -298,6 +304,14 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
                 ));
             }
             from = next;
+        }
+    }
+    // Per output, after its scaler: the buyers' frame-rate conform and trim.
+    if !conform.is_empty() {
+        let filters = conform.video_filters();
+        let filters = filters.trim_end_matches(',');
+        for i in 0..plan.renditions.len() {
+            chains.push(format!("[c{i}]{filters}[v{i}]"));
         }
     }
     let analyse_audio = analysis.is_some_and(|a| a.audio);
@@ -318,6 +332,11 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
             chain.push(',');
         }
         chain.push_str("aresample=48000,aformat=channel_layouts=stereo");
+        let trim = conform.audio_filters();
+        if !trim.is_empty() {
+            chain.push(',');
+            chain.push_str(trim.trim_end_matches(','));
+        }
         let n = plan.renditions.len();
         let outs: String = (0..n).map(|i| format!("[a{i}]")).collect();
         if n == 1 {

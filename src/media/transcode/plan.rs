@@ -160,6 +160,7 @@ mod tests {
             stills: None,
             analysis: None,
             picture: Default::default(),
+            conform: Default::default(),
         }
     }
 
