@@ -17,7 +17,9 @@ pub async fn preflight(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Plan>, ApiError> {
-    Ok(Json(super::assets::validate(&state, &body)?.plan))
+    Ok(Json(
+        super::assets::validate_fetching(&state, body).await?.plan,
+    ))
 }
 
 /// The request's `destinations`: configured names, each once. Problems go
