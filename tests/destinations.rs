@@ -327,14 +327,18 @@ fn broken_rules(d: &Destination, set: &[Probed], master_short: u32) -> Vec<Strin
             }
         }
     }
+    // The top rung: the biggest file inside the top band, else the biggest
+    // (a mezzanine may be bigger than the top rung without being it).
     let area = |f: &Probed| u64::from(f.width) * u64::from(f.height);
-    let biggest = set.iter().map(area).max().unwrap();
-    let tops: Vec<&Probed> = set.iter().filter(|f| area(f) == biggest).collect();
-    let top = tops
+    let top = set
         .iter()
-        .copied()
-        .find(|f| in_band(f.video_kbps, d.top_min_kbps, d.top_max_kbps))
-        .unwrap_or(tops[0]);
+        .max_by_key(|f| {
+            (
+                in_band(f.video_kbps, d.top_min_kbps, d.top_max_kbps),
+                area(f),
+            )
+        })
+        .unwrap();
     let (long, short) = (top.width.max(top.height), top.width.min(top.height));
     let (mw, mh) = (d.min_width.unwrap_or(0), d.min_height.unwrap_or(0));
     rule(

@@ -241,12 +241,14 @@ pub fn judge(name: &str, d: &Destination, delivered: &Delivered) -> DestinationV
             passed,
         })
     };
-    // The biggest accepted file; of several that size, one inside the top
-    // band (the profile's rung and one made for this buyer may share a size).
+    // The biggest accepted file inside the top band, else the biggest: the
+    // profile's rung and one made for this buyer may share a size, and a
+    // mezzanine (a 4K master's 2160p in the UHD band) is bigger than a CTV
+    // buyer's top rung without being it.
     let top = accepted.iter().max_by_key(|f| {
         (
-            u64::from(f.width) * u64::from(f.height),
             in_band(f.video_kbps, d.top_min_kbps, d.top_max_kbps),
+            u64::from(f.width) * u64::from(f.height),
         )
     });
     match top {
@@ -525,6 +527,29 @@ mod tests {
             );
             assert!(v.passed, "{v:#?}");
         }
+    }
+
+    #[test]
+    fn a_4k_mezzanine_is_not_taken_for_the_top_rung() {
+        // A 4K master for a CTV buyer: the mezzanine (2160p, UHD band) is
+        // the largest file; the top rung is the largest file in the band.
+        let d = Destination {
+            mezzanine: true,
+            min_width: Some(1920),
+            min_height: Some(1080),
+            ..buyer()
+        };
+        let mut mezz = file("2160p-16500k", 2160, 16_600.0);
+        mezz.width = 3840;
+        let set = Delivered {
+            files: vec![mezz, file("1080p", 1080, 6000.0), file("360p", 360, 2100.0)],
+            ..Default::default()
+        };
+        let v = judge("ctv", &d, &set);
+        assert!(v.passed, "{v:#?}");
+        let top = v.checks.iter().find(|c| c.rule == "top_max_kbps").unwrap();
+        assert_eq!(top.subject, "1080p");
+        assert!(v.checks.iter().any(|c| c.rule == "mezzanine" && c.passed));
     }
 
     #[test]
