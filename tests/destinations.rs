@@ -368,6 +368,32 @@ fn broken_rules(d: &Destination, set: &[Probed], master_short: u32) -> Vec<Strin
             ),
         );
     }
+    // Every file at a size the buyer bands is inside a band of that size
+    // (its VAST offers nothing a creative QA would send back), the
+    // mezzanine aside.
+    for f in set {
+        let short = f.width.min(f.height);
+        let mezzanine =
+            d.mezzanine && short == master_short && f.video_kbps >= 15_000.0 / TOLERANCE;
+        let mut bands: Vec<(Option<u32>, Option<u32>)> = d
+            .lower_rungs
+            .iter()
+            .filter(|r| r.short_side == short)
+            .map(|r| (Some(r.min_kbps), Some(r.max_kbps)))
+            .collect();
+        if (f.width, f.height) == (top.width, top.height) {
+            bands.push((d.top_min_kbps, d.top_max_kbps));
+        }
+        rule(
+            mezzanine
+                || bands.is_empty()
+                || bands.iter().any(|(lo, hi)| in_band(f.video_kbps, *lo, *hi)),
+            format!(
+                "bands: {} at {:.0} kbps is outside every band of its size",
+                f.name, f.video_kbps
+            ),
+        );
+    }
     if d.mezzanine {
         rule(
             set.iter().any(|f| {
