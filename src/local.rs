@@ -257,6 +257,17 @@ pub fn print_human(r: &ProcessReport) {
                 c.reason.clone().unwrap_or_default()
             );
         }
+        for c in &qc.corrections {
+            println!(
+                "  corrected {} for {}: {} -> {} -> measured {}{}",
+                c.rule,
+                c.destinations.join(", "),
+                c.measured,
+                c.action,
+                c.result,
+                if c.passed { "" } else { " (FAILS)" }
+            );
+        }
         for d in &qc.destinations {
             let verdict = if d.passed { "ready" } else { "not ready" };
             println!(
@@ -459,6 +470,7 @@ pub async fn transcode_only(
         &runner,
         settings,
         resolved,
+        &[],
         master,
         &probe,
         plan.clone(),

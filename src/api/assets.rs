@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde_json::Value;
+use std::time::Duration;
 use uuid::Uuid;
 
 const TOP_LEVEL: &[&str] = &[
@@ -57,7 +58,7 @@ pub async fn create(
         vast,
         captions,
         plan: _,
-    } = validate(&state, &body)?;
+    } = validate_fetching(&state, body).await?;
     let asset_id = AssetId::generate();
     let id = asset_id.to_string();
     let now = now_ms();
@@ -108,6 +109,129 @@ pub async fn create(
         HeaderValue::from_str(&format!("/v1/assets/{id}"))?,
     );
     Ok((StatusCode::ACCEPTED, headers, Json(view)))
+}
+
+/// How long fetching one caption URL may take, headers and body.
+pub const CAPTION_FETCH_SECS: u64 = 10;
+
+/// The request's `captions[i].url`s replaced by the WebVTT each names, so
+/// that [`validate`] checks them as it checks `text`: fetched through the
+/// outbound guard (public addresses only unless
+/// `outbound.allowed_private_networks`, no redirects, no proxy), within
+/// [`CAPTION_FETCH_SECS`] and `publish::captions::MAX_BYTES`, a 200 in
+/// UTF-8. Each problem is a 400 naming `captions[i].url`; a problem of the
+/// fetched document names it too.
+async fn fetch_caption_urls(
+    state: &AppState,
+    mut body: Value,
+) -> Result<(Value, Vec<usize>), ApiError> {
+    use crate::publish::captions::MAX_BYTES;
+    let Some(items) = body
+        .get_mut("captions")
+        .and_then(Value::as_array_mut)
+        .filter(|l| l.iter().any(|c| c.get("url").is_some()))
+    else {
+        return Ok((body, Vec::new()));
+    };
+    let guard = crate::outbound::Guard::new(&state.settings.outbound)?;
+    let client = guard.client(Duration::from_secs(CAPTION_FETCH_SECS))?;
+    let mut errors = Vec::new();
+    let mut fetched = Vec::new();
+    for (i, item) in items.iter_mut().enumerate() {
+        let Some(obj) = item.as_object_mut() else {
+            continue;
+        };
+        let Some(url) = obj.remove("url") else {
+            continue;
+        };
+        let path = format!("captions[{i}].url");
+        let mut bad = |rule: String| {
+            errors.push(FieldError {
+                path: path.clone(),
+                rule,
+            })
+        };
+        if obj.contains_key("text") {
+            bad("give the WebVTT as url or as text, not both".into());
+            continue;
+        }
+        let Some(url) = url.as_str() else {
+            bad("must be an http(s) URL of a WebVTT document".into());
+            continue;
+        };
+        match fetch_text(&guard, &client, url, MAX_BYTES).await {
+            Ok(text) => {
+                obj.insert("text".into(), Value::String(text));
+                fetched.push(i);
+            }
+            Err(rule) => bad(rule),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    Ok((body, fetched))
+}
+
+/// [`validate`] of a body whose caption URLs [`fetch_caption_urls`]
+/// fetched: a problem with a fetched track's text names its `url`.
+pub(super) async fn validate_fetching(
+    state: &AppState,
+    body: Value,
+) -> Result<Validated, ApiError> {
+    let (body, fetched) = fetch_caption_urls(state, body).await?;
+    validate(state, &body).map_err(|e| match e {
+        ApiError::Invalid {
+            message,
+            mut fields,
+        } => {
+            for f in &mut fields {
+                for i in &fetched {
+                    if f.path == format!("captions[{i}].text") {
+                        f.path = format!("captions[{i}].url");
+                    }
+                }
+            }
+            ApiError::Invalid { message, fields }
+        }
+        other => other,
+    })
+}
+
+/// GET `url` through the guard: its body as UTF-8 text of at most `max`
+/// bytes, or the rule it broke.
+async fn fetch_text(
+    guard: &crate::outbound::Guard,
+    client: &reqwest::Client,
+    url: &str,
+    max: usize,
+) -> Result<String, String> {
+    let u = guard
+        .check_url(url)
+        .map_err(|e| format!("must be an http(s) URL reelay may fetch ({e})"))?;
+    let failed = |e: &reqwest::Error| {
+        if e.is_timeout() {
+            format!("did not answer within {CAPTION_FETCH_SECS} s")
+        } else {
+            format!("could not be fetched: {}", crate::outbound::client_text(e))
+        }
+    };
+    let mut res = client.get(u).send().await.map_err(|e| failed(&e))?;
+    if res.status() != reqwest::StatusCode::OK {
+        return Err(format!("answered HTTP {}, not 200", res.status().as_u16()));
+    }
+    let too_big = || format!("must be at most {max} bytes");
+    if res.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| failed(&e))? {
+        if bytes.len() + chunk.len() > max {
+            return Err(too_big());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| "must be a UTF-8 WebVTT document".into())
 }
 
 /// Every check of a `POST /v1/assets` body, all errors at once; nothing

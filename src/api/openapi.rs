@@ -76,7 +76,8 @@ pub struct CreateAssetRequest {
     /// SUBTITLES group and in VAST as `ClosedCaptionFiles`. The WebVTT is
     /// checked: the `WEBVTT` header, cue timings well formed and in start
     /// order, every cue ending within the requested duration; a problem is
-    /// a 400 naming `captions[i].text` and the rule.
+    /// a 400 naming `captions[i].text` (or `captions[i].url`, for a
+    /// document given by URL) and the rule.
     #[schema(max_items = 16)]
     pub captions: Option<Vec<CaptionRequest>>,
 }
@@ -91,9 +92,16 @@ pub struct CaptionRequest {
     /// The name players show (default: the language); 1-64 characters.
     #[schema(min_length = 1, max_length = 64)]
     pub label: Option<String>,
-    /// The WebVTT document (W3C WebVTT), at most 256 KiB.
+    /// The WebVTT document (W3C WebVTT), at most 256 KiB. Give it here or
+    /// as `url`, not both.
     #[schema(max_length = 262144)]
-    pub text: String,
+    pub text: Option<String>,
+    /// Where reelay fetches the WebVTT document at request time (http or
+    /// https; public addresses only, no redirects; a 200 within 10 s, at
+    /// most 256 KiB of UTF-8), then checks it as `text`; a problem is a
+    /// 400 naming `captions[i].url`.
+    #[schema(max_length = 2048)]
+    pub url: Option<String>,
 }
 
 /// The optional body of `POST /v1/assets/{id}/reprocess` (read in

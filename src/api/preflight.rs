@@ -17,7 +17,9 @@ pub async fn preflight(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Plan>, ApiError> {
-    Ok(Json(super::assets::validate(&state, &body)?.plan))
+    Ok(Json(
+        super::assets::validate_fetching(&state, body).await?.plan,
+    ))
 }
 
 /// The request's `destinations`: configured names, each once. Problems go
@@ -78,6 +80,30 @@ pub(super) fn plan(
             Ok(p) => plans.push(p),
             Err(e) => errors.extend(e),
         }
+    }
+    // One frame rate for the whole set: the one nearest the model's that
+    // every destination takes, or a refusal naming each one's rates.
+    let dests: Vec<(&str, &crate::destinations::Destination)> = names
+        .iter()
+        .map(|n| (n.as_str(), &state.settings.destinations[n]))
+        .collect();
+    let fps = f64::from(state.model.fps);
+    match crate::destinations::heal::shared_rate(&dests, fps) {
+        Err(why) => errors.push(FieldError {
+            path: "destinations".into(),
+            rule: why,
+        }),
+        Ok(Some(rate)) => {
+            let needs = format!(
+                "a frame-rate conform to {rate} fps: the model renders {fps} fps, and {rate} is the rate nearest it that every destination of the request takes"
+            );
+            for r in plans.iter_mut().flat_map(|p| p.rules.iter_mut()) {
+                if r.rule == "frame_rates" && r.needs.is_some() {
+                    r.needs = Some(needs.clone());
+                }
+            }
+        }
+        _ => {}
     }
     if !errors.is_empty() {
         return Err(errors);

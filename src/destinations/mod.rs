@@ -6,6 +6,7 @@
 //! After QC, [`verdict::judge`] checks each destination the asset names on
 //! the delivered files (`stages::check::delivered` gathers them).
 
+pub mod heal;
 pub mod preflight;
 pub mod verdict;
 

@@ -241,12 +241,14 @@ pub fn judge(name: &str, d: &Destination, delivered: &Delivered) -> DestinationV
             passed,
         })
     };
-    // The biggest accepted file; of several that size, one inside the top
-    // band (the profile's rung and one made for this buyer may share a size).
+    // The biggest accepted file inside the top band, else the biggest: the
+    // profile's rung and one made for this buyer may share a size, and a
+    // mezzanine (a 4K master's 2160p in the UHD band) is bigger than a CTV
+    // buyer's top rung without being it.
     let top = accepted.iter().max_by_key(|f| {
         (
-            u64::from(f.width) * u64::from(f.height),
             in_band(f.video_kbps, d.top_min_kbps, d.top_max_kbps),
+            u64::from(f.width) * u64::from(f.height),
         )
     });
     match top {
@@ -397,13 +399,49 @@ pub fn judge(name: &str, d: &Destination, delivered: &Delivered) -> DestinationV
         name: name.to_string(),
         passed,
         files: if passed {
-            accepted.iter().map(|f| f.name.clone()).collect()
+            accepted
+                .iter()
+                .filter(|f| inside_its_bands(d, f, top.copied(), &accepted))
+                .map(|f| f.name.clone())
+                .collect()
         } else {
             Vec::new()
         },
         reasons,
         checks,
     }
+}
+
+/// Whether `f` is offered to the buyer: a file at a size the buyer bands
+/// (its top rung's, a required lower rung's that another file meets) must
+/// land in one of those bands, so the buyer's VAST never lists a 360p at
+/// 440 kbps made for another buyer beside the 1,650 kbps one IAB's 360p
+/// band takes. The mezzanine is never left out.
+fn inside_its_bands(
+    d: &Destination,
+    f: &DeliveredFile,
+    top: Option<&DeliveredFile>,
+    accepted: &[&DeliveredFile],
+) -> bool {
+    let biggest = accepted.iter().map(|f| short(f)).max().unwrap_or(0);
+    if d.mezzanine && short(f) == biggest && in_band(f.video_kbps, Some(MEZZANINE_MIN_KBPS), None) {
+        return true;
+    }
+    let mut bands: Vec<(Option<u32>, Option<u32>)> = Vec::new();
+    if let Some(t) = top.filter(|t| in_band(t.video_kbps, d.top_min_kbps, d.top_max_kbps)) {
+        if (t.width, t.height) == (f.width, f.height) {
+            bands.push((d.top_min_kbps, d.top_max_kbps));
+        }
+    }
+    for r in d.lower_rungs.iter().filter(|r| r.short_side == short(f)) {
+        let met = accepted.iter().any(|g| {
+            short(g) == r.short_side && in_band(g.video_kbps, Some(r.min_kbps), Some(r.max_kbps))
+        });
+        if met {
+            bands.push((Some(r.min_kbps), Some(r.max_kbps)));
+        }
+    }
+    bands.is_empty() || bands.iter().any(|(lo, hi)| in_band(f.video_kbps, *lo, *hi))
 }
 
 /// Rules checked on each file (a failing file is left out of the buyer's
@@ -525,6 +563,49 @@ mod tests {
             );
             assert!(v.passed, "{v:#?}");
         }
+    }
+
+    #[test]
+    fn a_file_outside_the_band_of_its_size_is_not_offered() {
+        // Another buyer's 360p at 440 kbps and a CRF 1080p under the top
+        // floor sit beside the files in this buyer's bands.
+        let set = Delivered {
+            files: vec![
+                file("1080p", 1080, 3100.0),
+                file("1080p-6600k", 1080, 6600.0),
+                file("360p-440k", 360, 440.0),
+                file("360p-1650k", 360, 1650.0),
+                file("720p", 720, 2500.0),
+            ],
+            ..Default::default()
+        };
+        let v = judge("olv", &buyer(), &set);
+        assert!(v.passed, "{v:#?}");
+        // 720p: no band at that size, offered as it is.
+        assert_eq!(v.files, ["1080p-6600k", "360p-1650k", "720p"]);
+    }
+
+    #[test]
+    fn a_4k_mezzanine_is_not_taken_for_the_top_rung() {
+        // A 4K master for a CTV buyer: the mezzanine (2160p, UHD band) is
+        // the largest file; the top rung is the largest file in the band.
+        let d = Destination {
+            mezzanine: true,
+            min_width: Some(1920),
+            min_height: Some(1080),
+            ..buyer()
+        };
+        let mut mezz = file("2160p-16500k", 2160, 16_600.0);
+        mezz.width = 3840;
+        let set = Delivered {
+            files: vec![mezz, file("1080p", 1080, 6000.0), file("360p", 360, 2100.0)],
+            ..Default::default()
+        };
+        let v = judge("ctv", &d, &set);
+        assert!(v.passed, "{v:#?}");
+        let top = v.checks.iter().find(|c| c.rule == "top_max_kbps").unwrap();
+        assert_eq!(top.subject, "1080p");
+        assert!(v.checks.iter().any(|c| c.rule == "mezzanine" && c.passed));
     }
 
     #[test]

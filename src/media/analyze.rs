@@ -773,6 +773,7 @@ mod tests {
             analysis: None,
             picture: Default::default(),
             references: Vec::new(),
+            conform: Default::default(),
         };
         let without = transcode_args(Path::new("m.mp4"), &plan, Path::new("/out"));
         assert!(!without.iter().any(|a| a.contains("blackdetect")));

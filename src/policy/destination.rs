@@ -45,3 +45,38 @@ impl DestinationVerdict {
         format!("{}: fails {}", self.name, r.join(", "))
     }
 }
+
+/// One correction made so the delivered files meet the asset's
+/// destinations (a frame-rate conform, a trim to a slot, an audio conform,
+/// loudness normalisation), as file-QC tools record a fix: what was
+/// measured on the master, what was changed, and the result measured again
+/// on the delivered files. `destinations::heal` plans and records them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Correction {
+    /// The destinations' rule it answers (`frame_rates`, `duration_slots_secs`).
+    pub rule: String,
+    /// The destinations whose rule the master did not meet.
+    pub destinations: Vec<String>,
+    /// The master, as measured before ("24.000 fps", "15.042 s").
+    pub measured: String,
+    /// What was changed ("conformed to 23.976 fps"), or why nothing was.
+    pub action: String,
+    /// false: the rule called for a correction that could not be made.
+    pub applied: bool,
+    /// Measured again on the delivered files ("23.976 fps on every file").
+    pub result: String,
+    /// Whether that result meets the rule.
+    pub passed: bool,
+}
+
+/// What the outputs were conformed to, for the report's per-rendition
+/// checks (which otherwise hold every file to the master's own rate and
+/// length).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Healed {
+    /// The frame rate every output was conformed to.
+    pub fps: Option<f64>,
+    /// The slot every output was trimmed to, seconds.
+    pub trim_secs: Option<f64>,
+}

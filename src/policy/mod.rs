@@ -17,7 +17,7 @@ mod verdict;
 mod video;
 
 pub use borders::windowboxed;
-pub use destination::{DestinationCheck, DestinationVerdict};
+pub use destination::{Correction, DestinationCheck, DestinationVerdict, Healed};
 pub use master::{master_mismatches, upload_extension, Container, MasterSpec};
 pub use quality::{ssim_floor, vmaf_floor, vmaf_rung_floor, VMAF_FLOORS, VMAF_RUNG_ALLOWANCE};
 pub use remediation::{remediation, Remediation};

@@ -72,6 +72,7 @@ mod tests {
             renditions: Vec::new(),
             checks,
             destinations: Vec::new(),
+            corrections: Vec::new(),
         }
     }
 

@@ -104,6 +104,7 @@ fn report(
         ttl_remaining_secs: 60,
         normalization,
         vmaf_available: false,
+        healed: Default::default(),
     })
 }
 
@@ -423,6 +424,7 @@ fn the_band_floor_checks_video_bitrate_and_webm_is_judged_as_vp9_opus() {
             ttl_remaining_secs: 60,
             normalization: None,
             vmaf_available: false,
+            healed: Default::default(),
         })
     };
     let failed =

@@ -125,6 +125,12 @@ pub struct QcReport {
     /// another destination. Absent in reports written before destinations.
     #[serde(default)]
     pub destinations: Vec<DestinationVerdict>,
+    /// What was corrected so the delivered files meet the destinations
+    /// (frame-rate conform, trim to a slot, audio conform, loudness), each
+    /// with the master's value, the change and the delivered files'
+    /// value measured again. Empty when nothing needed it.
+    #[serde(default)]
+    pub corrections: Vec<super::Correction>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -167,6 +173,9 @@ pub struct QcInput<'a> {
     /// What loudness normalisation did, with the delivered audio measured.
     pub normalization: Option<&'a Normalization>,
     pub vmaf_available: bool,
+    /// What the outputs were conformed to for the asset's destinations
+    /// (the rate and length each rendition is then held to).
+    pub healed: super::Healed,
 }
 
 /// Applies the policy to the master's content and every rendition.
@@ -182,6 +191,7 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
         ttl_remaining_secs,
         normalization,
         vmaf_available,
+        healed,
     } = input;
     let normalized = normalization.filter(|n| n.status == Status::Applied);
     let ssim_floor = rules.ssim_floor;
@@ -360,7 +370,7 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
                     v.width == r.expected_width && v.height == r.expected_height,
                     || format!("resolution is {}x{}", v.width, v.height),
                 ));
-                rate_checks(&mut checks, s, v, master, r.probe.duration_secs);
+                rate_checks(&mut checks, s, v, master, r.probe.duration_secs, healed.fps);
                 super::picture::rendition_checks(&mut checks, s, v, master);
                 h264_checks(&mut checks, r, v);
             }
@@ -373,17 +383,22 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
                 || "the rendition has no video stream".into(),
             )),
         }
-        let dd = (r.probe.duration_secs - master.duration_secs).abs();
+        // A trim to a destination's slot: the slot, not the master's length.
+        let (want, whose) = match healed.trim_secs {
+            Some(t) => (t, "slot the outputs were trimmed to"),
+            None => (master.duration_secs, "master's"),
+        };
+        let dd = (r.probe.duration_secs - want).abs();
         checks.push(Check::new(
             s,
             "duration",
-            format!("{:.3} s +/- {:.3}", master.duration_secs, frame * 1.5),
+            format!("{want:.3} s +/- {:.3}", frame * 1.5),
             format!("{:.3} s", r.probe.duration_secs),
             dd <= frame * 1.5,
             || {
                 format!(
-                    "duration {:.3} s differs from the master's {:.3} s",
-                    r.probe.duration_secs, master.duration_secs
+                    "duration {:.3} s differs from the {whose} {want:.3} s",
+                    r.probe.duration_secs
                 )
             },
         ));
@@ -490,5 +505,6 @@ pub fn evaluate(input: QcInput<'_>) -> QcReport {
         renditions,
         checks,
         destinations: Vec::new(),
+        corrections: Vec::new(),
     }
 }

@@ -59,13 +59,17 @@ pub(super) fn rate_checks(
     v: &VideoStream,
     master: &Probe,
     secs: f64,
+    conformed: Option<f64>,
 ) {
     let rate = v.native_fps();
     if let Some(mv) = master.video.as_ref() {
         // A variable-rate master is delivered at the standard rate nearest
-        // its average (its base rate can be a timebase such as 24000).
-        let native = delivery_fps(mv);
-        let whose = if variable_rate(mv) {
+        // its average (its base rate can be a timebase such as 24000);
+        // conformed for the destinations, at the rate they share.
+        let native = conformed.unwrap_or_else(|| delivery_fps(mv));
+        let whose = if conformed.is_some() {
+            "the rate the outputs were conformed to for the destinations"
+        } else if variable_rate(mv) {
             "the constant rate the variable-rate master is conformed to"
         } else {
             "the master's native rate"

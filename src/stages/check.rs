@@ -16,6 +16,7 @@ pub mod delivered;
 
 use super::{arrival, unknown_profile, Ctx, Outcome, Profile};
 use crate::config::Settings;
+use crate::destinations::heal::{self, HealPlan};
 use crate::jobs::model::{Asset, Outputs, Update, Variation};
 use crate::jobs::State;
 use crate::media::analyze::{analyze, ContentAnalysis, DetectSettings};
@@ -117,7 +118,14 @@ pub async fn measure_and_evaluate(
     prior: Prior,
     req: QcRequest<'_>,
 ) -> Result<QcReport, ProcessError> {
-    let reference_prefix = crate::media::transcode::PictureFix::for_master(probe).filters();
+    // The outputs' conform for the destinations is put on the reference
+    // too, so frames pair up one for one.
+    let heal = HealPlan::for_master(req.destinations, &settings.destinations, probe);
+    let reference_prefix = format!(
+        "{}{}",
+        crate::media::transcode::PictureFix::for_master(probe).filters(),
+        heal.conform().video_filters()
+    );
     let list: Vec<Target> = renditions
         .iter()
         .map(|r| Target {
@@ -236,12 +244,17 @@ pub async fn measure_and_evaluate(
         ttl_remaining_secs: req.ttl_remaining_secs,
         normalization: normalization.as_ref(),
         vmaf_available: vmaf,
+        healed: heal.healed(),
     });
     report.timings = timings;
-    report.destinations = delivered::judge_all(
+    let set = delivered::delivered(&report, probe);
+    report.destinations = delivered::judge_all(req.destinations, &settings.destinations, &set);
+    report.corrections = heal::record(
+        &heal,
         req.destinations,
         &settings.destinations,
-        &delivered::delivered(&report, probe),
+        &set,
+        delivered::normalised(&report),
     );
     Ok(report)
 }

@@ -112,6 +112,7 @@ fn report(checks: Vec<Check>) -> QcReport {
         renditions: Vec::new(),
         checks,
         destinations: Vec::new(),
+        corrections: Vec::new(),
     }
 }
 

@@ -7,10 +7,12 @@
 
 use super::{arrival, unknown_profile, Ctx, Outcome, Profile};
 use crate::config::Settings;
+use crate::destinations::heal::{self, HealPlan};
 use crate::jobs::model::{Asset, Outputs, Update, Variation};
 use crate::jobs::progress::ffmpeg_progress;
 use crate::jobs::State;
 use crate::media::analyze::DetectSettings;
+use crate::media::level::H264Level;
 use crate::media::loudness::{self, Normalization, Status};
 use crate::media::outputs::rendition_files;
 use crate::media::probe::Probe;
@@ -27,22 +29,37 @@ use std::time::Duration;
 /// loudness target; otherwise pass 1 (audio only) and the record of what
 /// pass 2 will do, or why it will not run. `plan.audio_filter` is set when
 /// it runs. After the transcode, [`Normalization::record_pass2`] notes the
-/// mode that ran.
+/// mode that ran. A profile without a target takes the one the asset's
+/// `destinations` share (`destinations::heal::loudness_target`), unless it
+/// turns normalisation off.
 pub async fn prepare_loudness(
     runner: &Runner,
     settings: &Settings,
     profile: Profile<'_>,
+    destinations: &[String],
     master: &Path,
     probe: &Probe,
     plan: &mut TranscodePlan,
 ) -> Result<Option<Normalization>, ProcessError> {
     let p = profile.settings;
+    let (target, allowed) = match p.loudness_target() {
+        Some(t) => (Some(t), p.normalizes_loudness()),
+        None => {
+            let shared = heal::loudness_target(destinations, &settings.destinations)
+                .ok()
+                .flatten();
+            (
+                shared.map(|(lufs, peak)| loudness::Target::for_profile(lufs, peak)),
+                p.normalize_loudness.unwrap_or(true),
+            )
+        }
+    };
     let n = loudness::prepare(
         runner,
         master,
         probe.audio.is_some() && plan.has_audio,
-        p.loudness_target(),
-        p.normalizes_loudness(),
+        target,
+        allowed,
         Duration::from_secs(settings.media.transcode_timeout_secs),
     )
     .await?;
@@ -88,9 +105,26 @@ pub fn plan(
 ) -> Result<(TranscodePlan, Vec<Added>), String> {
     let mut plan = plan_for(probe, profile.settings, &settings.media)
         .map_err(|reason| format!("no transcode plan for this master: {reason}"))?;
+    heal(&mut plan, probe, settings, destinations);
     let added = for_destinations(&mut plan, probe, settings, destinations);
     boost_plan(&mut plan, boost);
     Ok((plan, added))
+}
+
+/// Conforms every output to what the asset's destinations take where the
+/// master does not (`destinations::heal`: one frame rate for the whole set,
+/// a trim to a slot a frame or two short), in the same pass: the keyframe
+/// interval and the H.264 levels follow the conformed rate.
+fn heal(plan: &mut TranscodePlan, probe: &Probe, settings: &Settings, destinations: &[String]) {
+    let heal = HealPlan::for_master(destinations, &settings.destinations, probe);
+    plan.conform = heal.conform();
+    if let Some((n, d)) = plan.conform.fps {
+        plan.fps = f64::from(n) / f64::from(d);
+        for r in plan.renditions.iter_mut().filter(|r| r.kind.is_h264()) {
+            let needed = H264Level::lowest_for(r.width, r.height, plan.fps, r.maxrate_kbps);
+            r.level = r.level.max(Some(needed));
+        }
+    }
 }
 
 /// A rendition made for the destinations' bands, not the profile.
@@ -180,6 +214,7 @@ pub async fn execute(
     runner: &Runner,
     settings: &Settings,
     profile: Profile<'_>,
+    destinations: &[String],
     master: &Path,
     probe: &Probe,
     mut plan: TranscodePlan,
@@ -189,7 +224,13 @@ pub async fn execute(
     tokio::fs::create_dir_all(out_dir).await?;
     let mut timings = Timings::default();
     let (pass1, pass1_secs) = timed(prepare_loudness(
-        runner, settings, profile, master, probe, &mut plan,
+        runner,
+        settings,
+        profile,
+        destinations,
+        master,
+        probe,
+        &mut plan,
     ))
     .await;
     let mut loudness = match pass1 {
@@ -280,6 +321,7 @@ pub async fn run_media(
         runner,
         settings,
         profile,
+        destinations,
         master,
         probe,
         plan,

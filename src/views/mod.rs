@@ -372,6 +372,10 @@ pub struct QcView {
     pub vmaf_available: bool,
     pub master_loudness: Option<crate::media::analyze::Loudness>,
     pub loudness_normalization: Option<Normalization>,
+    /// What was corrected for the asset's destinations (frame rate, trim,
+    /// audio, loudness): the master's value, the change, the delivered
+    /// files measured again.
+    pub corrections: Vec<crate::policy::Correction>,
     pub failures: Vec<Check>,
     /// Every check (detail only).
     pub checks: Option<Vec<Check>>,
@@ -421,6 +425,7 @@ impl QcView {
             vmaf_available: qc.vmaf_available,
             master_loudness: qc.content.as_ref().and_then(|c| c.loudness),
             loudness_normalization: qc.loudness_normalization.clone(),
+            corrections: qc.corrections.clone(),
             failures: qc.failures().cloned().collect(),
             checks: detail.then(|| qc.checks.clone()),
         }

@@ -67,6 +67,78 @@ async fn a_bad_webvtt_is_a_400_naming_the_track_and_the_rule() {
     app.stop().await;
 }
 
+/// A WebVTT host on loopback (which the test settings' outbound guard
+/// allows): `/fr.vtt`, `/bad.vtt` (no header), `/big.vtt` (over 256 KiB),
+/// `/moved` (a redirect, never followed); anything else 404.
+async fn caption_host() -> String {
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::get;
+    let big = format!(
+        "WEBVTT\n\n00:00.000 --> 00:01.000\n{}\n",
+        "x".repeat(300 * 1024)
+    );
+    let app = axum::Router::new()
+        .route(
+            "/fr.vtt",
+            get(|| async { ([("content-type", "text/vtt")], FR) }),
+        )
+        .route(
+            "/bad.vtt",
+            get(|| async { "00:00.000 --> 00:01.000\nno header" }),
+        )
+        .route("/big.vtt", get(move || async move { big.into_response() }))
+        .route("/moved", get(|| async { Redirect::temporary("/fr.vtt") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_caption_url_is_fetched_through_the_guard_and_checked_as_text() {
+    let app = spawn_app().await;
+    let host = caption_host().await;
+    let cases = [
+        (format!("{host}/bad.vtt"), "webvtt_header"),
+        (format!("{host}/big.vtt"), "must be at most 262144 bytes"),
+        (format!("{host}/missing.vtt"), "answered HTTP 404"),
+        (format!("{host}/moved"), "answered HTTP 307"),
+        // Not loopback: a private address the guard refuses before connecting.
+        (
+            "http://10.1.2.3/fr.vtt".into(),
+            "must be an http(s) URL reelay may fetch (refused: not a public address)",
+        ),
+        ("ftp://example.com/fr.vtt".into(), "must be an http(s) URL"),
+    ];
+    for route in ["/v1/assets", "/v1/assets/preflight"] {
+        for (url, rule) in &cases {
+            let mut body = request(3);
+            body["captions"] =
+                json!([{"language": "en", "text": EN}, {"language": "fr", "url": url}]);
+            let res = app
+                .http
+                .post(format!("{}{route}", app.url))
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 400, "{url}");
+            let f = field_errors(&res.json().await.unwrap());
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].0, "captions[1].url", "{url}");
+            assert!(f[0].1.starts_with(rule), "{url}: {f:?}");
+        }
+    }
+    let mut both = request(3);
+    both["captions"] = json!([{"language": "fr", "text": FR, "url": format!("{host}/fr.vtt")}]);
+    let f = field_errors(&app.post_asset(&both).await.json().await.unwrap());
+    assert_eq!(f[0].0, "captions[0].url");
+    assert!(f[0].1.contains("not both"), "{f:?}");
+    assert!(app.campaign("test").await.is_empty(), "nothing created");
+    app.stop().await;
+}
+
 async fn text(app: &TestApp, url: &str) -> (u16, String, String) {
     let res = app.http.get(url).send().await.unwrap();
     let ct = res
@@ -92,9 +164,10 @@ async fn published_captions_are_in_the_set_the_hls_master_and_the_vast() {
     let app = spawn_app().await;
     let mut body = request(3);
     body["profile"] = json!("web");
+    // French by URL: fetched at the request, published as the English text is.
     body["captions"] = json!([
         {"language": "en", "label": "English", "text": EN},
-        {"language": "fr", "text": FR},
+        {"language": "fr", "url": format!("{}/fr.vtt", caption_host().await)},
     ]);
     let id = create(&app, &body).await;
     let a = wait_for(&app.http, &app.url, &id, Duration::from_secs(300), |a| {

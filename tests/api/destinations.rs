@@ -204,7 +204,11 @@ async fn preflight_answers_the_plan_and_the_union_of_outputs() {
         .find(|r| r["rule"] == "frame_rates")
         .expect("frame_rates planned");
     assert_eq!(fr["checked"], "deliveredFiles");
-    assert!(fr["needs"].as_str().unwrap().contains("24 fps"), "{fr}");
+    let needs = fr["needs"].as_str().unwrap();
+    assert!(
+        needs.contains("a frame-rate conform to 23.976 fps") && needs.contains("24 fps"),
+        "{fr}"
+    );
     let dur = roku["rules"]
         .as_array()
         .unwrap()
@@ -321,6 +325,14 @@ async fn a_destination_added_in_config_is_checked_without_code() {
                 ..Default::default()
             },
         );
+        s.destinations.insert(
+            "film-24".into(),
+            reelay::destinations::Destination {
+                source: "https://buyer.example/film".into(),
+                frame_rates: vec![24.0],
+                ..Default::default()
+            },
+        );
     })
     .await;
     let (status, v) = preflight(&app, &body(3840, 2160, 5, true, &["square-buyer"])).await;
@@ -338,6 +350,22 @@ async fn a_destination_added_in_config_is_checked_without_code() {
     );
     let (status, _) = preflight(&app, &body(2880, 2880, 10, true, &["square-buyer"])).await;
     assert_eq!(status, 200);
+    // A buyer that takes 24 fps only and Roku, which does not: no rate to
+    // conform the model's 24 fps to that both take. Refused, naming each
+    // one's rates, rather than guessed.
+    let (status, v) = preflight(&app, &body(3840, 2160, 15, true, &["film-24", "roku"])).await;
+    assert_eq!(status, 400, "{v}");
+    let f = fields(&v);
+    assert!(
+        f.iter().any(|(p, r)| p == "destinations"
+            && r.contains("frame_rates")
+            && r.contains("share no frame rate")
+            && r.contains("roku takes 23.976, 25, 29.97, at most 30 fps")
+            && r.contains("film-24 takes 24 fps")),
+        "{f:?}"
+    );
+    let (status, plan) = preflight(&app, &body(3840, 2160, 15, true, &["film-24"])).await;
+    assert_eq!(status, 200, "{plan}");
     app.stop().await;
 }
 

@@ -200,26 +200,11 @@ async fn a_rendition_under_its_ssim_floor_is_re_encoded_once_then_rejected_and_n
     app.stop().await;
 }
 
-/// Integrated loudness (LUFS) and true peak (dBTP) of a file's audio, read
-/// from ffmpeg's ebur128 summary.
-fn ebur128(path: &std::path::Path) -> (f64, f64) {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-i"])
-        .arg(path)
-        .args(["-vn", "-af", "ebur128=peak=true", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    let summary = &log[log.rfind("Summary:").expect("an ebur128 summary")..];
-    let value = |key: &str| -> f64 {
-        let line = summary
-            .lines()
-            .find(|l| l.trim_start().starts_with(key))
-            .unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    (value("I:"), value("Peak:"))
-}
+// Loudness of a delivered file, measured by ffmpeg itself (shared with
+// tests/destinations.rs).
+#[path = "../support/ebur128.rs"]
+mod loudness;
+use loudness::ebur128;
 
 /// Under a broadcast profile the simulator's footage (mixed near -16 LUFS,
 /// off every broadcast target) is normalised in the transcode: published,

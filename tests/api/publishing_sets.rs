@@ -290,6 +290,7 @@ async fn seed_variation(app: &TestApp, id: &str, files: &[WrittenFile], master: 
         vmaf_available: false,
         timings: Default::default(),
         destinations: vec![],
+        corrections: vec![],
     };
     on_db!(db, p => sqlx::query(
         "INSERT INTO assets (id, campaign, profile, request_json, callback_url, ttl_secs, created_at, source)

@@ -134,6 +134,9 @@ pub fn build_args(master: &Path, plan: &TranscodePlan, out_dir: &Path) -> Vec<St
                 _ => ("aac", r.audio_bitrate_kbps),
             };
             push(&mut args, &["-c:a", codec, "-b:a", &format!("{kbps}k")]);
+            if codec == "aac" && plan.conform.aac_lr {
+                push(&mut args, &["-aac_ms", "0"]);
+            }
         }
         push(
             &mut args,
@@ -276,6 +279,7 @@ pub(super) fn crop_groups(plan: &TranscodePlan) -> Vec<(Option<Crop>, Vec<SizeNo
 /// (or the single `[poster]`).
 fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
     let groups = crop_groups(plan);
+    let conform = &plan.conform;
     let analysis = plan.analysis.as_ref();
     let rate = plan.picture.rate_filter();
     let mut branches: Vec<String> = (0..groups.len())
@@ -317,9 +321,17 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
             filters.push_str(&format!(
                 "scale=w={w}:h={h}:flags=bicubic,setsar=1,format=yuv420p"
             ));
-            let mut outs: Vec<String> = members.iter().map(|i| format!("[v{i}]")).collect();
+            // With a conform, each output's own chain follows (below).
+            let pad = if conform.is_empty() { "v" } else { "c" };
+            let mut outs: Vec<String> = members.iter().map(|i| format!("[{pad}{i}]")).collect();
             if k == 0 && reference_of(plan, *crop, (*w, *h)).is_some() {
-                outs.push(format!("[{REFERENCE_PAD}{g}]"));
+                // QC's frames get the outputs' conform too (below).
+                let pad = if conform.is_empty() {
+                    REFERENCE_PAD
+                } else {
+                    "qcpre"
+                };
+                outs.push(format!("[{pad}{g}]"));
             }
             let next = format!("d{g}_{k}");
             if k + 1 < nodes.len() {
@@ -335,6 +347,23 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
                 ));
             }
             from = next;
+        }
+    }
+    // Per output, after its scaler: the buyers' frame-rate conform and trim.
+    if !conform.is_empty() {
+        let filters = conform.video_filters();
+        let filters = filters.trim_end_matches(',');
+        for i in 0..plan.renditions.len() {
+            chains.push(format!("[c{i}]{filters}[v{i}]"));
+        }
+        for (g, (crop, nodes)) in groups.iter().enumerate() {
+            let top = nodes.first().map(|(size, _)| *size);
+            if top
+                .and_then(|size| reference_of(plan, *crop, size))
+                .is_some()
+            {
+                chains.push(format!("[qcpre{g}]{filters}[{REFERENCE_PAD}{g}]"));
+            }
         }
     }
     let analyse_audio = analysis.is_some_and(|a| a.audio);
@@ -355,6 +384,11 @@ fn filter_graph(plan: &TranscodePlan, stills: Option<&StillsGraph>) -> String {
             chain.push(',');
         }
         chain.push_str("aresample=48000,aformat=channel_layouts=stereo");
+        let trim = conform.audio_filters();
+        if !trim.is_empty() {
+            chain.push(',');
+            chain.push_str(trim.trim_end_matches(','));
+        }
         let n = plan.renditions.len();
         let outs: String = (0..n).map(|i| format!("[a{i}]")).collect();
         if n == 1 {

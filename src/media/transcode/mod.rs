@@ -70,6 +70,52 @@ pub struct TranscodePlan {
     /// Reference frames for QC, one per crop at its largest output size
     /// (see [`TranscodePlan::add_quality_references`]); empty: none.
     pub references: Vec<StoredReference>,
+    /// What every output is conformed to after its own scaler for the
+    /// asset's destinations (a frame rate, a trim to a slot); nothing by
+    /// default.
+    pub conform: OutputConform,
+}
+
+/// A per-output conform for buyers (`destinations::heal` decides it): the
+/// fps filter to a rate they all take (frames dropped or repeated, the
+/// timestamps and so the duration and A/V sync kept), and a trim of video
+/// and audio to a slot the master overruns by a frame or two. Never a pad.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputConform {
+    /// The rate as ffmpeg's rational (24000/1001).
+    pub fps: Option<(u32, u32)>,
+    /// The end of every output, seconds.
+    pub trim_secs: Option<f64>,
+    /// AAC coded left/right, never mid/side: a buyer's audio bitrate floor
+    /// is then met on a mono or near-mono master too (mid/side spends
+    /// almost nothing on an empty side, landing ~15% under the target).
+    pub aac_lr: bool,
+}
+
+impl OutputConform {
+    /// No filter to add (the encoder option alone is not one).
+    pub fn is_empty(&self) -> bool {
+        self.fps.is_none() && self.trim_secs.is_none()
+    }
+
+    /// The video filters, each followed by a comma ("" when none).
+    pub fn video_filters(&self) -> String {
+        let mut f = String::new();
+        if let Some((n, d)) = self.fps {
+            f.push_str(&format!("fps={n}/{d},"));
+        }
+        if let Some(t) = self.trim_secs {
+            f.push_str(&format!("trim=end={t:.6},"));
+        }
+        f
+    }
+
+    /// The audio filter, followed by a comma ("" when none).
+    pub fn audio_filters(&self) -> String {
+        self.trim_secs
+            .map(|t| format!("atrim=end={t:.6},"))
+            .unwrap_or_default()
+    }
 }
 
 /// What the transcode analyses on the way (see [`TranscodePlan::analysis`]).
@@ -116,6 +162,7 @@ impl TranscodePlan {
             analysis: None,
             picture: PictureFix::for_master(probe),
             references: Vec::new(),
+            conform: OutputConform::default(),
         }
     }
 

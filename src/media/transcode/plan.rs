@@ -161,6 +161,7 @@ mod tests {
             analysis: None,
             picture: Default::default(),
             references: Vec::new(),
+            conform: Default::default(),
         }
     }
 

@@ -41,6 +41,7 @@ fn plan(renditions: Vec<Rendition>, has_audio: bool) -> TranscodePlan {
         analysis: None,
         picture: Default::default(),
         references: Vec::new(),
+        conform: Default::default(),
     }
 }
 
@@ -180,6 +181,46 @@ fn an_audio_filter_runs_once_and_is_split_to_every_rendition() {
     let mute = build_args(Path::new("/m.mp4"), &p, Path::new("/out"));
     assert!(!values(&mute, "-filter_complex")[0].contains("0:a:0"));
     assert_eq!(values(&mute, "-map"), ["[v0]", "[poster]"]);
+}
+
+#[test]
+fn a_conform_for_buyers_follows_each_outputs_scaler_and_trims_the_audio_once() {
+    let mut p = plan(default_ladder(3840, 2160), true);
+    let before = values(
+        &build_args(Path::new("/m.mp4"), &p, Path::new("/out")),
+        "-filter_complex",
+    )[0]
+    .to_owned();
+    assert!(
+        !before.contains("fps=") && !before.contains("[c0]"),
+        "{before}"
+    );
+    p.conform = super::OutputConform {
+        fps: Some((24000, 1001)),
+        trim_secs: Some(15.0),
+        aac_lr: true,
+    };
+    let args = build_args(Path::new("/m.mp4"), &p, Path::new("/out"));
+    let graph = values(&args, "-filter_complex")[0];
+    let chains: Vec<&str> = graph.split(';').collect();
+    for i in 0..3 {
+        let own = format!("[c{i}]fps=24000/1001,trim=end=15.000000[v{i}]");
+        assert!(chains.contains(&own.as_str()), "{graph}");
+    }
+    // The scalers now feed the conform chains, not the encoders.
+    assert!(
+        !chains
+            .iter()
+            .any(|c| c.contains("scale=") && c.contains("[v0]")),
+        "{graph}"
+    );
+    let audio: Vec<&&str> = chains.iter().filter(|c| c.contains("0:a:0")).collect();
+    assert_eq!(
+        audio,
+        [&"[0:a:0]aresample=48000,aformat=channel_layouts=stereo,atrim=end=15.000000,asplit=3[a0][a1][a2]"]
+    );
+    assert_eq!(values(&args, "-aac_ms"), ["0"; 3]);
+    assert_eq!(values(&args, "-map")[..2], ["[v0]", "[a0]"]);
 }
 
 #[test]
@@ -742,6 +783,16 @@ fn quality_references_go_to_each_crop_within_the_budget() {
         nut.is_some_and(|i| args[i - 1] == "nut" && args[i - 7] == "[qcref0]"),
         "{args:?}"
     );
+
+    // A buyer's conform reaches QC's frames too, so they pair one for one
+    // with the conformed outputs.
+    let mut conformed = p.clone();
+    conformed.conform.fps = Some((24000, 1001));
+    let args = build_args(Path::new("/m.mp4"), &conformed, out);
+    let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+    assert!(graph.contains("split=3[c1][qcpre0][d0_0]"), "{graph}");
+    assert!(graph.contains("[qcpre0]fps=24000/1001[qcref0]"), "{graph}");
+    assert!(graph.contains("[qcpre1]fps=24000/1001[qcref1]"), "{graph}");
 
     // 15 s of 1080p at 24 fps is ~1.1 GiB of raw frames: over 1 GiB, only
     // the 720x720 crop gets one; a zero budget writes none.

@@ -3,6 +3,7 @@
 //! the delivered loudness, the content analysis's border finding: nothing
 //! is decoded again), and each destination's verdict on it.
 
+use crate::destinations::heal::Normalised;
 use crate::destinations::verdict::{
     judge, Delivered, DeliveredAudio, DeliveredFile, DestinationCheck, DestinationVerdict,
 };
@@ -79,6 +80,20 @@ pub fn delivered(report: &QcReport, master: &Probe) -> Delivered {
         loudness,
         windowboxed,
     }
+}
+
+/// Loudness normalisation as it ran, for the corrections record: None
+/// when it did not.
+pub fn normalised(report: &QcReport) -> Option<Normalised> {
+    let n = report
+        .loudness_normalization
+        .as_ref()
+        .filter(|n| n.status == Status::Applied)?;
+    Some(Normalised {
+        before_lufs: n.before.as_ref()?.input_i,
+        target_lufs: n.target.as_ref()?.integrated_lufs,
+        after_lufs: n.after.map(|l| l.integrated_lufs),
+    })
 }
 
 /// The verdict of each destination in `names` (the asset's, in its order)
