@@ -55,7 +55,7 @@ async fn an_asset_goes_from_request_to_playable_files_on_the_cdn() {
     // of the 4K master, and removed them (they are never published).
     let db = app.db().await;
     let (qc,): (String,) = on_db!(db, p => {
-        sqlx::query_as("SELECT qc_json FROM variations WHERE id = $1")
+        sqlx::query_as("SELECT CAST(qc_json AS TEXT) FROM variations WHERE id = $1")
             .bind(v["id"].as_str().unwrap())
             .fetch_one(p)
             .await
