@@ -452,4 +452,6 @@ async fn check_outputs(outputs: &[PathBuf]) -> Result<(), ProcessError> {
 }
 
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod tests;
