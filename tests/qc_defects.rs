@@ -569,3 +569,57 @@ fn a_png_named_mp4_is_rejected_as_not_a_video_not_as_truncated() {
         "{report:#}"
     );
 }
+
+/// A buyer decides which bars it takes: the same letterboxed master (the
+/// profile accepts a letterbox) passes a destination without the rule and
+/// fails one with `no_letterbox`, the reason naming the rule, the measured
+/// bars and the limit; the asset's own verdict is not touched.
+#[test]
+fn a_destination_that_forbids_letterbox_fails_while_another_passes() {
+    need_ffmpeg!();
+    let c = Case::new();
+    let m = c.master(
+        &format!("testsrc2=s=640x272:r=24:d=2,pad=640:360:0:44:black[v];{TONE}:d=2[a]"),
+        true,
+        &[],
+    );
+    let layer = "[destinations.open-buyer]\ndescription = \"takes bars\"\nsource = \"test\"\n\
+                 [destinations.no-bars]\ndescription = \"no letterbox\"\nsource = \"test\"\n\
+                 no_letterbox = true\nmax_repeated_frame_share = 0.05\n";
+    let (code, report, stderr) = c.run(
+        &m,
+        "default",
+        None,
+        Some(layer),
+        &["--destination", "open-buyer", "--destination", "no-bars"],
+    );
+    let report = report.unwrap_or_else(|| panic!("no JSON report: {stderr}"));
+    assert_eq!(code, 0, "{report:#}");
+    let d = report["qc"]["destinations"].as_array().unwrap();
+    assert_eq!(
+        (&d[0]["name"], &d[0]["passed"]),
+        (&json!("open-buyer"), &json!(true)),
+        "{d:#?}"
+    );
+    assert_eq!(
+        (&d[1]["name"], &d[1]["passed"]),
+        (&json!("no-bars"), &json!(false))
+    );
+    let reasons = d[1]["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{reasons:#?}");
+    assert_eq!(reasons[0]["rule"], "no_letterbox");
+    let measured = reasons[0]["measured"].as_str().unwrap();
+    assert!(
+        measured.contains("top 12.") && measured.contains("bottom 12."),
+        "{measured}"
+    );
+    assert_eq!(reasons[0]["limit"], "no bars over 2% at the top and bottom");
+    // The clean cadence was judged too, and passed.
+    let cadence = d[1]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == "max_repeated_frame_share")
+        .unwrap();
+    assert_eq!(cadence["passed"], true, "{cadence}");
+}

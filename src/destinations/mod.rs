@@ -93,6 +93,30 @@ pub struct Destination {
     /// true: a picture with both letterbox and pillarbox bars is refused.
     #[serde(default)]
     pub no_letterbox_and_pillarbox: bool,
+    /// true: a picture with bars at the top and bottom (letterbox, alone
+    /// or with pillarbox) is refused. A bar counts over the profile's
+    /// `border_min_fraction` of its side, as the master check counts it.
+    #[serde(default)]
+    pub no_letterbox: bool,
+    /// true: a picture with bars at the left and right is refused.
+    #[serde(default)]
+    pub no_pillarbox: bool,
+    /// The largest offset of the audio's start from the video's start
+    /// (either way), seconds.
+    #[serde(default)]
+    pub max_audio_start_offset_secs: Option<f64>,
+    /// The largest offset of the audio's end from the video's end (either
+    /// way: cut short or running past), seconds.
+    #[serde(default)]
+    pub max_audio_end_offset_secs: Option<f64>,
+    /// The largest share (0..1) of frames that repeat the one before
+    /// (duplicated frames, pulldown), as the content analysis counts them.
+    #[serde(default)]
+    pub max_repeated_frame_share: Option<f64>,
+    /// The most large-area flashes in any one-second window (ITU-R
+    /// BT.1702 and Ofcom allow 3), as the profile's flash rule counts them.
+    #[serde(default)]
+    pub max_flashes_per_sec: Option<u32>,
 }
 
 /// An inclusive range of seconds.
@@ -247,6 +271,26 @@ impl Destination {
         }
         if self.max_file_bytes == Some(0) {
             bad("max_file_bytes", "must be positive".into());
+        }
+        for (key, v) in [
+            (
+                "max_audio_start_offset_secs",
+                self.max_audio_start_offset_secs,
+            ),
+            ("max_audio_end_offset_secs", self.max_audio_end_offset_secs),
+        ] {
+            if v.is_some_and(|s| !(s.is_finite() && s >= 0.0)) {
+                bad(key, "must be seconds, 0 or more".into());
+            }
+        }
+        if self
+            .max_repeated_frame_share
+            .is_some_and(|s| !(0.0..=1.0).contains(&s))
+        {
+            bad(
+                "max_repeated_frame_share",
+                "must be a share in 0..1 (0.05 for 5%)".into(),
+            );
         }
         out
     }

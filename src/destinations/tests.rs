@@ -95,3 +95,171 @@ fn durations_fit_slots_with_tolerance_or_ranges() {
     assert_eq!(parse_aspect("16:9"), Some((16, 9)));
     assert!(has_aspect(3840, 2160, (16, 9)) && !has_aspect(2880, 2880, (16, 9)));
 }
+
+#[test]
+fn the_master_threshold_keys_are_read_and_bad_values_refused_naming_them() {
+    let s = load(
+        "[destinations.strict]\ndescription = \"x\"\nsource = \"s\"\nno_letterbox = true\nno_pillarbox = true\nmax_audio_start_offset_secs = 0.04\nmax_audio_end_offset_secs = 0.1\nmax_repeated_frame_share = 0.05\nmax_flashes_per_sec = 2\n",
+    )
+    .unwrap();
+    let d = &s.destinations["strict"];
+    assert!(d.no_letterbox && d.no_pillarbox);
+    assert_eq!(
+        (
+            d.max_audio_start_offset_secs,
+            d.max_audio_end_offset_secs,
+            d.max_repeated_frame_share,
+            d.max_flashes_per_sec
+        ),
+        (Some(0.04), Some(0.1), Some(0.05), Some(2))
+    );
+    // Unset on every shipped destination: an unset key is not checked.
+    assert!(s
+        .destinations
+        .iter()
+        .filter(|(name, _)| *name != "strict")
+        .all(|(_, d)| !d.no_letterbox && d.max_repeated_frame_share.is_none()));
+    let e = load(
+        "[destinations.bad]\ndescription = \"x\"\nsource = \"s\"\nmax_audio_start_offset_secs = -0.1\nmax_audio_end_offset_secs = -1.0\nmax_repeated_frame_share = 15.0\n",
+    )
+    .unwrap_err()
+    .to_string();
+    for key in [
+        "destinations.bad.max_audio_start_offset_secs",
+        "destinations.bad.max_audio_end_offset_secs",
+        "destinations.bad.max_repeated_frame_share",
+    ] {
+        assert!(e.contains(key), "{key} in {e}");
+    }
+    let e =
+        load("[destinations.bad]\ndescription = \"x\"\nsource = \"s\"\nmax_flashes_per_sec = -1\n")
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("max_flashes_per_sec"), "{e}");
+}
+
+mod master_thresholds {
+    use super::super::verdict::{judge, Delivered, DeliveredFile};
+    use super::super::Destination;
+    use crate::media::analyze::Cadence;
+    use crate::policy::Bars;
+
+    fn set() -> Delivered {
+        Delivered {
+            files: vec![DeliveredFile {
+                name: "1080p".into(),
+                container: "mp4".into(),
+                video_codec: "h264".into(),
+                width: 1920,
+                height: 1080,
+                fps: 24.0,
+                duration_secs: 15.0,
+                video_kbps: 6000.0,
+                size_bytes: 1_000_000,
+                moov_first: true,
+                audio: None,
+            }],
+            // A letterbox: 12% bars at the top and bottom.
+            borders: Some(Bars {
+                left: 0.0,
+                right: 0.0,
+                top: 0.12,
+                bottom: 0.12,
+                min_fraction: 0.02,
+            }),
+            audio_offsets: (Some(0.12), Some(-0.02)),
+            repeated_frames: Some(Cadence {
+                frames: 96,
+                repeated: 12,
+            }),
+            worst_flash_second: Some((1.5, 4)),
+            ..Default::default()
+        }
+    }
+
+    fn buyer() -> Destination {
+        Destination {
+            source: "t".into(),
+            ..Default::default()
+        }
+    }
+
+    fn failed(d: &Destination) -> Vec<(String, String, String)> {
+        let v = judge("b", d, &set());
+        assert_eq!(v.passed, v.reasons.is_empty(), "{v:#?}");
+        v.reasons
+            .into_iter()
+            .map(|r| (r.rule, r.measured, r.limit))
+            .collect()
+    }
+
+    #[test]
+    fn a_buyer_without_thresholds_passes_what_a_strict_one_refuses() {
+        assert!(failed(&buyer()).is_empty());
+        let strict = Destination {
+            no_letterbox: true,
+            max_audio_start_offset_secs: Some(0.1),
+            max_audio_end_offset_secs: Some(0.1),
+            max_repeated_frame_share: Some(0.1),
+            max_flashes_per_sec: Some(3),
+            ..buyer()
+        };
+        assert_eq!(
+            failed(&strict),
+            [
+                (
+                    "no_letterbox".into(),
+                    "bars left 0.0%, right 0.0%, top 12.0%, bottom 12.0%".into(),
+                    "no bars over 2% at the top and bottom".into()
+                ),
+                (
+                    "max_audio_start_offset_secs".into(),
+                    "audio starts +0.120 s from the video".into(),
+                    "within 0.1 s".into()
+                ),
+                (
+                    "max_repeated_frame_share".into(),
+                    "12.5% repeated (12 of 96 frames)".into(),
+                    "<= 10.0% repeated frames".into()
+                ),
+                (
+                    "max_flashes_per_sec".into(),
+                    "4 flashes in the worst second (from 1.50 s)".into(),
+                    "<= 3 flashes in any second".into()
+                ),
+            ]
+        );
+        // Within every limit, and a letterbox is not a pillarbox.
+        let lenient = Destination {
+            no_pillarbox: true,
+            max_audio_start_offset_secs: Some(0.12),
+            max_audio_end_offset_secs: Some(0.02),
+            max_repeated_frame_share: Some(0.125),
+            max_flashes_per_sec: Some(4),
+            ..buyer()
+        };
+        assert!(failed(&lenient).is_empty());
+        let v = judge("b", &lenient, &set());
+        assert!(v
+            .checks
+            .iter()
+            .any(|c| c.rule == "no_pillarbox" && c.passed));
+    }
+
+    #[test]
+    fn what_was_not_measured_is_not_judged() {
+        let strict = Destination {
+            no_letterbox: true,
+            max_audio_start_offset_secs: Some(0.0),
+            max_repeated_frame_share: Some(0.0),
+            max_flashes_per_sec: Some(0),
+            ..buyer()
+        };
+        let unmeasured = Delivered {
+            files: set().files,
+            ..Default::default()
+        };
+        let v = judge("b", &strict, &unmeasured);
+        assert!(v.passed, "{v:#?}");
+    }
+}

@@ -54,6 +54,18 @@ pub struct Delivered {
     /// Whether the picture carries both letterbox and pillarbox bars; None
     /// when the content analysis could not tell.
     pub windowboxed: Option<bool>,
+    /// The master's bars (the content analysis's border finding); None
+    /// when it could not tell.
+    pub borders: Option<crate::policy::Bars>,
+    /// The audio's start and end offsets from the video's (audio minus
+    /// video, seconds), from the master's probe; None where not known.
+    pub audio_offsets: (Option<f64>, Option<f64>),
+    /// Frames compared and frames repeating the one before; None when the
+    /// content analysis did not count them.
+    pub repeated_frames: Option<crate::media::analyze::Cadence>,
+    /// The worst one-second window's start and its large-area flashes;
+    /// None when not measured.
+    pub worst_flash_second: Option<(f64, usize)>,
 }
 
 // The verdict types live with the QC report that carries them.
@@ -386,6 +398,77 @@ pub fn judge(name: &str, d: &Destination, delivered: &Delivered) -> DestinationV
                 !boxed,
             );
         }
+    }
+    if let Some(b) = delivered
+        .borders
+        .filter(|_| d.no_letterbox || d.no_pillarbox)
+    {
+        let over = format!("{:.0}%", b.min_fraction * 100.0);
+        if d.no_letterbox {
+            set(
+                "no_letterbox",
+                "set",
+                b.describe(),
+                format!("no bars over {over} at the top and bottom"),
+                !b.letterbox(),
+            );
+        }
+        if d.no_pillarbox {
+            set(
+                "no_pillarbox",
+                "set",
+                b.describe(),
+                format!("no bars over {over} at the left and right"),
+                !b.pillarbox(),
+            );
+        }
+    }
+    for (rule, max, off, what) in [
+        (
+            "max_audio_start_offset_secs",
+            d.max_audio_start_offset_secs,
+            delivered.audio_offsets.0,
+            "starts",
+        ),
+        (
+            "max_audio_end_offset_secs",
+            d.max_audio_end_offset_secs,
+            delivered.audio_offsets.1,
+            "ends",
+        ),
+    ] {
+        if let (Some(max), Some(off)) = (max, off) {
+            set(
+                rule,
+                "set",
+                format!("audio {what} {off:+.3} s from the video"),
+                format!("within {max} s"),
+                off.abs() <= max + 1e-6,
+            );
+        }
+    }
+    if let (Some(max), Some(c)) = (d.max_repeated_frame_share, delivered.repeated_frames) {
+        set(
+            "max_repeated_frame_share",
+            "set",
+            format!(
+                "{:.1}% repeated ({} of {} frames)",
+                c.share() * 100.0,
+                c.repeated,
+                c.frames
+            ),
+            format!("<= {:.1}% repeated frames", max * 100.0),
+            c.share() <= max + 1e-9,
+        );
+    }
+    if let (Some(max), Some((start, n))) = (d.max_flashes_per_sec, delivered.worst_flash_second) {
+        set(
+            "max_flashes_per_sec",
+            "set",
+            format!("{n} flashes in the worst second (from {start:.2} s)"),
+            format!("<= {max} flashes in any second"),
+            n <= max as usize,
+        );
     }
     // A per-file failure only leaves that file out; the set-level checks
     // (on what is left) decide.

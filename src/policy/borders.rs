@@ -36,6 +36,54 @@ pub fn windowboxed(c: &ContentAnalysis, master: &Probe, s: &MasterQcSettings) ->
     Some(sides && ends)
 }
 
+/// The master's bars as shares of the analysed picture's sides, and the
+/// share a bar counts from (the profile's `border_min_fraction`): what a
+/// destination's `no_letterbox` and `no_pillarbox` read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bars {
+    pub left: f64,
+    pub right: f64,
+    pub top: f64,
+    pub bottom: f64,
+    pub min_fraction: f64,
+}
+
+impl Bars {
+    /// Bars at the top and the bottom (with or without side bars).
+    pub fn letterbox(&self) -> bool {
+        self.top.min(self.bottom) > self.min_fraction
+    }
+
+    /// Bars at the left and the right (with or without top and bottom bars).
+    pub fn pillarbox(&self) -> bool {
+        self.left.min(self.right) > self.min_fraction
+    }
+
+    /// "bars left 0.0%, right 0.0%, top 11.9%, bottom 11.9%".
+    pub fn describe(&self) -> String {
+        format!(
+            "bars left {:.1}%, right {:.1}%, top {:.1}%, bottom {:.1}%",
+            self.left * 100.0,
+            self.right * 100.0,
+            self.top * 100.0,
+            self.bottom * 100.0
+        )
+    }
+}
+
+/// The bars the content analysis measured; None when it could not tell.
+pub fn bars_of(c: &ContentAnalysis, master: &Probe, s: &MasterQcSettings) -> Option<Bars> {
+    let (left, right, top, bottom, w, h) = bars(c, master)?;
+    let (w, h) = (f64::from(w), f64::from(h));
+    Some(Bars {
+        left: f64::from(left) / w,
+        right: f64::from(right) / w,
+        top: f64::from(top) / h,
+        bottom: f64::from(bottom) / h,
+        min_fraction: s.border_min_fraction,
+    })
+}
+
 pub(super) fn border_checks(
     checks: &mut Vec<Check>,
     c: &ContentAnalysis,

@@ -96,6 +96,14 @@ fn flash_transitions(c: &ContentAnalysis, min_area: f64) -> Vec<LumaStep> {
     }
 }
 
+/// The one-second window with the most large-area flashes, as
+/// [`flash_check`] counts them: (start, flashes); None when no per-frame
+/// luma was measured. What a destination's `max_flashes_per_sec` reads.
+pub fn worst_flash_second(c: &ContentAnalysis, min_area: f64) -> Option<(f64, usize)> {
+    c.cadence?;
+    Some(worst_second(&flash_transitions(c, min_area)).unwrap_or((0.0, 0)))
+}
+
 pub(super) fn flash_check(checks: &mut Vec<Check>, c: &ContentAnalysis, s: &MasterQcSettings) {
     if c.cadence.is_none() {
         // No per-frame luma was measured (a report from before).

@@ -16,12 +16,14 @@ mod ttl;
 mod verdict;
 mod video;
 
-pub use borders::windowboxed;
+pub use borders::{bars_of, windowboxed, Bars};
+pub use cadence::worst_flash_second;
 pub use destination::{Correction, DestinationCheck, DestinationVerdict, Healed};
 pub use master::{master_mismatches, upload_extension, Container, MasterSpec};
 pub use quality::{ssim_floor, vmaf_floor, vmaf_rung_floor, VMAF_FLOORS, VMAF_RUNG_ALLOWANCE};
 pub use remediation::{remediation, Remediation};
 pub use rules::{LoudnessRule, PolicySettings, QcOverrides, Rules};
+pub use tracks::av_offsets;
 pub use ttl::ttl_remaining_secs;
 pub use verdict::{evaluate, Check, QcInput, QcReport, RenditionMeasure, Verdict};
 pub use video::{constant_frame_rate, CFR_TOLERANCE, FPS_TOLERANCE};

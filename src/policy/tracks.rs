@@ -6,6 +6,23 @@ use super::verdict::Check;
 use crate::media::master_qc::MasterQcSettings;
 use crate::media::probe::Probe;
 
+/// The audio's start and end, each as audio minus video (seconds), read
+/// from the probe's stream timings: what the `audio_start` and `audio_end`
+/// checks and a destination's sync limits judge. None where the streams
+/// or their timings are missing (WebM stores none).
+pub fn av_offsets(master: &Probe) -> (Option<f64>, Option<f64>) {
+    let (Some(v), Some(a)) = (master.video.as_ref(), master.audio.as_ref()) else {
+        return (None, None);
+    };
+    let v_start = v.timing.start_secs.unwrap_or(0.0);
+    let start = a.timing.start_secs.map(|a| a - v_start);
+    let end = match (v.timing.end_secs(), a.timing.end_secs()) {
+        (Some(v_end), Some(a_end)) => Some(a_end - v_end),
+        _ => None,
+    };
+    (start, end)
+}
+
 /// `audio_start` and `audio_end` of a master with audio and video whose
 /// stream timings are known (WebM stores none: nothing to judge).
 pub(super) fn sync_checks(checks: &mut Vec<Check>, master: &Probe, s: &MasterQcSettings) {

@@ -1,7 +1,8 @@
 //! The delivered set as the destinations' rules read it, gathered from what
 //! QC already measured (the probes of every output, their moov position,
-//! the delivered loudness, the content analysis's border finding: nothing
-//! is decoded again), and each destination's verdict on it.
+//! the delivered loudness, the content analysis's border, cadence and
+//! flash findings, the master probe's track timings: nothing is decoded
+//! again), and each destination's verdict on it.
 
 use crate::destinations::heal::Normalised;
 use crate::destinations::verdict::{
@@ -75,10 +76,16 @@ pub fn delivered(report: &QcReport, master: &Probe) -> Delivered {
         .content
         .as_ref()
         .and_then(|c| crate::policy::windowboxed(c, master, borders));
+    let content = report.content.as_ref();
     Delivered {
         files,
         loudness,
         windowboxed,
+        borders: content.and_then(|c| crate::policy::bars_of(c, master, borders)),
+        audio_offsets: crate::policy::av_offsets(master),
+        repeated_frames: content.and_then(|c| c.cadence),
+        worst_flash_second: content
+            .and_then(|c| crate::policy::worst_flash_second(c, borders.flash_min_area)),
     }
 }
 
