@@ -18,14 +18,26 @@
 //!   where a destination's rate or channel rule needs it, that is recorded.
 //! - Loudness: normalisation (the profile's) is recorded where a
 //!   destination sets a target.
+//! - Bitrate floors: each floor a destination puts on a size (its top
+//!   rung's `top_min_kbps`, a `lower_rungs` band, the mezzanine's) is met by
+//!   a constant-rate H.264 MP4 with filler, one the profile has or one the
+//!   transcode adds; recorded with the profile's own file at that size, the
+//!   file that meets it, and that file's measured rate ([`HealPlan::with_floors`]).
+//! - Audio floors: AAC is coded left/right (`-aac_ms 0`) where a
+//!   destination sets `audio_min_kbps` (mid/side would spend almost nothing
+//!   on a near-mono mix's side channel and land under the floor); recorded
+//!   with every delivered AAC track's rate.
 //!
 //! Pure: the stages call [`plan`] with the master's facts (the transcode to
 //! conform, QC to hold the renditions to it) and [`record`] with what QC
 //! measured.
 
+mod floors;
+
 use super::verdict::Delivered;
 use super::{Destination, Destinations};
 use crate::policy::{Correction, Healed};
+pub use floors::{Encoded, RateControl};
 
 /// A master at most this many frames longer than a slot is trimmed to it.
 pub const TRIM_MAX_FRAMES: f64 = 2.0;
@@ -200,12 +212,23 @@ pub struct Planned {
     what: What,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum What {
     FrameRate(Option<f64>),
     Trim(f64),
     SampleRate,
     Channels(u32),
+    /// `file` is meant to land in `lo..hi`; `unfloored` are the profile's
+    /// files at that size without a floor (their measured rate is what the
+    /// buyer would have got).
+    Floor {
+        file: Option<String>,
+        lo: u32,
+        hi: Option<u32>,
+        unfloored: Vec<String>,
+    },
+    /// AAC coded L/R for these (destination, floor) pairs.
+    AacLr(Vec<(String, u32)>),
 }
 
 impl HealPlan {
@@ -226,6 +249,30 @@ impl HealPlan {
             trim_secs: self.trim_secs,
             aac_lr: self.audio_floor,
         }
+    }
+
+    /// What the conform changes, for the transcode's history note: the
+    /// frame rate from and to, the trim to a slot, and for whom. None:
+    /// nothing is conformed.
+    pub fn note(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .planned
+            .iter()
+            .filter_map(|p| match p.what {
+                What::FrameRate(Some(to)) => Some(format!(
+                    "frame rate conformed from {} to {to:.3} fps for {}",
+                    p.measured,
+                    p.destinations.join(", ")
+                )),
+                What::Trim(slot) => Some(format!(
+                    "trimmed from {} to the {slot} s slot for {}",
+                    p.measured,
+                    p.destinations.join(", ")
+                )),
+                _ => None,
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// What the report holds the renditions to.
@@ -295,7 +342,24 @@ pub fn plan(names: &[String], all: &Destinations, master: Master) -> HealPlan {
         });
     }
     if let Some((channels, rate)) = master.audio {
-        out.audio_floor = dests.iter().any(|(_, d)| d.audio_min_kbps.is_some());
+        let floors: Vec<(String, u32)> = dests
+            .iter()
+            .filter_map(|(n, d)| Some((n.to_string(), d.audio_min_kbps?)))
+            .collect();
+        out.audio_floor = !floors.is_empty();
+        if out.audio_floor {
+            out.planned.push(Planned {
+                rule: "audio_min_kbps",
+                destinations: floors.iter().map(|(n, _)| n.clone()).collect(),
+                measured: format!(
+                    "{channels} ch master; AAC codes stereo mid/side by default, spending almost nothing on a near-mono mix's side channel (under a floor of {} kbps)",
+                    floors.iter().map(|(_, k)| *k).max().unwrap_or(0)
+                ),
+                action: "AAC coded left/right (-aac_ms 0), so every track reaches its bitrate".into(),
+                applied: true,
+                what: What::AacLr(floors),
+            });
+        }
         let resample =
             who(&|d| !d.audio_sample_rates.is_empty() && !d.audio_sample_rates.contains(&rate));
         if !resample.is_empty() {
@@ -365,7 +429,8 @@ pub fn record(
         .planned
         .iter()
         .map(|p| {
-            let (result, passed) = match p.what {
+            let mut measured = p.measured.clone();
+            let (result, passed) = match &p.what {
                 What::FrameRate(target) => (
                     distinct(files.iter().map(|f| format!("{:.3} fps", f.fps))),
                     target.is_some_and(|t| all_files(&|f| (f.fps - t).abs() <= 0.01)),
@@ -375,6 +440,13 @@ pub fn record(
                     // Whole frames: within one frame of the slot.
                     all_files(&|f| (f.duration_secs - slot).abs() <= 1.0 / f.fps.max(1.0) + 0.001),
                 ),
+                What::Floor {
+                    file,
+                    lo,
+                    hi,
+                    unfloored,
+                } => floors::floor_result(files, file, *lo, *hi, unfloored, &mut measured),
+                What::AacLr(floors) => floors::aac_result(files, floors),
                 What::SampleRate => (
                     distinct(
                         files
@@ -395,13 +467,13 @@ pub fn record(
                             .filter_map(|f| f.audio.as_ref())
                             .map(|a| format!("{} ch", a.channels)),
                     ),
-                    all_files(&|f| f.audio.as_ref().is_some_and(|a| a.channels >= min)),
+                    all_files(&|f| f.audio.as_ref().is_some_and(|a| a.channels >= *min)),
                 ),
             };
             Correction {
                 rule: p.rule.into(),
                 destinations: p.destinations.clone(),
-                measured: p.measured.clone(),
+                measured,
                 action: p.action.clone(),
                 applied: p.applied,
                 result: if result.is_empty() {

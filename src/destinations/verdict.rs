@@ -2,8 +2,9 @@
 //! buyer's table checked against what the files themselves measure (probe,
 //! moov position, delivered loudness, the master's borders). A file that
 //! breaks a per-file rule (container, codec, frame rate, shape, audio, size
-//! cap, moov) is not offered to that buyer; the set then needs a top rung in
-//! the buyer's band and every required lower rung. Pure: the check stage
+//! cap, moov, a size under the buyer's minimum unless it is one of its
+//! required lower rungs) is not offered to that buyer; the set then needs a
+//! top rung in the buyer's band and every required lower rung. Pure: the check stage
 //! gathers the measurements.
 
 use super::{has_aspect, parse_aspect, Destination};
@@ -87,7 +88,16 @@ fn kbps(x: f64) -> String {
     format!("{x:.0} kbps")
 }
 
-/// The per-file checks of `d` on `f`.
+/// The buyer's minimum size as (long side, short side): the tables give it
+/// landscape, a portrait set is held to it turned.
+fn min_size(d: &Destination) -> (u32, u32) {
+    let (mw, mh) = (d.min_width.unwrap_or(0), d.min_height.unwrap_or(0));
+    (mw.max(mh), mw.min(mh))
+}
+
+/// The per-file checks of `d` on `f`. A file under the buyer's minimum
+/// size is offered only as one of its required lower rungs (IAB CTV takes
+/// a 720p beside its 1080p minimum; TikTok takes no 480p at all).
 fn file_checks(d: &Destination, f: &DeliveredFile) -> Vec<DestinationCheck> {
     let mut out = Vec::new();
     let mut check = |rule: &str, measured: String, limit: String, passed: bool| {
@@ -163,6 +173,29 @@ fn file_checks(d: &Destination, f: &DeliveredFile) -> Vec<DestinationCheck> {
             f.moov_first,
         );
     }
+    if d.min_width.is_some() || d.min_height.is_some() {
+        let (mw, mh) = min_size(d);
+        let (long, side) = (f.width.max(f.height), short(f));
+        let rung = d.lower_rungs.iter().any(|r| r.short_side == side);
+        let mut limit = format!("at least {mw}x{mh}");
+        if !d.lower_rungs.is_empty() {
+            let sides: Vec<String> = d
+                .lower_rungs
+                .iter()
+                .map(|r| format!("{}p", r.short_side))
+                .collect();
+            limit.push_str(&format!(
+                ", or a required lower rung ({})",
+                sides.join(", ")
+            ));
+        }
+        check(
+            "min_width_per_file",
+            format!("{}x{}", f.width, f.height),
+            limit,
+            (long >= mw && side >= mh) || rung,
+        );
+    }
     let audio_rules = d.audio_required
         || !d.audio_codecs.is_empty()
         || d.audio_min_channels.is_some()
@@ -228,7 +261,8 @@ fn band_text(lo: Option<u32>, hi: Option<u32>) -> String {
     }
 }
 
-fn in_band(x: f64, lo: Option<u32>, hi: Option<u32>) -> bool {
+/// Whether `x` kbps is inside `lo..hi`, with [`BAND_TOLERANCE`].
+pub fn in_band(x: f64, lo: Option<u32>, hi: Option<u32>) -> bool {
     lo.is_none_or(|l| x >= f64::from(l) / BAND_TOLERANCE)
         && hi.is_none_or(|h| x <= f64::from(h) * BAND_TOLERANCE)
 }
@@ -273,10 +307,8 @@ pub fn judge(name: &str, d: &Destination, delivered: &Delivered) -> DestinationV
         ),
         Some(t) => {
             if d.min_width.is_some() || d.min_height.is_some() {
-                let (mw, mh) = (d.min_width.unwrap_or(0), d.min_height.unwrap_or(0));
-                // The buyer's minimum is landscape; a portrait set is held to it turned.
+                let (mw, mh) = min_size(d);
                 let (w, h) = (t.width.max(t.height), t.width.min(t.height));
-                let (mw, mh) = (mw.max(mh), mw.min(mh));
                 set(
                     "min_width",
                     &t.name,
@@ -538,6 +570,7 @@ fn file_rule(rule: &str) -> bool {
             | "aspect_ratios"
             | "max_file_bytes"
             | "moov_first"
+            | "min_width_per_file"
             | "audio_required"
             | "audio_codecs"
             | "audio_min_channels"
@@ -689,6 +722,86 @@ mod tests {
         let top = v.checks.iter().find(|c| c.rule == "top_max_kbps").unwrap();
         assert_eq!(top.subject, "1080p");
         assert!(v.checks.iter().any(|c| c.rule == "mezzanine" && c.passed));
+    }
+
+    #[test]
+    fn a_file_under_the_minimum_size_is_offered_only_as_a_required_lower_rung() {
+        // A CTV buyer's 1080p minimum with required 720p/360p rungs: the
+        // rungs are offered, a 480p (no rung of that size) is left out.
+        let d = Destination {
+            min_width: Some(1920),
+            min_height: Some(1080),
+            lower_rungs: vec![
+                Rung {
+                    short_side: 720,
+                    min_kbps: 2000,
+                    max_kbps: 5000,
+                },
+                Rung {
+                    short_side: 360,
+                    min_kbps: 1500,
+                    max_kbps: 3000,
+                },
+            ],
+            ..buyer()
+        };
+        let set = Delivered {
+            files: vec![
+                file("1080p", 1080, 6000.0),
+                file("720p", 720, 3000.0),
+                file("480p", 480, 2500.0),
+                file("360p", 360, 2100.0),
+            ],
+            ..Default::default()
+        };
+        let v = judge("ctv", &d, &set);
+        assert!(v.passed, "{v:#?}");
+        assert_eq!(v.files, ["1080p", "720p", "360p"]);
+        let small = v
+            .checks
+            .iter()
+            .find(|c| c.rule == "min_width_per_file" && c.subject == "480p")
+            .unwrap();
+        assert!(!small.passed);
+        assert_eq!(
+            (small.measured.as_str(), small.limit.as_str()),
+            (
+                "852x480",
+                "at least 1920x1080, or a required lower rung (720p, 360p)"
+            )
+        );
+        // A portrait buyer without lower rungs (TikTok's 720x1280): the
+        // minimum turned, nothing under it offered.
+        let tall = |name: &str, w: u32, h: u32| DeliveredFile {
+            width: w,
+            height: h,
+            ..file(name, w, 3000.0)
+        };
+        let tiktok = Destination {
+            source: "t".into(),
+            min_width: Some(720),
+            min_height: Some(1280),
+            ..Default::default()
+        };
+        let set = Delivered {
+            files: vec![
+                tall("1080p", 1080, 1920),
+                tall("720p", 720, 1280),
+                tall("480p", 480, 854),
+            ],
+            ..Default::default()
+        };
+        let v = judge("tiktok", &tiktok, &set);
+        assert!(v.passed, "{v:#?}");
+        assert_eq!(v.files, ["1080p", "720p"]);
+        // Nothing at the minimum: the set fails on its top rung.
+        let set = Delivered {
+            files: vec![tall("480p", 480, 854)],
+            ..Default::default()
+        };
+        let v = judge("tiktok", &tiktok, &set);
+        assert!(!v.passed);
+        assert!(v.reasons.iter().any(|r| r.rule == "files"), "{v:#?}");
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub struct Prior {
     pub timings: Timings,
     /// The master's frames the transcode wrote for the quality pass.
     pub references: Vec<StoredReference>,
+    /// The remediation boost the outputs were encoded at (the plan the
+    /// corrections record reads is the transcode's own).
+    pub boost: u8,
 }
 
 impl Prior {
@@ -90,6 +93,7 @@ impl Prior {
             content: outputs.content.clone(),
             timings: outputs.timings.clone(),
             references: outputs.references.clone(),
+            boost: outputs.boost,
         }
     }
 
@@ -121,6 +125,7 @@ pub async fn measure_and_evaluate(
     // The outputs' conform for the destinations is put on the reference
     // too, so frames pair up one for one.
     let heal = HealPlan::for_master(req.destinations, &settings.destinations, probe);
+    let encoded = encoded(settings, probe, &req, prior.boost);
     let reference_prefix = format!(
         "{}{}",
         crate::media::transcode::PictureFix::for_master(probe).filters(),
@@ -249,6 +254,7 @@ pub async fn measure_and_evaluate(
     report.timings = timings;
     let set = delivered::delivered(&report, probe);
     report.destinations = delivered::judge_all(req.destinations, &settings.destinations, &set);
+    let heal = heal.with_floors(req.destinations, &settings.destinations, probe, &encoded);
     report.corrections = heal::record(
         &heal,
         req.destinations,
@@ -257,6 +263,25 @@ pub async fn measure_and_evaluate(
         delivered::normalised(&report),
     );
     Ok(report)
+}
+
+/// How the transcode encoded each output: its plan for this master,
+/// derived again (pure, the same settings and boost), for the record of the
+/// bitrate floors it met. Empty when no plan fits (the transcode refused).
+fn encoded(
+    settings: &Settings,
+    probe: &Probe,
+    req: &QcRequest<'_>,
+    boost: u8,
+) -> Vec<heal::Encoded> {
+    match super::transcode::plan(probe, settings, req.profile, req.destinations, boost) {
+        Ok((plan, added)) => plan
+            .renditions
+            .iter()
+            .map(|r| heal::Encoded::of(r, added.iter().any(|a| a.name == r.name)))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// What QC decided for one transcode.

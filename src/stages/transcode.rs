@@ -198,6 +198,24 @@ fn for_destinations(
     added
 }
 
+/// The history note of a finished transcode: the renditions, the files
+/// made for the destinations' bands, what was conformed for them (frame
+/// rate from and to, the trim to a slot) and what loudness normalisation
+/// did, so ad-ops read it without opening the QC report.
+pub fn done_note(outputs: &Outputs, added: &[Added], heal: &HealPlan) -> String {
+    let mut note = format!("transcoded {} renditions", outputs.renditions.len());
+    for a in added {
+        note.push_str(&format!("; {} for {}", a.name, a.destinations.join(", ")));
+    }
+    if let Some(conform) = heal.note() {
+        note.push_str(&format!("; {conform}"));
+    }
+    if let Some(n) = &outputs.loudness {
+        note.push_str(&format!("; {}", loudness_note(n)));
+    }
+    note
+}
+
 /// What one run of a plan wrote, and what loudness normalisation did.
 pub struct Executed {
     pub out: TranscodeOutput,
@@ -409,18 +427,76 @@ pub async fn run(
     .await;
     match crate::tri!(done, "transcoding") {
         Transcoded::Done(outputs, added) => {
-            let mut note = format!("transcoded {} renditions", outputs.renditions.len());
-            for a in &added {
-                note.push_str(&format!("; {} for {}", a.name, a.destinations.join(", ")));
-            }
-            if let Some(n) = &outputs.loudness {
-                note.push_str(&format!("; {}", loudness_note(n)));
-            }
+            let heal = HealPlan::for_master(&asset.destinations, &ctx.settings.destinations, probe);
+            let note = done_note(&outputs, &added, &heal);
             Outcome::advance(Update {
                 outputs: Some(Some(*outputs)),
                 ..Update::to(State::Checking).note(note)
             })
         }
         Transcoded::Rejected { code, message } => Outcome::reject(code, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        Settings::load_from(&dir, "test").unwrap()
+    }
+
+    /// A 24 fps master one frame over 15 s, stereo 48 kHz.
+    fn probe() -> Probe {
+        serde_json::from_value(serde_json::json!({
+            "format_name": "mov,mp4", "duration_secs": 15.042, "size_bytes": 1000,
+            "bit_rate": null,
+            "video": {"codec": "h264", "profile": null, "level": null, "width": 1920,
+                      "height": 1080, "pix_fmt": null, "fps": 24.0, "nb_frames": null},
+            "audio": {"codec": "aac", "channels": 2, "sample_rate": 48000,
+                      "channel_layout": null, "bit_rate": null}
+        }))
+        .unwrap()
+    }
+
+    fn outputs(loudness: Option<Normalization>) -> Outputs {
+        serde_json::from_value(serde_json::json!({
+            "renditions": [], "poster": "/o/poster.jpg",
+            "loudness": loudness,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_history_note_says_what_was_conformed_for_whom() {
+        let s = settings();
+        let names: Vec<String> = ["iab-ctv", "roku"].map(String::from).to_vec();
+        let heal = HealPlan::for_master(&names, &s.destinations, &probe());
+        let normalised: Normalization = serde_json::from_value(serde_json::json!({
+            "status": "applied", "mode": "linear",
+            "target": {"integrated_lufs": -23.0, "true_peak_dbtp": -3.0, "range_lu": 7.0},
+            "before": {"input_i": -27.1, "input_tp": -20.0, "input_lra": 1.0,
+                       "input_thresh": -37.0, "target_offset": 0.0}
+        }))
+        .unwrap();
+        let added = [Added {
+            name: "1080p-6600k".into(),
+            destinations: vec!["iab-ctv".into(), "roku".into()],
+        }];
+        let note = done_note(&outputs(Some(normalised)), &added, &heal);
+        assert_eq!(
+            note,
+            "transcoded 0 renditions; 1080p-6600k for iab-ctv, roku; \
+             frame rate conformed from 24.000 fps to 23.976 fps for roku; \
+             trimmed from 15.042 s to the 15 s slot for iab-ctv; \
+             loudness normalised from -27.1 LUFS to -23 LUFS (linear mode)"
+        );
+        // Nothing conformed: nothing said.
+        let none = HealPlan::for_master(&["ttd".to_string()], &s.destinations, &probe());
+        assert_eq!(
+            done_note(&outputs(None), &[], &none),
+            "transcoded 0 renditions"
+        );
     }
 }
