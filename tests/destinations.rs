@@ -297,6 +297,17 @@ fn broken_rules(d: &Destination, set: &[Probed], master_short: u32) -> Vec<Strin
         if d.moov_first {
             rule(f.moov_first, format!("moov_first: {n} has mdat first"));
         }
+        // At the buyer's minimum size (turned for a portrait set), or one
+        // of its required lower rungs.
+        if d.min_width.is_some() || d.min_height.is_some() {
+            let (mw, mh) = (d.min_width.unwrap_or(0), d.min_height.unwrap_or(0));
+            let (long, short) = (f.width.max(f.height), f.width.min(f.height));
+            rule(
+                (long >= mw.max(mh) && short >= mw.min(mh))
+                    || d.lower_rungs.iter().any(|r| r.short_side == short),
+                format!("min_width/min_height: {n} is {}x{}", f.width, f.height),
+            );
+        }
         match &f.audio {
             None => rule(!d.audio_required, format!("audio_required: {n} has none")),
             Some(a) => {
@@ -544,9 +555,60 @@ fn the_landscape_buyers_get_a_healed_set_that_meets_every_rule() {
         );
     }
     // The Trade Desk's 15-30 Mb/s floor: the profile's CRF 1080p falls
-    // short; the constant-rate 1080p made for it lands inside.
+    // short; the constant-rate 1080p made for it lands inside. The report
+    // records both, measured, and this test measures them again.
     let crf = delivered.iter().find(|f| f.name == "1080p").unwrap();
     assert!(crf.video_kbps < 15_000.0, "{crf:?}");
+    let floor = report["qc"]["corrections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == "top_min_kbps" && names(c).contains(&"ttd"))
+        .unwrap_or_else(|| panic!("no floor for ttd: {:#}", report["qc"]["corrections"]));
+    let measured = floor["measured"].as_str().unwrap();
+    assert!(
+        (measured.starts_with("15000-30000 kbps at 1920x1080; the profile's 1080p CRF")
+            || measured.starts_with(">= 15000 kbps at 1920x1080; the profile's 1080p CRF"))
+            && measured.contains("(measured 1080p "),
+        "{floor:#}"
+    );
+    let result = floor["result"].as_str().unwrap();
+    let (file, kbps) = result.split_once(' ').unwrap();
+    let made = probe(&out.join(format!("{file}.mp4")));
+    let reported: f64 = kbps.trim_end_matches(" kbps").parse().unwrap();
+    assert!(
+        made.video_kbps >= 15_000.0 / TOLERANCE
+            && (made.video_kbps - reported).abs() < 0.05 * reported,
+        "{result} vs {made:?}"
+    );
+    assert!(
+        floor["action"].as_str().unwrap().contains("constant")
+            && floor["action"].as_str().unwrap().contains("filler"),
+        "{floor:#}"
+    );
+    // The AAC coding for the audio floors, with every track's rate after.
+    let aac = correction(&report, "audio_min_kbps");
+    assert_eq!(
+        names(aac),
+        ["amazon-stv", "iab-ctv", "iab-olv", "prime-video", "roku"]
+    );
+    assert!(
+        aac["action"].as_str().unwrap().contains("-aac_ms 0"),
+        "{aac:#}"
+    );
+    let top_audio = delivered
+        .iter()
+        .filter_map(|f| f.audio.as_ref().map(|a| (f, a.kbps)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert!(top_audio.1 >= 192.0 / TOLERANCE, "{top_audio:?}");
+    assert!(
+        aac["result"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} ", top_audio.0.name)),
+        "{aac:#}"
+    );
 
     for name in &buyers {
         let set = set_of(&report, &out, name);
@@ -609,10 +671,11 @@ fn gam_gets_a_60_fps_master_conformed_to_30() {
 }
 
 /// TikTok and Meta Reels from one portrait master. Neither sets a rule a
-/// transcode corrects (no rate list, no slot, no audio rule; sizes and
-/// shapes are never changed and nothing is upscaled): nothing is recorded
-/// and the files keep the master's rate and length; TikTok's bitrate floor
-/// gets its constant-rate file.
+/// conform corrects (no rate list, no slot, no audio rule; sizes and
+/// shapes are never changed and nothing is upscaled): the files keep the
+/// master's rate and length; TikTok's bitrate floor gets its constant-rate
+/// file, the one correction recorded. Neither is offered a file under its
+/// minimum size (the profile's 480p).
 #[test]
 fn the_vertical_buyers_get_a_set_that_meets_every_rule() {
     need_ffmpeg!();
@@ -627,7 +690,18 @@ fn the_vertical_buyers_get_a_set_that_meets_every_rule() {
     assert_eq!(vertical, ["meta-reels", "tiktok"]);
     let report = process(dir.path(), &m, &vertical);
     let out = dir.path().join("out");
-    assert_eq!(report["qc"]["corrections"], serde_json::json!([]));
+    let corrections = report["qc"]["corrections"].as_array().unwrap();
+    assert_eq!(corrections.len(), 1, "{corrections:#?}");
+    let floor = correction(&report, "top_min_kbps");
+    assert_eq!(names(floor), ["tiktok"]);
+    assert_eq!(
+        (&floor["applied"], &floor["passed"]),
+        (&true.into(), &true.into())
+    );
+    let (file, kbps) = floor["result"].as_str().unwrap().split_once(' ').unwrap();
+    let made = probe(&out.join(format!("{file}.mp4")));
+    assert!(made.video_kbps >= 516.0 / TOLERANCE, "{made:?}");
+    assert!(kbps.ends_with(" kbps"), "{floor:#}");
     for name in &vertical {
         let set = set_of(&report, &out, name);
         for f in &set {

@@ -68,6 +68,14 @@ impl Encoded {
     }
 }
 
+/// A floor's band, as the record writes it.
+fn band_text(lo: u32, hi: Option<u32>) -> String {
+    match hi {
+        Some(hi) => format!("{lo}-{hi} kbps"),
+        None => format!(">= {lo} kbps"),
+    }
+}
+
 /// The config key a needed output's floor comes from.
 fn floor_rule(role: &str) -> &'static str {
     match role {
@@ -118,6 +126,21 @@ impl HealPlan {
                     if !same.destinations.contains(name) {
                         same.destinations.push(name.clone());
                     }
+                    // The record shows the strictest band the file serves:
+                    // the one that made it necessary.
+                    if let What::Floor {
+                        lo: was_lo,
+                        hi: was_hi,
+                        ..
+                    } = &mut same.what
+                    {
+                        if lo > *was_lo {
+                            let (old, new) =
+                                (band_text(*was_lo, *was_hi), band_text(lo, n.max_kbps));
+                            same.measured = same.measured.replacen(&old, &new, 1);
+                            (*was_lo, *was_hi) = (lo, n.max_kbps);
+                        }
+                    }
                     continue;
                 }
                 let unfloored: Vec<&Encoded> = encoded
@@ -128,10 +151,7 @@ impl HealPlan {
                             && !matches!(e.rate, RateControl::Constant { .. })
                     })
                     .collect();
-                let band = match n.max_kbps {
-                    Some(hi) => format!("{lo}-{hi} kbps"),
-                    None => format!(">= {lo} kbps"),
-                };
+                let band = band_text(lo, n.max_kbps);
                 let measured = match (meets, unfloored.is_empty()) {
                     (Some(e), _) if !e.added => {
                         format!(
